@@ -1,0 +1,1 @@
+"""lmvae: lifelong generative modelling with VAEs."""

@@ -1,0 +1,153 @@
+"""Load image datasets as uint8 tensors, from torchvision's on-disk layout, .npz copies or the committed sample.
+
+Everything downstream works on tensors that live on the device: datasets this size fit in memory,
+and slicing a device tensor by index is far faster than a DataLoader with worker processes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import paths
+
+
+class DataMissingError(FileNotFoundError):
+    """A dataset is not on disk and could not (or may not) be downloaded."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    torchvision_name: str  # class in torchvision.datasets
+    stem: str  # file stem of the .npz copies and the committed sample
+    expected: tuple[str, ...]  # files torchvision reads, relative to the data root
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("MNIST", "mnist", ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte",
+                                            "MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte")),
+    "fashion": DatasetInfo("FashionMNIST", "fashion-mnist", tuple(
+        f"FashionMNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))),
+    "kmnist": DatasetInfo("KMNIST", "kmnist", tuple(
+        f"KMNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))),
+    "svhn": DatasetInfo("SVHN", "svhn", ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat")),
+    "cifar10": DatasetInfo("CIFAR10", "cifar10", ("cifar-10-batches-py/data_batch_1 ... data_batch_5",
+                                                  "cifar-10-batches-py/test_batch")),
+    "celeba": DatasetInfo("CelebA", "celeba", ("celeba/img_align_celeba/*.jpg", "celeba/list_eval_partition.txt")),
+    "omniglot": DatasetInfo("Omniglot", "omniglot", ("omniglot-py/images_background/", "omniglot-py/images_evaluation/")),
+}
+ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "cifar": "cifar10"}
+SOURCES = ("auto", "torchvision", "npz", "sample")
+
+
+def canonical_name(name: str) -> str:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return key
+
+
+def load_images(name: str, split: str = "train", root: str | Path | None = None, source: str = "auto",
+                download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 [N, C, H, W] and labels as int64 [N], on the CPU.
+
+    source: 'torchvision' reads torchvision's layout under root (downloading if allowed); 'npz' reads
+    root/npz/<stem>-<split>.npz; 'sample' reads the committed sample; 'auto' tries torchvision then npz.
+    """
+    key = canonical_name(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source == "sample":
+        return _from_npz(paths.sample_root() / f"{DATASETS[key].stem}-{split}.npz", key)
+    root = paths.data_root(root)
+    npz_file = root / "npz" / f"{DATASETS[key].stem}-{split}.npz"
+    if source == "npz":
+        return _from_npz(npz_file, key)
+    try:
+        return _from_torchvision(key, split, root, download)
+    except DataMissingError:
+        if source == "auto" and npz_file.exists():
+            return _from_npz(npz_file, key)
+        raise
+
+
+def _missing(key: str, root: Path, download: bool, cause: Exception | None = None) -> DataMissingError:
+    info = DATASETS[key]
+    files = "\n  ".join(str(root / f) for f in info.expected)
+    hint = ("the download failed (offline?)" if download else "downloads are off (pass download=True to allow them)")
+    return DataMissingError(
+        f"dataset {key!r} ({info.torchvision_name}) was not found under {root}; {hint}.\n"
+        f"Expected torchvision's layout:\n  {files}\n"
+        f"or an .npz copy at {root / 'npz' / (info.stem + '-train.npz')} (arrays 'images' uint8 and 'labels').\n"
+        f"Set the root with data_root=..., or the LMVAE_DATA environment variable."
+        + (f"\nCause: {cause}" if cause else ""))
+
+
+def _from_npz(file: Path, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not file.exists():
+        raise DataMissingError(f"dataset {key!r}: no file {file}")
+    with np.load(file) as d:
+        images, labels = d["images"], d["labels"]
+    return _to_nchw(images, key), torch.as_tensor(labels.astype(np.int64))
+
+
+def _to_nchw(images: np.ndarray | torch.Tensor, key: str) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    if key == "omniglot" and x.float().mean() > 127:
+        # Omniglot PNGs draw black strokes on white; invert so strokes are "on", as in MNIST.
+        x = 255 - x
+    return x.contiguous().to(torch.uint8)
+
+
+def _from_torchvision(key: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    train = split == "train"
+    cls = getattr(tvd, DATASETS[key].torchvision_name)
+    try:
+        if key in ("mnist", "fashion", "kmnist"):
+            ds = cls(str(root), train=train, download=download)
+            return _to_nchw(ds.data, key), ds.targets.long()
+        if key == "cifar10":
+            ds = cls(str(root), train=train, download=download)
+            return _to_nchw(ds.data, key), torch.as_tensor(ds.targets, dtype=torch.int64)
+        if key == "svhn":
+            ds = cls(str(root), split=split, download=download)
+            return torch.as_tensor(ds.data), torch.as_tensor(ds.labels, dtype=torch.int64)
+        return _from_image_folder(key, cls, split, root, download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise _missing(key, root, download, err) from None
+    except (OSError, ValueError) as err:  # failed download or unreadable files
+        raise _missing(key, root, download, err) from None
+
+
+def _from_image_folder(key: str, cls, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """CelebA and Omniglot are folders of image files: decode them once and cache a tensor file."""
+    cache = root / f"{key}-{split}-cache.pt"
+    if cache.exists():
+        images, labels = torch.load(cache)
+        return images, labels
+    import torchvision.transforms as T
+
+    if key == "celeba":
+        tf = T.Compose([T.CenterCrop(148), T.Resize(64), T.PILToTensor()])
+        ds = cls(str(root), split="train" if split == "train" else "test", download=download, transform=tf,
+                 target_type="identity")
+    else:
+        tf = T.PILToTensor()
+        ds = cls(str(root), background=(split == "train"), download=download, transform=tf)
+    items = [ds[i] for i in range(len(ds))]
+    images = _to_nchw(torch.stack([im for im, _ in items]), key)
+    labels = torch.as_tensor([int(lbl) for _, lbl in items], dtype=torch.int64)
+    torch.save((images, labels), cache)
+    return images, labels

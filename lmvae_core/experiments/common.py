@@ -1,0 +1,71 @@
+"""What every notebook does first: check its parameters, resolve profile/device/paths, seed."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import paths
+from ..data.streams import DataConfig, data_config
+from ..results.writers import Outputs
+from ..runtime import pick_device, resolve_profile, seed_everything
+
+NOTEBOOKS = ("00_mixture_of_vaes", "01_lmvae", "02_lifelong_generative_modeling", "03_binarized_regularization",
+             "04_ocm", "05_benchmark")
+
+
+@dataclass
+class Run:
+    notebook: str
+    profile: str
+    seed: int
+    device: torch.device
+    data_root: str | None
+    out: Outputs
+    force: bool = False
+    progress: bool = True
+    settings: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def data(self, **overrides) -> DataConfig:
+        """Data configuration for this run: the committed sample in smoke, full data otherwise."""
+        limits = {k: self.settings[k] for k in ("train_limit", "test_limit") if k in self.settings}
+        return data_config(self.profile, self.device, self.data_root, **(limits | overrides))
+
+    def __repr__(self) -> str:
+        return (f"Run({self.notebook}: profile={self.profile}, seed={self.seed}, device={self.device}, "
+                f"out={self.out.dir})")
+
+
+def _check(name: str, value, types, allow_none: bool = False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise TypeError(f"parameter {name} must be {types}, got bool {value!r}")
+    if not isinstance(value, types):
+        expected = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+        raise TypeError(f"parameter {name} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
+def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: str = "auto",
+          data_root: str | None = None, out_dir: str | None = None, force: bool = False, progress: bool = True,
+          settings: dict[str, dict] | None = None) -> Run:
+    """Validate a notebook's parameters and build its Run. Bad values fail here, before any work."""
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
+    _check("profile", profile, str, allow_none=True)
+    _check("seed", seed, int)
+    _check("device", device, str)
+    _check("data_root", data_root, (str, Path), allow_none=True)
+    _check("out_dir", out_dir, (str, Path), allow_none=True)
+    _check("force", force, bool)
+    _check("progress", progress, bool)
+    resolved = resolve_profile(profile)
+    dev = pick_device(device)
+    seed_everything(seed)
+    out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)
+    chosen = (settings or {}).get(resolved, {})
+    return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
+               dict(chosen))

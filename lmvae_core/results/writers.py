@@ -1,0 +1,52 @@
+"""Write every figure and table a notebook shows into figures/<notebook>/ (PNG, CSV, Markdown, JSON)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+from .claims import Claim, claims_frame
+
+
+class Outputs:
+    """One notebook's output folder; the notebook calls these instead of ad-hoc savefig calls."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 110):
+        path = self.dir / f"{name}.png"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return fig
+
+    def table(self, frame, name: str, index: bool = False, floatfmt: str = ".3g"):
+        frame.to_csv(self.dir / f"{name}.csv", index=index)
+        (self.dir / f"{name}.md").write_text(frame.to_markdown(index=index, floatfmt=floatfmt) + "\n")
+        return frame
+
+    def json(self, obj, name: str) -> Path:
+        path = self.dir / f"{name}.json"
+        path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=_jsonable))
+        return path
+
+    def claims(self, claims: list[Claim], notebook: str = ""):
+        """claims.csv and claims.md, verdicts computed from the measured values."""
+        return self.table(claims_frame(claims, notebook), "claims")
+
+
+def _jsonable(o):
+    try:
+        import numpy as np
+        import torch
+
+        if isinstance(o, torch.Tensor):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)

@@ -1,0 +1,51 @@
+"""Seeds, device selection and profile resolution shared by every experiment."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+def seed_everything(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r} ({type(seed).__name__})")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
+        idx = torch.device(device).index or 0
+        if idx >= torch.cuda.device_count():
+            raise RuntimeError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """'auto' (or None) means paper on a CUDA machine and quick otherwise; $LMVAE_PROFILE is the default."""
+    if profile is None:
+        profile = os.environ.get("LMVAE_PROFILE", "auto")
+    if not isinstance(profile, str):
+        raise TypeError(f"profile must be a string, got {profile!r}")
+    if profile == "auto":
+        return "paper" if torch.cuda.is_available() else "quick"
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)} or 'auto'")
+    return profile
