@@ -116,6 +116,7 @@ def _from_torchvision(key: str, split: str, root: Path, download: bool) -> tuple
     cls = getattr(tvd, DATASETS[key].torchvision_name)
     try:
         if key in ("mnist", "fashion", "kmnist"):
+            _gunzip_raw(root / DATASETS[key].torchvision_name / "raw")
             ds = cls(str(root), train=train, download=download)
             return _to_nchw(ds.data, key), ds.targets.long()
         if key == "cifar10":
@@ -129,6 +130,20 @@ def _from_torchvision(key: str, split: str, root: Path, download: bool) -> tuple
         raise _missing(key, root, download, err) from None
     except (OSError, ValueError) as err:  # failed download or unreadable files
         raise _missing(key, root, download, err) from None
+
+
+def _gunzip_raw(raw: Path) -> None:
+    """torchvision reads only the unpacked IDX files (its download unpacks them); unpack copied .gz files."""
+    import gzip
+    import shutil
+
+    if not raw.is_dir():
+        return
+    for gz in raw.glob("*-ubyte.gz"):
+        target = gz.with_suffix("")
+        if not target.exists():
+            with gzip.open(gz, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
 
 
 def _from_image_folder(key: str, cls, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:

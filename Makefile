@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine: `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= auto
+
+.PHONY: install reproduce test lab bench clean
+
+install: $(VENV)/.installed
+
+# torch and torchvision are resolved together from the package index (no exact torch pin).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## Run every notebook through papermill (paper profile on a GPU, quick otherwise) and regenerate figures/.
+reproduce: install
+	$(BIN)/lmvae reproduce --profile $(PROFILE)
+
+## Unit tests, then every notebook under nbval in the smoke profile (outputs go to .lmvae/, not figures/).
+test: install
+	LMVAE_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+
+lab: install
+	$(BIN)/jupyter lab notebooks
+
+bench: install
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf .lmvae

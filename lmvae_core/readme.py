@@ -1,0 +1,60 @@
+"""Regenerate the README's results section from the committed claims tables (never typed by hand)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .experiments.common import NOTEBOOKS
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+GALLERY = {  # key figure per notebook, shown under the table when present
+    "00_mixture_of_vaes": "samples_per_expert_mnist.png",
+    "01_lmvae": "task_matrices.png",
+    "02_lifelong_generative_modeling": "cumulative_nelbo.png",
+    "03_binarized_regularization": "r_sweep.png",
+    "04_ocm": "memory_over_stream.png",
+    "05_benchmark": "benchmark_split_mnist.png",
+}
+
+
+def results_section(figures: Path) -> str:
+    frames, provenance = [], []
+    for name in NOTEBOOKS:
+        claims = figures / name / "claims.csv"
+        if not claims.exists():
+            continue
+        df = pd.read_csv(claims, keep_default_na=False)
+        df.insert(0, "notebook", name[:2])
+        frames.append(df[["notebook", "claim", "paper", "ours", "criterion", "verdict", "profile"]])
+        info = figures / name / "run_info.json"
+        if info.exists():
+            i = json.loads(info.read_text())
+            provenance.append(f"{name}: profile {i['profile']}, commit {i['commit']}, {i['seconds']:.0f} s")
+    if not frames:
+        return "No results yet: run `make reproduce`."
+    table = pd.concat(frames, ignore_index=True)
+    counts = table["verdict"].value_counts().to_dict()
+    lines = [table.to_markdown(index=False), "",
+             "Verdict counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".", ""]
+    if provenance:
+        lines += ["Produced by: " + "; ".join(provenance) + ".", ""]
+    gallery = [(n, f) for n, f in GALLERY.items() if (figures / n / f).exists()]
+    if gallery:
+        lines += ["### Gallery", ""]
+        lines += [f"**{n}**\n\n![{n}](figures/{n}/{f})\n" for n, f in gallery]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:
+    readme = readme or paths.repo_root() / "README.md"
+    figures = figures or paths.repo_root() / "figures"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{results_section(figures)}{END}{tail}")
+    return readme

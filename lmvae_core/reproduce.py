@@ -1,0 +1,106 @@
+"""Run the notebooks in order through papermill and summarise time, status and claim verdicts."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .experiments.common import NOTEBOOKS
+from .runtime import resolve_profile
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    status: str  # 'ok' | 'failed'
+    seconds: float
+    executed: Path
+    error: str = ""
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+def select_notebooks(only: str | None, notebook_dir: Path) -> list[str]:
+    available = [n for n in NOTEBOOKS if (notebook_dir / f"{n}.ipynb").exists()]
+    if not only:
+        return available
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    chosen = [n for n in available if any(n.startswith(w) for w in wanted)]
+    unknown = [w for w in wanted if not any(n.startswith(w) for n in available)]
+    if unknown:
+        raise ValueError(f"--only {only!r}: no notebook matches {unknown}; available: {', '.join(available)}")
+    return chosen
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=paths.repo_root(), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def verdict_counts(claims_csv: Path) -> dict[str, int]:
+    if not claims_csv.exists():
+        return {}
+    import pandas as pd
+
+    return pd.read_csv(claims_csv)["verdict"].value_counts().to_dict()
+
+
+def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
+              executed_dir: str | None = None, in_place: bool = False, echo=print) -> list[NotebookResult]:
+    import papermill as pm
+
+    resolved = resolve_profile(profile)
+    notebook_dir = paths.repo_root() / "notebooks"
+    names = select_notebooks(only, notebook_dir)
+    executed_root = Path(executed_dir) if executed_dir else paths.work_root() / "executed" / resolved
+    executed_root.mkdir(parents=True, exist_ok=True)
+    figures = Path(out) if out else paths.figures_root(resolved)
+    commit = git_commit()
+    results = []
+    for i, name in enumerate(names, 1):
+        source = notebook_dir / f"{name}.ipynb"
+        target = source if in_place else executed_root / f"{name}.ipynb"
+        echo(f"[{i}/{len(names)}] {name} (profile {resolved}) ...", end=" ", flush=True)
+        t0 = time.time()
+        params = {"profile": resolved, "progress": False}
+        if out:
+            params["out_dir"] = str(Path(out).resolve())
+        try:
+            pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
+                                progress_bar=False, kernel_name="python3")
+            status, error = "ok", ""
+        except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
+            status = "failed"
+            error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+        seconds = time.time() - t0
+        nb_out = figures / name
+        result = NotebookResult(name, status, seconds, target, error, verdict_counts(nb_out / "claims.csv"))
+        results.append(result)
+        if status == "ok" and nb_out.exists():
+            (nb_out / "run_info.json").write_text(json.dumps(
+                {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
+                 "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
+        echo(f"{status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
+    echo(summary_table(results))
+    (executed_root / "summary.json").write_text(json.dumps(
+        [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
+          "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
+    return results
+
+
+def summary_table(results: list[NotebookResult]) -> str:
+    lines = ["", f"{'notebook':34s} {'status':7s} {'time':>7s}  verdicts"]
+    for r in results:
+        verdicts = ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items())) or "-"
+        lines.append(f"{r.name:34s} {r.status:7s} {r.seconds:6.0f}s  {verdicts}")
+    total = sum(r.seconds for r in results)
+    lines.append(f"{'total':34s} {'':7s} {total:6.0f}s")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def sample_cfg():
+    from lmvae_core.data import DataConfig
+
+    return DataConfig(source="sample", device="cpu")
+
+
+@pytest.fixture
+def mnist_sample(sample_cfg):
+    from lmvae_core.data import load_split
+
+    return load_split("mnist", "test", sample_cfg)
+
+
+@pytest.fixture(autouse=True)
+def isolated_work_dir(tmp_path, monkeypatch):
+    """Caches and smoke figures of a test go to a temporary folder, never into the repository."""
+    monkeypatch.setenv("LMVAE_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("LMVAE_OUT", raising=False)
+    monkeypatch.delenv("LMVAE_CACHE", raising=False)

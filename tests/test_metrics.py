@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lmvae_core.metrics import TaskMatrix, active_units, cluster_accuracy, frechet_distance, usage_entropy
+from lmvae_core.metrics.fid import feature_classifier
+from lmvae_core.models import VAE
+
+
+def test_cluster_accuracy_is_invariant_to_relabelling():
+    y = np.repeat(np.arange(5), 20)
+    perm = np.array([3, 0, 4, 1, 2])
+    assert cluster_accuracy(y, perm[y]) == 1.0
+    pred = perm[y].copy()
+    pred[:10] = perm[1]  # half of class 0 sent to class 1's cluster
+    assert cluster_accuracy(y, pred) == pytest.approx(0.9)
+
+
+def test_usage_entropy_extremes():
+    assert usage_entropy(np.arange(10), 10) == pytest.approx(math.log(10))
+    assert usage_entropy(np.zeros(50, dtype=int), 10) == 0.0
+
+
+def test_task_matrix_average_and_forgetting():
+    m = TaskMatrix(["a", "b", "c"], higher_is_better=True)
+    m.values = np.array([[-100, np.nan, np.nan], [-110, -90, np.nan], [-130, -95, -80]], dtype=float)
+    assert m.average() == pytest.approx((-130 - 95 - 80) / 3)
+    assert m.average(1) == pytest.approx(-100)
+    # task a: best -100, final -130 -> 30; task b: best -90, final -95 -> 5
+    assert m.forgetting() == pytest.approx(17.5)
+    err = TaskMatrix(["a", "b"], higher_is_better=False, values=[[1.0, np.nan], [3.0, 2.0]])
+    assert err.forgetting() == pytest.approx(2.0)
+    assert TaskMatrix.from_dict(m.to_dict()).forgetting() == m.forgetting()
+
+
+def test_frechet_distance_closed_form():
+    g = np.random.default_rng(0)
+    a = g.normal(size=(20000, 3))
+    b = g.normal(size=(20000, 3)) * 2.0 + np.array([1.0, 0.0, 0.0])
+    # N(m1, I) vs N(m2, 4I): |m1-m2|^2 + tr(I + 4I - 2*2I) = 1 + 3
+    assert frechet_distance(a, b) == pytest.approx(4.0, abs=0.15)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_active_units_counts_only_varying_dimensions(mnist_sample):
+    vae = VAE(hidden=(32,), latent_dim=6)
+    with torch.no_grad():
+        # make units 0-2 ignore the input (constant mean): they must count as inactive
+        vae.encoder.head.weight[:3].zero_()
+        vae.encoder.head.weight[3:6].mul_(20)
+    n, var = active_units(vae, mnist_sample.x[:300])
+    assert n == 3 and torch.all(var[:3] < 1e-10)
+
+
+def test_feature_classifier_learns_and_is_cached(sample_cfg):
+    from lmvae_core.data import load_split
+
+    tr, te = load_split("mnist", "train", sample_cfg), load_split("mnist", "test", sample_cfg)
+    torch.manual_seed(0)
+    clf = feature_classifier("mnist-sample", tr.x, tr.y, epochs=2)
+    acc = (clf.predict(te.x) == te.y).float().mean().item()
+    assert acc > 0.8
+    again = feature_classifier("mnist-sample", tr.x, tr.y, epochs=2)
+    assert torch.equal(again.embed(te.x[:5]), clf.embed(te.x[:5]))
+    # real test digits sit closer to real training digits than to noise, in these features
+    noise = torch.rand_like(te.x[:500])
+    from lmvae_core.metrics import fid
+    assert fid(clf, te.x[:500], tr.x[:500]) < fid(clf, noise, tr.x[:500])

@@ -1,0 +1,97 @@
+import json
+
+import pandas as pd
+import pytest
+
+from lmvae_core.experiments.common import setup
+from lmvae_core.results import AtLeast, AtMost, Claim, Outputs, Within, cached, is_cached
+
+
+def test_cache_hits_and_misses(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    cfg = {"lr": 1e-3, "layers": [400, 20]}
+    assert cached("exp", cfg, compute, root=tmp_path) == {"value": 1}
+    assert cached("exp", cfg, compute, root=tmp_path) == {"value": 1}  # hit
+    assert len(calls) == 1 and is_cached("exp", cfg, root=tmp_path)
+    assert cached("exp", {**cfg, "lr": 2e-3}, compute, root=tmp_path) == {"value": 2}  # miss: other config
+    assert cached("exp", cfg, compute, root=tmp_path, force=True) == {"value": 3}  # force retrains
+    assert cached("exp", cfg, compute, root=tmp_path) == {"value": 3}
+
+
+def test_claim_verdicts_follow_their_rules():
+    assert Claim("c", "p", 0.9, AtLeast(0.8), "quick").verdict == "reproduced"
+    assert Claim("c", "p", 0.7, AtLeast(0.8, partly=0.6), "quick").verdict == "partly"
+    assert Claim("c", "p", 0.5, AtLeast(0.8, partly=0.6), "quick").verdict == "not reproduced"
+    assert Claim("c", "p", 3.0, AtMost(2.0, partly=4.0), "quick").verdict == "partly"
+    assert Claim("c", "p", -130.0, Within(-132.07, 5.0), "quick").verdict == "reproduced"
+    assert Claim("c", "p", -150.0, Within(-132.07, 5.0, 20.0), "quick").verdict == "partly"
+    assert Claim("c", "p", float("nan"), Within(0, 1), "quick").verdict == "not comparable"
+
+
+def test_outputs_write_figures_tables_and_claims(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Outputs(tmp_path / "nb")
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    out.figure(fig, "curve")
+    out.table(pd.DataFrame({"a": [1.0, 2.5]}), "t")
+    out.claims([Claim("x beats y", "yes", 2.0, AtLeast(1.0), "smoke")], "nb")
+    files = sorted(p.name for p in (tmp_path / "nb").iterdir())
+    assert files == ["claims.csv", "claims.md", "curve.png", "t.csv", "t.md"]
+    assert pd.read_csv(tmp_path / "nb" / "claims.csv")["verdict"].tolist() == ["reproduced"]
+
+
+def test_setup_rejects_bad_parameters_at_once():
+    with pytest.raises(ValueError, match="unknown profile"):
+        setup("00_mixture_of_vaes", profile="fast")
+    with pytest.raises(TypeError, match="seed must be int"):
+        setup("00_mixture_of_vaes", profile="smoke", seed="1")
+    with pytest.raises(TypeError, match="force must be bool"):
+        setup("00_mixture_of_vaes", profile="smoke", force="yes")
+    with pytest.raises(ValueError, match="unknown notebook"):
+        setup("07_gan", profile="smoke")
+
+
+def test_smoke_runs_never_write_into_committed_figures(tmp_path):
+    from lmvae_core import paths
+
+    run = setup("00_mixture_of_vaes", profile="smoke")
+    assert paths.repo_root() / "figures" not in run.out.dir.parents
+    assert run.out.dir.parent == tmp_path / "work" / "smoke" / "figures"
+    explicit = setup("00_mixture_of_vaes", profile="smoke", out_dir=str(tmp_path / "mine"))
+    assert explicit.out.dir == tmp_path / "mine" / "00_mixture_of_vaes"
+
+
+def test_cli_rejects_unknown_profile_and_notebook(capsys):
+    from lmvae_core.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["reproduce", "--profile", "fast"])
+    assert err.value.code == 2
+    assert main(["reproduce", "--profile", "smoke", "--only", "99"]) == 2
+    assert "no notebook matches" in capsys.readouterr().err
+
+
+def test_readme_section_regenerates_from_claims(tmp_path):
+    from lmvae_core.readme import update_readme
+
+    figs = tmp_path / "figures"
+    Outputs(figs / "00_mixture_of_vaes").claims([Claim("experts specialise", "q", 0.8, AtLeast(0.7), "quick")])
+    (figs / "00_mixture_of_vaes" / "run_info.json").write_text(json.dumps(
+        {"profile": "quick", "commit": "abc", "seconds": 12.0}))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\noutro\n")
+    update_readme(readme, figs)
+    first = readme.read_text()
+    update_readme(readme, figs)
+    assert readme.read_text() == first
+    assert "experts specialise" in first and "reproduced" in first and "old" not in first and "outro" in first
