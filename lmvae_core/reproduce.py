@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +51,12 @@ def verdict_counts(claims_csv: Path) -> dict[str, int]:
 
 
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
-              executed_dir: str | None = None, in_place: bool = False, echo=print) -> list[NotebookResult]:
+              executed_dir: str | None = None, in_place: bool = False, echo=print,
+              notebook_dir: str | Path | None = None) -> list[NotebookResult]:
     import papermill as pm
 
     resolved = resolve_profile(profile)
-    notebook_dir = paths.repo_root() / "notebooks"
+    notebook_dir = Path(notebook_dir) if notebook_dir else paths.repo_root() / "notebooks"
     names = select_notebooks(only, notebook_dir)
     executed_root = Path(executed_dir) if executed_dir else paths.work_root() / "executed" / resolved
     executed_root.mkdir(parents=True, exist_ok=True)

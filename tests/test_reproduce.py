@@ -1,0 +1,37 @@
+"""The reproduction pipeline on two tiny notebooks: one fails, the other still runs and is summarised."""
+import json
+
+import nbformat
+
+from lmvae_core.reproduce import reproduce
+
+
+def write_notebook(path, body: str):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "auto"\nout_dir = None\nprogress = True')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_is_reported_and_the_others_still_run(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "00_mixture_of_vaes.ipynb", "raise ValueError('boom')")
+    write_notebook(nbs / "01_lmvae.ipynb", """
+from lmvae_core.results import Outputs, Claim, AtLeast
+Outputs(out_dir + '/01_lmvae').claims([Claim('runs', 'yes', 1.0, AtLeast(0.5), profile)])
+""")
+    lines = []
+    results = reproduce("smoke", out=str(tmp_path / "figs"), executed_dir=str(tmp_path / "executed"),
+                        notebook_dir=nbs, echo=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert [r.status for r in results] == ["failed", "ok"]
+    assert "ValueError" in results[0].error and "boom" in results[0].error
+    assert (tmp_path / "executed" / "00_mixture_of_vaes.ipynb").exists()
+    assert results[1].verdicts == {"reproduced": 1}
+    info = json.loads((tmp_path / "figs" / "01_lmvae" / "run_info.json").read_text())
+    assert info["profile"] == "smoke"
+    summary = json.loads((tmp_path / "executed" / "summary.json").read_text())
+    assert [s["status"] for s in summary] == ["failed", "ok"]
+    assert any("executed notebook" in line for line in lines)
