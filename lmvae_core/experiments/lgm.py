@@ -1,0 +1,292 @@
+"""Notebook 02: Lifelong Generative Modeling (student-teacher VAE) against its baselines on task streams.
+
+Every method is the same code (lmvae_core.models.lgm) with switches. One cached run trains a method on
+a whole stream and evaluates it after every task: -ELBO per task and on the cumulative test set, the
+IWAE bound on a class-balanced subset of the cumulative test set, consistency with the previous model,
+and FID of prior samples against the cumulative test set in a feature classifier's space.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from ..data.streams import DataConfig, TaskStream, class_split_stream, load_split, permuted_stream
+from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, negative_elbo
+from ..models.lgm import LGM, LGMConfig, LifelongConfig, train_lifelong
+from ..results.cache import cached
+from ..results.claims import AtLeast, AtMost, Claim
+from .common import Run
+
+METHOD_LABELS = {"lgm": "LGM (replay + consistency)", "replay": "replay only (gamma_c=0)", "naive": "naive sequential",
+                 "ewc": "EWC", "full": "full data (upper bound)"}
+
+SETTINGS = {
+    "smoke": dict(datasets=("mnist",), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(32,),
+                  latent=4, epochs=1, max_steps=3, batch=50, ewc_gamma=10.0, fisher_samples=16, iwae_k=4, iwae_n=50,
+                  fid_n=150, fid_train=1000, fid_epochs=1, gammas=(0.0, 1.0), ablation_dataset="mnist",
+                  perm_tasks=2, perm_train=300, perm_test=100, perm_methods=("lgm", "naive"), seeds=(0,),
+                  sample_n=200),
+    "quick": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(200,),
+                  latent=10, epochs=1, max_steps=80, batch=64, lr=2e-3, ewc_gamma=10.0, fisher_samples=128,
+                  iwae_k=50, iwae_n=500, fid_n=500, fid_train=5000, fid_epochs=2, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
+                  perm_tasks=5, perm_train=5000, perm_test=1000, perm_methods=("lgm", "replay", "naive"),
+                  seeds=(0,), sample_n=1000),
+    "paper": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"),
+                  hidden=(512, 512), latent=40, epochs=50, batch=300, ewc_gamma=10.0, fisher_samples=1024,
+                  iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=60000, fid_epochs=5,
+                  gammas=(0.0, 0.1, 1.0, 10.0), ablation_dataset="mnist", perm_tasks=5, perm_train=60000,
+                  perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
+                  sample_n=5000),
+}
+
+
+@contextlib.contextmanager
+def cpu_threads(device, n: int = 1):
+    """Small MLP steps on a shared CPU run faster on one thread than on several competing ones."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def model_config(s: dict, shape=(1, 28, 28)) -> LGMConfig:
+    return LGMConfig(input_shape=tuple(shape), latent_dim=s["latent"], discrete_dim=1, grow=1, hidden=tuple(s["hidden"]))
+
+
+def lifelong_config(s: dict, method: str) -> LifelongConfig:
+    return LifelongConfig(method=method, epochs=s["epochs"], batch_size=s["batch"], lr=s.get("lr", 1e-3),
+                          ewc_gamma=s["ewc_gamma"], fisher_samples=s["fisher_samples"],
+                          max_steps=s.get("max_steps"))
+
+
+def split_stream(run: Run, dataset: str) -> TaskStream:
+    """10 tasks of one class each."""
+    return class_split_stream(dataset, 10, run.data())
+
+
+def perm_stream(run: Run) -> TaskStream:
+    s = run.settings
+    return permuted_stream(s["perm_tasks"], "mnist", run.seed, run.data(train_limit=s["perm_train"],
+                                                                        test_limit=s["perm_test"]))
+
+
+def classifier_for(run: Run, dataset: str):
+    """The feature classifier (FID features, class coverage of samples), trained on a training subset."""
+    s = run.settings
+    train = load_split(dataset, "train", run.data())
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(train), generator=g)[: s["fid_train"]].to(train.x.device)
+    with cpu_threads(run.device):
+        return feature_classifier(dataset, train.x[idx], train.y[idx], epochs=s["fid_epochs"], force=run.force)
+
+
+def _binarized_tests(stream: TaskStream) -> list[torch.Tensor]:
+    out = []
+    for j, task in enumerate(stream):
+        g = torch.Generator(device=task.test.x.device).manual_seed(123 + j)
+        out.append(torch.bernoulli(task.test.x, generator=g))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: LGM, prev: LGM | None, stream: TaskStream, tests: list[torch.Tensor], t: int, s: dict,
+             classifier, seed: int) -> dict:
+    model.eval()
+    torch.manual_seed(seed)
+    per_task = [negative_elbo(model, tests[j]) for j in range(t + 1)]
+    sizes = np.array([tests[j].shape[0] for j in range(t + 1)])
+    m = max(1, s["iwae_n"] // len(stream))
+    sub = torch.cat([tests[j][:m] for j in range(t + 1)])
+    iwae = float(iwae_log_likelihood(model, sub, k=s["iwae_k"]).mean())
+    consistency = float("nan")
+    if prev is not None:
+        consistency = float((prev.assign(tests[t - 1]) == model.assign(tests[t - 1])).float().mean())
+    real = stream.cumulative_test(t).x
+    real = real[torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(seed))[: s["fid_n"]].to(real.device)]
+    samples = model.sample(s["fid_n"], generator=_gen(real.device, seed))
+    return {"task": t, "per_task_nelbo": per_task, "cum_nelbo": float(np.dot(per_task, sizes) / sizes.sum()),
+            "cum_iwae": iwae, "consistency": consistency, "fid": fid(classifier, samples, real),
+            "n_categories": model.n_categories}
+
+
+def _gen(device, seed):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def run_method(run: Run, stream: TaskStream, method: str, classifier, classifier_key: dict, seed: int | None = None,
+               gamma_c: float = 1.0, data: DataConfig | None = None) -> dict:
+    """Train one method on a stream (cached by everything it depends on), evaluating after every task."""
+    s = run.settings
+    seed = run.seed if seed is None else seed
+    if method == "replay":
+        gamma_c = 0.0
+    mcfg = model_config(s, stream[0].train.x.shape[1:])
+    mcfg.gamma_c = gamma_c if method in ("lgm", "replay") else mcfg.gamma_c
+    lcfg = lifelong_config(s, method)
+    data = data or run.data()
+    eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n")}
+    key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
+           "lifelong": asdict(lcfg), "seed": seed, "data": asdict(data) | {"device": None}, "eval": eval_keys,
+           "classifier": classifier_key}
+
+    def fit():
+        tests = _binarized_tests(stream)
+        log = []
+
+        def on_task_end(t, student, prev):
+            log.append(evaluate(student, prev, stream, tests, t, s, classifier, seed + 7 * t))
+
+        t0 = time.time()
+        model, histories = train_lifelong([task.train.x for task in stream], mcfg, lcfg, seed=seed,
+                                          on_task_end=on_task_end, progress=run.progress, gamma_c=gamma_c)
+        seconds = time.time() - t0
+        samples = model.sample(s["sample_n"], generator=_gen(model.tau.device, seed))
+        pred = classifier.predict(samples).cpu().numpy()
+        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
+                "log": log, "histories": histories, "seconds": seconds,
+                "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
+
+    with cpu_threads(run.device):
+        return cached("lgm_stream", key, fit, force=run.force)
+
+
+def rebuild(result: dict, device) -> LGM:
+    model = LGM.from_spec(result["spec"]).to(device)
+    model.load_state_dict(result["state"])
+    return model.eval()
+
+
+def _clf_key(run: Run, dataset: str) -> dict:
+    s = run.settings
+    return {"dataset": dataset, "n": s["fid_train"], "epochs": s["fid_epochs"], "source": run.data().source}
+
+
+def split_experiment(run: Run, dataset: str, methods=None) -> dict:
+    """All methods on split <dataset> (10 one-class tasks), every seed of the profile."""
+    s = run.settings
+    stream = split_stream(run, dataset)
+    clf = classifier_for(run, dataset)
+    out = {"stream": stream, "classifier": clf, "runs": {}}
+    for method in methods or s["methods"]:
+        out["runs"][method] = [run_method(run, stream, method, clf, _clf_key(run, dataset), seed) for seed in s["seeds"]]
+    return out
+
+
+def gamma_ablation(run: Run, dataset: str | None = None) -> dict[float, list[dict]]:
+    """LGM with gamma_c in the profile's list (0 = replay only; 1 = the main LGM runs, reused from the cache)."""
+    s = run.settings
+    dataset = dataset or s["ablation_dataset"]
+    stream = split_stream(run, dataset)
+    clf = classifier_for(run, dataset)
+    out = {}
+    for g in s["gammas"]:
+        method = "replay" if g == 0 else "lgm"
+        out[g] = [run_method(run, stream, method, clf, _clf_key(run, dataset), seed, gamma_c=g) for seed in s["seeds"]]
+    return out
+
+
+def permuted_experiment(run: Run) -> dict:
+    s = run.settings
+    stream = perm_stream(run)
+    clf = classifier_for(run, "mnist")
+    data = run.data(train_limit=s["perm_train"], test_limit=s["perm_test"])
+    runs = {m: [run_method(run, stream, m, clf, _clf_key(run, "mnist"), seed, data=data) for seed in s["seeds"]]
+            for m in s["perm_methods"]}
+    return {"stream": stream, "runs": runs}
+
+
+# ---- summaries --------------------------------------------------------------------------------------------
+
+
+def curve(results: list[dict], key: str) -> np.ndarray:
+    """Mean over seeds of a per-task metric: array [n_tasks]."""
+    return np.nanmean(np.array([[e[key] for e in r["log"]] for r in results], dtype=float), axis=0)
+
+
+def nelbo_matrix(result: dict, names: list[str]) -> TaskMatrix:
+    m = TaskMatrix(names, higher_is_better=False)
+    for e in result["log"]:
+        for j, v in enumerate(e["per_task_nelbo"]):
+            m.record(e["task"], j, v)
+    return m
+
+
+def forgetting(results: list[dict], names: list[str]) -> float:
+    """Mean over seeds of the TaskMatrix forgetting of -ELBO (nats: final minus best earlier, old tasks)."""
+    return float(np.mean([nelbo_matrix(r, names).forgetting() for r in results]))
+
+
+def classes_covered(result: dict, min_share: float = 0.02) -> int:
+    return int((np.asarray(result["sample_classes"]) >= min_share).sum())
+
+
+def summary_rows(exp: dict, dataset: str) -> list[dict]:
+    names = exp["stream"].names
+    rows = []
+    for method, results in exp["runs"].items():
+        rows.append({"dataset": dataset, "method": METHOD_LABELS[method],
+                     "-ELBO cumulative, final": curve(results, "cum_nelbo")[-1],
+                     "IWAE log-lik. cumulative, final": curve(results, "cum_iwae")[-1],
+                     "-ELBO forgetting (old tasks)": forgetting(results, names),
+                     "-ELBO task 0, final": float(np.mean([r["log"][-1]["per_task_nelbo"][0] for r in results])),
+                     "mean consistency": float(np.nanmean(curve(results, "consistency"))),
+                     "FID final": curve(results, "fid")[-1],
+                     "classes covered by samples": float(np.mean([classes_covered(r) for r in results])),
+                     "train s": float(np.mean([r["seconds"] for r in results]))})
+    return rows
+
+
+def claims(splits: dict[str, dict], ablation: dict, perm: dict | None, profile: str) -> list[Claim]:
+    out = []
+    for dataset, exp in splits.items():
+        names, runs = exp["stream"].names, exp["runs"]
+        f_lgm, f_naive = forgetting(runs["lgm"], names), forgetting(runs["naive"], names)
+        # The ratio only means something when the naive VAE does forget (by more than a nat).
+        ratio = f_lgm / f_naive if f_naive > 1.0 else float("nan")
+        out.append(Claim(f"{dataset}: LGM's -ELBO on old tasks grows far less than the naive VAE's "
+                         "(forgetting ratio LGM / naive)", "qualitative ('far less')", ratio,
+                         AtMost(0.5, partly=0.8), profile,
+                         note=f"forgetting (nats) LGM {f_lgm:.1f}, naive {f_naive:.1f}"))
+        c_lgm, c_naive = curve(runs["lgm"], "cum_nelbo")[-1], curve(runs["naive"], "cum_nelbo")[-1]
+        out.append(Claim(f"{dataset}: LGM beats naive on the cumulative test set after the last task "
+                         "(-ELBO naive - LGM)", "qualitative", c_naive - c_lgm, AtLeast(5.0, partly=0.0), profile,
+                         unit="nats"))
+        r_lgm, r_rep = curve(runs["lgm"], "cum_nelbo")[-1], curve(runs["replay"], "cum_nelbo")[-1]
+        out.append(Claim(f"{dataset}: the consistency regulariser improves over plain replay "
+                         "(final cumulative -ELBO, replay - LGM)", "qualitative", r_rep - r_lgm,
+                         AtLeast(1.0, partly=0.0), profile, unit="nats"))
+        k_lgm = np.nanmean(curve(runs["lgm"], "consistency"))
+        k_rep = np.nanmean(curve(runs["replay"], "consistency"))
+        out.append(Claim(f"{dataset}: the regulariser keeps the teacher's codes (mean consistency, LGM - replay)",
+                         "qualitative", k_lgm - k_rep, AtLeast(0.05, partly=0.0), profile,
+                         note=f"LGM {k_lgm:.3f}, replay {k_rep:.3f}"))
+        cov = float(np.mean([classes_covered(r) for r in runs["lgm"]]))
+        out.append(Claim(f"{dataset}: LGM's samples after the last task cover all seen classes "
+                         "(classes with >= 2% of samples, feature classifier)", "all 10", cov,
+                         AtLeast(10, partly=8), profile))
+        cov_n = float(np.mean([classes_covered(r) for r in runs["naive"]]))
+        out.append(Claim(f"{dataset}: the naive VAE draws (almost) only the last class (classes covered)",
+                         "1 (the last)", cov_n, AtMost(2, partly=4), profile))
+    if ablation:
+        positive = [g for g in ablation if g > 0]
+        g_best = min(positive, key=lambda g: curve(ablation[g], "cum_nelbo")[-1])
+        zero = curve(ablation[0.0], "cum_nelbo")[-1] if 0.0 in ablation else float("nan")
+        best = curve(ablation[g_best], "cum_nelbo")[-1]
+        out.append(Claim("gamma_c ablation: some gamma_c > 0 beats gamma_c = 0 (final cumulative -ELBO gain)",
+                         "qualitative", zero - best, AtLeast(1.0, partly=0.0), profile, unit="nats",
+                         note=f"best gamma_c = {g_best:g}"))
+    if perm:
+        runs = perm["runs"]
+        p_lgm, p_naive = curve(runs["lgm"], "cum_nelbo")[-1], curve(runs["naive"], "cum_nelbo")[-1]
+        out.append(Claim("permuted MNIST: LGM beats naive on the cumulative test set (-ELBO naive - LGM)",
+                         "qualitative", p_naive - p_lgm, AtLeast(5.0, partly=0.0), profile, unit="nats"))
+    return out

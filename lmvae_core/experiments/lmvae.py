@@ -1,0 +1,411 @@
+"""Notebook 01: L-MVAE, the lifelong mixture of VAEs, against a fine-tuned and a jointly trained VAE."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+import torch
+
+from ..data.streams import DataConfig, Split, load_split
+from ..metrics import TaskMatrix, iwae_log_likelihood
+from ..models.lmvae import LMVAE, LMVAEConfig
+from ..models.vae import VAE, VAEConfig
+from ..results.cache import cached
+from ..results.claims import AtLeast, AtMost, Claim, Within
+from ..training.loop import TrainConfig, make_optimizer, train
+from .common import Run
+
+# quick: MLP 784-256-20 on 28x28 with a Bernoulli decoder on dynamically binarised images; subsets of
+# the training sets (train_limit) so that the notebook runs in minutes on 2 CPU cores.
+# paper: the code's 32x32x3 convolutional experts, Gaussian (squared-error) decoder, latent 100,
+# Adam 1e-3, batch 64, 100 epochs per task, MNIST -> Fashion -> KMNIST -> CIFAR-10 (SVHN unavailable).
+SETTINGS = {
+    "smoke": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
+                  arch="mlp", hidden=64, latent=8, likelihood="bernoulli", size=None, n_experts=2,
+                  epochs=1, batch=128, train_limit=1000, test_limit=None, iwae_k=10, eval_n=200, probe=256,
+                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=600, growth_epochs=1,
+                  capacity_train=600, capacity_epochs=1, capacity_gamma=4.0, capacity_increase=25.0,
+                  timing_n=200, timing_k=20),
+    "quick": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
+                  arch="mlp", hidden=256, latent=20, likelihood="bernoulli", size=None, n_experts=2,
+                  epochs=3, batch=128, train_limit=10000, test_limit=None, iwae_k=100, eval_n=500, probe=256,
+                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=2000, growth_epochs=2,
+                  capacity_train=4000, capacity_epochs=3, capacity_gamma=4.0, capacity_increase=25.0,
+                  timing_n=500, timing_k=100),
+    "paper": dict(sequence=("mnist", "fashion", "kmnist", "cifar10"),
+                  growth_sequence=("mnist", "fashion", "mnist", "kmnist", "cifar10"),
+                  arch="conv", hidden=1024, channels=(64, 128, 256, 512), latent=100, likelihood="gaussian",
+                  size=32, n_experts=4, epochs=100, batch=64, train_limit=None, test_limit=None, iwae_k=5000,
+                  eval_n=2000, probe=64, threshold=0.5, thresholds=(0.0, 0.25, 0.5, 1.0, 2.0),
+                  growth_train=None, growth_epochs=20, capacity_train=None, capacity_epochs=100,
+                  capacity_gamma=4.0, capacity_increase=25.0, timing_n=2000, timing_k=1000),
+}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+def expert_config(s: dict, capacity: bool = False) -> VAEConfig:
+    rgb = s.get("size") == 32 and s["arch"] == "conv"
+    return VAEConfig(input_shape=(3, 32, 32) if rgb else (1, 28, 28), latent_dim=s["latent"], arch=s["arch"],
+                     hidden=(s["hidden"],), channels=tuple(s.get("channels", (32, 64))),
+                     activation="leaky_relu" if s["arch"] == "conv" else "relu", likelihood=s["likelihood"],
+                     capacity=0.5 if capacity else None,
+                     gamma=s["capacity_gamma"] if capacity else 1.0)
+
+
+def model_config(s: dict, threshold: float | None = None, n_experts: int | None = None,
+                 capacity: bool = False) -> LMVAEConfig:
+    return LMVAEConfig(expert=expert_config(s, capacity), n_experts=n_experts or s["n_experts"],
+                       reuse_threshold=s["threshold"] if threshold is None else threshold, probe_size=s["probe"],
+                       capacity_increase=s["capacity_increase"])
+
+
+def train_config(s: dict, run: Run, epochs: int | None = None) -> TrainConfig:
+    return TrainConfig(epochs=s["epochs"] if epochs is None else epochs, batch_size=s["batch"],
+                       binarize="dynamic" if s["likelihood"] == "bernoulli" else None, progress=run.progress)
+
+
+def data_for(run: Run) -> DataConfig:
+    s = run.settings
+    extra = {"size": 32, "rgb": True} if s.get("size") == 32 else {}
+    return run.data(**extra)
+
+
+def _key(**parts) -> dict:
+    out = {}
+    for k, v in parts.items():
+        if isinstance(v, TrainConfig):
+            v = asdict(v) | {"progress": None}
+        elif isinstance(v, DataConfig):
+            v = asdict(v) | {"device": None}
+        elif hasattr(v, "__dataclass_fields__"):
+            v = asdict(v)
+        out[k] = v
+    return out
+
+
+# -- data --------------------------------------------------------------------------------------------
+def train_images(name: str, data: DataConfig, limit: int | None) -> torch.Tensor:
+    x = load_split(name, "train", data).x
+    if limit is not None and limit < x.shape[0]:
+        g = torch.Generator().manual_seed(0)
+        x = x[torch.randperm(x.shape[0], generator=g)[:limit].to(x.device)]
+    return x
+
+
+def test_images(name: str, data: DataConfig, n: int | None, likelihood: str) -> Split:
+    """The first n test images, binarised once with a fixed seed for a Bernoulli decoder."""
+    test = load_split(name, "test", data)
+    x, y = test.x[:n], test.y[:n]
+    if likelihood == "bernoulli":
+        x = torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(123))
+    return Split(x, y)
+
+
+# -- evaluation ----------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_vae(vae: VAE, x: torch.Tensor, k: int) -> tuple[float, float]:
+    vae.eval()
+    return float(vae.reconstruction_error(x).mean()), float(iwae_log_likelihood(vae, x, k=k).mean())
+
+
+@torch.no_grad()
+def evaluate_lmvae(model: LMVAE, x: torch.Tensor, k: int) -> tuple[float, float]:
+    model.eval()
+    choice = model.select(x)
+    return float(model.reconstruction_error(x, choice).mean()), float(model.log_likelihood(x, k, choice).mean())
+
+
+# -- the three learners ------------------------------------------------------------------------------
+def run_lmvae(names, cfg: LMVAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
+              eval_n: int | None, iwae_k: int, likelihood: str, evaluate: bool = True, force: bool = False) -> dict:
+    """Train L-MVAE task by task; after each task evaluate it on every task seen so far. Cached."""
+    key = _key(names=list(names), model=cfg, train=tcfg, data=data, seed=seed, limit=limit, eval_n=eval_n,
+               iwae_k=iwae_k, evaluate=evaluate)
+
+    def fit():
+        torch.manual_seed(seed)
+        model = LMVAE(cfg).to(data.device)
+        tests = [test_images(n, data, eval_n, likelihood).x for n in names]
+        recon, ll = TaskMatrix(list(names), False), TaskMatrix(list(names), True)
+        decisions, seconds = [], []
+        for t, name in enumerate(names):
+            t0 = time.time()
+            d = model.fit_task(train_images(name, data, limit), name, tcfg)
+            seconds.append(time.time() - t0)
+            decisions.append({k: v for k, v in d.items()})
+            if evaluate:
+                for j in range(t + 1):
+                    r, l = evaluate_lmvae(model, tests[j], iwae_k)
+                    recon.record(t, j, r)
+                    ll.record(t, j, l)
+        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
+                "decisions": decisions, "train_seconds": seconds, "recon": recon.to_dict(), "iwae": ll.to_dict()}
+
+    return cached("lmvae", key, fit, force=force)
+
+
+def run_finetune(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
+                 eval_n: int | None, iwae_k: int, likelihood: str, force: bool = False) -> dict:
+    """One VAE trained task after task (catastrophic forgetting)."""
+    key = _key(names=list(names), model=cfg, train=tcfg, data=data, seed=seed, limit=limit, eval_n=eval_n,
+               iwae_k=iwae_k)
+
+    def fit():
+        torch.manual_seed(seed)
+        vae = VAE(cfg).to(data.device)
+        tests = [test_images(n, data, eval_n, likelihood).x for n in names]
+        recon, ll = TaskMatrix(list(names), False), TaskMatrix(list(names), True)
+        for t, name in enumerate(names):
+            train(vae, train_images(name, data, limit), tcfg, optimizer=make_optimizer(vae.parameters(), tcfg),
+                  desc=f"fine-tuned VAE task {t} ({name})")
+            for j in range(t + 1):
+                r, l = evaluate_vae(vae, tests[j], iwae_k)
+                recon.record(t, j, r)
+                ll.record(t, j, l)
+        return {"recon": recon.to_dict(), "iwae": ll.to_dict()}
+
+    return cached("lmvae_finetune", key, fit, force=force)
+
+
+def run_joint(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
+              eval_n: int | None, iwae_k: int, likelihood: str, force: bool = False) -> dict:
+    """One VAE trained on the union of all tasks (the upper bound a single model of this size reaches)."""
+    key = _key(names=list(names), model=cfg, train=tcfg, data=data, seed=seed, limit=limit, eval_n=eval_n,
+               iwae_k=iwae_k)
+
+    def fit():
+        torch.manual_seed(seed)
+        vae = VAE(cfg).to(data.device)
+        x = torch.cat([train_images(n, data, limit) for n in dict.fromkeys(names)])
+        train(vae, x, tcfg, desc="joint VAE")
+        rows = [evaluate_vae(vae, test_images(n, data, eval_n, likelihood).x, iwae_k) for n in names]
+        return {"recon": [r for r, _ in rows], "iwae": [l for _, l in rows]}
+
+    return cached("lmvae_joint", key, fit, force=force)
+
+
+def rebuild(result: dict, device) -> LMVAE:
+    model = LMVAE.from_spec(result["spec"]).to(device)
+    model.load_state_dict(result["state"])
+    return model.eval()
+
+
+def main_sequence(run: Run) -> dict:
+    """L-MVAE, fine-tuned VAE and joint VAE on the main domain sequence, with their task matrices."""
+    s = run.settings
+    data, tcfg = data_for(run), train_config(s, run)
+    common = dict(data=data, seed=run.seed, limit=s["train_limit"], eval_n=s["eval_n"], iwae_k=s["iwae_k"],
+                  likelihood=s["likelihood"], force=run.force)
+    names = list(s["sequence"])
+    lm = run_lmvae(names, model_config(s), tcfg, **common)
+    ft = run_finetune(names, expert_config(s), tcfg, **common)
+    jt = run_joint(names, expert_config(s), tcfg, **common)
+    return {"names": names, "lmvae": lm, "model": rebuild(lm, run.device), "finetune": ft, "joint": jt,
+            "matrices": {m: {"L-MVAE": TaskMatrix.from_dict(lm[m]), "fine-tuned VAE": TaskMatrix.from_dict(ft[m])}
+                         for m in ("recon", "iwae")}}
+
+
+def summary_rows(res: dict) -> list[dict]:
+    rows = []
+    for method in ("L-MVAE", "fine-tuned VAE"):
+        r, l = res["matrices"]["recon"][method], res["matrices"]["iwae"][method]
+        rows.append({"method": method, "avg recon error (final)": r.average(), "recon forgetting": r.forgetting(),
+                     "avg log-lik (final, nats)": l.average(), "log-lik forgetting (nats)": l.forgetting()})
+    rows.append({"method": "joint VAE", "avg recon error (final)": float(np.mean(res["joint"]["recon"])),
+                 "recon forgetting": float("nan"), "avg log-lik (final, nats)": float(np.mean(res["joint"]["iwae"])),
+                 "log-lik forgetting (nats)": float("nan")})
+    return rows
+
+
+# -- expert selection ------------------------------------------------------------------------------------
+@torch.no_grad()
+def selection(run: Run, model: LMVAE, names, criterion: str = "recon") -> dict:
+    """Confusion domain -> selected expert on the test sets, and the share routed to the domain's own expert."""
+    s = run.settings
+    data = data_for(run)
+    domains = list(dict.fromkeys(names))
+    own = {n: model.task_expert[names.index(n)] for n in domains}
+    conf = np.zeros((len(domains), len(model)), dtype=int)
+    for i, n in enumerate(domains):
+        choice = model.select(test_images(n, data, s["eval_n"], s["likelihood"]).x, criterion)
+        conf[i] = np.bincount(choice.cpu().numpy(), minlength=len(model))
+    per_domain = np.array([conf[i, own[n]] / conf[i].sum() for i, n in enumerate(domains)])
+    return {"domains": domains, "confusion": conf, "own_expert": own, "per_domain": per_domain,
+            "accuracy": float(per_domain.mean()), "criterion": criterion}
+
+
+# -- growth and the reuse threshold ------------------------------------------------------------------------
+def growth(run: Run, threshold: float, evaluate: bool = False) -> dict:
+    """The growth sequence (a domain repeats) with one initial expert; experts added per task."""
+    s = run.settings
+    data = data_for(run)
+    tcfg = train_config(s, run, s["growth_epochs"])
+    res = run_lmvae(list(s["growth_sequence"]), model_config(s, threshold, n_experts=1), tcfg, data, run.seed,
+                    s["growth_train"], s["eval_n"], s["iwae_k"], s["likelihood"], evaluate, run.force)
+    return res
+
+
+def threshold_sweep(run: Run) -> list[dict]:
+    s = run.settings
+    rows = []
+    names = list(s["growth_sequence"])
+    data = data_for(run)
+    tests = {n: test_images(n, data, s["eval_n"], s["likelihood"]).x for n in dict.fromkeys(names)}
+    for th in s["thresholds"]:
+        res = growth(run, th)
+        model = rebuild(res, run.device)
+        err = float(np.mean([float(model.reconstruction_error(x).mean()) for x in tests.values()]))
+        sel = selection(run, model, names)
+        counts = [d["n_experts"] for d in res["decisions"]]
+        rows.append({"threshold": th, "experts": counts[-1], "experts after each task": counts,
+                     "actions": [d["action"] for d in res["decisions"]],
+                     "experts added by the repeat": _added_by_repeat(names, counts),
+                     "training steps": int(sum(d["steps"] for d in res["decisions"])),
+                     "avg recon error (all domains)": err, "selection accuracy": sel["accuracy"],
+                     "ratios": [d["ratios"] for d in res["decisions"]]})
+    return rows
+
+
+def _added_by_repeat(names, counts) -> int:
+    """Experts added by tasks whose domain appeared earlier in the sequence."""
+    added, seen = 0, set()
+    for t, n in enumerate(names):
+        if n in seen:
+            added += counts[t] - (counts[t - 1] if t else 0)
+        seen.add(n)
+    return added
+
+
+# -- pictures -------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def reconstructions(run: Run, model: LMVAE, names, n: int = 8) -> tuple[torch.Tensor, list[str]]:
+    """Rows: for each domain its test images, then their reconstruction by each assigned expert, then by the
+    selected expert."""
+    s = run.settings
+    data = data_for(run)
+    rows, labels = [], []
+    for name in dict.fromkeys(names):
+        x = load_split(name, "test", data).x[:n]
+        rows.append(x)
+        labels.append(f"{name}: input")
+        for k in model.assigned:
+            rows.append(model.experts.experts[k].reconstruct(x))
+            labels.append(f"expert {k} ({model.task_names[int(model.expert_task[k])]})")
+        rows.append(model.reconstruct(x))
+        labels.append("selected expert")
+    return torch.cat(rows), labels
+
+
+@torch.no_grad()
+def interpolation(run: Run, model: LMVAE, a: str, b: str, steps: int = 10) -> tuple[torch.Tensor, list[str]]:
+    """One image of domain a and one of domain b: each expert encodes both, interpolates linearly between the
+    posterior means in its latent space and decodes; last row: pixel-space blend for comparison."""
+    data = data_for(run)
+    xa, xb = load_split(a, "test", data).x[:1], load_split(b, "test", data).x[:1]
+    t = torch.linspace(0, 1, steps, device=xa.device)[:, None]
+    rows, labels = [], []
+    for k in model.assigned:
+        e = model.experts.experts[k]
+        za, zb = e.encode(xa)[0], e.encode(xb)[0]
+        rows.append(torch.sigmoid(e.decode((1 - t) * za + t * zb)))
+        labels.append(f"expert {k} ({model.task_names[int(model.expert_task[k])]})")
+    rows.append((1 - t[:, :, None, None]) * xa + t[:, :, None, None] * xb)
+    labels.append("pixel blend")
+    return torch.cat(rows), labels
+
+
+def capacity_variant(run: Run) -> dict:
+    """L-MVAE with capacity-controlled experts (recon + gamma |KL - C|, C growing each task)."""
+    s = run.settings
+    data = data_for(run)
+    tcfg = train_config(s, run, s["capacity_epochs"])
+    names = list(s["sequence"])
+    res = run_lmvae(names, model_config(s, n_experts=1, capacity=True), tcfg, data, run.seed, s["capacity_train"],
+                    s["eval_n"], s["iwae_k"], s["likelihood"], False, run.force)
+    return {"names": names, "result": res, "model": rebuild(res, run.device)}
+
+
+@torch.no_grad()
+def traversals(run: Run, model: LMVAE, name: str, expert: int, n_dims: int = 8, steps: int = 9,
+               span: float = 3.0) -> tuple[torch.Tensor, list[str], np.ndarray]:
+    """Latent traversals of one expert around the posterior mean of a test image, for its n_dims latent
+    dimensions with the largest mean KL on the domain's test images (the informative ones)."""
+    s = run.settings
+    data = data_for(run)
+    e = model.experts.experts[expert]
+    x = load_split(name, "test", data).x[: s["eval_n"]]
+    mu, logvar = e.encode(x)
+    kl = e.kl_per_dim(mu, logvar).mean(0)
+    dims = kl.argsort(descending=True)[:n_dims]
+    base = mu[:1]
+    vals = torch.linspace(-span, span, steps, device=x.device)
+    rows, labels = [], []
+    for d in dims.tolist():
+        z = base.repeat(steps, 1)
+        z[:, d] = vals
+        rows.append(torch.sigmoid(e.decode(z)))
+        labels.append(f"z{d} (KL {float(kl[d]):.2f})")
+    return torch.cat(rows), labels, kl.cpu().numpy()
+
+
+# -- inference cost -----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def inference_time(run: Run, model: LMVAE, names, repeats: int = 3) -> dict:
+    """Seconds per image to estimate log p(x) (IWAE, k samples): selecting one expert (one deterministic pass of
+    each expert) and running only it, against running the IWAE estimate of every assigned expert (batched)."""
+    s = run.settings
+    data = data_for(run)
+    x = torch.cat([test_images(n, data, s["timing_n"] // len(set(names)), s["likelihood"]).x
+                   for n in dict.fromkeys(names)])
+    k, ids = s["timing_k"], model.assigned
+
+    def one():
+        model.log_likelihood(x, k)
+
+    def every():
+        def lw(xb, kk):
+            return model.experts.all_experts(xb, op="log_weights", ids=ids, k=kk)  # [K, kk, B]
+        iwae_log_likelihood(lambda xb, kk: torch.logsumexp(lw(xb, kk), 0), x, k=k)
+
+    def best_of(fn):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    one()  # warm-up
+    t_one, t_all = best_of(one), best_of(every)
+    return {"experts": len(ids), "images": x.shape[0], "k": k, "selected expert (s/image)": t_one / x.shape[0],
+            "all experts (s/image)": t_all / x.shape[0], "ratio": t_one / t_all}
+
+
+# -- claims ----------------------------------------------------------------------------------------------------------
+def claims(main: dict, sel: dict, sweep: list[dict], timing: dict, profile: str, threshold: float,
+           n_domains: int) -> list[Claim]:
+    lm_ll, ft_ll = main["matrices"]["iwae"]["L-MVAE"], main["matrices"]["iwae"]["fine-tuned VAE"]
+    lm_f, ft_f = lm_ll.forgetting(), ft_ll.forgetting()
+    default = next(r for r in sweep if r["threshold"] == threshold)
+    joint_avg = float(np.mean(main["joint"]["iwae"]))
+    return [
+        Claim("No forgetting: one frozen expert per task (L-MVAE log-lik. forgetting, nats)",
+              "qualitative (no forgetting)", lm_f, AtMost(1.0, partly=5.0), profile, "nats",
+              note=f"fine-tuned VAE forgets {ft_f:.1f} nats (measured)"),
+        Claim("L-MVAE forgets far less than a fine-tuned VAE (forgetting L-MVAE - fine-tuned, nats)",
+              "qualitative", lm_f - ft_f, AtMost(-5.0, partly=0.0), profile, "nats"),
+        Claim("L-MVAE approaches a jointly trained VAE (final avg log-lik. L-MVAE - joint, nats)",
+              "qualitative", lm_ll.average() - joint_avg, AtLeast(-2.0, partly=-10.0), profile, "nats"),
+        Claim("The right expert is selected for each input (selection accuracy, test images)",
+              "qualitative (correct selection)", sel["accuracy"], AtLeast(0.95, partly=0.8), profile),
+        Claim("A repeated domain adds no expert (experts added by the repeated task)",
+              "qualitative (growth only for new tasks)", default["experts added by the repeat"], AtMost(0), profile,
+              note=f"reuse threshold {threshold}"),
+        Claim("Every new domain gets its own expert (experts at the end - distinct domains)",
+              "qualitative", default["experts"] - n_domains, Within(0, 0), profile),
+        Claim("Inference costs one expert (time selected expert / time all experts, IWAE)",
+              "qualitative (cost of one expert)", timing["ratio"],
+              AtMost(min(1.0, 1.5 / timing["experts"]), partly=1.0), profile,
+              note=f"{timing['experts']} experts, k={timing['k']}"),
+    ]

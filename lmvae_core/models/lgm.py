@@ -1,0 +1,437 @@
+"""Lifelong Generative Modeling (Ramapuram, Gregorova, Kalousis; arXiv 1705.09847): a student-teacher VAE.
+
+The latent is z = [z_c, z_d]: z_c an isotropic Gaussian (prior N(0, I)), z_d a K-way categorical
+(prior Uniform(K)) relaxed with Gumbel-softmax. In training z_d is the soft relaxed sample at the
+current temperature (annealed from `tau0` towards `tau_min` within each task); at evaluation it is
+a hard one-hot sample from Cat(pi(x)), so the evaluated model is the discrete-latent model itself.
+
+After each task the teacher is a frozen copy of the student. A new student is built with a larger
+discrete head (`grow` new categories for the new distribution); every parameter whose shape did not
+change is copied, and of the grown tensors (encoder output layer, decoder input layer) the old slice
+is copied, so the grown student computes exactly the teacher's outputs on the old parts (the new
+category's logit starts as a constant `new_bias` above the old biases, so new data open it first and the
+consistency term pulls replayed data back to the old categories). The student
+then trains on batches in which a fraction t/(t+1) is teacher replay (z_c ~ N(0, I), z_d a uniform
+one-hot over the teacher's categories, decoded to Bernoulli means) and the loss is
+
+    Bernoulli NLL + KL(q(z_c|x) || N(0, I)) + KL(Cat(pi(x)) || Uniform(K))
+    + gamma_c * KL(q_student(z_d|x) || q_teacher(z_d|x))   on the replayed rows only.
+
+The teacher has fewer categories than the student. For the consistency KL the teacher's posterior is
+extended to the student's categories by giving the new ones a total mass `teacher_eps` (the old ones
+keep (1 - eps) of theirs); the official code zero-pads log-probabilities instead, which is not a
+distribution. With equal category counts the term is the plain categorical KL (zero iff equal).
+
+The Gaussian KL is the closed form in (mu, logvar); the official code's defect (log-variance passed as
+the scale of torch.distributions.Normal) is not reproduced.
+
+Baselines are the same code with switches (`LifelongConfig.method`): 'lgm' (replay + regulariser),
+'replay' (gamma_c = 0), 'naive' (no replay, sequential fine-tuning), 'ewc' (no replay, a diagonal
+Fisher penalty gamma/2 * sum F (theta - theta_old)^2 on the parameters shared with the teacher,
+the Fishers of all finished tasks summed), and 'full' (every real image seen so far: the upper bound).
+
+IWAE evaluation (`log_weights`): z_c ~ q(z_c|x) and a hard z_d ~ Cat(pi(x)) are sampled; the weight
+p(x|z_c,z_d) p(z_c) p(z_d) / (q(z_c|x) q(z_d|x)) gives a valid lower bound on log p(x) of the
+hard-code model (q(z_d|x) > 0 for every category, so the proposal covers the prior's support).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.preprocess import binarize_dynamic
+from ..nets import MLPDecoder, MLPEncoder
+from ..training.checkpoint import register_model
+from ..training.loop import TrainConfig, check_finite, make_optimizer
+from .likelihoods import log_likelihood, mean_image
+from .vae import diag_gaussian_log_prob, standard_normal_log_prob
+
+METHODS = ("lgm", "replay", "naive", "ewc", "full")
+
+
+@dataclass
+class LGMConfig:
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 20  # continuous part z_c
+    discrete_dim: int = 1  # categories of z_d now (grows by `grow` per new task)
+    grow: int = 1
+    hidden: tuple[int, ...] = (256,)
+    activation: str = "relu"
+    tau0: float = 1.0  # Gumbel-softmax temperature at the start of a task
+    tau_min: float = 0.5  # ... annealed (exponentially) to this at the end of the task
+    gamma_c: float = 1.0  # weight of the consistency regulariser
+    teacher_eps: float = 1e-3  # teacher mass given to the student's new categories in the consistency KL
+    new_bias: float = 5.0  # a new category's logit starts constant (zero weights), this far above the largest old bias
+
+    def __post_init__(self):
+        self.input_shape, self.hidden = tuple(self.input_shape), tuple(self.hidden)
+        if self.latent_dim <= 0 or self.discrete_dim <= 0 or self.grow < 0 or not self.hidden:
+            raise ValueError("latent_dim and discrete_dim must be positive, grow >= 0, hidden non-empty")
+        if not 0 < self.tau_min <= self.tau0:
+            raise ValueError(f"need 0 < tau_min <= tau0, got tau0={self.tau0}, tau_min={self.tau_min}")
+        if self.gamma_c < 0 or not 0 < self.teacher_eps < 1:
+            raise ValueError("gamma_c must be >= 0 and teacher_eps in (0, 1)")
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension; std = exp(logvar / 2), not logvar."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(Cat(softmax(logits)) || Uniform(K)) per row."""
+    logp = F.log_softmax(logits, -1)
+    return (logp.exp() * (logp + math.log(logits.shape[-1]))).sum(-1)
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """A relaxed one-hot sample (hard=False) or an exact one-hot sample of Cat(softmax(logits)) (hard=True).
+
+    The hard sample is the argmax of logits + Gumbel noise (the Gumbel-max trick), i.e. an exact
+    categorical draw; it carries no gradient, which is fine at evaluation."""
+    u = torch.rand(logits.shape, device=logits.device, generator=generator).clamp(1e-10, 1 - 1e-7)
+    g = -torch.log(-torch.log(u))
+    if hard:
+        return F.one_hot((logits + g).argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return F.softmax((logits + g) / tau, -1)
+
+
+def consistency_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """KL(q_student(z_d|x) || q_teacher(z_d|x)) per row; the teacher gives its missing categories mass eps."""
+    ls = F.log_softmax(student_logits, -1)
+    lt = F.log_softmax(teacher_logits, -1)
+    extra = ls.shape[-1] - lt.shape[-1]
+    if extra < 0:
+        raise ValueError("the student has fewer categories than the teacher")
+    if extra > 0:
+        lt = torch.cat([lt + math.log1p(-eps), lt.new_full((*lt.shape[:-1], extra), math.log(eps / extra))], -1)
+    return (ls.exp() * (ls - lt)).sum(-1)
+
+
+@register_model
+class LGM(nn.Module):
+    """The VAE with a Gaussian + Gumbel-softmax latent that the student and the teacher both are."""
+    config_class = LGMConfig
+
+    def __init__(self, config: LGMConfig | None = None, **kwargs):
+        super().__init__()
+        self.config = config or LGMConfig(**kwargs)
+        c = self.config
+        # One encoder output layer: [mu (D), logvar (D), logits (K)]; decoder input [z_c (D), z_d (K)].
+        # The discrete parts come last, so growing K only appends rows / columns.
+        self.encoder = MLPEncoder(c.input_shape, c.hidden, 1, c.activation)
+        self.encoder.head = nn.Linear(c.hidden[-1], 2 * c.latent_dim + c.discrete_dim)
+        self.decoder = MLPDecoder(c.input_shape, c.hidden, c.latent_dim + c.discrete_dim, c.activation)
+        self.register_buffer("tau", torch.tensor(float(c.tau0)))
+
+    @property
+    def n_categories(self) -> int:
+        return self.config.discrete_dim
+
+    # -- the pieces ---------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.encoder.head(self.encoder.body(x))
+        d = self.config.latent_dim
+        return h[..., :d], h[..., d:2 * d].clamp(-12.0, 8.0), h[..., 2 * d:]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def sample_discrete(self, logits: torch.Tensor, hard: bool | None = None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """Soft Gumbel-softmax sample in training mode, hard one-hot at evaluation (unless `hard` is given)."""
+        return gumbel_softmax(logits, float(self.tau), (not self.training) if hard is None else hard, generator)
+
+    def terms(self, x: torch.Tensor, hard: bool | None = None) -> dict[str, torch.Tensor]:
+        """Per-image terms: recon = -log p(x|z), kl_c, kl_d, kl, elbo, loss, and the discrete logits."""
+        mu, logvar, logits = self.encode(x)
+        zc = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        zd = self.sample_discrete(logits, hard)
+        recon = -log_likelihood("bernoulli", x, self.decode(torch.cat([zc, zd], -1)))
+        kl_c = gaussian_kl(mu, logvar).sum(-1)
+        kl_d = categorical_kl_uniform(logits)
+        kl = kl_c + kl_d
+        return {"loss": recon + kl, "recon": recon, "kl_c": kl_c, "kl_d": kl_d, "kl": kl, "elbo": -(recon + kl),
+                "logits": logits}
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        t = self.terms(x)
+        return t["loss"].mean(), {k: v.mean() for k, v in t.items() if k != "logits"}
+
+    def forward(self, x: torch.Tensor, op: str = "terms", **kwargs):
+        return getattr(self, op)(x, **kwargs)
+
+    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x, z_c, z_d) - log q(z_c, z_d|x) for k samples, z_d a hard draw from Cat(pi(x)): [k, B]."""
+        mu, logvar, logits = self.encode(x)
+        zc = mu + torch.randn(k, *mu.shape, device=mu.device) * torch.exp(0.5 * logvar)
+        logq_d = F.log_softmax(logits, -1)
+        idx = torch.distributions.Categorical(logits=logits).sample((k,))  # [k, B]
+        zd = F.one_hot(idx, logits.shape[-1]).to(zc.dtype)
+        log_px = log_likelihood("bernoulli", x, self.decode(torch.cat([zc, zd], -1)))
+        log_prior = standard_normal_log_prob(zc) - math.log(logits.shape[-1])
+        log_q = diag_gaussian_log_prob(zc, mu, logvar) + logq_d.gather(-1, idx.T).T
+        return log_px + log_prior - log_q
+
+    def prior_codes(self, n: int, categories: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = [z_c ~ N(0, I), one-hot z_d]: uniform categories unless given."""
+        dev = self.tau.device
+        zc = torch.randn(n, self.config.latent_dim, device=dev, generator=generator)
+        if categories is None:
+            categories = torch.randint(0, self.n_categories, (n,), device=dev, generator=generator)
+        zd = F.one_hot(categories.to(dev), self.n_categories).float()
+        return torch.cat([zc, zd], -1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               categories: torch.Tensor | None = None) -> torch.Tensor:
+        """Bernoulli means decoded from the prior (the replay the teacher hands to the student)."""
+        return mean_image("bernoulli", self.decode(self.prior_codes(n, categories, generator)))
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+        """argmax_k q(z_d = k | x)."""
+        return torch.cat([self.encode(x[s:s + batch_size])[2].argmax(-1) for s in range(0, x.shape[0], batch_size)])
+
+    # -- growth ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def grown(self, extra: int | None = None) -> "LGM":
+        """A new model with `extra` more categories; same-shape parameters copied, grown ones copied on their
+        old slice (so the old outputs are unchanged), the new slice freshly initialised."""
+        extra = self.config.grow if extra is None else extra
+        cfg = copy.deepcopy(self.config)
+        cfg.discrete_dim += extra
+        new = type(self)(cfg).to(self.tau.device)
+        old_state = self.state_dict()
+        for name, p in new.state_dict().items():
+            src = old_state[name]
+            if src.shape == p.shape:
+                p.copy_(src)
+            else:
+                p[tuple(slice(0, s) for s in src.shape)].copy_(src)
+        # New data should open the new category rather than overwrite an old one: its logit starts high.
+        # Replayed (old) data are pulled back to the old categories by the consistency term.
+        old_k = 2 * cfg.latent_dim + self.config.discrete_dim
+        new.encoder.head.weight[old_k:] = 0.0
+        new.encoder.head.bias[old_k:] = new.encoder.head.bias[2 * cfg.latent_dim:old_k].max() + cfg.new_bias
+        new.tau.fill_(self.config.tau0)
+        return new
+
+    def spec(self) -> dict:
+        return {"config": asdict(self.config)}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "LGM":
+        return cls(cls.config_class(**spec["config"]))
+
+
+# ---- the student-teacher procedure ----------------------------------------------------------------------
+
+
+@dataclass
+class LifelongConfig:
+    method: str = "lgm"  # 'lgm' | 'replay' (gamma_c = 0) | 'naive' | 'ewc' | 'full'
+    epochs: int = 1  # per task: steps = epochs * ceil(N_task / batch_size)
+    max_steps: int | None = None  # cap on the steps per task (CPU profiles)
+    batch_size: int = 64  # rows per step, real + replay
+    lr: float = 1e-3
+    ewc_gamma: float = 10.0
+    fisher_samples: int = 256
+    binarize: str | None = "dynamic"  # of the real images; replay rows are Bernoulli means
+    grad_clip: float | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.ewc_gamma < 0:
+            raise ValueError("invalid LifelongConfig")
+
+    @property
+    def replays(self) -> bool:
+        return self.method in ("lgm", "replay")
+
+
+def replay_counts(t: int, batch_size: int) -> tuple[int, int]:
+    """(real, replay) rows of a batch at task index t (t tasks learned before): replay/(real+replay) = t/(t+1)."""
+    real = max(1, batch_size // (t + 1))
+    return real, t * real
+
+
+def fork(student: LGM, grow: bool = True) -> tuple[LGM, LGM]:
+    """End of a task: the teacher is a frozen copy of the student; the new student has a grown discrete head."""
+    teacher = copy.deepcopy(student).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    new = student.grown() if grow else copy.deepcopy(student)
+    for p in new.parameters():
+        p.requires_grad_(True)
+    return teacher, new
+
+
+def student_teacher_loss(student: LGM, teacher: LGM | None, real: torch.Tensor, replay: torch.Tensor | None,
+                         gamma_c: float) -> tuple[torch.Tensor, dict]:
+    """Mean over the batch of the ELBO loss, plus gamma_c * consistency KL on the replayed rows (zero on real rows)."""
+    x = real if replay is None or replay.shape[0] == 0 else torch.cat([real, replay])
+    t = student.terms(x)
+    loss_rows = t["loss"]
+    terms = {k: t[k].mean().detach() for k in ("loss", "recon", "kl_c", "kl_d")}
+    if teacher is not None and replay is not None and replay.shape[0] > 0 and gamma_c > 0:
+        with torch.no_grad():
+            t_logits = teacher.encode(replay)[2]
+        cons = consistency_kl(t["logits"][real.shape[0]:], t_logits, student.config.teacher_eps)
+        loss_rows = loss_rows + gamma_c * F.pad(cons, (real.shape[0], 0))
+        terms["consistency"] = cons.mean().detach()
+    loss = loss_rows.mean()
+    terms["total"] = loss.detach()
+    return loss, terms
+
+
+def diagonal_fisher(model: LGM, x: torch.Tensor, n: int = 256, chunk: int = 64,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Empirical diagonal Fisher: the mean over n images of the squared per-image gradient of the loss."""
+    from torch.func import functional_call, grad, vmap
+
+    idx = torch.randperm(x.shape[0], generator=generator)[:n].to(x.device)
+    data = binarize_dynamic(x[idx], None)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    was_training = model.training
+    model.train()
+
+    def one(p, xi):
+        return functional_call(model, (p, buffers), (xi.unsqueeze(0),), {"op": "terms"})["loss"].sum()
+
+    per_sample = vmap(grad(one), in_dims=(None, 0), randomness="different")
+    fisher = {k: torch.zeros_like(v) for k, v in params.items()}
+    for s in range(0, data.shape[0], chunk):
+        g = per_sample(params, data[s:s + chunk])
+        for k in fisher:
+            fisher[k] += g[k].pow(2).sum(0)
+    model.train(was_training)
+    return {k: v / data.shape[0] for k, v in fisher.items()}
+
+
+def ewc_penalty(student: LGM, anchor: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor],
+                gamma: float) -> torch.Tensor:
+    """gamma/2 * sum F (theta - theta_old)^2 over the slices the student shares with the anchor."""
+    total = 0.0
+    for name, p in student.named_parameters():
+        a, f = anchor[name], fisher[name]
+        sl = tuple(slice(0, s) for s in a.shape)
+        total = total + (f * (p[sl] - a).pow(2)).sum()
+    return 0.5 * gamma * total
+
+
+def add_fisher(total: dict | None, new: dict) -> dict:
+    """Sum of the Fishers of the finished tasks, each embedded in the current (grown) shapes."""
+    if total is None:
+        return new
+    out = {}
+    for k, v in new.items():
+        acc = v.clone()
+        old = total[k]
+        acc[tuple(slice(0, s) for s in old.shape)] += old
+        out[k] = acc
+    return out
+
+
+def anneal(cfg: LGMConfig, progress: float) -> float:
+    """Exponential decay from tau0 to tau_min over a task (progress in [0, 1])."""
+    return cfg.tau0 * (cfg.tau_min / cfg.tau0) ** min(max(progress, 0.0), 1.0)
+
+
+def train_task(student: LGM, t: int, x_task: torch.Tensor, lcfg: LifelongConfig, teacher: LGM | None = None,
+               x_pool: torch.Tensor | None = None, ewc: tuple[dict, dict] | None = None, gamma_c: float | None = None,
+               seed: int = 0, progress: bool = False, desc: str = "task") -> list[dict]:
+    """Train the student on task index t; returns one dict of mean terms per epoch.
+
+    Every step has lcfg.batch_size rows: 'lgm'/'replay' mix real rows of the task with t/(t+1) teacher
+    replay (see replay_counts), 'full' draws from x_pool (all real images seen so far), 'naive' and 'ewc'
+    use the task's images only ('ewc' adds the penalty towards the anchor given as ewc=(anchor, fisher))."""
+    from tqdm.auto import tqdm
+
+    gamma_c = student.config.gamma_c if gamma_c is None else gamma_c
+    if lcfg.method == "replay":
+        gamma_c = 0.0
+    g = torch.Generator().manual_seed(seed)
+    gd = torch.Generator(device=x_task.device).manual_seed(seed) if x_task.device.type != "cpu" else g
+    source = x_pool if lcfg.method == "full" and x_pool is not None else x_task
+    use_replay = lcfg.replays and teacher is not None and t > 0
+    n_real, n_replay = replay_counts(t, lcfg.batch_size) if use_replay else (lcfg.batch_size, 0)
+    steps_per_epoch = math.ceil(x_task.shape[0] / lcfg.batch_size)
+    if lcfg.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, max(1, lcfg.max_steps // max(1, lcfg.epochs)))
+    total = lcfg.epochs * steps_per_epoch
+    optimizer = make_optimizer(student.parameters(),
+                               TrainConfig(lr=lcfg.lr, batch_size=lcfg.batch_size, epochs=lcfg.epochs))
+    params = [p for grp in optimizer.param_groups for p in grp["params"]]
+    history, step = [], 0
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    student.train()
+    for epoch in range(lcfg.epochs):
+        sums: dict[str, float] = {}
+        order = torch.randint(0, source.shape[0], (steps_per_epoch, n_real), generator=g).to(source.device)
+        for s in range(steps_per_epoch):
+            student.tau.fill_(anneal(student.config, step / max(1, total - 1)))
+            real = source[order[s]]
+            if lcfg.binarize == "dynamic":
+                real = binarize_dynamic(real, gd if real.device == gd.device else None)
+            replay = teacher.sample(n_replay, generator=gd if real.device == gd.device else None) if n_replay else None
+            loss, terms = student_teacher_loss(student, teacher, real, replay, gamma_c)
+            if lcfg.method == "ewc" and ewc is not None:
+                pen = ewc_penalty(student, ewc[0], ewc[1], lcfg.ewc_gamma)
+                loss = loss + pen
+                terms["ewc"] = pen.detach()
+                terms["total"] = loss.detach()
+            check_finite(loss, terms, step, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if lcfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, lcfg.grad_clip)
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            step += 1
+            bar.update(1)
+        history.append({k: v / max(1, steps_per_epoch) for k, v in sums.items()} | {"tau": float(student.tau)})
+    bar.close()
+    student.eval()
+    return history
+
+
+def train_lifelong(tasks: list[torch.Tensor], mcfg: LGMConfig, lcfg: LifelongConfig, seed: int = 0,
+                   on_task_end: Callable[[int, LGM, LGM | None], None] | None = None,
+                   progress: bool = False, gamma_c: float | None = None) -> tuple[LGM, list[list[dict]]]:
+    """Run the whole sequence. on_task_end(t, student, previous_model) is called after each task
+    (previous_model: the model after task t-1, i.e. the teacher, for every method)."""
+    device = tasks[0].device
+    torch.manual_seed(seed)
+    student = LGM(mcfg).to(device)
+    teacher, fisher, histories = None, None, []
+    for t, x in enumerate(tasks):
+        if t > 0:
+            teacher, student = fork(student)
+        pool = torch.cat(tasks[: t + 1]) if lcfg.method == "full" else None
+        ewc = (({k: v.detach() for k, v in teacher.named_parameters()}, fisher)
+               if lcfg.method == "ewc" and teacher is not None else None)
+        histories.append(train_task(student, t, x, lcfg, teacher, pool, ewc, gamma_c, seed=seed * 1000 + t,
+                                    progress=progress, desc=f"{lcfg.method} task {t}"))
+        if lcfg.method == "ewc":
+            fisher = add_fisher(fisher, diagonal_fisher(student, x, lcfg.fisher_samples,
+                                                        generator=torch.Generator().manual_seed(seed + t)))
+        if on_task_end is not None:
+            on_task_end(t, student, teacher)
+    return student, histories
+
+
+__all__ = ["LGM", "LGMConfig", "LifelongConfig", "METHODS", "gaussian_kl", "categorical_kl_uniform",
+           "gumbel_softmax", "consistency_kl", "replay_counts", "fork", "student_teacher_loss", "diagonal_fisher",
+           "ewc_penalty", "train_task", "train_lifelong", "anneal"]

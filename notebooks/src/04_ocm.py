@@ -1,0 +1,238 @@
+# %% [markdown]
+# # 04 — OCM: task-free continual VAE learning by online cooperative memorization
+#
+# Fei Ye and Adrian G. Bors, *Continual Variational Autoencoder Learning via Online Cooperative
+# Memorization*, ECCV 2022 (arXiv 2207.10131); official code dtuzi123/OVAE (TensorFlow).
+#
+# The data arrive as a **task-free stream**: fixed-size batches of 64 images, sorted by class, with no task
+# labels and no boundaries, seen once. Every batch enters a **short-term memory (STM)**; the VAE trains on
+# STM u LTM after every arriving batch. When the STM is full, samples pass into the **long-term memory
+# (LTM)** by a kernel score on the encoder means (all components' means concatenated): each STM sample's
+# mean kernel similarity to the LTM, compared with lambda1, at most 14 per round; the STM is then cleared.
+# **Dynamic-OCM** adds a component when the memory's IWAE log-likelihood R moves by more than lambda2
+# between rounds, freezes the earlier components (their parameters leave the optimiser) and clears the LTM.
+# Components share the first encoder and decoder layers; all components are evaluated in one stacked
+# computation. The baseline **VAE-ELBO-Random** keeps a reservoir-sampled memory of the same size.
+#
+# The paper's text asks for *diverse* samples (far from what the LTM holds); the official code adds the
+# samples with the *highest* similarity. The direction is a parameter (`direction`): the main runs use the
+# paper's intent, section 5 compares both.
+#
+# Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`, `OCMLearner`); experiments:
+# `lmvae_core.experiments.ocm`. Labels are used for evaluation and memory histograms only.
+
+# %% tags=["parameters"]
+import os
+# smoke | quick | paper | auto (paper on a GPU, quick otherwise)
+profile = os.environ.get("LMVAE_PROFILE", "auto")
+seed = 0
+# auto | cpu | cuda | cuda:N
+device = "auto"
+# None: $LMVAE_DATA, else <repo>/data
+data_root = None
+# None: figures/ for quick and paper, a git-ignored folder for smoke
+out_dir = None
+force = False
+progress = True
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from lmvae_core.experiments.common import setup
+from lmvae_core.experiments import ocm as exp
+from lmvae_core.results import plots
+
+run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS)
+S = run.settings
+print(run)
+print(S)
+display(Markdown(
+    f"**Profile `{run.profile}`.** Stream: {S['stream_limit'] or 'all'} training images per dataset "
+    f"(class-balanced), batches of {S['batch_size']}; {S['epochs_per_batch']} pass(es) over STM u LTM per arriving "
+    f"batch (the paper: 100); STM {S['stm_size']}, at most {S['per_round']} per round, LTM capacity "
+    f"{S['ltm_capacity']}; ELBO with {S['train_samples']} sample(s), IWAE-{S['iwae_samples']} "
+    f"(the paper: 50); lr {S['lr']}; test log-likelihood IWAE-{S['eval_k']} on "
+    f"{S['eval_n'] or 'all'} test images; seeds {list(S['seeds'])}."
+    + ("" if run.profile == "paper" else " These are reduced settings: the numbers below are not the paper's setting.")))
+
+# %% [markdown]
+# ## 1. Table 1: split MNIST, split Fashion, split MNIST-Fashion
+# One pass over each task-free stream per method and seed (cached by the full configuration). The test
+# log-likelihood uses, for each test image, the component with the highest IWAE bound (the paper's
+# choice, optimistic because the choice uses the reported quantity); `ll_by_recon` chooses the component
+# by reconstruction error instead. Memory = LTM size at the end of the stream.
+
+# %%
+per_run, results = exp.table_runs(run, S["streams"])
+run.out.table(per_run, "table1_per_run")
+table1 = exp.summarise(per_run)
+run.out.table(table1, "table1")
+table1.round(2)
+
+# %%
+fig, axes = plt.subplots(1, len(S["streams"]), figsize=(5 * len(S["streams"]), 3.2), sharey=False)
+for ax, (stream, g) in zip(np.atleast_1d(axes), table1.groupby("stream", sort=False)):
+    x = np.arange(len(g))
+    ax.bar(x - 0.2, g.ll_mean, 0.4, yerr=g.ll_std.fillna(0), label="ours")
+    ax.bar(x + 0.2, g.paper_ll, 0.4, label="paper")
+    ax.set_xticks(x, [m.replace("-", "-\n", 1) for m in g.method], fontsize=7)
+    ax.set_title(stream)
+    ax.set_ylabel("test log-likelihood (nats)")
+    ax.set_ylim(min(g.ll_mean.min(), g.paper_ll.min()) * 1.1, 0)
+    ax.legend(fontsize=7)
+run.out.figure(fig, "table1_bars");
+
+# %% [markdown]
+# ## 2. Table 3: cross-domain stream MNIST -> Fashion -> Omniglot
+# Omniglot (105x105, drawers 1-15 for training) is resized to 28x28 on load; all its characters carry one
+# label (20) in the histograms. The IWVAE row is not in the paper's Table 3.
+
+# %%
+per_run_cross, results_cross = exp.table_runs(run, ["cross"], ("VAE-ELBO-Random", "VAE-ELBO-OCM", "Dynamic-ELBO-OCM"),
+                                              seeds=S["cross_seeds"])
+table3 = exp.summarise(per_run_cross)
+run.out.table(table3, "table3_cross_domain")
+table3.round(2)
+
+# %% [markdown]
+# ## 3. The memory along the stream (Dynamic-ELBO-OCM, first seed)
+# Top: LTM size per arriving batch, vertical lines where a component was added (the LTM is cleared then).
+# Bottom: the LTM's class histogram after each selection round (labels for evaluation only). Labels:
+# MNIST 0-9, Fashion 10-19, Omniglot 20.
+
+# %%
+shown = [s for s in (*S["streams"], "cross")]
+fig, axes = plt.subplots(2, len(shown), figsize=(4.5 * len(shown), 6), squeeze=False)
+for j, stream in enumerate(shown):
+    res = (results_cross if stream == "cross" else results)[(stream, "Dynamic-ELBO-OCM", S["seeds"][0])]
+    tr = exp.memory_trace(res)
+    ax = axes[0, j]
+    ax.plot(tr["batch"], tr["ltm"], lw=1.2)
+    for b in tr["expansions"]:
+        ax.axvline(b, color="r", ls="--", lw=0.8)
+    ax.set_title(f"{exp.STREAM_TITLES[stream]}: {res['components']} component(s)", fontsize=9)
+    ax.set_xlabel("arriving batch")
+    ax.set_ylabel("LTM size")
+    ax = axes[1, j]
+    counts = tr["class_counts"]
+    if len(counts):
+        ax.stackplot(tr["rounds"], counts.T, labels=[str(c) for c in range(counts.shape[1])],
+                     colors=plt.cm.tab20(np.arange(counts.shape[1]) % 20))
+    for b in tr["expansions"]:
+        ax.axvline(b, color="r", ls="--", lw=0.8)
+    ax.set_xlabel("arriving batch (selection rounds)")
+    ax.set_ylabel("LTM samples per class")
+    ax.legend(fontsize=5, ncol=3, loc="upper left")
+run.out.figure(fig, "memory_along_stream");
+
+# %%
+fig, axes = plt.subplots(1, len(S["streams"]), figsize=(4.5 * len(S["streams"]), 3), squeeze=False)
+for ax, stream in zip(axes[0], S["streams"]):
+    for method in ("VAE-ELBO-Random", "VAE-ELBO-OCM"):
+        labels = results[(stream, method, S["seeds"][0])]["memory_labels"].numpy()
+        n = 20 if stream == "mnist_fashion" else 10
+        ax.bar(np.arange(n) + (0.2 if method.endswith("OCM") else -0.2), np.bincount(labels, minlength=n)[:n], 0.4,
+               label=method)
+    ax.set_title(f"{exp.STREAM_TITLES[stream]}: final memory", fontsize=9)
+    ax.set_xlabel("class")
+    ax.legend(fontsize=7)
+run.out.figure(fig, "final_memory_histograms");
+
+# %% [markdown]
+# ## 4. Samples and reconstructions per component (Dynamic-ELBO-OCM)
+# Each row is one component: prior samples (the same z for every row), then its reconstructions of the
+# same test images (first row of each figure: the test images). Earlier components keep what they learnt
+# early in the stream because they are frozen.
+
+# %%
+for stream in (*S["streams"], "cross"):
+    res = (results_cross if stream == "cross" else results)[(stream, "Dynamic-ELBO-OCM", S["seeds"][0])]
+    model = exp.rebuild(res, run.device)
+    _, test = exp.load_stream(run, stream, S["stream_limit"])
+    pick = torch.linspace(0, len(test) - 1, 10).long().to(test.x.device)
+    samples = model.sample_per_component(10, seed=run.seed)
+    recon = model.reconstruct(test.x[pick])
+    k = len(model)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.7 * (k + 1) + 0.6))
+    plots.show_images(samples.flatten(0, 1), nrow=10, ax=axes[0], title=f"{exp.STREAM_TITLES[stream]}: samples",
+                      row_labels=[f"comp. {i}" for i in range(k)])
+    plots.show_images(torch.cat([test.x[pick].unsqueeze(0), recon]).flatten(0, 1).cpu(), nrow=10, ax=axes[1],
+                      title="test images and reconstructions", row_labels=["data"] + [f"comp. {i}" for i in range(k)])
+    run.out.figure(fig, f"components_{stream}")
+    plt.show()
+
+# %% [markdown]
+# ## 5. Ablations (split MNIST, shorter stream, one seed)
+# lambda1 (selection threshold) and the STM size on VAE-ELBO-OCM, lambda2 (expansion threshold) on
+# Dynamic-ELBO-OCM, one at a time; the `default` rows are each method's default configuration on the
+# same stream (the point marked with a square in each panel).
+
+# %%
+abl = exp.ablations(run, "mnist")
+run.out.table(abl, "ablations")
+display(abl[["parameter", "value", "method", "ll_best", "ll_by_recon", "memory", "components"]].round(2))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3))
+for ax, name in zip(axes, ("lambda1", "stm_size", "lambda2")):
+    g = abl[abl.parameter == name]
+    base = abl[(abl.parameter == "default") & (abl.method == g.method.iloc[0])].iloc[0]
+    default_value = {"lambda1": S["lambda1"], "lambda2": S["lambda2"], "stm_size": S["stm_size"]}[name]
+    xs = np.array([*g.value, default_value], dtype=float)
+    order = np.argsort(xs)
+    lls = np.array([*g.ll_best, base.ll_best])[order]
+    mem = np.array([*g.memory, base.memory])[order]
+    comps = np.array([*g.components, base.components])[order]
+    ax.plot(xs[order], lls, marker="o")
+    ax.plot([default_value], [base.ll_best], "ks", ms=7, mfc="none")
+    ax.set_xlabel(name)
+    ax.set_ylabel("test log-likelihood")
+    ax.set_title(g.method.iloc[0], fontsize=9)
+    for x_, l_, m_, c_ in zip(xs[order], lls, mem, comps):
+        ax.annotate(f"mem {m_:.0f}, K {c_:.0f}", (x_, l_), fontsize=7)
+run.out.figure(fig, "ablations");
+
+# %% [markdown]
+# ## 6. Criterion direction: the paper's diversity against the code's similarity rule
+# VAE-ELBO-OCM with `direction="diverse"` (keep samples whose mean similarity to the LTM is below lambda1,
+# least similar first) against `direction="similar"` (the official code: above lambda1 = 0.35, most similar
+# first), at most 14 per round in both. Besides the likelihood: how many classes end up in the LTM, and the
+# entropy of its class histogram.
+
+# %%
+direction = exp.direction_study(run, S["streams"])
+run.out.table(direction, "direction")
+display(direction.round(3))
+display(direction.groupby("direction")[["ll_best", "memory", "classes_in_memory", "memory_entropy"]].mean().round(3))
+
+# %% [markdown]
+# ## 7. Claims
+# Each Table 1/3 number is judged *within 5 nats* of the paper's (partly: within 15); orderings the paper
+# reports are judged on our own differences (reproduced at >= 0, partly at >= -2 nats).
+
+# %%
+claims = exp.claims(pd.concat([table1, table3]), direction, run.profile)
+table = run.out.claims(claims, run.notebook)
+display(Markdown(table.to_markdown(index=False)))
+
+# %% [markdown]
+# ## What was and was not reproduced
+# Read the verdicts above: they are recomputed on every run. The committed outputs come from the
+# `quick` profile, which is not the paper's setting: a class-balanced subsample of each stream, two
+# passes over STM u LTM per arriving batch instead of one hundred, a larger learning rate, a 1-sample
+# ELBO and IWAE-5 instead of 50 samples, an expansion threshold lambda2 raised to match how much R moves
+# from training progress alone on this short schedule, two seeds and IWAE-50 on 500 test images. The
+# likelihoods are therefore far below the paper's, and the Within-rules mostly fail by construction in
+# quick; the orderings (OCM against the reservoir, dynamic against one component, diversity against
+# similarity) are the comparisons that quick can speak to, and the tables show whether they held.
+# Each expansion clears the LTM and starts a component from scratch; with two passes per arriving batch
+# a new component sees little data before the stream moves on, which is what the lambda2 ablation and the
+# memory plots in section 3 show for the dynamic model on this schedule. The gap between `ll_best` and
+# `ll_by_recon` measures how optimistic the paper's best-component evaluation is.
+# The kernel scores depend on the scale of the encoder means, so lambda1 had to be chosen for the kernel
+# (`kernel="code"`, alpha 10, as the official code); with the poster's Gaussian kernel and alpha 10 almost
+# every score is near 1 and the diverse rule admits nothing. Split CIFAR-10 (Table 2, IS/FID) is not run
+# here. The `paper` profile keeps the full schedule (100 passes per arriving batch, lr 1e-4, 50 samples,
+# IWAE-1000) and needs a GPU.
