@@ -4,16 +4,6 @@ import copy
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster than several competing ones on a shared CPU (restored afterwards)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 from lmvae_core.data.streams import DataConfig, class_split_stream
 from lmvae_core.metrics import iwae_log_likelihood
 from lmvae_core.models import lgm

@@ -131,11 +131,7 @@ class BinarizedVAE(VAE):
         z = self.reparameterize(mu, logvar, eps)
         recon = -self.log_px_given_z(x, self.decode(z))
         kl = self.kl_per_dim(mu, logvar).sum(-1)
-        if self.config.capacity is not None:
-            loss = recon + self.config.gamma * (kl - self.capacity_now).abs()
-        else:
-            loss = recon + self.config.beta * kl
-        out = {"loss": loss, "recon": recon, "kl": kl}
+        out = {"loss": self.objective(recon, kl), "recon": recon, "kl": kl}
         if exact_elbo:
             with torch.no_grad():
                 kl_mix = mixture_kl_per_dim(mu, logvar, self.r).sum(-1)

@@ -102,11 +102,13 @@ class VAE(nn.Module):
         z = self.reparameterize(mu, logvar, eps)
         recon = -self.log_px_given_z(x, self.decode(z))
         kl = self.kl_per_dim(mu, logvar).sum(-1)
+        return {"loss": self.objective(recon, kl), "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+
+    def objective(self, recon: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
+        """The training loss per image: recon + beta * KL, or recon + gamma * |KL - C| with a capacity."""
         if self.config.capacity is not None:
-            loss = recon + self.config.gamma * (kl - self.capacity_now).abs()
-        else:
-            loss = recon + self.config.beta * kl
-        return {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+            return recon + self.config.gamma * (kl - self.capacity_now).abs()
+        return recon + self.config.beta * kl
 
     def forward(self, x: torch.Tensor, op: str = "terms", **kwargs):
         """Dispatch by name, so that a batched mixture can vmap any method through functional_call."""
