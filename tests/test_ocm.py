@@ -12,8 +12,6 @@ from lmvae_core.training.checkpoint import load_checkpoint, save_checkpoint
 SMALL = dict(hidden=16, latent_dim=4, train_samples=1, epochs_per_batch=1, lr=1e-3, r_samples=2)
 
 
-
-
 @pytest.fixture(scope="module")
 def mnist():
     s = load_split("mnist", "train", DataConfig(source="sample"))
