@@ -28,4 +28,4 @@ def usage_entropy(assignments, n_clusters: int) -> float:
     """Entropy (nats) of how often each cluster is used; log(n_clusters) is uniform use, 0 total collapse."""
     freq = np.bincount(np.asarray(assignments, dtype=int), minlength=n_clusters) / max(1, len(assignments))
     nz = freq[freq > 0]
-    return float(-(nz * np.log(nz)).sum())
+    return float(-(nz * np.log(nz)).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
