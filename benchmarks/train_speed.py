@@ -81,7 +81,8 @@ def time_reference(root: str, device, n_images: int) -> float:
         for x, _ in loader:
             x = x.to(device)
             opt.zero_grad()
-            loss = examples_loss(*model(x), x)
+            recon, mu, logvar = model(x)
+            loss = examples_loss(recon, x, mu, logvar)
             loss.backward()
             opt.step()
             seen += x.shape[0]
