@@ -1,0 +1,120 @@
+"""Notebook 05: the benchmark's table builder, its metrics and every adapter on the committed sample."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lmvae_core.data import load_split
+from lmvae_core.experiments import benchmark as B
+from lmvae_core.metrics import TaskMatrix
+from lmvae_core.metrics.fid import train_classifier
+from lmvae_core.training.loop import TrainConfig
+
+
+def _constructed() -> pd.DataFrame:
+    rows = []
+    values = {("s1", "A"): [-100.0, -102.0, -104.0], ("s1", "B"): [-90.0, -90.0, -96.0],
+              ("s1", "C"): [-120.0, -110.0, -100.0], ("s2", "A"): [-50.0, -50.0, -50.0],
+              ("s2", "B"): [-60.0, -70.0, -80.0], ("s2", "C"): [-55.0, -56.0, -57.0]}
+    for (stream, method), lls in values.items():
+        for seed, ll in enumerate(lls):
+            rows.append({"stream": stream, "method": method, "seed": seed, "final_ll": ll,
+                         "forgetting": float("nan") if method == "C" else float(seed),
+                         "fid": 10.0 + seed, "fitting_capacity": 0.5, "params": 1000, "memory_images": 0,
+                         "train_seconds": 1.0, "infer_ms_per_image": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_table_aggregates_seeds_and_ranks():
+    summary = B.summarise(_constructed())
+    assert list(summary["stream"]) == ["s1"] * 3 + ["s2"] * 3
+    assert list(summary["method"]) == ["A", "B", "C"] * 2
+    row = summary[(summary.stream == "s1") & (summary.method == "B")].iloc[0]
+    assert row["final_ll_mean"] == pytest.approx(-92.0)
+    assert row["final_ll_std"] == pytest.approx(np.std([-90, -90, -96], ddof=1))
+    assert row["seeds"] == 3
+    c = summary[(summary.stream == "s1") & (summary.method == "C")].iloc[0]
+    assert c["final_ll_mean"] == pytest.approx(-110.0) and c["final_ll_std"] == pytest.approx(10.0)
+    assert math.isnan(c["forgetting_mean"])
+    assert summary[(summary.stream == "s2") & (summary.method == "A")].iloc[0]["final_ll_std"] == 0.0
+    ranks = B.ranking(summary, "final_ll")
+    # s1: B (-92) > A (-102) > C (-110); s2: A (-50) > C (-56) > B (-70)
+    assert ranks.loc["B", "s1"] == 1 and ranks.loc["A", "s1"] == 2 and ranks.loc["C", "s1"] == 3
+    assert ranks.loc["A", "s2"] == 1 and ranks.loc["C", "s2"] == 2 and ranks.loc["B", "s2"] == 3
+    assert ranks.loc["A", "mean rank"] == pytest.approx(1.5)
+    assert list(ranks.index) == ["A", "B", "C"]  # mean ranks 1.5, 2.0, 2.5
+    sentence = B.ranking_sentence(summary, "final_ll")
+    assert "s1, by log-lik. (nats) (best first): B (-92.0), A (-102.0), C (-110.0)" in sentence
+    assert "A ranks best (mean rank 1.50) and C worst (mean rank 2.50)" in sentence
+    # lower is better for FID: every method has the same FID here, all tie at rank 1
+    assert (B.ranking(summary, "fid")["mean rank"] == 1).all()
+    table = B.display_table(summary)
+    assert table.loc[0, "log-lik. (nats)"] == "-102.0 ± 2.0"
+    assert table.loc[2, "forgetting (nats)"] == "n/a"
+
+
+def test_mixture_log_likelihood_is_weighted_logsumexp():
+    per = torch.tensor([[-100.0, -10.0], [-101.0, -30.0], [-50.0, -50.0]])
+    w = torch.tensor([1.0, 3.0, 0.0])
+    got = B.mixture_log_likelihood(per, w)
+    want = torch.log(0.25 * torch.exp(per[0].double()) + 0.75 * torch.exp(per[1].double())).float()
+    assert torch.allclose(got, want, atol=1e-4)
+    # one expert: the mixture is the expert
+    assert torch.allclose(B.mixture_log_likelihood(per[:1], torch.ones(1)), per[0])
+
+
+def test_fitting_capacity_real_vs_constant(sample_cfg):
+    train = load_split("mnist", "train", sample_cfg)
+    test = load_split("mnist", "test", sample_cfg)
+    x, y = train.x[:1500], train.y[:1500]
+    acc_real = B.fitting_capacity(x, y, test.x, test.y, 10, epochs=5)
+    assert acc_real > 0.8
+    const = x.mean(0, keepdim=True).expand(len(x), -1, -1, -1).contiguous()
+    acc_const = B.fitting_capacity(const, torch.zeros_like(y), test.x, test.y, 10, epochs=5)
+    assert acc_const == pytest.approx(float((test.y == 0).float().mean()), abs=1e-6)
+    assert acc_const < 0.2
+
+
+def test_streams_are_well_formed(sample_cfg):
+    s = B.SETTINGS["smoke"]
+    split = B.build_stream("split_mnist", s, sample_cfg)
+    assert len(split.tasks) == 5 and not split.online
+    assert [sorted(torch.unique(t.train_y).tolist()) for t in split.tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert all(set(t.test_x.unique().tolist()) <= {0.0, 1.0} for t in split.tasks)
+    dom = B.build_stream("mnist_fashion", s, sample_cfg)
+    assert dom.n_classes == 20 and len(dom.tasks) == 2
+    assert int(dom.tasks[1].train_y.min()) == 10 and int(dom.tasks[0].train_y.max()) == 9
+    tf_order = dom.task_free().order
+    assert (dom.joint_train().y[tf_order][: len(dom.tasks[0].train_x)] < 10).all()  # MNIST first, then Fashion
+    free = B.build_stream("taskfree_mnist", s, sample_cfg)
+    assert free.online and len(free.tasks) == 5
+    assert sum(len(t.train_x) for t in free.tasks) == sum(len(t.train_x) for t in split.tasks)
+    assert [sorted(torch.unique(t.train_y).tolist()) for t in free.tasks][0] == [0, 1]
+
+
+def test_every_adapter_fits_and_evaluates(sample_cfg):
+    s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_epochs=1)
+    stream = B.build_stream("split_mnist", s, sample_cfg)
+    joint = stream.joint_train()
+    clf = train_classifier(joint.x, joint.y, TrainConfig(epochs=1), seed=0)
+    n_test = sum(len(t.test_x) for t in stream.tasks)
+    for method in B.METHOD_NAMES:
+        r = B.evaluate_run(stream, method, s, 0, "cpu", clf)
+        m = TaskMatrix.from_dict(r["matrix"])
+        for key in ("final_ll", "fid", "fitting_capacity", "train_seconds", "infer_ms_per_image"):
+            assert math.isfinite(r[key]), (method, key, r[key])
+        assert r["final_ll"] < 0 and 0 <= r["fitting_capacity"] <= 1, method
+        assert r["params"] > 0 and r["samples"].shape[1:] == (1, 28, 28), method
+        assert np.isfinite(m.values[-1]).all(), method
+        if method in B.OFFLINE:
+            assert math.isnan(r["forgetting"]) and r["memory_images"] == len(joint.x)
+        else:
+            # every task boundary was evaluated (OCM: snapshots where its stream crosses a boundary)
+            assert np.isfinite(m.values[np.tril_indices(5)]).all(), method
+            assert math.isfinite(r["forgetting"]), method
+        # the final row is the union evaluation, split by task
+        assert np.mean(m.values[-1]) == pytest.approx(r["final_ll"], rel=1e-5), method
+        assert r["infer_ms_per_image"] * n_test > 0
+    assert B.evaluate_run(stream, "VAE-OCM", s, 0, "cpu", clf)["memory_images"] > 0
