@@ -12,11 +12,11 @@ from .experiments.common import NOTEBOOKS
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 GALLERY = {  # key figure per notebook, shown under the table when present
     "00_mixture_of_vaes": "samples_per_expert_mnist.png",
-    "01_lmvae": "task_matrices.png",
-    "02_lifelong_generative_modeling": "cumulative_nelbo.png",
-    "03_binarized_regularization": "r_sweep.png",
-    "04_ocm": "memory_over_stream.png",
-    "05_benchmark": "benchmark_split_mnist.png",
+    "01_lmvae": "task_matrices_iwae.png",
+    "02_lifelong_generative_modeling": "cumulative_nelbo_iwae.png",
+    "03_binarized_regularization": "r_sweep_metrics.png",
+    "04_ocm": "memory_along_stream.png",
+    "05_benchmark": "stream_split_mnist.png",
 }
 
 
@@ -41,6 +41,12 @@ def results_section(figures: Path) -> str:
              "Verdict counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".", ""]
     if provenance:
         lines += ["Produced by: " + "; ".join(provenance) + ".", ""]
+    benchmark = figures / "05_benchmark"
+    if (benchmark / "benchmark.md").exists():
+        lines += ["### Every method on the same streams (notebook 05, mean ± std over seeds)", "",
+                  (benchmark / "benchmark.md").read_text().strip(), ""]
+        if (benchmark / "ranking.md").exists():
+            lines += ["Ranking, computed from the table:", "", (benchmark / "ranking.md").read_text().strip(), ""]
     gallery = [(n, f) for n, f in GALLERY.items() if (figures / n / f).exists()]
     if gallery:
         lines += ["### Gallery", ""]

@@ -7,7 +7,6 @@ and FID of prior samples against the cumulative test set in a feature classifier
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict
 
@@ -19,6 +18,7 @@ from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, 
 from ..models.lgm import LGM, LGMConfig, LifelongConfig, train_lifelong
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim
+from ..runtime import cpu_threads
 from .common import Run
 
 METHOD_LABELS = {"lgm": "LGM (replay + consistency)", "replay": "replay only (gamma_c=0)", "naive": "naive sequential",
@@ -42,20 +42,6 @@ SETTINGS = {
                   perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
                   sample_n=5000),
 }
-
-
-@contextlib.contextmanager
-def cpu_threads(device, n: int = 1):
-    """Small MLP steps on a shared CPU run faster on one thread than on several competing ones."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def model_config(s: dict, shape=(1, 28, 28)) -> LGMConfig:
@@ -85,7 +71,7 @@ def classifier_for(run: Run, dataset: str):
     train = load_split(dataset, "train", run.data())
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(train), generator=g)[: s["fid_train"]].to(train.x.device)
-    with cpu_threads(run.device):
+    with cpu_threads(1, run.device):
         return feature_classifier(dataset, train.x[idx], train.y[idx], epochs=s["fid_epochs"], force=run.force)
 
 
@@ -155,7 +141,7 @@ def run_method(run: Run, stream: TaskStream, method: str, classifier, classifier
                 "log": log, "histories": histories, "seconds": seconds,
                 "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
 
-    with cpu_threads(run.device):
+    with cpu_threads(1, run.device):
         return cached("lgm_stream", key, fit, force=run.force)
 
 

@@ -1,7 +1,6 @@
 """Notebook 04: OCM, online cooperative memorization for task-free continual VAE learning (Ye & Bors 2022)."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, replace
@@ -14,6 +13,7 @@ from ..data.streams import DataConfig, Split, TaskFreeStream, load_split
 from ..models.ocm import OCM, OCMConfig, OCMLearner
 from ..results.cache import cached
 from ..results.claims import AtLeast, Claim, Within
+from ..runtime import cpu_threads
 from .common import Run
 
 # Splits of Table 1 and the cross-domain stream of Table 3.
@@ -69,18 +69,6 @@ SETTINGS = {
                   ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2),
                   cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion")),
 }
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None):
-    """On a shared CPU one intra-op thread is several times faster than oversubscribed ones."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def model_config(s: dict, stream: str, method: str, **overrides) -> OCMConfig:
