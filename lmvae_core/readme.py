@@ -27,7 +27,7 @@ def results_section(figures: Path) -> str:
         if not claims.exists():
             continue
         df = pd.read_csv(claims, keep_default_na=False)
-        df.insert(0, "notebook", name[:2])
+        df["notebook"] = name[:2]  # claims.csv may carry the full name; the table uses the number
         frames.append(df[["notebook", "claim", "paper", "ours", "criterion", "verdict", "profile"]])
         info = figures / name / "run_info.json"
         if info.exists():

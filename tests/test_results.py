@@ -85,7 +85,8 @@ def test_readme_section_regenerates_from_claims(tmp_path):
     from lmvae_core.readme import update_readme
 
     figs = tmp_path / "figures"
-    Outputs(figs / "00_mixture_of_vaes").claims([Claim("experts specialise", "q", 0.8, AtLeast(0.7), "quick")])
+    Outputs(figs / "00_mixture_of_vaes").claims([Claim("experts specialise", "q", 0.8, AtLeast(0.7), "quick")],
+                                                 "00_mixture_of_vaes")
     (figs / "00_mixture_of_vaes" / "run_info.json").write_text(json.dumps(
         {"profile": "quick", "commit": "abc", "seconds": 12.0}))
     readme = tmp_path / "README.md"
