@@ -34,6 +34,16 @@ def select_notebooks(only: str | None, notebook_dir: Path) -> list[str]:
     return chosen
 
 
+def strip_injected_parameters(path: Path) -> None:
+    """Drop papermill's injected-parameters cell from a notebook kept in notebooks/: left there, it would
+    pin `profile` for every later run, nbval's smoke run included, whatever LMVAE_PROFILE says."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nbformat.write(nb, path)
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -78,6 +88,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
             status = "failed"
             error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+        if in_place and target.exists():
+            strip_injected_parameters(target)
         seconds = time.time() - t0
         nb_out = figures / name
         result = NotebookResult(name, status, seconds, target, error, verdict_counts(nb_out / "claims.csv"))

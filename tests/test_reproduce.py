@@ -35,3 +35,15 @@ Outputs(out_dir + '/01_lmvae').claims([Claim('runs', 'yes', 1.0, AtLeast(0.5), p
     summary = json.loads((tmp_path / "executed" / "summary.json").read_text())
     assert [s["status"] for s in summary] == ["failed", "ok"]
     assert any("executed notebook" in line for line in lines)
+
+
+def test_in_place_run_keeps_outputs_but_pins_no_parameters(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "00_mixture_of_vaes.ipynb", "print('ran with', profile)")
+    results = reproduce("smoke", out=str(tmp_path / "figs"), in_place=True, notebook_dir=nbs,
+                        executed_dir=str(tmp_path / "executed"), echo=lambda *a, **k: None)
+    assert results[0].status == "ok"
+    nb = nbformat.read(nbs / "00_mixture_of_vaes.ipynb", as_version=4)
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert "ran with smoke" in nb.cells[-1].outputs[0]["text"]
