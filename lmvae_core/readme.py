@@ -40,7 +40,8 @@ def results_section(figures: Path) -> str:
     lines = [table.to_markdown(index=False), "",
              "Verdict counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".", ""]
     if provenance:
-        lines += ["Produced by: " + "; ".join(provenance) + ".", ""]
+        lines += ["Last `lmvae reproduce` run per notebook (wall time of that run: models already in the on-disk cache "
+                  "are reloaded, not retrained): " + "; ".join(provenance) + ".", ""]
     benchmark = figures / "05_benchmark"
     if (benchmark / "benchmark.md").exists():
         lines += ["### Every method on the same streams (notebook 05, mean ± std over seeds)", "",
