@@ -1,6 +1,15 @@
-"""Models: the VAE core, the batched expert mixture, and one module per paper's method."""
+"""Models: the VAE core, the batched expert mixture, and one module per paper's method.
+
+Importing this package registers every model, so `load_checkpoint` can rebuild any of them.
+"""
+from .binarized import BinarizedVAE, BinarizedVAEConfig
+from .lgm import LGM, LGMConfig, LifelongConfig
+from .lmvae import LMVAE, LMVAEConfig
 from .mixture import ExpertMixture
 from .moe_vae import MoEVAE, MoEVAEConfig
+from .ocm import OCM, OCMConfig, OCMLearner
 from .vae import VAE, VAEConfig, count_parameters
 
-__all__ = ["ExpertMixture", "MoEVAE", "MoEVAEConfig", "VAE", "VAEConfig", "count_parameters"]
+__all__ = ["BinarizedVAE", "BinarizedVAEConfig", "LGM", "LGMConfig", "LifelongConfig", "LMVAE", "LMVAEConfig",
+           "ExpertMixture", "MoEVAE", "MoEVAEConfig", "OCM", "OCMConfig", "OCMLearner", "VAE", "VAEConfig",
+           "count_parameters"]
