@@ -97,3 +97,15 @@ def test_vae_elbo_below_iwae_on_real_digits(mnist_sample):
     assert -neg_elbo < iw
     with pytest.raises(ValueError):
         iwae_log_likelihood(vae, x, k=0)
+
+
+def test_stacked_models_along_a_sample_axis(model_and_data):
+    """K models at once (log weights [K, k, B], as ExpertMixture returns them) give each model's own estimate."""
+    m, x = model_and_data
+    other = LinearGaussian(seed=5)
+    fns = (m.make_log_weights(), other.make_log_weights())
+    stacked = iwae_log_likelihood(lambda xb, k: torch.stack([f(xb, k) for f in fns]), x, k=3, batch_size=20,
+                                  sample_dim=1)
+    assert stacked.shape == (2, len(x))
+    assert torch.allclose(stacked[0], m.exact_log_px(x), atol=1e-8)
+    assert torch.allclose(stacked[1], other.exact_log_px(x), atol=1e-8)

@@ -30,14 +30,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.streams import DataConfig, Split, TaskFreeStream, class_split_stream, domain_stream
 from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood
+from ..metrics.fid import fit_classifier
 from ..models.binarized import BinarizedVAE, BinarizedVAEConfig
 from ..models.lgm import LGMConfig, LifelongConfig, train_lifelong
 from ..models.lmvae import LMVAE, LMVAEConfig
+from ..models.mixture import ExpertMixture
 from ..models.moe_vae import MoEVAE, MoEVAEConfig
 from ..models.ocm import OCM, OCMConfig, OCMLearner
 from ..models.vae import VAE, VAEConfig
@@ -219,9 +220,12 @@ class ExpertsFitted(Fitted):
     def __init__(self, experts: list[VAE], weights: torch.Tensor, extra_params: int = 0, memory_images: int = 0):
         self.experts, self.weights, self.memory_images = experts, weights, memory_images
         self.n_inference_params = count_params(*experts) + extra_params
+        self.stacked = ExpertMixture(experts=experts)  # one batched computation over the experts
 
-    def log_likelihood(self, x, k):
-        per = torch.stack([iwae_log_likelihood(e, x, k=k) for e in self.experts])
+    def log_likelihood(self, x, k, batch_size: int = 500):
+        chunk = max(1, min(k, 2_500_000 // (len(self.experts) * min(batch_size, len(x)) * x[0].numel())))
+        per = iwae_log_likelihood(lambda xb, kk: self.stacked.all_experts(xb, op="log_weights", k=kk), x, k,
+                                  batch_size=batch_size, chunk=chunk, sample_dim=1)
         return mixture_log_likelihood(per, self.weights)
 
     def sample(self, n, seed=0):
@@ -392,14 +396,7 @@ def fitting_capacity(gen_x: torch.Tensor, gen_y: torch.Tensor, test_x: torch.Ten
     """Lesort et al. (2019): accuracy on the real test set of a classifier trained only on (generated, labelled)."""
     torch.manual_seed(seed)
     clf = MLPClassifier(n_classes, gen_x[0].numel()).to(gen_x.device)
-    opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(gen_x), generator=g).to(gen_x.device).split(batch):
-            loss = F.cross_entropy(clf(gen_x[idx]), gen_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    fit_classifier(clf, gen_x, gen_y, epochs, batch, lr=1e-3, seed=seed)
     with torch.no_grad():
         pred = torch.cat([clf(test_x[i:i + 2000]).argmax(1) for i in range(0, len(test_x), 2000)])
     return float((pred == test_y).float().mean())

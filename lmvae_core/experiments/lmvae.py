@@ -116,6 +116,14 @@ def evaluate_lmvae(model: LMVAE, x: torch.Tensor, k: int) -> tuple[float, float]
     return float(model.reconstruction_error(x, choice).mean()), float(model.log_likelihood(x, k, choice).mean())
 
 
+def record_seen(t: int, tests: list[torch.Tensor], evaluate, recon: TaskMatrix, ll: TaskMatrix) -> None:
+    """Row t of both task matrices: (reconstruction error, IWAE) on every task seen so far."""
+    for j in range(t + 1):
+        r, l = evaluate(tests[j])
+        recon.record(t, j, r)
+        ll.record(t, j, l)
+
+
 # -- the three learners ------------------------------------------------------------------------------
 def run_lmvae(names, cfg: LMVAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
               eval_n: int | None, iwae_k: int, likelihood: str, evaluate: bool = True, force: bool = False) -> dict:
@@ -135,10 +143,7 @@ def run_lmvae(names, cfg: LMVAEConfig, tcfg: TrainConfig, data: DataConfig, seed
             seconds.append(time.time() - t0)
             decisions.append({k: v for k, v in d.items()})
             if evaluate:
-                for j in range(t + 1):
-                    r, l = evaluate_lmvae(model, tests[j], iwae_k)
-                    recon.record(t, j, r)
-                    ll.record(t, j, l)
+                record_seen(t, tests, lambda x: evaluate_lmvae(model, x, iwae_k), recon, ll)
         return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
                 "decisions": decisions, "train_seconds": seconds, "recon": recon.to_dict(), "iwae": ll.to_dict()}
 
@@ -159,10 +164,7 @@ def run_finetune(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, see
         for t, name in enumerate(names):
             train(vae, train_images(name, data, limit), tcfg, optimizer=make_optimizer(vae.parameters(), tcfg),
                   desc=f"fine-tuned VAE task {t} ({name})")
-            for j in range(t + 1):
-                r, l = evaluate_vae(vae, tests[j], iwae_k)
-                recon.record(t, j, r)
-                ll.record(t, j, l)
+            record_seen(t, tests, lambda x: evaluate_vae(vae, x, iwae_k), recon, ll)
         return {"recon": recon.to_dict(), "iwae": ll.to_dict()}
 
     return cached("lmvae_finetune", key, fit, force=force)

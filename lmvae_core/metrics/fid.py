@@ -47,17 +47,22 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig = TrainC
     torch.manual_seed(seed)
     n_classes = int(y.max()) + 1
     clf = FeatureClassifier(x.shape[1], n_classes, x.shape[-1]).to(x.device)
-    opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr)
+    return fit_classifier(clf, x, y, cfg.epochs, cfg.batch_size, cfg.lr, seed)
+
+
+def fit_classifier(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
+                   seed: int = 0) -> nn.Module:
+    """Cross-entropy training with Adam over shuffled index batches; returns the model in eval mode."""
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     clf.train()
-    for _ in range(cfg.epochs):
-        for idx in torch.randperm(x.shape[0], generator=g).to(x.device).split(cfg.batch_size):
+    for _ in range(epochs):
+        for idx in torch.randperm(x.shape[0], generator=g).to(x.device).split(batch_size):
             loss = F.cross_entropy(clf(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    clf.eval()
-    return clf
+    return clf.eval()
 
 
 def feature_classifier(name: str, train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 3, seed: int = 0,

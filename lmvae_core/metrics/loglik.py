@@ -18,11 +18,13 @@ LogWeightFn = Callable[[torch.Tensor, int], torch.Tensor]  # (x [B,...], k) -> l
 @torch.no_grad()
 def iwae_log_likelihood(model_or_fn, x: torch.Tensor, k: int = 5000, batch_size: int = 500,
                         chunk: int | None = None, progress: bool = False,
-                        generator_seed: int | None = None) -> torch.Tensor:
-    """Per-image IWAE estimate of log p(x) in nats, shape [N].
+                        generator_seed: int | None = None, sample_dim: int = 0) -> torch.Tensor:
+    """Per-image IWAE estimate of log p(x) in nats, shape [N] (or [K, N] for K models at once).
 
     model_or_fn: a model with `log_weights(x, k)` (every VAE in the package) or such a function.
     chunk: samples drawn at once; by default sized so one chunk holds about 2.5M image-sample pairs' outputs.
+    sample_dim: the axis of the samples in what model_or_fn returns; 1 for stacked models whose log
+    weights are [K, k, B] (e.g. ExpertMixture.all_experts(op="log_weights")), the batch axis always last.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -38,10 +40,10 @@ def iwae_log_likelihood(model_or_fn, x: torch.Tensor, k: int = 5000, batch_size:
         running = None
         for s in range(0, k, step):
             lw = fn(xb, min(step, k - s))
-            part = torch.logsumexp(lw, dim=0)
+            part = torch.logsumexp(lw, dim=sample_dim)
             running = part if running is None else torch.logaddexp(running, part)
         out.append(running - math.log(k))
-    return torch.cat(out)
+    return torch.cat(out, dim=-1)
 
 
 @torch.no_grad()

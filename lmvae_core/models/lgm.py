@@ -50,7 +50,8 @@ from ..nets import MLPDecoder, MLPEncoder
 from ..training.checkpoint import register_model
 from ..training.loop import TrainConfig, check_finite, make_optimizer
 from .likelihoods import log_likelihood, mean_image
-from .vae import diag_gaussian_log_prob, standard_normal_log_prob
+# gaussian_kl takes the log-variance as a log-variance (std = exp(logvar / 2)), unlike the official code
+from .vae import diag_gaussian_log_prob, gaussian_kl, standard_normal_log_prob
 
 METHODS = ("lgm", "replay", "naive", "ewc", "full")
 
@@ -77,11 +78,6 @@ class LGMConfig:
             raise ValueError(f"need 0 < tau_min <= tau0, got tau0={self.tau0}, tau_min={self.tau_min}")
         if self.gamma_c < 0 or not 0 < self.teacher_eps < 1:
             raise ValueError("gamma_c must be >= 0 and teacher_eps in (0, 1)")
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension; std = exp(logvar / 2), not logvar."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:

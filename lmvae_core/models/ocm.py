@@ -35,8 +35,9 @@ from torch import nn
 
 from ..training.checkpoint import register_model
 from ..training.loop import TrainConfig, check_finite, make_optimizer
+from ..metrics.loglik import iwae_log_likelihood
+from .vae import LOG_2PI, standard_normal_log_prob
 
-LOG_2PI = math.log(2 * math.pi)
 DIRECTIONS = ("diverse", "similar")
 KERNELS = ("poster", "code")
 
@@ -248,7 +249,7 @@ class OCM(nn.Module):
         z = mu.unsqueeze(1) + eps * std.unsqueeze(1)
         logits = self.decode_logits(z, _w=w)
         log_px = bernoulli_log_prob(x.flatten(1), logits)
-        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+        log_pz = standard_normal_log_prob(z)
         log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
         return log_px + log_pz - log_qz
 
@@ -269,16 +270,9 @@ class OCM(nn.Module):
         """IWAE-k bound of every component for every image, in one stacked computation: [K, N]."""
         w = self._stack(self._ids(ids))
         n_k = w["out"][0].shape[0]
-        out = []
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
-            step = max(1, min(k, budget // (n_k * xb.shape[0] * x[0].numel())))
-            running = None
-            for s in range(0, k, step):
-                part = torch.logsumexp(self.log_weights(xb, min(step, k - s), _w=w), dim=1)
-                running = part if running is None else torch.logaddexp(running, part)
-            out.append(running - math.log(k))
-        return torch.cat(out, dim=1)
+        chunk = max(1, min(k, budget // (n_k * min(batch_size, x.shape[0]) * x[0].numel())))
+        return iwae_log_likelihood(lambda xb, kk: self.log_weights(xb, kk, _w=w), x, k, batch_size=batch_size,
+                                   chunk=chunk, sample_dim=1)
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor, ids: Sequence[int] | None = None) -> torch.Tensor:
