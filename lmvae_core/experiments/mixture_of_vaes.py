@@ -115,12 +115,12 @@ def balancing_ablation(run: Run, dataset: str = "mnist") -> list[dict]:
     data = run.data()
     test = load_split(dataset, "test", data)
     tcfg = TrainConfig(epochs=s["ablation_epochs"], batch_size=s["batch"], progress=run.progress)
+    xb = torch.bernoulli(test.x, generator=torch.Generator(device=test.x.device).manual_seed(123))
     rows = []
     for balance in ("kl", "none"):
         for seed in s["ablation_seeds"]:
             res = train_mixture(dataset, model_config(s, balance), tcfg, data, seed, s["ablation_train"], run.force)
             model = rebuild(res, run.device)
-            xb = torch.bernoulli(test.x, generator=torch.Generator(device=test.x.device).manual_seed(123))
             assign = model.assign(xb).cpu().numpy()
             usage = np.bincount(assign, minlength=s["n_experts"]) / len(assign)
             rows.append({"balance": balance, "seed": seed, "usage_entropy": usage_entropy(assign, s["n_experts"]),

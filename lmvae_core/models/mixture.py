@@ -85,11 +85,10 @@ class ExpertMixture(nn.Module):
 
     # -- batched evaluation ---------------------------------------------------------------------
     def _stacked_state(self, ids: Sequence[int]):
-        experts = [self.experts[k] for k in ids]
-        names = [n for n, _ in experts[0].named_parameters()]
-        params = {n: torch.stack([dict(e.named_parameters())[n] for e in experts]) for n in names}
-        bnames = [n for n, _ in experts[0].named_buffers()]
-        buffers = {n: torch.stack([dict(e.named_buffers())[n] for e in experts]) for n in bnames}
+        named = [dict(self.experts[k].named_parameters()) for k in ids]
+        named_buffers = [dict(self.experts[k].named_buffers()) for k in ids]
+        params = {n: torch.stack([p[n] for p in named]) for n in named[0]}
+        buffers = {n: torch.stack([b[n] for b in named_buffers]) for n in named_buffers[0]}
         return params, buffers
 
     def all_experts(self, x: torch.Tensor, op: str = "terms", ids: Sequence[int] | None = None,
