@@ -57,3 +57,34 @@ def test_device_and_profile_resolution(monkeypatch):
     assert resolve_profile("auto") == ("paper" if torch.cuda.is_available() else "quick")
     with pytest.raises(TypeError):
         seed_everything("0")
+
+
+def test_nan_guard_is_deferred_but_names_the_first_bad_step(mnist_sample):
+    """The guard checks every check_every steps (no host sync per step); a NaN at step 5 followed by
+    finite steps is still reported as step 5, with its terms, when the check comes."""
+    vae = VAE(hidden=(16,), latent_dim=2)
+    calls = {"n": 0}
+
+    def loss_fn(batch):
+        calls["n"] += 1
+        loss, terms = vae.loss(batch)
+        if calls["n"] == 6:
+            loss = loss.detach() * float("nan") + 0 * loss  # NaN value, gradient stays finite
+            terms = {**terms, "recon": torch.tensor(float("nan"))}
+        return loss, terms
+
+    with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 5.*recon=nan"):
+        train(vae, mnist_sample.x[:320], TrainConfig(epochs=1, batch_size=32, progress=False, check_every=7),
+              loss_fn=loss_fn)
+    assert calls["n"] == 7  # it trained past the bad step until the deferred check
+
+
+def test_loss_monitor_means_match_host_means():
+    from lmvae_core.training import LossMonitor
+
+    m = LossMonitor(check_every=3)
+    vals = [1.0, 2.0, 4.0, 8.0]
+    for v in vals:
+        m.update(torch.tensor(v), {"a": torch.tensor(v), "b": torch.tensor(2 * v)})
+    assert m.means() == {"a": sum(vals) / 4, "b": 2 * sum(vals) / 4}
+    assert m.means() == {}

@@ -1,6 +1,8 @@
 """Training loop, optimiser set-up and checkpoints."""
 from .checkpoint import MODEL_REGISTRY, load_checkpoint, register_model, save_checkpoint
-from .loop import NonFiniteLossError, TrainConfig, binarized, check_finite, make_optimizer, train
+from .loop import TrainConfig, binarized, check_finite, make_optimizer, train
+from .step import LossMonitor, NonFiniteLossError, train_step
 
 __all__ = ["MODEL_REGISTRY", "load_checkpoint", "register_model", "save_checkpoint", "NonFiniteLossError",
-           "TrainConfig", "binarized", "check_finite", "make_optimizer", "train"]
+           "TrainConfig", "binarized", "check_finite", "make_optimizer", "train",
+           "LossMonitor", "train_step"]

@@ -12,10 +12,7 @@ from tqdm.auto import tqdm
 
 from ..data.preprocess import binarize_dynamic, binarize_static
 from ..data.streams import batch_indices
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or Inf loss; the message names the step and every loss term."""
+from .step import LossMonitor, NonFiniteLossError, train_step  # noqa: F401  (NonFiniteLossError re-exported)
 
 
 @dataclass
@@ -27,6 +24,7 @@ class TrainConfig:
     binarize: str | None = "dynamic"  # 'dynamic' (fresh draw every epoch), 'static' or None (keep [0,1] values)
     grad_clip: float | None = None
     progress: bool = True
+    check_every: int = 50  # steps between the NaN/Inf checks; each check is one host sync
 
     def __post_init__(self):
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
@@ -71,33 +69,23 @@ def train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig,
     loss_fn = loss_fn or model.loss
     optimizer = optimizer or make_optimizer(model.parameters(), cfg)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    history, step = [], 0
+    history = []
     device = x.device
-    total_steps = cfg.epochs * math.ceil(x.shape[0] / cfg.batch_size)
-    bar = tqdm(total=total_steps, desc=desc, disable=not cfg.progress, leave=False)
+    steps_per_epoch = math.ceil(x.shape[0] / cfg.batch_size)
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=desc, disable=not cfg.progress, leave=False)
+    monitor = LossMonitor(cfg.check_every, where=lambda s: f"epoch {s // steps_per_epoch}, step {s}")
     model.train()
     for epoch in range(cfg.epochs):
         data = binarized(x, cfg.binarize)
-        sums: dict[str, float] = {}
-        n = 0
         for idx in batch_indices(x.shape[0], cfg.batch_size, device=device):
             batch = batch_fn(idx) if batch_fn is not None else data[idx]
-            loss, terms = loss_fn(batch)
-            check_finite(loss, terms, step, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n += 1
-            step += 1
+            loss, terms = train_step(loss_fn, batch, optimizer, params, cfg.grad_clip)
+            monitor.update(loss, terms)
             if on_step:
-                on_step(step)
-            bar.update(1)
-        means = {k: v / max(n, 1) for k, v in sums.items()}
+                on_step(monitor.step)
+        means = monitor.means()  # one host sync per epoch (and one per check_every steps)
         history.append(means)
+        bar.update(steps_per_epoch)
         bar.set_postfix({k: f"{v:.2f}" for k, v in list(means.items())[:3]})
         if on_epoch:
             on_epoch(epoch, means)

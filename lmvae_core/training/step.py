@@ -1,0 +1,87 @@
+"""One optimisation step, shared by every training loop in the package.
+
+The step returns the loss and its terms as detached *device* tensors: no `float(...)` and no
+`torch.isfinite(...)` test on the host, so a GPU never waits for the host at every step. The
+`LossMonitor` accumulates the terms on the device and checks a device-side "all finite so far" flag
+only every `check_every` steps and at the end; when the flag is down it finds and names the first bad
+step and its loss terms from the per-step record it kept since the last check.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or Inf loss; the message names the step and every loss term."""
+
+
+def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
+               params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """loss_fn(batch) -> (scalar loss, {name: scalar}); one backward and optimiser step.
+    Returns the detached loss and terms, still on the device."""
+    loss, terms = loss_fn(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        if params is None:
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return loss.detach(), {k: v.detach() for k, v in terms.items()}
+
+
+class LossMonitor:
+    """Device-side running sums of the loss terms and a deferred NaN/Inf guard.
+
+    `update` costs a few tiny device ops and never synchronises; `check` (every `check_every`
+    updates, and at the end through `close`) reads one boolean from the device."""
+
+    def __init__(self, check_every: int = 50, where: Callable[[int], str] | None = None):
+        self.check_every = max(1, int(check_every))
+        self.where = where or (lambda step: f"step {step}")
+        self.step = 0  # steps seen so far
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._ok: torch.Tensor | None = None
+        self._pending: list[tuple[int, str, torch.Tensor, dict]] = []  # (step, where, loss, terms) since last check
+
+    def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        finite = torch.isfinite(loss)
+        self._ok = finite if self._ok is None else self._ok & finite
+        for k, v in terms.items():
+            v = v.detach()
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+        self._pending.append((self.step, self.where(self.step), loss, terms))
+        self._count += 1
+        self.step += 1
+        if len(self._pending) >= self.check_every:
+            self.check()
+
+    def check(self) -> None:
+        """Raise NonFiniteLossError naming the first non-finite step since the last check (one host sync)."""
+        if self._ok is not None and not bool(self._ok):
+            for step, where, loss, terms in self._pending:
+                if not bool(torch.isfinite(loss)):
+                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                    raise NonFiniteLossError(f"non-finite loss {float(loss)} at {where}; terms: {parts}")
+        self._pending.clear()
+
+    def means(self, reset: bool = True) -> dict[str, float]:
+        """Mean of every term since the last reset (one host sync for all terms together)."""
+        self.check()
+        if not self._sums:
+            return {}
+        names = list(self._sums)
+        values = (torch.stack([self._sums[k].float() for k in names]) / max(self._count, 1)).tolist()
+        if reset:
+            self._sums, self._count = {}, 0
+        return dict(zip(names, values))
+
+    def close(self) -> None:
+        self.check()
