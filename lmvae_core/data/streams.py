@@ -194,6 +194,15 @@ class TaskFreeStream:
             yield self.data.x[idx], self.data.y[idx]
 
 
+def class_sorted_stream(parts: Sequence[Split], batch_size: int = 64, seed: int = 0) -> TaskFreeStream:
+    """The images of several task splits as one class-sorted stream of batches, classes in the order the
+    tasks bring them (each image once)."""
+    classes: list[int] = []
+    for p in parts:
+        classes += [c for c in torch.unique(p.y).tolist() if c not in classes]
+    return TaskFreeStream(Split.concat(parts), batch_size, class_order=classes, seed=seed)
+
+
 def stream_from_tasks(tasks: Sequence[TaskStream]) -> TaskStream:
     """Concatenate streams (e.g. split MNIST then split Fashion-MNIST)."""
     out = TaskStream("+".join(s.name for s in tasks))

@@ -1,8 +1,8 @@
 """Training loop, optimiser set-up and checkpoints."""
 from .checkpoint import MODEL_REGISTRY, load_checkpoint, register_model, save_checkpoint
-from .loop import TrainConfig, binarized, check_finite, make_optimizer, train
+from .loop import TrainConfig, binarized, epoch_batches, fit_batches, make_optimizer, steps_per_epoch, train
 from .step import LossMonitor, NonFiniteLossError, train_step
 
 __all__ = ["MODEL_REGISTRY", "load_checkpoint", "register_model", "save_checkpoint", "NonFiniteLossError",
-           "TrainConfig", "binarized", "check_finite", "make_optimizer", "train",
+           "TrainConfig", "binarized", "epoch_batches", "fit_batches", "make_optimizer", "steps_per_epoch", "train",
            "LossMonitor", "train_step"]
