@@ -44,6 +44,13 @@ class Budget:
             raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {self.binarize!r}")
 
 
+def from_train_config(cfg: TrainConfig) -> tuple[Budget, dict]:
+    """A TrainConfig split into the real-data budget and a learner's optimiser arguments."""
+    return (Budget(cfg.epochs, cfg.batch_size, cfg.binarize),
+            {"lr": cfg.lr, "betas": cfg.betas, "grad_clip": cfg.grad_clip, "progress": cfg.progress,
+             "check_every": cfg.check_every})
+
+
 class TaskData:
     """One task as the driver hands it out: name, index, images x in [0,1] (labels y, for bookkeeping only) and
     `batches()`, the budget's (epoch, real batch) pairs, which can be drawn once. Rows and steps drawn are counted."""

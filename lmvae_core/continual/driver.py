@@ -31,7 +31,7 @@ Boundary = Callable[[int, Learner], None]
 class StreamTask:
     name: str
     x: torch.Tensor  # training images in [0,1]
-    y: torch.Tensor  # labels (the task-free order and bookkeeping only)
+    y: torch.Tensor | None = None  # labels (the task-free order and bookkeeping only)
 
 
 @dataclass
@@ -53,10 +53,13 @@ class StreamResult:
 
 
 def stream_tasks(stream) -> list[StreamTask]:
-    """The tasks of a TaskStream (task.train.x) or a benchmark stream (task.train_x), in order."""
+    """The tasks of a TaskStream (task.train.x), a benchmark stream (task.train_x) or a list of StreamTasks."""
     tasks = getattr(stream, "tasks", stream)
     out = []
     for i, t in enumerate(tasks):
+        if isinstance(t, StreamTask):
+            out.append(t)
+            continue
         x, y = (t.train.x, t.train.y) if hasattr(t, "train") else (t.train_x, t.train_y)
         out.append(StreamTask(getattr(t, "name", f"task {i}"), x, y))
     if not out:
@@ -113,8 +116,8 @@ def run_stream(learner: Learner, stream, budget: Budget, on_boundary: Boundary |
         return result
     tasks = stream_tasks(stream)
     if kind == "offline":
-        joint = TaskData(0, "+".join(t.name for t in tasks), torch.cat([t.x for t in tasks]), budget,
-                         torch.cat([t.y for t in tasks]))
+        ys = None if any(t.y is None for t in tasks) else torch.cat([t.y for t in tasks])
+        joint = TaskData(0, "+".join(t.name for t in tasks), torch.cat([t.x for t in tasks]), budget, ys)
         result.tasks.append(_fit(learner, joint))
         if on_boundary:
             on_boundary(len(tasks) - 1, learner)

@@ -25,7 +25,7 @@ from ..metrics import iwae_log_likelihood
 from ..models.lgm import (LGM, LGMConfig, add_fisher, anneal, diagonal_fisher, ewc_penalty, fork,
                           student_teacher_loss)
 from ..training.loop import make_optimizer
-from .base import BaseLearner, TaskData, frozen_copy, restore
+from .base import BaseLearner, TaskData, frozen_copy, pack, restore
 
 METHODS = ("lgm", "replay", "naive", "ewc", "full")
 
@@ -107,7 +107,7 @@ class LGMLearner(BaseLearner):
         return {"history": history}
 
     def state(self) -> dict:
-        teacher = None if self.teacher is None else {"spec": self.teacher.spec(), "state": self.teacher.state_dict()}
+        teacher = None if self.teacher is None else pack(self.teacher)
         return super().state() | {"teacher": teacher, "fisher": self.fisher, "pool": [x.cpu() for x in self.pool]}
 
     def set_state(self, state: dict) -> None:

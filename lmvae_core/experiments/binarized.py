@@ -2,26 +2,26 @@
 generative replay on split MNIST, and the claims judged by measured numbers."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import stats
 
+from ..continual import SequentialVAE, from_train_config, pack, restore, run_stream
+from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, class_split_stream, load_split
-from ..metrics import TaskMatrix, active_units, feature_classifier, fid, iwae_log_likelihood, negative_elbo
-from ..metrics import reconstruction_error
+from ..metrics import (TaskMatrix, active_units, feature_classifier, fid, iwae_log_likelihood, negative_elbo,
+                       reconstruction_error)
+from ..metrics.latent import bimodality_coefficient, latent_means, linear_probe, traversal  # noqa: F401
 from ..models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixture_kl_monte_carlo, mixture_kl_per_dim,
                                 shifted_kl)
-from ..models.likelihoods import mean_image
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim
 from ..training.loop import TrainConfig, make_optimizer, train
+from ..training.step import train_step
 from .common import Run
 
 # The three objectives the paper regularises: (beta, capacity C, gamma). capacity: recon + gamma |KL - C|.
@@ -64,13 +64,7 @@ def _train_key(dataset, cfg, tcfg, data: DataConfig, seed, extra=None) -> dict:
 
 
 def rebuild(result: dict, device) -> BinarizedVAE:
-    model = BinarizedVAE.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
-
-
-def _binarized_test(x: torch.Tensor, seed: int = 123) -> torch.Tensor:
-    return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))
+    return restore(BinarizedVAE, result, device)
 
 
 # -- one model of the sweep -------------------------------------------------------------------------
@@ -89,37 +83,9 @@ def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | 
         model = BinarizedVAE(cfg).to(x.device)
         t0 = time.time()
         history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
-        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "history": history, "train_seconds": time.time() - t0}
+        return pack(model) | {"history": history, "train_seconds": time.time() - t0}
 
     return cached("binarized_vae", key, fit, force=run.force if force is None else force) | {"key": key}
-
-
-@torch.no_grad()
-def latent_means(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    return torch.cat([model.encode(x[i:i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
-
-
-def bimodality_coefficient(v: np.ndarray) -> float:
-    """Sarle's bimodality coefficient; above 5/9 (a uniform distribution) suggests two modes."""
-    n = len(v)
-    g, k = stats.skew(v, bias=False), stats.kurtosis(v, bias=False)
-    return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
-
-
-@torch.no_grad()
-def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
-                 ridge: float = 1e-2) -> float:
-    """Test accuracy of a linear classifier on standardised latent means: ridge regression onto one-hot
-    labels (closed form, so it is cheap and deterministic), argmax prediction."""
-    mean, std = f_train.mean(0), f_train.std(0) + 1e-6
-    a = torch.cat([(f_train - mean) / std, torch.ones(len(f_train), 1, device=f_train.device)], 1).double()
-    b = torch.cat([(f_test - mean) / std, torch.ones(len(f_test), 1, device=f_test.device)], 1).double()
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    target = F.one_hot(y_train, n_classes).double()
-    w = torch.linalg.solve(a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=a.dtype, device=a.device),
-                           a.T @ target)
-    return float(((b @ w).argmax(1) == y_test).float().mean())
 
 
 @torch.no_grad()
@@ -135,7 +101,7 @@ def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, cl
         model = rebuild(trained, run.device)
         test = load_split(dataset, "test", run.data())
         x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
-        xb = _binarized_test(x)
+        xb = binarize_fixed(x)
         mu, logvar = model.encode(xb)
         n_active, var = active_units(model, xb)
         kl_dim = shifted_kl(mu, logvar, r).mean(0)
@@ -146,7 +112,7 @@ def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, cl
         balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
         bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
         train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
-        probe = linear_probe(latent_means(model, _binarized_test(train_probe.x)), train_probe.y, mu, y)
+        probe = linear_probe(latent_means(model, binarize_fixed(train_probe.x)), train_probe.y, mu, y)
         out = {
             "recon_error": reconstruction_error(model, xb),
             "neg_elbo": negative_elbo(model, xb),
@@ -220,22 +186,11 @@ def load_model(run: Run, dataset: str, objective: str, r: float) -> BinarizedVAE
 
 # -- latent geometry --------------------------------------------------------------------------------
 @torch.no_grad()
-def traversal(model: BinarizedVAE, x: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:
-    """Decode the posterior mean of one image with one dimension at a time set to each value:
-    [len(dims) * len(values), C, H, W], one row per dimension."""
-    mu = model.encode(x[:1])[0][0]
-    z = mu.repeat(len(dims) * len(values), 1)
-    for i, d in enumerate(dims):
-        z[i * len(values):(i + 1) * len(values), d] = values.to(z)
-    return mean_image(model.config.likelihood, model.decode(z))
-
-
-@torch.no_grad()
 def projection(run: Run, model: BinarizedVAE, dataset: str, n: int | None = None) -> dict:
     """Posterior means of test images in the two most active dimensions, with labels."""
     test = load_split(dataset, "test", run.data())
     n = n or run.settings["eval_n"]
-    xb = _binarized_test(test.x[:n])
+    xb = binarize_fixed(test.x[:n])
     mu = latent_means(model, xb)
     order = torch.argsort(mu.var(0), descending=True)
     return {"mu": mu.cpu().numpy(), "y": test.y[:n].cpu().numpy(), "dims": order[:2].tolist(),
@@ -249,7 +204,7 @@ def bound_check(run: Run, model: BinarizedVAE, dataset: str, n: int = 200) -> di
     Monte Carlo estimate with standard errors. Counts violations beyond 3 standard errors."""
     s = run.settings
     test = load_split(dataset, "test", run.data())
-    xb = _binarized_test(test.x[:n])
+    xb = binarize_fixed(test.x[:n])
     mu, logvar = model.encode(xb)
     r, d = model.r, mu.shape[1]
     bound = shifted_kl(mu, logvar, r).sum(-1) + d * math.log(2)
@@ -293,10 +248,7 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
                 for b in batches:
-                    loss, _ = m.loss(b)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    train_step(m.loss, b, opt)
                 if x.device.type == "cuda":
                     torch.cuda.synchronize()
                 if rnd > 0:  # round 0 warms up
@@ -312,11 +264,8 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
 
 # -- generative replay on split MNIST ---------------------------------------------------------------------
 def continual(run: Run, r: float, objective: str = "VAE") -> dict:
-    """A generative-replay VAE (Shin et al. 2017 style, generator only) on split MNIST (5 tasks).
-
-    On task t the loss is (L(current batch) + t * L(replayed batch)) / (t + 1), the replayed batch
-    drawn from a frozen copy of the model after task t-1 (prior samples, Bernoulli-sampled images).
-    R[t, j] is the IWAE log-likelihood on task j's test images after task t."""
+    """A generative-replay VAE (Shin et al. 2017 style, generator only: lmvae_core.continual.SequentialVAE) on
+    split MNIST (5 tasks). R[t, j] is the IWAE log-likelihood on task j's test images after task t."""
     s = run.settings
     data = run.data(train_limit=s["cl_train_limit"])
     cfg = model_config(s, objective, r)
@@ -327,31 +276,19 @@ def continual(run: Run, r: float, objective: str = "VAE") -> dict:
     def fit():
         torch.manual_seed(run.seed)
         stream = class_split_stream("mnist", 5, data)
-        model = BinarizedVAE(cfg).to(run.device)
+        budget, optim = from_train_config(tcfg)
+        learner = SequentialVAE(cfg, replay=True, device=run.device, **optim)
         matrix = TaskMatrix(stream.names, higher_is_better=True)
-        tests = [_binarized_test(task.test.x[: s["cl_eval_n"]]) for task in stream]
-        old, t0 = None, time.time()
-        for t, task in enumerate(stream):
-            if old is None:
-                loss_fn = model.loss
-            else:
-                def loss_fn(batch, old=old, t=t):
-                    with torch.no_grad():
-                        replay = torch.bernoulli(old.sample(batch.shape[0]))
-                    cur, terms = model.loss(batch)
-                    rep, _ = model.loss(replay)
-                    return (cur + t * rep) / (t + 1), terms | {"replay_loss": rep.detach()}
-            train(model, task.train.x, tcfg, loss_fn=loss_fn, optimizer=make_optimizer(model.parameters(), tcfg),
-                  desc=f"replay r={r} task {t}")
-            old = copy.deepcopy(model).eval()
-            for p in old.parameters():
-                p.requires_grad_(False)
+        tests = [binarize_fixed(task.test.x[: s["cl_eval_n"]]) for task in stream]
+
+        def on_boundary(t, lr):
             for j in range(t + 1):
-                matrix.record(t, j, float(iwae_log_likelihood(model, tests[j], k=s["cl_k"]).mean()))
-        g = torch.Generator(device=run.device).manual_seed(run.seed)
-        samples = model.sample(100, generator=g).cpu()
-        return {"matrix": matrix.to_dict(), "samples": samples, "train_seconds": time.time() - t0,
-                "spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()}}
+                matrix.record(t, j, float(lr.log_likelihood(tests[j], s["cl_k"]).mean()))
+
+        result = run_stream(learner, stream, budget, on_boundary)
+        samples = learner.sample(100, seed=run.seed).cpu()
+        return pack(learner.model) | {"matrix": matrix.to_dict(), "samples": samples,
+                                      "train_seconds": result.train_seconds, "replay_rows": result.replay_rows}
 
     result = cached("binarized_replay", key, fit, force=run.force)
     matrix = TaskMatrix.from_dict(result["matrix"])
