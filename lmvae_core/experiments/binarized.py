@@ -342,38 +342,41 @@ def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, dict
     worst = max(overhead_rows, key=lambda o: o["ratio"])
     base, main = replay.get(0.0), replay.get(main_r)
     where = f"r = {main_r:g} vs r = 0, mean over {n} (dataset, objective) pairs"
+
+    def at_r_max(key: str) -> str:
+        return f"r = {r_max:g}: {vae[r_max][key]:.2f}; beta-VAE r = {r_max:g}: {beta[r_max][key]:.2f}"
+
+    def vs_r0(text: str, paper: str, value: float, verdict, note: str = "") -> Claim:
+        """A claim measured as r = main_r against r = 0 over the (dataset, objective) pairs."""
+        return Claim(text, paper, value, verdict, profile, note=f"{where}; {note}" if note else where)
+
+    modes = ("Two symmetric modes: the latent means gather at +-r (bimodality coefficient of the pooled means of "
+             "active dims; > 5/9 suggests two modes)")
     out = [
-        Claim("Better reconstruction (squared error at the posterior mean, ratio r>0 / r=0)",
-              "qualitative ('better reconstruction')", recon_ratio, AtMost(0.98, partly=1.0), profile,
-              note=f"{where}; improved in {sum(a < b for a, b in recon)}/{n}"),
-        Claim("No posterior collapse (active units, gain over r = 0)",
-              "qualitative ('no posterior collapse')", au_gain, AtLeast(1.0, partly=0.0), profile,
-              note=f"{where}; more or equal in {sum(a >= b for a, b in au)}/{n}"),
-        Claim("Two symmetric modes: the latent means gather at +-r (bimodality coefficient of the pooled "
-              "means of active dims; > 5/9 suggests two modes)",
-              "qualitative ('symmetric around two modes')", vae[main_r]["pooled_bc"],
+        vs_r0("Better reconstruction (squared error at the posterior mean, ratio r>0 / r=0)",
+              "qualitative ('better reconstruction')", recon_ratio, AtMost(0.98, partly=1.0),
+              f"improved in {sum(a < b for a, b in recon)}/{n}"),
+        vs_r0("No posterior collapse (active units, gain over r = 0)", "qualitative ('no posterior collapse')",
+              au_gain, AtLeast(1.0, partly=0.0), f"more or equal in {sum(a >= b for a, b in au)}/{n}"),
+        Claim(modes, "qualitative ('symmetric around two modes')", vae[main_r]["pooled_bc"],
               AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"]), profile,
               note=f"VAE {rows[0]['dataset']}, r = {main_r:g} (partly: above r = 0, {vae[0.0]['pooled_bc']:.2f}); "
-                   f"r = {r_max:g}: {vae[r_max]['pooled_bc']:.2f}; beta-VAE r = {r_max:g}: "
-                   f"{beta[r_max]['pooled_bc']:.2f}"),
+                   + at_r_max("pooled_bc")),
         Claim("Symmetric per dimension: both signs used equally (minority-sign share over active dims; "
               "0.5 = symmetric, 0 = one mode only)",
               "qualitative", vae[main_r]["minority_sign"], AtLeast(0.4, partly=0.25), profile,
               note=f"VAE {rows[0]['dataset']}, r = {main_r:g}; r = 0: {vae[0.0]['minority_sign']:.2f}, "
-                   f"r = {r_max:g}: {vae[r_max]['minority_sign']:.2f}; beta-VAE r = {r_max:g}: "
-                   f"{beta[r_max]['minority_sign']:.2f}"),
+                   + at_r_max("minority_sign")),
         Claim("No computation overhead (time per training step, binarized / plain, mean over objectives)",
               "qualitative ('no computation overhead')", ratio, AtMost(1.05, partly=1.15), profile,
               note=f"median of paired interleaved blocks; worst: {worst['objective']} {worst['ratio']:.2f}"),
-        Claim("More transferable representations (linear-probe accuracy on latent means, gain over r = 0)",
-              "qualitative ('more transferable')", probe_gain, AtLeast(0.01, partly=0.0), profile,
-              note=f"{where}; a probe on the same dataset, not the paper's transfer task"),
-        Claim("More representative samples (FID in a classifier's features, ratio r>0 / r=0)",
-              "qualitative ('more representative samples')", fid_ratio, AtMost(0.95, partly=1.0), profile,
-              note=where),
-        Claim("(not claimed) the regulariser's cost in test log-likelihood (IWAE, gain over r = 0, nats)",
-              "not given", iwae_gain, AtLeast(0.0, partly=-5.0), profile,
-              note=f"{where}; evaluated under the two-mode mixture prior"),
+        vs_r0("More transferable representations (linear-probe accuracy on latent means, gain over r = 0)",
+              "qualitative ('more transferable')", probe_gain, AtLeast(0.01, partly=0.0),
+              "a probe on the same dataset, not the paper's transfer task"),
+        vs_r0("More representative samples (FID in a classifier's features, ratio r>0 / r=0)",
+              "qualitative ('more representative samples')", fid_ratio, AtMost(0.95, partly=1.0)),
+        vs_r0("(not claimed) the regulariser's cost in test log-likelihood (IWAE, gain over r = 0, nats)",
+              "not given", iwae_gain, AtLeast(0.0, partly=-5.0), "evaluated under the two-mode mixture prior"),
     ]
     if base is not None and main is not None:
         out += [

@@ -23,19 +23,15 @@ from .common import Run
 # the training sets (train_limit) so that the notebook runs in minutes on 2 CPU cores.
 # paper: the code's 32x32x3 convolutional experts, Gaussian (squared-error) decoder, latent 100,
 # Adam 1e-3, batch 64, 100 epochs per task, MNIST -> Fashion -> KMNIST -> CIFAR-10 (SVHN unavailable).
+_MLP = dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"), arch="mlp",
+            likelihood="bernoulli", size=None, n_experts=2, test_limit=None, probe=256, threshold=0.5,
+            thresholds=(0.0, 0.5, 1.0, 2.0), capacity_gamma=4.0, capacity_increase=25.0)
 SETTINGS = {
-    "smoke": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
-                  arch="mlp", hidden=64, latent=8, likelihood="bernoulli", size=None, n_experts=2,
-                  epochs=1, batch=128, train_limit=1000, test_limit=None, iwae_k=10, eval_n=200, probe=256,
-                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=600, growth_epochs=1,
-                  capacity_train=600, capacity_epochs=1, capacity_gamma=4.0, capacity_increase=25.0,
-                  timing_n=200, timing_k=20),
-    "quick": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
-                  arch="mlp", hidden=256, latent=20, likelihood="bernoulli", size=None, n_experts=2,
-                  epochs=3, batch=128, train_limit=10000, test_limit=None, iwae_k=100, eval_n=500, probe=256,
-                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=2000, growth_epochs=2,
-                  capacity_train=4000, capacity_epochs=3, capacity_gamma=4.0, capacity_increase=25.0,
-                  timing_n=500, timing_k=100),
+    "smoke": dict(_MLP, hidden=64, latent=8, epochs=1, batch=128, train_limit=1000, iwae_k=10, eval_n=200,
+                  growth_train=600, growth_epochs=1, capacity_train=600, capacity_epochs=1, timing_n=200, timing_k=20),
+    "quick": dict(_MLP, hidden=256, latent=20, epochs=3, batch=128, train_limit=10000, iwae_k=100, eval_n=500,
+                  growth_train=2000, growth_epochs=2, capacity_train=4000, capacity_epochs=3, timing_n=500,
+                  timing_k=100),
     "paper": dict(sequence=("mnist", "fashion", "kmnist", "cifar10"),
                   growth_sequence=("mnist", "fashion", "mnist", "kmnist", "cifar10"),
                   arch="conv", hidden=1024, channels=(64, 128, 256, 512), latent=100, likelihood="gaussian",

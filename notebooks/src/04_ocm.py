@@ -18,8 +18,9 @@
 # samples with the *highest* similarity. The direction is a parameter (`direction`): the main runs use the
 # paper's intent, section 5 compares both.
 #
-# Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`, `OCMLearner`); experiments:
-# `lmvae_core.experiments.ocm`. Labels are used for evaluation and memory histograms only.
+# Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`); the online procedure: `lmvae_core.continual.OCMLearner`,
+# run by the package's stream driver; experiments: `lmvae_core.experiments.ocm`. Labels are used for
+# evaluation and memory histograms only.
 
 # %% tags=["parameters"]
 import os

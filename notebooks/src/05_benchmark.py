@@ -5,8 +5,10 @@
 # of the package runs on the **same task streams**, with the **same network budget** (one 784-H-Z MLP per
 # VAE, expert or OCM component), the **same evaluation code** and several seeds, and one table reports them.
 #
-# Methods (adapters in `lmvae_core.experiments.benchmark`, one per method, one common interface: a fitted
-# method gives per-image `log_likelihood(x, k)`, `sample(n)`, `n_inference_params`, `memory_images`):
+# Methods (a registry of `Learner`s in `lmvae_core.experiments.benchmark`, all trained by one driver,
+# `lmvae_core.continual.run_stream`, with one real-data budget: every task-based method gets the same real
+# batches per task and reports the replayed rows it trains on besides; a learner gives per-image
+# `log_likelihood(x, k)`, `sample(n)`, `n_params`, `memory_images`):
 # fine-tuned VAE (lower bound); jointly trained VAE (upper bound, all data at once); generative-replay VAE
 # (Shin et al. style, generator only); the same with binarized regularisation (`BinarizedVAE`, r > 0);
 # LGM (student-teacher); L-MVAE; VAE-OCM and Dynamic-OCM (task-free); the mixture of VAEs with a manager,
