@@ -105,9 +105,6 @@ class BinarizedVAE(VAE):
     """Any VAE of the package (MLP/conv, Bernoulli/Gaussian, beta, capacity) with the r-shifted KL."""
     config_class = BinarizedVAEConfig
 
-    def __init__(self, config: BinarizedVAEConfig | None = None, **kwargs):
-        super().__init__(config or BinarizedVAEConfig(**kwargs))
-
     @property
     def r(self) -> float:
         return self.config.r

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,7 @@ from torch import nn
 from ..data.preprocess import binarize_dynamic
 from ..nets import MLPDecoder, MLPEncoder
 from ..training.checkpoint import register_model
+from .configured import Configured
 from .likelihoods import log_likelihood, mean_image
 # gaussian_kl takes the log-variance as a log-variance (std = exp(logvar / 2)), unlike the official code
 from .vae import diag_gaussian_log_prob, gaussian_kl, standard_normal_log_prob
@@ -109,14 +110,11 @@ def consistency_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, e
 
 
 @register_model
-class LGM(nn.Module):
+class LGM(Configured):
     """The VAE with a Gaussian + Gumbel-softmax latent that the student and the teacher both are."""
     config_class = LGMConfig
 
-    def __init__(self, config: LGMConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or LGMConfig(**kwargs)
-        c = self.config
+    def build(self, c: LGMConfig) -> None:
         # One encoder output layer: [mu (D), logvar (D), logits (K)]; decoder input [z_c (D), z_d (K)].
         # The discrete parts come last, so growing K only appends rows / columns.
         self.encoder = MLPEncoder(c.input_shape, c.hidden, 1, c.activation)
@@ -217,13 +215,6 @@ class LGM(nn.Module):
         new.encoder.head.bias[old_k:] = new.encoder.head.bias[2 * cfg.latent_dim:old_k].max() + cfg.new_bias
         new.tau.fill_(self.config.tau0)
         return new
-
-    def spec(self) -> dict:
-        return {"config": asdict(self.config)}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "LGM":
-        return cls(cls.config_class(**spec["config"]))
 
 
 # ---- the student-teacher procedure ----------------------------------------------------------------------

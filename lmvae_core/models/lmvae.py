@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 
 from ..training.checkpoint import register_model
+from .configured import Configured
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig
 
@@ -60,12 +60,10 @@ class LMVAEConfig:
 
 
 @register_model
-class LMVAE(nn.Module):
+class LMVAE(Configured):
     config_class = LMVAEConfig
 
-    def __init__(self, config: LMVAEConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or LMVAEConfig(**kwargs)
+    def build(self, config: LMVAEConfig) -> None:
         self.experts = ExpertMixture(lambda: VAE(self.config.expert), self.config.n_experts)
         k = self.config.n_experts
         # expert_task[i]: index of the task expert i was assigned to (-1: still trainable);
