@@ -7,8 +7,8 @@
 Models (lmvae_core.models) hold the math: losses, sampling, likelihoods. The learners here hold the
 procedures: which data a method trains on, when, and with which optimiser.
 """
-from .base import (LEARNERS, BaseLearner, Budget, Learner, TaskData, count_params, from_train_config, frozen_copy, pack,
-                   restore, unpack)
+from .base import (LEARNERS, BaseLearner, Budget, Learner, TaskData, count_params, from_train_config, frozen_copy,
+                   pack, restore, unpack)
 from .driver import StreamResult, StreamTask, run_stream, stream_tasks
 from .lgm import LGMLearner, LifelongConfig
 from .lmvae import LMVAELearner

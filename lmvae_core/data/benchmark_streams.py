@@ -87,6 +87,7 @@ def build_stream(name: str, s: dict, data: DataConfig, batch_size: int = 64, see
         return _chunked(stream) if name == "taskfree_mnist" else stream
     if name == "mnist_fashion":
         cfg = DataConfig(**(asdict(data) | {"train_limit": per_tr, "test_limit": per_te}))
-        tasks = [_task(t.name, t.train, t.test, offset=10 * i) for i, t in enumerate(domain_stream(("mnist", "fashion"), cfg))]
+        ds = domain_stream(("mnist", "fashion"), cfg)
+        tasks = [_task(t.name, t.train, t.test, offset=10 * i) for i, t in enumerate(ds)]
         return BenchStream(name, tasks, 20, batch_size=batch_size, seed=seed)
     raise ValueError(f"unknown stream {name!r}; known: {', '.join(STREAM_TITLES)}")

@@ -2,9 +2,10 @@
 
 Every method is the same code (lmvae_core.continual.lgm.LGMLearner) with switches, run by the package's
 stream driver with the same real-data budget per task for every method (teacher replay and stored images
-come on top). One cached run trains a method on a whole stream and evaluates it after every task: -ELBO per task and on the cumulative test set, the
-IWAE bound on a class-balanced subset of the cumulative test set, consistency with the previous model,
-and FID of prior samples against the cumulative test set in a feature classifier's space.
+come on top). One cached run trains a method on a whole stream and evaluates it after every task: -ELBO
+per task and on the cumulative test set, the IWAE bound on a class-balanced subset of the cumulative test
+set, consistency with the previous model, and FID of prior samples against the cumulative test set in a
+feature classifier's space.
 """
 from __future__ import annotations
 
