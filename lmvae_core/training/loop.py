@@ -72,10 +72,10 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
                 optimizer: torch.optim.Optimizer, model: nn.Module | None = None, grad_clip: float | None = None,
                 check_every: int = 50, total: int | None = None, per_epoch: int | None = None,
                 progress: bool = False, desc: str = "train", on_step: Callable[[int], None] | None = None,
-                on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+                on_epoch: Callable[[int, dict], None] | None = None, step_options: dict | None = None) -> list[dict]:
     """The one training loop of the package: one `train_step` per (epoch, batch) pair; returns one dict of
     mean loss terms per epoch. The terms stay on the device until the end of an epoch (one host sync then,
-    and one per check_every steps for the NaN/Inf guard)."""
+    and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call."""
     params = [p for g in optimizer.param_groups for p in g["params"]]
     where = (lambda s: f"epoch {s // per_epoch}, step {s}") if per_epoch else None
     monitor = LossMonitor(check_every, where=where)
@@ -98,7 +98,7 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
             close_epoch(current, monitor.step - start)
             start = monitor.step
         current = epoch
-        loss, terms = train_step(loss_fn, batch, optimizer, params, grad_clip)
+        loss, terms = train_step(loss_fn, batch, optimizer, params, grad_clip, **(step_options or {}))
         monitor.update(loss, terms)
         if on_step:
             on_step(monitor.step)
