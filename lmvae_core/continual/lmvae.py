@@ -36,19 +36,19 @@ class LMVAELearner(BaseLearner):
         self.tasks_done += 1
         return decision
 
-    def _served(self) -> tuple[list, torch.Tensor]:
+    def _served(self) -> tuple[list[int], torch.Tensor]:
+        """The experts that serve a task, and how many tasks each serves (the mixture weights)."""
         used = sorted(set(self.model.task_expert))
-        weights = torch.tensor([self.model.task_expert.count(e) for e in used], dtype=torch.float)
-        return [self.model.experts.experts[e] for e in used], weights
+        return used, torch.tensor([self.model.task_expert.count(e) for e in used], dtype=torch.float)
 
     @property
     def n_params(self) -> int:
-        return count_params(*self._served()[0])
+        return count_params(*(self.model.experts.experts[e] for e in self._served()[0]))
 
     def log_likelihood(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        experts, weights = self._served()
-        return experts_log_likelihood(experts, weights, x, k)
+        ids, weights = self._served()
+        return experts_log_likelihood(self.model.experts, ids, weights, x, k)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        experts, weights = self._served()
-        return experts_sample(experts, weights, n, seed)
+        ids, weights = self._served()
+        return experts_sample([self.model.experts.experts[e] for e in ids], weights, n, seed)

@@ -33,12 +33,12 @@ def draw_counts(weights: torch.Tensor, n: int, seed: int) -> list[int]:
     return torch.bincount(idx, minlength=len(weights)).tolist()
 
 
-def experts_log_likelihood(experts: list[VAE], weights: torch.Tensor, x: torch.Tensor, k: int,
+def experts_log_likelihood(mixture: ExpertMixture, ids: list[int], weights: torch.Tensor, x: torch.Tensor, k: int,
                            batch_size: int = 500) -> torch.Tensor:
-    """log sum_i w_i p_i(x), each p_i(x) the expert's IWAE-k estimate, all experts in one batched computation."""
-    stacked = ExpertMixture(experts=experts)
-    chunk = max(1, min(k, 2_500_000 // (len(experts) * min(batch_size, len(x)) * x[0].numel())))
-    per = iwae_log_likelihood(lambda xb, kk: stacked.all_experts(xb, op="log_weights", k=kk), x, k,
+    """log sum_i w_i p_i(x) over the experts `ids` of a mixture, each p_i(x) the expert's IWAE-k estimate, all
+    experts in one batched computation."""
+    chunk = max(1, min(k, 2_500_000 // (len(ids) * min(batch_size, len(x)) * x[0].numel())))
+    per = iwae_log_likelihood(lambda xb, kk: mixture.all_experts(xb, op="log_weights", ids=ids, k=kk), x, k,
                               batch_size=batch_size, chunk=chunk, sample_dim=1)
     return mixture_log_likelihood(per, weights)
 
@@ -136,7 +136,7 @@ class MixtureOfVAEs(BaseLearner):
         self.usage = state["usage"]
 
     def log_likelihood(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return experts_log_likelihood(list(self.model.experts.experts), self.usage, x, k)
+        return experts_log_likelihood(self.model.experts, list(range(len(self.model.experts))), self.usage, x, k)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return experts_sample(list(self.model.experts.experts), self.usage, n, seed)
