@@ -3,8 +3,8 @@ calls on_boundary once per task, drives task-free learners batch by batch; every
 import pytest
 import torch
 
-from lmvae_core.continual import (BaseLearner, Budget, LGMLearner, LifelongConfig, OCMLearner, SequentialVAE,
-                                  TaskData, run_stream)
+from lmvae_core.continual import (BaseLearner, Budget, Learner, LGMLearner, LifelongConfig, OCMLearner,
+                                  SequentialVAE, TaskData, run_stream)
 from lmvae_core.data.benchmark_streams import build_stream
 from lmvae_core.data.streams import TaskFreeStream
 from lmvae_core.experiments import benchmark as B
@@ -99,6 +99,7 @@ def test_a_task_hands_out_its_budget_once(stream):
 @pytest.mark.parametrize("method", [*B.LEARNERS])
 def test_save_load_round_trip(stream, method, tmp_path):
     lr = learner(method)
+    assert isinstance(lr, Learner)
     run_stream(lr, stream, Budget(1, 32))
     path = lr.save(tmp_path / "learner.pt")
     again = BaseLearner.load(path)
