@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import paths
+from ..results.atomic import atomic_write
 
 
 class DataMissingError(FileNotFoundError):
@@ -242,5 +243,5 @@ def _from_image_folder(key: str, cls, split: str, root: Path, download: bool) ->
     items = [ds[i] for i in range(len(ds))]
     images = _to_nchw(torch.stack([im for im, _ in items]), key)
     labels = torch.as_tensor([int(lbl) for _, lbl in items], dtype=torch.int64)
-    torch.save((images, labels), cache)
+    atomic_write(cache, lambda tmp: torch.save((images, labels), tmp))
     return images, labels
