@@ -37,7 +37,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "kmnist": DatasetInfo("KMNIST", "kmnist", tuple(
         f"KMNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))),
-    "svhn": DatasetInfo("SVHN", "svhn", ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat")),  # root/SVHN/ (see below)
+    "svhn": DatasetInfo("SVHN", "svhn", ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat")),
     "cifar10": DatasetInfo("CIFAR10", "cifar10", ("cifar-10-batches-py/data_batch_1 ... data_batch_5",
                                                   "cifar-10-batches-py/test_batch")),
     "celeba": DatasetInfo("CelebA", "celeba", ("celeba/img_align_celeba/*.jpg", "celeba/list_eval_partition.txt",

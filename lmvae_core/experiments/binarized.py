@@ -10,7 +10,6 @@ from dataclasses import asdict
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 from ..data.streams import DataConfig, class_split_stream, load_split
 from ..metrics import TaskMatrix, active_units, feature_classifier, fid, iwae_log_likelihood, negative_elbo
@@ -102,6 +101,8 @@ def latent_means(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor
 
 def bimodality_coefficient(v: np.ndarray) -> float:
     """Sarle's bimodality coefficient; above 5/9 (a uniform distribution) suggests two modes."""
+    from scipy import stats  # here: scipy.stats costs a second at every `lmvae` start-up
+
     n = len(v)
     g, k = stats.skew(v, bias=False), stats.kurtosis(v, bias=False)
     return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
