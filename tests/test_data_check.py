@@ -119,3 +119,39 @@ def test_data_command_lists_each_notebook(tmp_path):
     assert proc.returncode == 1
     assert "01_lmvae" in proc.stdout and "kmnist" in proc.stdout and "MISSING" in proc.stdout
     assert str(tmp_path / "KMNIST" / "raw") in proc.stdout
+
+
+def test_fetch_downloads_through_torchvision_and_the_loader_reads_it(tmp_path, monkeypatch):
+    """The whole download path against a local HTTP mirror serving the sample as MNIST's gzipped IDX files."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import torch
+    import torchvision.datasets as tvd
+
+    from lmvae_core.data.idx import write_idx
+    from lmvae_core.data.requirements import fetch_missing
+
+    mirror = tmp_path / "mirror"
+    x, y = load_images("mnist", "train", source="sample")
+    xt, yt = load_images("mnist", "test", source="sample")
+    for prefix, (images, labels) in (("train", (x, y)), ("t10k", (xt, yt))):
+        write_idx(mirror / f"{prefix}-images-idx3-ubyte", images[:, 0].numpy(), compress=True)
+        write_idx(mirror / f"{prefix}-labels-idx1-ubyte", labels.numpy(), compress=True)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(mirror))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(tvd.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_address[1]}/"])
+        monkeypatch.setattr(tvd.MNIST, "resources", [(name, None) for name, _ in tvd.MNIST.resources])  # no md5
+        root = tmp_path / "data"
+        rows = check(["00_mixture_of_vaes"], "quick", root)
+        failed = fetch_missing([r for r in rows if r.dataset == "mnist"], root, echo=lambda *a: None)
+    finally:
+        server.shutdown()
+    assert failed == {}
+    assert [r.present for r in check(["00_mixture_of_vaes"], "quick", root) if r.dataset == "mnist"] == [True, True]
+    x2, y2 = load_images("mnist", "train", root=root, download=False)
+    assert torch.equal(x2, x) and torch.equal(y2, y)
