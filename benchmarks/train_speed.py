@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmvae_core import paths
 from lmvae_core.data import DataConfig, load_split
 from lmvae_core.data.datasets import DataMissingError, load_images
 from lmvae_core.data.idx import write_mnist_root
@@ -49,10 +50,11 @@ def examples_loss(recon, x, mu, logvar):
 
 
 def mnist_root(data_root: str | None) -> str:
-    """torchvision's MNIST under the data root, or the committed sample written as IDX files."""
+    """torchvision's MNIST under the data root (argument, else $LMVAE_DATA, else ./data), or the committed
+    sample written as IDX files."""
     try:
-        load_images("mnist", "train", data_root, source="torchvision")
-        return str(Path(data_root or "data").resolve())
+        load_images("mnist", "train", data_root, source="torchvision", download=False)
+        return str(paths.data_root(data_root))
     except DataMissingError:
         tmp = Path(tempfile.mkdtemp())
         x, y = load_images("mnist", "train", source="sample")

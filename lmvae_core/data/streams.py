@@ -82,7 +82,7 @@ class DataConfig:
     rgb: bool = False  # replicate grey images to 3 channels (3x32x32 models)
     train_limit: int | None = None  # keep the first N (class-balanced) training images, for fast profiles
     test_limit: int | None = None
-    download: bool = False
+    download: bool | None = None  # None: on unless LMVAE_OFFLINE=1 or a notebook's offline=True
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None,

@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from scipy.cluster.vq import kmeans2
 
 from ..continual import pack, restore
 from ..data.preprocess import binarize_fixed
@@ -90,6 +89,8 @@ class _Routed:
 
 def kmeans_pixel_accuracy(x: torch.Tensor, y: torch.Tensor, k: int = 10, seed: int = 0) -> float:
     """The baseline the manager must beat: k-means on raw pixels, Hungarian-matched."""
+    from scipy.cluster.vq import kmeans2  # here: scipy.cluster costs a second at every `lmvae` start-up
+
     pixels = x.flatten(1).cpu().numpy().astype(np.float64)
     _, assign = kmeans2(pixels, k, minit="++", seed=seed, iter=30)
     return cluster_accuracy(y.cpu().numpy(), assign)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 
 @torch.no_grad()
@@ -15,6 +14,8 @@ def latent_means(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor
 
 def bimodality_coefficient(v: np.ndarray) -> float:
     """Sarle's bimodality coefficient; above 5/9 (a uniform distribution) suggests two modes."""
+    from scipy import stats  # here: scipy.stats costs a second at every `lmvae` start-up
+
     n = len(v)
     g, k = stats.skew(v, bias=False), stats.kurtosis(v, bias=False)
     return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))

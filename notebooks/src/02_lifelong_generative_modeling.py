@@ -38,6 +38,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -51,7 +53,7 @@ from lmvae_core.experiments import lgm as exp
 from lmvae_core.results import plots
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS)
+            exp.SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)

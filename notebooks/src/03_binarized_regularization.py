@@ -40,6 +40,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -52,7 +54,7 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import binarized as exp
 from lmvae_core.results import plots
 
-run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS)
+run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)

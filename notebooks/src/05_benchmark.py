@@ -44,6 +44,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -57,7 +59,7 @@ from lmvae_core.experiments import benchmark as exp
 from lmvae_core.metrics import TaskMatrix
 from lmvae_core.results import plots
 
-run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS)
+run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)
@@ -117,7 +119,7 @@ run.out.table(fc_ranks.reset_index(), "ranking_fitting_capacity")
 sentence_fc = exp.ranking_sentence(summary, "fitting_capacity")
 display(Markdown(sentence))
 display(Markdown(sentence_fc))
-(run.out.dir / "ranking.md").write_text(sentence + "\n\n" + sentence_fc + "\n");
+run.out.text(sentence + "\n\n" + sentence_fc + "\n", "ranking");
 
 # %% [markdown]
 # ## 3. One figure per stream
