@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from ..training.loop import TrainConfig, make_optimizer, train
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig

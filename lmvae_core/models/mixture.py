@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ..training.checkpoint import MODEL_REGISTRY, register_model
+from .base import MODEL_REGISTRY, register_model
 from .vae import VAE
 
 
