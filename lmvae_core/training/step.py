@@ -49,7 +49,7 @@ class LossMonitor:
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._ok: torch.Tensor | None = None
-        self._pending: list[tuple[int, str, torch.Tensor, dict]] = []  # (step, where, loss, terms) since last check
+        self._pending: list[tuple[int, torch.Tensor, dict]] = []  # (step, loss, terms) since the last check
 
     def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         finite = torch.isfinite(loss)
@@ -57,7 +57,7 @@ class LossMonitor:
         for k, v in terms.items():
             v = v.detach()
             self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
-        self._pending.append((self.step, self.where(self.step), loss, terms))
+        self._pending.append((self.step, loss, terms))
         self._count += 1
         self.step += 1
         if len(self._pending) >= self.check_every:
@@ -66,22 +66,37 @@ class LossMonitor:
     def check(self) -> None:
         """Raise NonFiniteLossError naming the first non-finite step since the last check (one host sync)."""
         if self._ok is not None and not bool(self._ok):
-            for step, where, loss, terms in self._pending:
+            for step, loss, terms in self._pending:
                 if not bool(torch.isfinite(loss)):
-                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                    raise NonFiniteLossError(f"non-finite loss {float(loss)} at {where}; terms: {parts}")
+                    parts = ", ".join(f"{k}={_fmt(v)}" for k, v in terms.items())
+                    raise NonFiniteLossError(f"non-finite loss {_fmt(loss)} at {self.where(step)}; terms: {parts}")
         self._pending.clear()
 
-    def means(self, reset: bool = True) -> dict[str, float]:
-        """Mean of every term since the last reset (one host sync for all terms together)."""
+    def means_tensors(self, reset: bool = True) -> dict[str, torch.Tensor]:
+        """Mean of every term since the last reset, as CPU tensors (terms may be vectors, e.g. one
+        value per ensemble member); one host sync for all terms together."""
         self.check()
         if not self._sums:
             return {}
         names = list(self._sums)
-        values = (torch.stack([self._sums[k].float() for k in names]) / max(self._count, 1)).tolist()
+        sums = [self._sums[k].float() for k in names]
+        flat = (torch.cat([v.reshape(-1) for v in sums]) / max(self._count, 1)).cpu()
+        out, start = {}, 0
+        for k, v in zip(names, sums):
+            out[k] = flat[start:start + v.numel()].view(v.shape)
+            start += v.numel()
         if reset:
             self._sums, self._count = {}, 0
-        return dict(zip(names, values))
+        return out
+
+    def means(self, reset: bool = True) -> dict[str, float]:
+        """Mean of every scalar term since the last reset (one host sync for all terms together)."""
+        return {k: v.tolist() for k, v in self.means_tensors(reset).items()}
 
     def close(self) -> None:
         self.check()
+
+
+def _fmt(v: torch.Tensor) -> str:
+    """A scalar as 4 significant digits; a vector (one value per ensemble member) as a list."""
+    return f"{float(v):.4g}" if v.numel() == 1 else str([float(f"{u:.4g}") for u in v.flatten().tolist()])
