@@ -21,11 +21,24 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
-               params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None
+               params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None,
+               autocast: torch.dtype | None = None, cudagraphs: bool = False
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss_fn(batch) -> (scalar loss, {name: scalar}); one backward and optimiser step.
-    Returns the detached loss and terms, still on the device."""
-    loss, terms = loss_fn(batch)
+    Returns the detached loss and terms, still on the device.
+
+    autocast: run loss_fn under torch.autocast with this dtype (e.g. torch.bfloat16); the returned
+    terms are float32 either way. cudagraphs: loss_fn was compiled with CUDA graphs
+    (mode='reduce-overhead'): mark the step and copy the outputs out of the graph's static buffers,
+    which the next replay overwrites."""
+    if cudagraphs:
+        torch.compiler.cudagraph_mark_step_begin()
+    if autocast is not None:
+        device_type = (batch[0] if isinstance(batch, (tuple, list)) else batch).device.type
+        with torch.autocast(device_type, dtype=autocast):
+            loss, terms = loss_fn(batch)
+    else:
+        loss, terms = loss_fn(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -33,6 +46,8 @@ def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
             params = [p for g in optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
+    if autocast is not None or cudagraphs:
+        return loss.detach().float().clone(), {k: v.detach().float().clone() for k, v in terms.items()}
     return loss.detach(), {k: v.detach() for k, v in terms.items()}
 
 
