@@ -139,3 +139,15 @@ def test_cuda_smoke_training_compiled_bf16(mnist_sample):
     plain = VAE(hidden=(64,), latent_dim=8).to("cuda")
     hist = train(plain, x, TrainConfig(epochs=3, batch_size=128, progress=False))
     assert hist[-1]["loss"] < hist[0]["loss"] and next(plain.parameters()).is_cuda
+
+
+def test_loss_monitor_terms_may_change_between_steps():
+    from lmvae_core.training import LossMonitor
+
+    m = LossMonitor(check_every=10)
+    m.update(torch.tensor(1.0), {"a": torch.tensor(1.0)})
+    m.update(torch.tensor(2.0), {"a": torch.tensor(3.0), "b": torch.tensor([2.0, 4.0])})
+    assert m.means() == {"a": 2.0, "b": [1.0, 2.0]}  # sums over both steps / 2
+    m.update(torch.tensor(float("inf")), {"a": torch.tensor(5.0)})
+    with pytest.raises(NonFiniteLossError, match="step 2; terms: a=5"):
+        m.close()

@@ -8,6 +8,7 @@ step and its loss terms from the per-step record it kept since the last check.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import torch
@@ -54,54 +55,76 @@ def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
 class LossMonitor:
     """Device-side running sums of the loss terms and a deferred NaN/Inf guard.
 
-    `update` costs a few tiny device ops and never synchronises; `check` (every `check_every`
-    updates, and at the end through `close`) reads one boolean from the device."""
+    `update` packs the loss and its terms into one small device vector and adds it to a running sum
+    (two tiny device ops, no synchronisation); `check` (every `check_every` updates, and at the end
+    through `close`) tests the losses recorded since the last check with one host read."""
 
     def __init__(self, check_every: int = 50, where: Callable[[int], str] | None = None):
         self.check_every = max(1, int(check_every))
         self.where = where or (lambda step: f"step {step}")
         self.step = 0  # steps seen so far
-        self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
-        self._ok: torch.Tensor | None = None
-        self._pending: list[tuple[int, torch.Tensor, dict]] = []  # (step, loss, terms) since the last check
+        self._layout: tuple[tuple[str, tuple], ...] | None = None  # (name, shape) of each packed term
+        self._sum: torch.Tensor | None = None
+        self._folded: dict[str, torch.Tensor] = {}  # sums of terms from an earlier layout
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (step, packed loss and terms) since the last check
 
     def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        finite = torch.isfinite(loss)
-        self._ok = finite if self._ok is None else self._ok & finite
-        for k, v in terms.items():
-            v = v.detach()
-            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
-        self._pending.append((self.step, loss, terms))
+        layout = tuple((k, tuple(v.shape)) for k, v in terms.items())
+        if layout != self._layout:
+            self._fold()
+            self._layout = layout
+        row = torch.cat([loss.detach().reshape(1).float(), *(v.detach().reshape(-1).float() for v in terms.values())])
+        self._sum = row.clone() if self._sum is None else self._sum.add_(row)
+        self._pending.append((self.step, row))
         self._count += 1
         self.step += 1
         if len(self._pending) >= self.check_every:
             self.check()
 
+    def _unpack(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, start = {}, 1
+        for name, shape in self._layout or ():
+            n = math.prod(shape)
+            out[name] = row[start:start + n].view(shape)
+            start += n
+        return out
+
+    def _fold(self) -> None:
+        """Move the running sum of the current layout into per-name sums (when the terms change)."""
+        if self._sum is not None:
+            for k, v in self._unpack(self._sum).items():
+                self._folded[k] = self._folded[k] + v if k in self._folded else v.clone()
+        self._sum = None
+
     def check(self) -> None:
         """Raise NonFiniteLossError naming the first non-finite step since the last check (one host sync)."""
-        if self._ok is not None and not bool(self._ok):
-            for step, loss, terms in self._pending:
-                if not bool(torch.isfinite(loss)):
-                    parts = ", ".join(f"{k}={_fmt(v)}" for k, v in terms.items())
-                    raise NonFiniteLossError(f"non-finite loss {_fmt(loss)} at {self.where(step)}; terms: {parts}")
+        if not self._pending:
+            return
+        losses = torch.stack([row[0] for _, row in self._pending])
+        if not bool(torch.isfinite(losses).all()):
+            bad = int((~torch.isfinite(losses)).nonzero()[0, 0])
+            step, row = self._pending[bad]
+            parts = ", ".join(f"{k}={_fmt(v)}" for k, v in self._unpack(row).items())
+            raise NonFiniteLossError(f"non-finite loss {_fmt(row[0])} at {self.where(step)}; terms: {parts}")
         self._pending.clear()
 
     def means_tensors(self, reset: bool = True) -> dict[str, torch.Tensor]:
         """Mean of every term since the last reset, as CPU tensors (terms may be vectors, e.g. one
         value per ensemble member); one host sync for all terms together."""
         self.check()
-        if not self._sums:
+        self._fold()
+        if not self._folded:
             return {}
-        names = list(self._sums)
-        sums = [self._sums[k].float() for k in names]
-        flat = (torch.cat([v.reshape(-1) for v in sums]) / max(self._count, 1)).cpu()
+        names = list(self._folded)
+        flat = (torch.cat([self._folded[k].reshape(-1) for k in names]) / max(self._count, 1)).cpu()
         out, start = {}, 0
-        for k, v in zip(names, sums):
-            out[k] = flat[start:start + v.numel()].view(v.shape)
-            start += v.numel()
+        for k in names:
+            n = self._folded[k].numel()
+            out[k] = flat[start:start + n].view(self._folded[k].shape)
+            start += n
         if reset:
-            self._sums, self._count = {}, 0
+            self._folded, self._count = {}, 0
         return out
 
     def means(self, reset: bool = True) -> dict[str, float]:
