@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from .vae import LOG_2PI, VAE, VAEConfig, diag_gaussian_log_prob
 
 LOG2 = math.log(2.0)

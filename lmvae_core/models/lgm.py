@@ -47,7 +47,7 @@ from torch import nn
 
 from ..data.preprocess import binarize_dynamic
 from ..nets import MLPDecoder, MLPEncoder
-from ..training.checkpoint import register_model
+from .base import register_model
 from .configured import Configured
 from .likelihoods import log_likelihood, mean_image
 # gaussian_kl takes the log-variance as a log-variance (std = exp(logvar / 2)), unlike the official code

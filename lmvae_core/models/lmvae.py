@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from .configured import Configured
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..nets import mlp
-from ..training.checkpoint import register_model
+from .base import register_model
 from .configured import Configured
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig

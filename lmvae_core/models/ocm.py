@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from ..metrics.loglik import iwae_log_likelihood
 from .vae import LOG_2PI, standard_normal_log_prob
 

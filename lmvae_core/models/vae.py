@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from .configured import Configured
 from .likelihoods import LIKELIHOODS, log_likelihood, mean_image
