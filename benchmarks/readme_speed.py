@@ -38,6 +38,9 @@ def _table(r: dict, gpu: bool) -> list[str]:
               f"{ips['ensemble5_separate_member_images']:,.0f} member-images/s. Device: {r['device']}, torch {r['torch']}, "
               f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
               f"{r['load_average_start_end'][1][0]:.2f}."]
+    if max(r["load_average_start_end"][0][0], r["load_average_start_end"][1][0]) > r["threads"]:
+        lines += ["", f"Other jobs shared the machine during this run (load average above its {r['threads']} threads): "
+                  "the rates are far below a quiet machine's and the ratios are noisy; re-run it on a quiet machine."]
     return lines
 
 
