@@ -44,6 +44,7 @@ from ..models.ocm import OCM, OCMConfig, OCMLearner
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim, Within
+from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, make_optimizer, train
 from .common import Run
 
@@ -450,31 +451,36 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
     }
 
 
-def run_one(run: Run, stream_name: str, method: str, seed: int) -> dict:
-    s = run.settings
+def run_key(run: Run, stream_name: str, method: str, seed: int) -> dict:
     data = run.data()
-    key = {"stream": stream_name, "method": method, "seed": seed, "settings": s,
-           "data": asdict(data) | {"device": None, "train_limit": None, "test_limit": None}}
-
-    def compute():
-        stream = build_stream(stream_name, s, data, seed=seed)
-        clf = stream_classifier(stream, s)
-        return evaluate_run(stream, method, s, seed, run.device, clf)
-
-    return cached("benchmark", key, compute, force=run.force)
+    return {"stream": stream_name, "method": method, "seed": seed, "settings": run.settings,
+            "data": asdict(data) | {"device": None, "train_limit": None, "test_limit": None}}
 
 
-def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dict]:
+def compute_run(run: Run, stream_name: str, method: str, seed: int) -> dict:
+    """One grid cell, uncached (module level, so a Dask worker can run it)."""
     s = run.settings
-    rows = []
-    for stream in s["streams"]:
-        for method in s["methods"]:
-            for seed in s["seeds"]:
-                t0 = time.time()
-                rows.append(run_one(run, stream, method, seed))
-                if progress:
-                    progress(f"{stream:15s} {method:20s} seed {seed}: {time.time() - t0:5.1f} s")
-    return rows
+    stream = build_stream(stream_name, s, run.data(), seed=seed)
+    clf = stream_classifier(stream, s)
+    return evaluate_run(stream, method, s, seed, run.device, clf)
+
+
+def run_one(run: Run, stream_name: str, method: str, seed: int) -> dict:
+    return cached("benchmark", run_key(run, stream_name, method, seed),
+                  lambda: compute_run(run, stream_name, method, seed), force=run.force)
+
+
+def grid_calls(run: Run) -> list[Call]:
+    s = run.settings
+    return [Call("benchmark", run_key(run, stream, method, seed), compute_run, (run, stream, method, seed),
+                 {"stream": stream, "method": method, "seed": seed})
+            for stream in s["streams"] for method in s["methods"] for seed in s["seeds"]]
+
+
+def run_all(run: Run) -> GridRun:
+    """Every (stream, method, seed) of the settings on run.executor; failed cells are None in .results and
+    listed by .missing()."""
+    return run_grid(grid_calls(run), run.executor, force=run.force, progress=run.progress, desc="benchmark")
 
 
 # ---- tables and ranking -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import torch
 
 from .. import paths
 from ..data.streams import DataConfig, data_config
+from ..results.cluster import resolve_executor
 from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything
 
@@ -27,6 +28,7 @@ class Run:
     force: bool = False
     progress: bool = True
     settings: dict = field(default_factory=dict)
+    executor: str | None = None  # grids: None/'serial', 'local', 'tcp://host:port' (lmvae_core.results.cluster)
     started: float = field(default_factory=time.time)
 
     def data(self, **overrides) -> DataConfig:
@@ -51,7 +53,7 @@ def _check(name: str, value, types, allow_none: bool = False):
 
 def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: str = "auto",
           data_root: str | None = None, out_dir: str | None = None, force: bool = False, progress: bool = True,
-          settings: dict[str, dict] | None = None) -> Run:
+          settings: dict[str, dict] | None = None, executor: str | None = None) -> Run:
     """Validate a notebook's parameters and build its Run. Bad values fail here, before any work."""
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
@@ -62,10 +64,13 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     _check("out_dir", out_dir, (str, Path), allow_none=True)
     _check("force", force, bool)
     _check("progress", progress, bool)
+    _check("executor", executor, str, allow_none=True)
+    if executor is not None:
+        resolve_executor(executor)  # a bad name fails here, before any work
     resolved = resolve_profile(profile)
     dev = pick_device(device)
     seed_everything(seed)
     out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)
     chosen = (settings or {}).get(resolved, {})
     return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
-               dict(chosen))
+               dict(chosen), executor)

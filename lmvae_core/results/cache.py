@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -36,12 +38,24 @@ def cached(name: str, config: dict, compute: Callable[[], T], force: bool = Fals
             print(f"[cache] {name}: loaded {file.name}")
         return torch.load(file, map_location="cpu", weights_only=False)
     result = compute()
+    _write(file, config, result)
+    return result
+
+
+def store(name: str, config: dict, result, root: str | Path | None = None) -> Path:
+    """Write a result computed elsewhere (a cluster worker without the shared cache) under its key."""
+    file = cache_file(name, config, root)
+    _write(file, config, result)
+    return file
+
+
+def _write(file: Path, config: dict, result) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
+    # A temporary name per process: parallel workers may compute the same entry (a shared classifier) at once.
+    tmp = file.with_name(f"{file.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     torch.save(result, tmp)
     tmp.replace(file)
     file.with_suffix(".json").write_text(json.dumps(config, indent=1, sort_keys=True, default=str))
-    return result
 
 
 def is_cached(name: str, config: dict, root: str | Path | None = None) -> bool:
