@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--out", default=None, help="figures folder (default: figures/, or a git-ignored one for smoke)")
     rep.add_argument("--executed", default=None, help="folder for executed notebooks (default: .lmvae/executed/)")
     rep.add_argument("--in-place", action="store_true", help="write executed notebooks back into notebooks/")
+    rep.add_argument("--executor", default=None,
+                     help="run the grids of notebooks 02-05 on Dask: 'local' (one worker per core, or per GPU), "
+                          "'local:N', or a scheduler address such as tcp://host:8786 "
+                          "(default: serial, or $LMVAE_DASK_SCHEDULER)")
     sub.add_parser("readme", help="regenerate the README's results section from figures/*/claims.csv")
     args = parser.parse_args(argv)
 
@@ -24,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         from .reproduce import reproduce
 
         try:
-            results = reproduce(args.profile, args.only, args.out, args.executed, args.in_place)
+            results = reproduce(args.profile, args.only, args.out, args.executed, args.in_place,
+                                executor=args.executor)
         except ValueError as err:
             print(f"lmvae reproduce: {err}", file=sys.stderr)
             return 2

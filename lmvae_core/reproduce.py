@@ -9,7 +9,12 @@ from pathlib import Path
 
 from . import paths
 from .experiments.common import NOTEBOOKS
+from .results.cluster import resolve_executor
 from .runtime import resolve_profile
+
+
+# Notebooks whose experiments are grids of independent runs (they take an `executor` parameter).
+GRID_NOTEBOOKS = ("02_lifelong_generative_modeling", "03_binarized_regularization", "04_ocm", "05_benchmark")
 
 
 @dataclass
@@ -62,10 +67,14 @@ def verdict_counts(claims_csv: Path) -> dict[str, int]:
 
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
               executed_dir: str | None = None, in_place: bool = False, echo=print,
-              notebook_dir: str | Path | None = None) -> list[NotebookResult]:
+              notebook_dir: str | Path | None = None, executor: str | None = None) -> list[NotebookResult]:
+    """executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a
+    Dask scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER)."""
     import papermill as pm
 
     resolved = resolve_profile(profile)
+    if executor is not None:
+        resolve_executor(executor)  # a bad name fails before any notebook starts
     notebook_dir = Path(notebook_dir) if notebook_dir else paths.repo_root() / "notebooks"
     names = select_notebooks(only, notebook_dir)
     executed_root = Path(executed_dir) if executed_dir else paths.work_root() / "executed" / resolved
@@ -81,6 +90,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         params = {"profile": resolved, "progress": False}
         if out:
             params["out_dir"] = str(Path(out).resolve())
+        if executor is not None and name in GRID_NOTEBOOKS:
+            params["executor"] = executor
         try:
             pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
                                 progress_bar=False, kernel_name="python3")

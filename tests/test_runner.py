@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cloudpickle
+import dask
 import pytest
 import torch
 
@@ -86,8 +87,9 @@ def test_scheduler_address_argument_and_environment_really_connect(cluster, monk
     # 'serial' ignores the environment and runs here
     grid = run_grid(toy_grid("ser"), executor="serial", progress=False)
     assert all(r["pid"] == os.getpid() for r in grid.results)
-    with pytest.raises(ConnectionError, match=ENV_SCHEDULER):
-        run_grid(toy_grid("dead"), executor=None, progress=False)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        with pytest.raises(ConnectionError, match=ENV_SCHEDULER):
+            run_grid(toy_grid("dead"), executor=None, progress=False)
 
 
 def test_remote_workers_results_are_written_by_the_client(cluster):
@@ -162,24 +164,51 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
     from lmvae_core.experiments import benchmark as B
     from lmvae_core.experiments.common import setup
 
-    def grid(executor, name):
+    def smoke_run(executor, name):
         monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / name))
         run = setup("05_benchmark", "smoke", out_dir=str(tmp_path / "out"), progress=False, settings=B.SETTINGS,
                     executor=executor)
-        # a fixed subset of the smoke grid: a task stream and the task-free one, three kinds of learner
-        run.settings.update(streams=("split_mnist", "taskfree_mnist"), methods=("Fine-tune VAE", "L-MVAE", "VAE-OCM"))
-        return B.run_all(run)
+        # a fixed subset of the smoke grid: split MNIST, four kinds of learner (two runs per worker)
+        run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-OCM"))
+        return run
 
-    serial, local = grid(None, "serial"), grid("local:2", "local")
+    serial = run_grid(B.grid_calls(smoke_run(None, "serial")), None, progress=False)
+    local_run = smoke_run("local:2", "local")
+    local = run_grid(B.grid_calls(local_run), local_run.executor, progress=False)
     assert serial.executor == "serial" and local.executor == "local:2"
-    assert not serial.failures and not local.failures and len(local.results) == 6
+    assert not serial.failures and not local.failures and len(local.results) == 4
     files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*.pt"))
     assert files == sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.pt"))
     assert any(f.parts[0] == "benchmark" for f in files) and any(f.parts[0] == "feature_classifier" for f in files)
     for f in files:
         _same(torch.load(tmp_path / "serial" / f, weights_only=False),
               torch.load(tmp_path / "local" / f, weights_only=False), str(f))
-    tables = [B.display_table(B.summarise(B.per_run_frame(g.done()))).drop(columns=["train (s)",
-                                                                                    "inference (ms/img)"])
-              for g in (serial, local)]
+    # the notebook's path after a cluster sweep: everything reloads, nothing is submitted (dead scheduler)
+    local_run.executor = "tcp://127.0.0.1:9"
+    rows = B.run_all(local_run)
+    tables = [B.display_table(B.summarise(B.per_run_frame(r))).drop(columns=["train (s)", "inference (ms/img)"])
+              for r in (serial.done(), rows)]
     assert tables[0].equals(tables[1])
+
+
+# ---- lmvae reproduce --executor -----------------------------------------------------------------------------
+def test_reproduce_passes_executor_to_the_grid_notebooks_only(tmp_path):
+    import nbformat
+
+    from lmvae_core.cli import main
+    from lmvae_core.reproduce import reproduce
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for name in ("01_lmvae", "04_ocm"):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell('profile = "auto"\nprogress = True\nexecutor = None')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(f"open({str(tmp_path / name)!r}, 'w').write(str(executor))")]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nbs / f"{name}.ipynb")
+    results = reproduce("smoke", out=str(tmp_path / "figs"), executed_dir=str(tmp_path / "executed"),
+                        notebook_dir=nbs, echo=lambda *a, **k: None, executor="local:2")
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert (tmp_path / "04_ocm").read_text() == "local:2" and (tmp_path / "01_lmvae").read_text() == "None"
+    assert main(["reproduce", "--profile", "smoke", "--executor", "threads"]) == 2  # rejected before any kernel

@@ -44,7 +44,7 @@ from ..models.ocm import OCM, OCMConfig, OCMLearner
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim, Within
-from ..results.runner import Call, GridRun, run_grid
+from ..results.runner import Call, run_grid
 from ..training.loop import TrainConfig, make_optimizer, train
 from .common import Run
 
@@ -477,10 +477,12 @@ def grid_calls(run: Run) -> list[Call]:
             for stream in s["streams"] for method in s["methods"] for seed in s["seeds"]]
 
 
-def run_all(run: Run) -> GridRun:
-    """Every (stream, method, seed) of the settings on run.executor; failed cells are None in .results and
-    listed by .missing()."""
-    return run_grid(grid_calls(run), run.executor, force=run.force, progress=run.progress, desc="benchmark")
+def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Every (stream, method, seed) of the settings, one grid on run.executor; progress gets a line per
+    computed run. Runs that failed (on Dask: twice) are printed with their cell and traceback and left out."""
+    grid = run_grid(grid_calls(run), run.executor, force=run.force, progress=run.progress, desc="benchmark",
+                    echo=progress)
+    return grid.done()
 
 
 # ---- tables and ranking -------------------------------------------------------------------------------------

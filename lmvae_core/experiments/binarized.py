@@ -6,6 +6,7 @@ import copy
 import math
 import time
 from dataclasses import asdict
+from functools import partial
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from ..models.likelihoods import mean_image
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim
+from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, make_optimizer, train
 from .common import Run
 
@@ -74,25 +76,35 @@ def _binarized_test(x: torch.Tensor, seed: int = 123) -> torch.Tensor:
 
 
 # -- one model of the sweep -------------------------------------------------------------------------
-def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | None = None) -> dict:
-    """Train (or reload) one model of the sweep on the training subset. Cached by all inputs;
-    force (default run.force) retrains."""
+def train_call(run: Run, dataset: str, objective: str, r: float) -> Call:
+    """One model of the sweep as a grid call (cached by all inputs)."""
     s = run.settings
-    data = run.data(train_limit=s["sweep_train"])
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
-    key = _train_key(dataset, cfg, tcfg, data, run.seed)
+    key = _train_key(dataset, cfg, tcfg, run.data(train_limit=s["sweep_train"]), run.seed)
+    return Call("binarized_vae", key, fit_model, (run, dataset, objective, r),
+                {"dataset": dataset, "objective": objective, "r": float(r)})
 
-    def fit():
-        torch.manual_seed(run.seed)
-        x = load_split(dataset, "train", data).x
-        model = BinarizedVAE(cfg).to(x.device)
-        t0 = time.time()
-        history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
-        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "history": history, "train_seconds": time.time() - t0}
 
-    return cached("binarized_vae", key, fit, force=run.force if force is None else force) | {"key": key}
+def fit_model(run: Run, dataset: str, objective: str, r: float) -> dict:
+    """Train one model of the sweep on the training subset (uncached; module level for Dask workers)."""
+    s = run.settings
+    cfg = model_config(s, objective, r)
+    tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
+    torch.manual_seed(run.seed)
+    x = load_split(dataset, "train", run.data(train_limit=s["sweep_train"])).x
+    model = BinarizedVAE(cfg).to(x.device)
+    t0 = time.time()
+    history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
+    return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
+            "history": history, "train_seconds": time.time() - t0}
+
+
+def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | None = None) -> dict:
+    """Train (or reload) one model of the sweep. force (default run.force) retrains."""
+    c = train_call(run, dataset, objective, r)
+    return cached(c.name, c.config, partial(c.fn, *c.args), force=run.force if force is None else force) \
+        | {"key": c.config}
 
 
 @torch.no_grad()
@@ -122,58 +134,74 @@ def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Ten
     return float(((b @ w).argmax(1) == y_test).float().mean())
 
 
-@torch.no_grad()
-def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
-    """Reconstruction, ELBO (under the model's own prior), IWAE, active units, KL per dimension,
-    mode symmetry of the latent means, a linear probe, FID of samples. Cached with the model's key."""
+def _eval_key(run: Run, trained: dict) -> dict:
     s = run.settings
-    key = trained["key"] | {"eval": {k: s[k] for k in ("eval_n", "iwae_k", "probe_n", "fid_n", "clf_n",
-                                                       "clf_epochs")}}
+    return trained["key"] | {"eval": {k: s[k] for k in ("eval_n", "iwae_k", "probe_n", "fid_n", "clf_n",
+                                                         "clf_epochs")}}
 
-    def compute():
-        torch.manual_seed(run.seed)
-        model = rebuild(trained, run.device)
-        test = load_split(dataset, "test", run.data())
-        x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
-        xb = _binarized_test(x)
-        mu, logvar = model.encode(xb)
-        n_active, var = active_units(model, xb)
-        kl_dim = shifted_kl(mu, logvar, r).mean(0)
-        kl_mix_dim = mixture_kl_per_dim(mu, logvar, r).mean(0)
-        t = model.terms(xb)
-        active = (var > 0.01).cpu().numpy()
-        m = mu.cpu().numpy()
-        balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
-        bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
-        train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
-        probe = linear_probe(latent_means(model, _binarized_test(train_probe.x)), train_probe.y, mu, y)
-        out = {
-            "recon_error": reconstruction_error(model, xb),
-            "neg_elbo": negative_elbo(model, xb),
-            "regularised": float((t["recon"] + t["kl"]).mean()),
-            "recon_nll": float(t["recon"].mean()),
-            "kl_shifted": float(t["kl"].mean()),
-            "kl_mixture": float(t["kl_mixture"].mean()),
-            "iwae": float(iwae_log_likelihood(model, xb, k=s["iwae_k"]).mean()),
-            "active_units": n_active,
-            "au_variance": var.cpu().numpy(),
-            "kl_per_dim": kl_dim.cpu().numpy(),
-            "kl_mixture_per_dim": kl_mix_dim.cpu().numpy(),
-            "sign_balance": float(balance[active].mean()) if active.any() else float("nan"),
-            "bimodal_share": float((bc[active] > 5 / 9).mean()) if active.any() else float("nan"),
-            "mean_abs_mu": float(np.abs(m[:, active]).mean()) if active.any() else float("nan"),
-            "probe_accuracy": probe,
-        }
-        if classifier is not None:
-            g = torch.Generator(device=run.device).manual_seed(run.seed)
-            samples = model.sample(s["fid_n"], generator=g)
-            out["fid"] = fid(classifier, samples, test.x[: s["fid_n"]])
-            pred = classifier.predict(samples).cpu().numpy()
-            share = np.bincount(pred, minlength=10) / len(pred)
-            out["sample_class_entropy"] = float(-(share[share > 0] * np.log(share[share > 0])).sum() / math.log(10))
-        return out
 
-    return cached("binarized_eval", key, compute, force=run.force)
+@torch.no_grad()
+def compute_eval(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
+    """Reconstruction, ELBO (under the model's own prior), IWAE, active units, KL per dimension,
+    mode symmetry of the latent means, a linear probe, FID of samples (uncached)."""
+    s = run.settings
+    torch.manual_seed(run.seed)
+    model = rebuild(trained, run.device)
+    test = load_split(dataset, "test", run.data())
+    x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
+    xb = _binarized_test(x)
+    mu, logvar = model.encode(xb)
+    n_active, var = active_units(model, xb)
+    kl_dim = shifted_kl(mu, logvar, r).mean(0)
+    kl_mix_dim = mixture_kl_per_dim(mu, logvar, r).mean(0)
+    t = model.terms(xb)
+    active = (var > 0.01).cpu().numpy()
+    m = mu.cpu().numpy()
+    balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
+    bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
+    train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
+    probe = linear_probe(latent_means(model, _binarized_test(train_probe.x)), train_probe.y, mu, y)
+    out = {
+        "recon_error": reconstruction_error(model, xb),
+        "neg_elbo": negative_elbo(model, xb),
+        "regularised": float((t["recon"] + t["kl"]).mean()),
+        "recon_nll": float(t["recon"].mean()),
+        "kl_shifted": float(t["kl"].mean()),
+        "kl_mixture": float(t["kl_mixture"].mean()),
+        "iwae": float(iwae_log_likelihood(model, xb, k=s["iwae_k"]).mean()),
+        "active_units": n_active,
+        "au_variance": var.cpu().numpy(),
+        "kl_per_dim": kl_dim.cpu().numpy(),
+        "kl_mixture_per_dim": kl_mix_dim.cpu().numpy(),
+        "sign_balance": float(balance[active].mean()) if active.any() else float("nan"),
+        "bimodal_share": float((bc[active] > 5 / 9).mean()) if active.any() else float("nan"),
+        "mean_abs_mu": float(np.abs(m[:, active]).mean()) if active.any() else float("nan"),
+        "probe_accuracy": probe,
+    }
+    if classifier is not None:
+        g = torch.Generator(device=run.device).manual_seed(run.seed)
+        samples = model.sample(s["fid_n"], generator=g)
+        out["fid"] = fid(classifier, samples, test.x[: s["fid_n"]])
+        pred = classifier.predict(samples).cpu().numpy()
+        share = np.bincount(pred, minlength=10) / len(pred)
+        out["sample_class_entropy"] = float(-(share[share > 0] * np.log(share[share > 0])).sum() / math.log(10))
+    return out
+
+
+def eval_with_classifier(run: Run, dataset: str, objective: str, r: float, trained: dict) -> dict:
+    """compute_eval with the dataset's cached feature classifier (module level for Dask workers)."""
+    return compute_eval(run, dataset, objective, r, trained, dataset_classifier(run, dataset, force=False))
+
+
+def eval_call(run: Run, dataset: str, objective: str, r: float, trained: dict) -> Call:
+    return Call("binarized_eval", _eval_key(run, trained), eval_with_classifier, (run, dataset, objective, r, trained),
+                {"dataset": dataset, "objective": objective, "r": float(r)})
+
+
+def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
+    """compute_eval, cached with the model's key."""
+    return cached("binarized_eval", _eval_key(run, trained),
+                  lambda: compute_eval(run, dataset, objective, r, trained, classifier), force=run.force)
 
 
 def dataset_classifier(run: Run, dataset: str, force: bool | None = None):
@@ -197,19 +225,29 @@ def geometry(run: Run, dataset: str, objective: str, r: float) -> dict:
             "minority_sign": float(np.minimum((m > 0).mean(0), (m < 0).mean(0)).mean())}
 
 
+def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
+    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
+
+
 def sweep(run: Run) -> list[dict]:
-    """Every (dataset, objective, r) of the settings: trained on the subset, evaluated on the test images."""
+    """Every (dataset, objective, r) of the settings: trained on the subset, evaluated on the test images; two
+    grids on run.executor (training, then evaluation). A cell that failed is printed by the runner and its row
+    left out."""
     s = run.settings
-    rows = []
     for dataset in s["datasets"]:
-        clf = dataset_classifier(run, dataset)
-        for objective in s["objectives"]:
-            for r in s["rs"]:
-                trained = train_model(run, dataset, objective, r)
-                metrics = evaluate(run, dataset, objective, r, trained, clf)
-                rows.append({"dataset": dataset, "objective": objective, "r": float(r), **metrics,
-                             **geometry(run, dataset, objective, r),
-                             "train_seconds": trained["train_seconds"], "history": trained["history"]})
+        dataset_classifier(run, dataset)  # trained once here (force included), loaded by every evaluation
+    cells = [(d, o, r) for d in s["datasets"] for o in s["objectives"] for r in s["rs"]]
+    trains = _grid(run, [train_call(run, *c) for c in cells], "binarized sweep: train")
+    done = [(c, tr | {"key": call.config}) for c, call, tr in zip(cells, trains.calls, trains.results)
+            if tr is not None]
+    evals = _grid(run, [eval_call(run, *c, trained) for c, trained in done], "binarized sweep: evaluate")
+    rows = []
+    for ((dataset, objective, r), trained), metrics in zip(done, evals.results):
+        if metrics is None:
+            continue
+        rows.append({"dataset": dataset, "objective": objective, "r": float(r), **metrics,
+                     **geometry(run, dataset, objective, r),
+                     "train_seconds": trained["train_seconds"], "history": trained["history"]})
     return rows
 
 
@@ -311,56 +349,69 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
 
 
 # -- generative replay on split MNIST ---------------------------------------------------------------------
-def continual(run: Run, r: float, objective: str = "VAE") -> dict:
-    """A generative-replay VAE (Shin et al. 2017 style, generator only) on split MNIST (5 tasks).
+def continual_call(run: Run, r: float, objective: str = "VAE") -> Call:
+    """A generative-replay VAE (Shin et al. 2017 style, generator only) on split MNIST (5 tasks), as a grid call."""
+    s = run.settings
+    cfg = model_config(s, objective, r)
+    tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
+    key = _train_key("split-mnist-5", cfg, tcfg, run.data(train_limit=s["cl_train_limit"]), run.seed,
+                     {"eval_n": s["cl_eval_n"], "k": s["cl_k"], "replay": "shin-1/(t+1)"})
+    return Call("binarized_replay", key, fit_continual, (run, r, objective), {"r": float(r), "objective": objective})
 
-    On task t the loss is (L(current batch) + t * L(replayed batch)) / (t + 1), the replayed batch
+
+def fit_continual(run: Run, r: float, objective: str = "VAE") -> dict:
+    """On task t the loss is (L(current batch) + t * L(replayed batch)) / (t + 1), the replayed batch
     drawn from a frozen copy of the model after task t-1 (prior samples, Bernoulli-sampled images).
-    R[t, j] is the IWAE log-likelihood on task j's test images after task t."""
+    R[t, j] is the IWAE log-likelihood on task j's test images after task t. Uncached (module level)."""
     s = run.settings
     data = run.data(train_limit=s["cl_train_limit"])
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
-    key = _train_key("split-mnist-5", cfg, tcfg, data, run.seed,
-                     {"eval_n": s["cl_eval_n"], "k": s["cl_k"], "replay": "shin-1/(t+1)"})
+    torch.manual_seed(run.seed)
+    stream = class_split_stream("mnist", 5, data)
+    model = BinarizedVAE(cfg).to(run.device)
+    matrix = TaskMatrix(stream.names, higher_is_better=True)
+    tests = [_binarized_test(task.test.x[: s["cl_eval_n"]]) for task in stream]
+    old, t0 = None, time.time()
+    for t, task in enumerate(stream):
+        if old is None:
+            loss_fn = model.loss
+        else:
+            def loss_fn(batch, old=old, t=t):
+                with torch.no_grad():
+                    replay = torch.bernoulli(old.sample(batch.shape[0]))
+                cur, terms = model.loss(batch)
+                rep, _ = model.loss(replay)
+                return (cur + t * rep) / (t + 1), terms | {"replay_loss": rep.detach()}
+        train(model, task.train.x, tcfg, loss_fn=loss_fn, optimizer=make_optimizer(model.parameters(), tcfg),
+              desc=f"replay r={r} task {t}")
+        old = copy.deepcopy(model).eval()
+        for p in old.parameters():
+            p.requires_grad_(False)
+        for j in range(t + 1):
+            matrix.record(t, j, float(iwae_log_likelihood(model, tests[j], k=s["cl_k"]).mean()))
+    g = torch.Generator(device=run.device).manual_seed(run.seed)
+    samples = model.sample(100, generator=g).cpu()
+    return {"matrix": matrix.to_dict(), "samples": samples, "train_seconds": time.time() - t0,
+            "spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()}}
 
-    def fit():
-        torch.manual_seed(run.seed)
-        stream = class_split_stream("mnist", 5, data)
-        model = BinarizedVAE(cfg).to(run.device)
-        matrix = TaskMatrix(stream.names, higher_is_better=True)
-        tests = [_binarized_test(task.test.x[: s["cl_eval_n"]]) for task in stream]
-        old, t0 = None, time.time()
-        for t, task in enumerate(stream):
-            if old is None:
-                loss_fn = model.loss
-            else:
-                def loss_fn(batch, old=old, t=t):
-                    with torch.no_grad():
-                        replay = torch.bernoulli(old.sample(batch.shape[0]))
-                    cur, terms = model.loss(batch)
-                    rep, _ = model.loss(replay)
-                    return (cur + t * rep) / (t + 1), terms | {"replay_loss": rep.detach()}
-            train(model, task.train.x, tcfg, loss_fn=loss_fn, optimizer=make_optimizer(model.parameters(), tcfg),
-                  desc=f"replay r={r} task {t}")
-            old = copy.deepcopy(model).eval()
-            for p in old.parameters():
-                p.requires_grad_(False)
-            for j in range(t + 1):
-                matrix.record(t, j, float(iwae_log_likelihood(model, tests[j], k=s["cl_k"]).mean()))
-        g = torch.Generator(device=run.device).manual_seed(run.seed)
-        samples = model.sample(100, generator=g).cpu()
-        return {"matrix": matrix.to_dict(), "samples": samples, "train_seconds": time.time() - t0,
-                "spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()}}
 
-    result = cached("binarized_replay", key, fit, force=run.force)
+def _with_matrix(result: dict, r: float) -> dict:
     matrix = TaskMatrix.from_dict(result["matrix"])
     return result | {"r": float(r), "task_matrix": matrix, "average": matrix.average(),
                      "forgetting": matrix.forgetting()}
 
 
+def continual(run: Run, r: float, objective: str = "VAE") -> dict:
+    c = continual_call(run, r, objective)
+    return _with_matrix(cached(c.name, c.config, partial(c.fn, *c.args), force=run.force), r)
+
+
 def continual_all(run: Run) -> dict[float, dict]:
-    return {float(r): continual(run, r) for r in run.settings["cl_rs"]}
+    """Every r of the settings as one grid on run.executor; a failed one is printed by the runner and left out."""
+    grid = _grid(run, [continual_call(run, r) for r in run.settings["cl_rs"]], "binarized replay")
+    return {float(c.cell["r"]): _with_matrix(res, c.cell["r"]) for c, res in zip(grid.calls, grid.results)
+            if res is not None}
 
 
 def replay_sample_quality(run: Run, results: dict[float, dict]) -> dict[float, dict]:

@@ -95,7 +95,7 @@ def dask_client(executor):
             yield client
         return
     try:
-        client = distributed.Client(executor, timeout="30s")
+        client = distributed.Client(executor)  # waits distributed.comm.timeouts.connect (dask config)
     except OSError as err:
         raise ConnectionError(f"no Dask scheduler answered at {executor!r} (from the executor argument or "
                               f"${ENV_SCHEDULER}): {err}. Start one with `dask-scheduler` and workers with "

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -65,6 +66,17 @@ class GridRun:
     failures: list[Failure]
     executor: str = "serial"
 
+    @classmethod
+    def combine(cls, *grids: "GridRun") -> "GridRun":
+        """Grids run one after another (a second stage that needs the first's results) as one."""
+        calls, results, failures, offset = [], [], [], 0
+        for g in grids:
+            calls += g.calls
+            results += g.results
+            failures += [replace(f, index=f.index + offset) for f in g.failures]
+            offset += len(g.calls)
+        return cls(calls, results, failures, grids[0].executor)
+
     def done(self) -> list[Any]:
         return [r for r in self.results if r is not None]
 
@@ -85,16 +97,17 @@ class GridRun:
 
 
 def execute(name: str, config: dict, fn: Callable, args: tuple, force: bool, root: str | None,
-            env: dict | None = None, threads: int | None = None) -> tuple[Any, str]:
-    """A worker's side of one call: compute (or load) through the cache. Returns the result and the cache file
-    the worker used, so the client can tell whether it shares that file."""
+            env: dict | None = None, threads: int | None = None) -> tuple[Any, str, float]:
+    """A worker's side of one call: compute (or load) through the cache. Returns the result, the cache file
+    the worker used (so the client can tell whether it shares that file) and the seconds it took."""
     if threads:  # single-threaded workers: several runs share the cores
         import torch
 
         torch.set_num_threads(threads)
+    t0 = time.time()
     with _environ(env or {}):
         result = cached(name, config, partial(fn, *args), force=force, root=root)
-        return result, str(cache_file(name, config, root).resolve())
+        return result, str(cache_file(name, config, root).resolve()), time.time() - t0
 
 
 @contextlib.contextmanager
@@ -114,8 +127,10 @@ def _environ(env: dict):
 
 
 def run_grid(calls: list[Call], executor=None, force: bool = False, progress: bool = True,
-             errors: str | None = None, desc: str = "grid") -> GridRun:
-    """Every call of the grid, already-cached ones loaded and the rest computed on `executor`."""
+             errors: str | None = None, desc: str = "grid", echo: Callable[[str], None] | None = None) -> GridRun:
+    """Every call of the grid, already-cached ones loaded and the rest computed on `executor`. echo, if given,
+    gets one line per computed run (its cell and seconds, or its error). When runs failed, the summary and
+    each failure's configuration and traceback are printed (the notebook's output shows the missing cells)."""
     if errors not in (None, "raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     resolved = resolve_executor(executor)
@@ -130,7 +145,7 @@ def run_grid(calls: list[Call], executor=None, force: bool = False, progress: bo
         else:
             todo.append(i)
     failures: list[Failure] = []
-    bar = _bar(len(calls), len(calls) - len(todo), desc, progress)
+    bar = _Progress(len(calls), len(calls) - len(todo), desc, progress, echo, failures)
     try:
         if serial:
             _run_serial(calls, todo, force, root, errors, results, failures, bar)
@@ -141,17 +156,33 @@ def run_grid(calls: list[Call], executor=None, force: bool = False, progress: bo
         bar.close()
     name = resolved if isinstance(resolved, str) else "dask client"
     run = GridRun(calls, results, sorted(failures, key=lambda f: f.index), name)
-    for f in run.failures:
-        print(f.report())
+    if run.failures:
+        print(run.summary())
+        for f in run.failures:
+            print(f.report())
     return run
 
 
-def _bar(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+class _Progress:
+    """One bar over the grid (runs done / total, failures in the postfix) and the optional per-run echo."""
 
-    bar = tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")
-    bar.set_postfix(failed=0)
-    return bar
+    def __init__(self, total, initial, desc, enabled, echo, failures):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")
+        self.bar.set_postfix(failed=0)
+        self.echo, self.failures = echo, failures
+
+    def done(self, call: Call, seconds: float | None = None):
+        self.bar.update(1)
+        self.bar.set_postfix(failed=len(self.failures))
+        if self.echo:
+            failed = self.failures and self.failures[-1].cell is call.cell
+            self.echo(f"{call.label}: FAILED ({self.failures[-1].error})" if failed else
+                      f"{call.label}: {seconds:.1f} s")
+
+    def close(self):
+        self.bar.close()
 
 
 def _fail(i: int, c: Call, err: BaseException, tb: str, attempts: int) -> Failure:
@@ -162,6 +193,7 @@ def _fail(i: int, c: Call, err: BaseException, tb: str, attempts: int) -> Failur
 def _run_serial(calls, todo, force, root, errors, results, failures, bar):
     for i in todo:
         c = calls[i]
+        t0 = time.time()
         if errors == "raise":  # exactly the serial code path of before: the first error propagates
             results[i] = cached(c.name, c.config, partial(c.fn, *c.args), force=force, root=root)
         else:
@@ -172,8 +204,7 @@ def _run_serial(calls, todo, force, root, errors, results, failures, bar):
                 except Exception as err:  # noqa: BLE001 - any failure of one run is reported, not fatal
                     if attempt == 2:
                         failures.append(_fail(i, c, err, traceback.format_exc(), attempt))
-        bar.update(1)
-        bar.set_postfix(failed=len(failures))
+        bar.done(c, time.time() - t0)
 
 
 def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
@@ -193,8 +224,9 @@ def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
     for fut in as_completed(list(futures)):
         i = futures.pop(fut)
         c = calls[i]
+        seconds = None
         if fut.status == "finished":
-            result, worker_file = fut.result()
+            result, worker_file, seconds = fut.result()
             mine = cache_file(c.name, c.config, root)
             if worker_file != str(mine.resolve()) or not mine.exists():
                 store(c.name, c.config, result, root)  # the worker's cache is not ours: keep the result here
@@ -204,5 +236,4 @@ def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
             tb = "".join(traceback.format_tb(fut.traceback())) if fut.traceback() else ""
             failures.append(_fail(i, c, err, f"Traceback (on the worker):\n{tb}{type(err).__name__}: {err}", 2))
         fut.release()
-        bar.update(1)
-        bar.set_postfix(failed=len(failures))
+        bar.done(c, seconds)

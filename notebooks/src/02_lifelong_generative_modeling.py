@@ -33,6 +33,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
+executor = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -46,7 +48,7 @@ from lmvae_core.experiments import lgm as exp
 from lmvae_core.results import plots
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS)
+            exp.SETTINGS, executor)
 S = run.settings
 print(run)
 print(S)

@@ -93,12 +93,7 @@ display(pd.Series(S["ocm"], name="OCM").to_frame())
 # time (seconds, one CPU thread, evaluation excluded); inference time (the final IWAE-k evaluation, per image).
 
 # %%
-grid = exp.run_all(run)
-# Cells of the grid that failed twice (retry) on a Dask executor are listed here and left out below.
-print(grid.summary())
-if grid.failures:
-    display(grid.missing())
-rows = grid.done()
+rows = exp.run_all(run, progress=print if run.progress else None)
 per_run = exp.per_run_frame(rows)
 run.out.table(per_run, "per_run")
 summary = exp.summarise(per_run)
