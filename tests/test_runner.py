@@ -212,3 +212,17 @@ def test_reproduce_passes_executor_to_the_grid_notebooks_only(tmp_path):
     assert [r.status for r in results] == ["ok", "ok"]
     assert (tmp_path / "04_ocm").read_text() == "local:2" and (tmp_path / "01_lmvae").read_text() == "None"
     assert main(["reproduce", "--profile", "smoke", "--executor", "threads"]) == 2  # rejected before any kernel
+
+
+def test_run_resolves_device_auto_again_where_it_is_unpickled(monkeypatch, tmp_path):
+    """A Run built on a CPU-only client and sent to a GPU worker must train on that worker's GPU."""
+    import pickle
+
+    from lmvae_core.experiments import common
+
+    auto = common.setup("05_benchmark", "smoke", out_dir=str(tmp_path))
+    fixed = common.setup("05_benchmark", "smoke", device="cpu", out_dir=str(tmp_path))
+    blobs = pickle.dumps(auto), pickle.dumps(fixed)
+    monkeypatch.setattr(common, "pick_device", lambda d: torch.device("meta"))  # "the worker's machine"
+    assert pickle.loads(blobs[0]).device == torch.device("meta")
+    assert pickle.loads(blobs[1]).device == torch.device("cpu")  # an explicit device stays as asked

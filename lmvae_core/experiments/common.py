@@ -29,7 +29,14 @@ class Run:
     progress: bool = True
     settings: dict = field(default_factory=dict)
     executor: str | None = None  # grids: None/'serial', 'local', 'tcp://host:port' (lmvae_core.results.cluster)
+    device_request: str = "auto"  # the device parameter as given
     started: float = field(default_factory=time.time)
+
+    def __setstate__(self, state: dict):
+        """Unpickled on a Dask worker, device 'auto' means that worker's device (its GPU), not the client's."""
+        self.__dict__.update(state)
+        if self.device_request == "auto":
+            self.device = pick_device("auto")
 
     def data(self, **overrides) -> DataConfig:
         """Data configuration for this run: the committed sample in smoke, full data otherwise."""
@@ -73,4 +80,4 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)
     chosen = (settings or {}).get(resolved, {})
     return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
-               dict(chosen), executor)
+               dict(chosen), executor, device)
