@@ -12,7 +12,7 @@ import torch
 
 from lmvae_core import paths
 from lmvae_core.results import cache_file
-from lmvae_core.results.cluster import ENV_SCHEDULER, resolve_executor
+from lmvae_core.results.cluster import ENV_SCHEDULER, resolve_executor, shutdown
 from lmvae_core.results.runner import Call, run_grid
 
 distributed = pytest.importorskip("distributed")
@@ -189,6 +189,12 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
     tables = [B.display_table(B.summarise(B.per_run_frame(r))).drop(columns=["train (s)", "inference (ms/img)"])
               for r in (serial.done(), rows)]
     assert tables[0].equals(tables[1])
+    # a later grid of the same process reuses the local cluster's workers instead of starting new ones
+    from lmvae_core.results import cluster as CL
+
+    workers = set(CL._LOCAL["local:2"][1].run(os.getpid).values())
+    assert {r["pid"] for r in run_grid(toy_grid("reuse"), "local:2", progress=False).results} <= workers
+    shutdown()  # the local cluster outlives a grid (notebooks run several); not this test
 
 
 # ---- lmvae reproduce --executor -----------------------------------------------------------------------------

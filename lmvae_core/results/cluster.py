@@ -10,6 +10,7 @@ executor (argument wins over the environment):
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 
@@ -82,18 +83,36 @@ def local_cluster(n_workers: int | None = None):
                                     dashboard_address=None)
 
 
+# The local cluster of each 'local'/'local:N' executor this process started: a notebook runs several grids,
+# and starting workers (processes importing torch) costs seconds, so one stays up until shutdown() or exit.
+_LOCAL: dict[str, tuple[object, object]] = {}
+
+
+def _local_client(executor: str):
+    cluster, client = _LOCAL.get(executor, (None, None))
+    if client is None or client.status != "running":
+        distributed = _import_distributed()
+        if not _LOCAL:
+            # registered after distributed's own exit handlers, so it runs before them (atexit is LIFO)
+            atexit.register(shutdown)
+        n = int(executor.split(":", 1)[1]) if ":" in executor else None
+        cluster = local_cluster(n)
+        client = distributed.Client(cluster)
+        _LOCAL[executor] = (cluster, client)
+    return client
+
+
 @contextlib.contextmanager
 def dask_client(executor):
-    """A connected Client for a resolved executor other than 'serial'; what this opened is closed afterwards."""
+    """A connected Client for a resolved executor other than 'serial'. A local cluster is reused by later grids
+    of this process; a connection to a scheduler is closed after the grid."""
     if not isinstance(executor, str):
         yield executor
         return
-    distributed = _import_distributed()
     if is_local(executor):
-        n = int(executor.split(":", 1)[1]) if ":" in executor else None
-        with local_cluster(n) as cluster, distributed.Client(cluster) as client:
-            yield client
+        yield _local_client(executor)
         return
+    distributed = _import_distributed()
     try:
         client = distributed.Client(executor)  # waits distributed.comm.timeouts.connect (dask config)
     except OSError as err:
@@ -102,3 +121,11 @@ def dask_client(executor):
                               f"`dask-worker {executor} --nthreads 1`.") from err
     with client:
         yield client
+
+
+def shutdown() -> None:
+    """Close the local clusters this process started."""
+    while _LOCAL:
+        _, (cluster, client) = _LOCAL.popitem()
+        client.close()
+        cluster.close()
