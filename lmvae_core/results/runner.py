@@ -173,11 +173,10 @@ class _Progress:
         self.bar.set_postfix(failed=0)
         self.echo, self.failures = echo, failures
 
-    def done(self, call: Call, seconds: float | None = None):
+    def done(self, call: Call, seconds: float | None, failed: bool):
         self.bar.update(1)
         self.bar.set_postfix(failed=len(self.failures))
         if self.echo:
-            failed = self.failures and self.failures[-1].cell is call.cell
             self.echo(f"{call.label}: FAILED ({self.failures[-1].error})" if failed else
                       f"{call.label}: {seconds:.1f} s")
 
@@ -193,7 +192,7 @@ def _fail(i: int, c: Call, err: BaseException, tb: str, attempts: int) -> Failur
 def _run_serial(calls, todo, force, root, errors, results, failures, bar):
     for i in todo:
         c = calls[i]
-        t0 = time.time()
+        t0, n_failed = time.time(), len(failures)
         if errors == "raise":  # exactly the serial code path of before: the first error propagates
             results[i] = cached(c.name, c.config, partial(c.fn, *c.args), force=force, root=root)
         else:
@@ -204,7 +203,7 @@ def _run_serial(calls, todo, force, root, errors, results, failures, bar):
                 except Exception as err:  # noqa: BLE001 - any failure of one run is reported, not fatal
                     if attempt == 2:
                         failures.append(_fail(i, c, err, traceback.format_exc(), attempt))
-        bar.done(c, time.time() - t0)
+        bar.done(c, time.time() - t0, len(failures) > n_failed)
 
 
 def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
@@ -224,16 +223,17 @@ def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
     for fut in as_completed(list(futures)):
         i = futures.pop(fut)
         c = calls[i]
-        seconds = None
+        seconds, n_failed = None, len(failures)
         if fut.status == "finished":
             result, worker_file, seconds = fut.result()
             mine = cache_file(c.name, c.config, root)
             if worker_file != str(mine.resolve()) or not mine.exists():
                 store(c.name, c.config, result, root)  # the worker's cache is not ours: keep the result here
             results[i] = result
-        else:
-            err = fut.exception()
-            tb = "".join(traceback.format_tb(fut.traceback())) if fut.traceback() else ""
+        else:  # 'error' (raised twice, or the worker died: KilledWorker) or 'cancelled'
+            err = fut.exception() if fut.status == "error" else RuntimeError(f"run {fut.status}")
+            trace = fut.traceback() if fut.status == "error" else None
+            tb = "".join(traceback.format_tb(trace)) if trace else ""
             failures.append(_fail(i, c, err, f"Traceback (on the worker):\n{tb}{type(err).__name__}: {err}", 2))
         fut.release()
-        bar.done(c, seconds)
+        bar.done(c, seconds, len(failures) > n_failed)
