@@ -1,16 +1,27 @@
 """Training speed, measured side by side in one run (ratios, not absolute times, are the point).
 
-1. The project's VAE step over device tensors against a reference loop in the style of the PyTorch
-   examples VAE (torchvision MNIST + ToTensor + DataLoader, 784-400-20, batch 128, Adam 1e-3).
-2. A mixture of K=10 experts: one batched (vmapped) computation against a Python loop over experts.
-Measurements alternate between the contenders over several rounds and report medians, so that
-background load affects both alike.
+1. vae_vs_dataloader: the project's VAE step over device tensors (`training.train`) against a
+   reference loop in the style of the PyTorch examples VAE (torchvision MNIST + ToTensor +
+   DataLoader, 784-400-20, batch 128, Adam 1e-3).
+2. matmul_gflops, vae_gflops, roofline_fraction: the measured fp32 matrix-product rate (square
+   1024 x 1024 products), the rate the VAE step achieves in its matrix products (FLOPs counted from
+   the layers: forward 2*MACs, backward 2*MACs for the weight gradients plus 2*MACs for the input
+   gradients of every layer but the first, whose input, the data, needs none), and their ratio.
+3. mixture_vs_loop: an ExpertMixture of 10 such experts (weights stacked, one vmapped step) against a
+   Python loop over 10 separate VAEs (one backward, one fused Adam over all their parameters).
+4. ensemble_vs_separate: 5 seeds trained as one stacked ensemble (`train_ensemble`) against the same
+   5 runs one after the other (`stacked=False`, the same random draws).
+The contenders alternate over several rounds and the medians are reported, so that background load
+affects both alike. The load average at the start and end is recorded, since other jobs may share the CPU.
 
-Usage: python benchmarks/train_speed.py [--device auto] [--images 12800] [--rounds 3] [--data-root DIR]
+Usage: python benchmarks/train_speed.py [--device auto] [--images 12800] [--rounds 3] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -20,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmvae_core import paths
 from lmvae_core.data import DataConfig, load_split
 from lmvae_core.data.datasets import DataMissingError, load_images
 from lmvae_core.data.idx import write_mnist_root
 from lmvae_core.models import VAE, ExpertMixture
 from lmvae_core.runtime import pick_device
-from lmvae_core.training import TrainConfig, train
+from lmvae_core.training import TrainConfig, make_optimizer, train, train_ensemble
 
 
 class ExamplesVAE(nn.Module):
@@ -49,10 +61,11 @@ def examples_loss(recon, x, mu, logvar):
 
 
 def mnist_root(data_root: str | None) -> str:
-    """torchvision's MNIST under the data root, or the committed sample written as IDX files."""
+    """torchvision's MNIST under the data root (argument, else $LMVAE_DATA, else ./data), or the committed
+    sample written as IDX files."""
     try:
-        load_images("mnist", "train", data_root, source="torchvision")
-        return str(Path(data_root or "data").resolve())
+        load_images("mnist", "train", data_root, source="torchvision", download=False)
+        return str(paths.data_root(data_root))
     except DataMissingError:
         tmp = Path(tempfile.mkdtemp())
         x, y = load_images("mnist", "train", source="sample")
@@ -64,6 +77,18 @@ def mnist_root(data_root: str | None) -> str:
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def make_vae() -> VAE:
+    return VAE(hidden=(400,), latent_dim=20)
+
+
+def step_flops_per_image(model: nn.Module) -> int:
+    """Matrix-product FLOPs of one training step per image (forward and backward), from the Linear layers.
+    The first layer (the one that reads the data) computes no input gradient."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    macs = [m.in_features * m.out_features for m in layers]
+    return 2 * sum(macs) + 2 * sum(macs) + 2 * sum(macs[1:])
 
 
 def time_reference(root: str, device, n_images: int) -> float:
@@ -93,7 +118,7 @@ def time_reference(root: str, device, n_images: int) -> float:
 
 
 def time_project(x: torch.Tensor, n_images: int) -> float:
-    model = VAE(hidden=(400,), latent_dim=20).to(x.device)
+    model = make_vae().to(x.device)
     data = x[:n_images]
     sync(x.device)
     t0 = time.perf_counter()
@@ -102,20 +127,54 @@ def time_project(x: torch.Tensor, n_images: int) -> float:
     return data.shape[0] / (time.perf_counter() - t0)
 
 
+def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10) -> float:
+    """Images per second through all k experts (each image counted once per step)."""
     torch.manual_seed(0)
-    mix = ExpertMixture(lambda: VAE(hidden=(400,), latent_dim=20), k).to(x.device)
-    opt = torch.optim.Adam(mix.parameters(), lr=1e-3)
+    if batched:
+        mix = ExpertMixture(make_vae, k).to(x.device)
+        params = mix.trainable_parameters()
+
+        def loss_fn(b):
+            return mix.all_experts(b)["loss"].mean(1).sum()
+    else:
+        experts = [make_vae().to(x.device) for _ in range(k)]
+        params = [p for e in experts for p in e.parameters()]
+
+        def loss_fn(b):
+            return sum(e.terms(b)["loss"].mean() for e in experts)
+    opt = make_optimizer(params, TrainConfig())
     batches = x[: 128 * steps].split(128)
     sync(x.device)
     t0 = time.perf_counter()
     for b in batches:
-        loss = mix.all_experts(b, batched=batched)["loss"].mean()
-        opt.zero_grad()
+        loss = loss_fn(b)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     sync(x.device)
     return len(batches) * 128 / (time.perf_counter() - t0)
+
+
+def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2, 3, 4)) -> float:
+    """Member-images per second: each of the len(seeds) members sees n_images once."""
+    data = x[:n_images]
+    cfg = TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False)
+    sync(x.device)
+    t0 = time.perf_counter()
+    train_ensemble(make_vae, data, cfg, seeds=list(seeds), stacked=stacked)
+    sync(x.device)
+    return len(seeds) * data.shape[0] / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -123,28 +182,60 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--images", type=int, default=12800, help="images per timing of the single VAE")
     p.add_argument("--mixture-steps", type=int, default=30)
+    p.add_argument("--ensemble-images", type=int, default=3840, help="images per member per ensemble timing")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--json", default=None, help="write the measurements to this file")
     args = p.parse_args()
     device = pick_device(args.device)
     root = mnist_root(args.data_root)
     x = load_split("mnist", "train", DataConfig(source="torchvision", root=root, device=str(device))).x
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, {x.shape[0]} images")
+    load_before = os.getloadavg()
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, {x.shape[0]} images, "
+          f"load average {load_before}")
     # warm-up, so that first-call allocation and kernel selection are not timed
-    time_project(x, 1280), time_reference(root, device, 1280), time_mixture(x, True, 2), time_mixture(x, False, 2)
-    ref, ours, batched, looped = [], [], [], []
+    time_project(x, 1280), time_reference(root, device, 1280), time_matmul(device)
+    time_mixture(x, True, 2), time_mixture(x, False, 2), time_ensemble(x, True, 256), time_ensemble(x, False, 256)
+    runs = {k: [] for k in ("reference", "project", "matmul", "mixture", "loop", "ensemble", "separate")}
     for r in range(args.rounds):
-        ref.append(time_reference(root, device, args.images))
-        ours.append(time_project(x, args.images))
-        batched.append(time_mixture(x, True, args.mixture_steps))
-        looped.append(time_mixture(x, False, args.mixture_steps))
-        print(f"round {r + 1}: reference {ref[-1]:.0f} img/s, project {ours[-1]:.0f} img/s, "
-              f"mixture batched {batched[-1]:.0f} img/s, loop {looped[-1]:.0f} img/s")
-    m = statistics.median
-    print(f"\nVAE training, images/s (median of {args.rounds}): DataLoader reference {m(ref):.0f}, "
-          f"project {m(ours):.0f}  -> ratio {m(ours) / m(ref):.2f}x")
-    print(f"Mixture of 10 experts, images/s: loop {m(looped):.0f}, batched {m(batched):.0f} "
-          f"-> ratio {m(batched) / m(looped):.2f}x")
+        runs["reference"].append(time_reference(root, device, args.images))
+        runs["project"].append(time_project(x, args.images))
+        runs["matmul"].append(time_matmul(device))
+        runs["mixture"].append(time_mixture(x, True, args.mixture_steps))
+        runs["loop"].append(time_mixture(x, False, args.mixture_steps))
+        runs["ensemble"].append(time_ensemble(x, True, args.ensemble_images))
+        runs["separate"].append(time_ensemble(x, False, args.ensemble_images))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()))
+    m = {k: statistics.median(v) for k, v in runs.items()}
+    flops = step_flops_per_image(make_vae())
+    vae_gflops = m["project"] * flops / 1e9
+    result = {
+        "vae_vs_dataloader": m["project"] / m["reference"],
+        "matmul_gflops": m["matmul"],
+        "vae_gflops": vae_gflops,
+        "roofline_fraction": vae_gflops / m["matmul"],
+        "mixture_vs_loop": m["mixture"] / m["loop"],
+        "ensemble_vs_separate": m["ensemble"] / m["separate"],
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "img_per_s": {"vae_project": m["project"], "vae_dataloader_reference": m["reference"],
+                      "mixture10_batched": m["mixture"], "mixture10_loop": m["loop"],
+                      "ensemble5_stacked_member_images": m["ensemble"], "ensemble5_separate_member_images": m["separate"]},
+        "vae_step_mflop_per_image": flops / 1e6,
+        "mnist_epoch_ms": 60000 / m["project"] * 1000,
+        "rounds": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
+        "load_average_start_end": [list(load_before), list(os.getloadavg())],
+        "settings": {"images": args.images, "mixture_steps": args.mixture_steps,
+                     "ensemble_images": args.ensemble_images, "rounds": args.rounds},
+    }
+    print(f"\nmedians of {args.rounds} rounds: VAE {m['project']:.0f} img/s vs DataLoader {m['reference']:.0f} "
+          f"-> {result['vae_vs_dataloader']:.2f}x; VAE {vae_gflops:.1f} GFLOP/s of {m['matmul']:.1f} measured "
+          f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop; "
+          f"ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pandas as pd
 
 from . import paths
 from .experiments.common import NOTEBOOKS
+from .results.atomic import write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 GALLERY = {  # key figure per notebook, shown under the table when present
@@ -63,5 +64,5 @@ def update_readme(readme: Path | None = None, figures: Path | None = None) -> Pa
         raise ValueError(f"{readme} has no {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{results_section(figures)}{END}{tail}")
+    write_text(readme, f"{head}{START}\n{results_section(figures)}{END}{tail}")
     return readme

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,26 +58,57 @@ def git_commit() -> str:
         return "unknown"
 
 
-def verdict_counts(claims_csv: Path) -> dict[str, int]:
-    if not claims_csv.exists():
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns): changes whenever the file is (atomically) rewritten."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def verdict_counts(claims_csv: Path, before: tuple[int, int] | None) -> dict[str, int]:
+    """Verdict counts of a claims table this run wrote (its stamp differs from `before`, taken before the
+    run), else {}: a table left over from an earlier run says nothing about this one."""
+    stamp = file_stamp(claims_csv)
+    if stamp is None or stamp == before:
         return {}
     import pandas as pd
 
     return pd.read_csv(claims_csv)["verdict"].value_counts().to_dict()
 
 
+def error_line(err: Exception) -> str:
+    """'Name: message' of the exception raised in the notebook (papermill carries its name and value)."""
+    ename = getattr(err, "ename", type(err).__name__)
+    lines = [ln for ln in str(getattr(err, "evalue", err)).splitlines() if ln.strip()]
+    return f"{ename}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
               executed_dir: str | None = None, in_place: bool = False, echo=print,
-              notebook_dir: str | Path | None = None, executor: str | None = None) -> list[NotebookResult]:
-    """executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a
-    Dask scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER)."""
-    import papermill as pm
+              notebook_dir: str | Path | None = None, offline: bool = False, data_root: str | None = None,
+              stream=None, executor: str | None = None) -> list[NotebookResult]:
+    """Check every selected notebook's data (fetching what is missing unless offline), then run them in order.
+    executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a Dask
+    scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER).
 
+    Raises DataMissingError before any kernel starts when data is missing and cannot be fetched. `stream`
+    receives the kernels' output and the per-cell status lines (default: standard output)."""
+    from .data.datasets import downloads_allowed
+    from .data.requirements import ensure
+    from .results.atomic import write_text
+
+    stream = stream or sys.stdout
     resolved = resolve_profile(profile)
     if executor is not None:
         resolve_executor(executor)  # a bad name fails before any notebook starts
     notebook_dir = Path(notebook_dir) if notebook_dir else paths.repo_root() / "notebooks"
     names = select_notebooks(only, notebook_dir)
+    ensure(names, resolved, data_root, download=not offline and downloads_allowed(), echo=echo)
+    import papermill as pm  # after the data check: importing papermill alone takes seconds
+
+    from .progress import ENGINE, CellReporter, previous_cell_times, previous_total
     executed_root = Path(executed_dir) if executed_dir else paths.work_root() / "executed" / resolved
     executed_root.mkdir(parents=True, exist_ok=True)
     figures = Path(out) if out else paths.figures_root(resolved)
@@ -85,45 +117,55 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     for i, name in enumerate(names, 1):
         source = notebook_dir / f"{name}.ipynb"
         target = source if in_place else executed_root / f"{name}.ipynb"
-        echo(f"[{i}/{len(names)}] {name} (profile {resolved}) ...", end=" ", flush=True)
+        nb_out = figures / name
+        reporter = CellReporter(name, stream, previous_cell_times(executed_root / f"{name}.ipynb"),
+                                previous_total(nb_out / "run_info.json", resolved))
+        echo(f"[{i}/{len(names)}] {name} (profile {resolved}) ...", flush=True)
+        before = file_stamp(nb_out / "claims.csv")
         t0 = time.time()
-        params = {"profile": resolved, "progress": False}
+        params = {"profile": resolved, "progress": True}
+        if offline:
+            params["offline"] = True
         if out:
             params["out_dir"] = str(Path(out).resolve())
         if executor is not None and name in GRID_NOTEBOOKS:
             params["executor"] = executor
+        if data_root:
+            params["data_root"] = str(Path(data_root).resolve())
         try:
             pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
-                                progress_bar=False, kernel_name="python3")
+                                progress_bar=False, kernel_name="python3", engine_name=ENGINE,
+                                on_cell=reporter, stdout_file=stream, stderr_file=stream)
             status, error = "ok", ""
         except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
-            status = "failed"
-            error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+            status, error = "failed", error_line(err)
         if in_place and target.exists():
             strip_injected_parameters(target)
         seconds = time.time() - t0
-        nb_out = figures / name
-        result = NotebookResult(name, status, seconds, target, error, verdict_counts(nb_out / "claims.csv"))
+        verdicts = verdict_counts(nb_out / "claims.csv", before) if status == "ok" else {}
+        result = NotebookResult(name, status, seconds, target, error, verdicts)
         results.append(result)
         if status == "ok" and nb_out.exists():
-            (nb_out / "run_info.json").write_text(json.dumps(
+            write_text(nb_out / "run_info.json", json.dumps(
                 {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
-        echo(f"{status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
+        echo(f"\n{name}: {status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
     echo(summary_table(results))
-    (executed_root / "summary.json").write_text(json.dumps(
+    write_text(executed_root / "summary.json", json.dumps(
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
           "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
     return results
 
 
 def summary_table(results: list[NotebookResult]) -> str:
-    lines = ["", f"{'notebook':34s} {'status':7s} {'time':>7s}  verdicts"]
+    """Status, time and this run's verdicts per notebook; a failed one shows its error and executed copy instead."""
+    lines = ["", f"{'notebook':34s} {'status':7s} {'time':>7s}  verdicts (this run)"]
     for r in results:
-        verdicts = ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items())) or "-"
-        lines.append(f"{r.name:34s} {r.status:7s} {r.seconds:6.0f}s  {verdicts}")
+        if r.status == "ok":
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items())) or "- (no claims table written)"
+        else:
+            detail = f"{r.error}\n{'':52s}executed notebook: {r.executed}"
+        lines.append(f"{r.name:34s} {r.status:7s} {r.seconds:6.0f}s  {detail}")
     total = sum(r.seconds for r in results)
     lines.append(f"{'total':34s} {'':7s} {total:6.0f}s")
     return "\n".join(lines)
-
-

@@ -25,3 +25,14 @@ def isolated_work_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LMVAE_WORK", str(tmp_path / "work"))
     monkeypatch.delenv("LMVAE_OUT", raising=False)
     monkeypatch.delenv("LMVAE_CACHE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_notebook_state_between_tests():
+    """setup() declares a notebook's datasets and its offline switch for the whole process (a kernel runs one
+    notebook); tests run many in one process, so both are lifted after each test."""
+    yield
+    from lmvae_core.data.datasets import declare, set_offline
+
+    declare(None)
+    set_offline(None)

@@ -1,4 +1,4 @@
-"""Notebook 05: the benchmark's table builder, its metrics and every adapter on the committed sample."""
+"""Notebook 05: the benchmark's table builder, its metrics and every learner on the committed sample."""
 import math
 
 import numpy as np
@@ -94,14 +94,16 @@ def test_streams_are_well_formed(sample_cfg):
     assert [sorted(torch.unique(t.train_y).tolist()) for t in free.tasks][0] == [0, 1]
 
 
-def test_every_adapter_fits_and_evaluates(sample_cfg):
+def test_every_learner_fits_and_evaluates(sample_cfg):
     s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_epochs=1)
     stream = B.build_stream("split_mnist", s, sample_cfg)
     joint = stream.joint_train()
     clf = train_classifier(joint.x, joint.y, TrainConfig(epochs=1), seed=0)
     n_test = sum(len(t.test_x) for t in stream.tasks)
+    real = {}
     for method in B.METHOD_NAMES:
         r = B.evaluate_run(stream, method, s, 0, "cpu", clf)
+        real[method] = r["real_rows"]
         m = TaskMatrix.from_dict(r["matrix"])
         for key in ("final_ll", "fid", "fitting_capacity", "train_seconds", "infer_ms_per_image"):
             assert math.isfinite(r[key]), (method, key, r[key])
@@ -117,4 +119,7 @@ def test_every_adapter_fits_and_evaluates(sample_cfg):
         # the final row is the union evaluation, split by task
         assert np.mean(m.values[-1]) == pytest.approx(r["final_ll"], rel=1e-5), method
         assert r["infer_ms_per_image"] * n_test > 0
+    # one real-data budget: every task-based method was handed the same rows per task (epochs passes)
+    per_task = [s["epochs"] * len(t.train_x) for t in stream.tasks]
+    assert all(real[m] == per_task for m in B.METHOD_NAMES if m not in B.OFFLINE and "OCM" not in m)
     assert B.evaluate_run(stream, "VAE-OCM", s, 0, "cpu", clf)["memory_images"] > 0

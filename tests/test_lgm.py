@@ -6,8 +6,11 @@ import torch
 
 from lmvae_core.data.streams import DataConfig, class_split_stream
 from lmvae_core.metrics import iwae_log_likelihood
+from lmvae_core.continual import Budget, LGMLearner, LifelongConfig, TaskData, run_stream
+from lmvae_core.continual import lgm as lgm_learner
+from lmvae_core.continual.driver import StreamTask
 from lmvae_core.models import lgm
-from lmvae_core.models.lgm import LGM, LGMConfig, LifelongConfig
+from lmvae_core.models.lgm import LGM, LGMConfig
 
 
 @pytest.fixture(scope="module")
@@ -20,41 +23,61 @@ def small(k=1, **kw) -> LGM:
     return LGM(LGMConfig(latent_dim=4, discrete_dim=k, hidden=(32,), **kw))
 
 
-def test_replay_fraction_is_t_over_t_plus_1(stream, monkeypatch):
-    for t in range(10):
-        for b in (10, 64, 100, 128):
-            real, replay = lgm.replay_counts(t, b)
-            assert real >= 1 and real + replay <= b
-            assert replay * (t + 1) == t * (real + replay)  # exactly t/(t+1)
-    # and the training loop really builds its batches that way
+def fit(learner, x, epochs=1, batch_size=50):
+    """One task through the learner, with the driver's real batches."""
+    return learner.fit_task(TaskData(learner.tasks_done, f"task {learner.tasks_done}", x, Budget(epochs, batch_size)))
+
+
+def test_full_real_batch_with_replay_on_top(stream, monkeypatch):
+    """Every step takes the driver's full real batch and as many teacher rows on top, the replay carrying
+    the official share t/(t+1) of the loss; the real data per task equal the naive baseline's."""
     seen = []
     real_loss = lgm.student_teacher_loss
 
-    def spy(student, teacher, real, replay, gamma_c):
-        seen.append((real.shape[0], 0 if replay is None else replay.shape[0]))
-        return real_loss(student, teacher, real, replay, gamma_c)
+    def spy(student, teacher, real, replay, gamma_c, replay_weight=None):
+        seen.append((learner.tasks_done, real.shape[0], 0 if replay is None else replay.shape[0], replay_weight))
+        return real_loss(student, teacher, real, replay, gamma_c, replay_weight)
 
-    monkeypatch.setattr(lgm, "student_teacher_loss", spy)
-    teacher = small(3)
-    teacher.eval()
-    student = teacher.grown()
-    x = stream[3].train.x[:120]
-    lgm.train_task(student, 3, x, LifelongConfig(method="lgm", epochs=1, batch_size=40), teacher=teacher)
-    assert seen and all(rp == 3 * r and rp / (r + rp) == 3 / 4 for r, rp in seen)
+    monkeypatch.setattr(lgm_learner, "student_teacher_loss", spy)
+    tasks = [stream[t].train.x[:120] for t in range(4)]
+    torch.manual_seed(0)
+    learner = LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)), LifelongConfig("lgm"))
+    result = run_stream(learner, [StreamTask(f"t{i}", x) for i, x in enumerate(tasks)], Budget(1, 40))
+    assert result.real_rows == [120] * 4 and result.replay_rows == [0, 120, 120, 120]
+    for t in range(4):
+        steps = [s for s in seen if s[0] == t]
+        assert len(steps) == 3 and all(r == 40 for _, r, _, _ in steps)
+        assert all(rp == (40 if t else 0) for _, _, rp, _ in steps)
+        assert all(w == (pytest.approx(t / (t + 1)) if t else None) for *_, w in steps)
+    torch.manual_seed(0)
+    naive = LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)), LifelongConfig("naive"))
+    assert run_stream(naive, [StreamTask(f"t{i}", x) for i, x in enumerate(tasks)], Budget(1, 40)).real_rows == [120] * 4
+    # the weighted loss is (1 - w) mean(real rows) + w mean(replayed rows + gamma consistency)
+    teacher = small(2).eval()
+    student = teacher.grown().eval()
+    x = stream[0].test.x[:48]
+    torch.manual_seed(3)
+    loss, terms = lgm.student_teacher_loss(student, teacher, x[:32], x[32:], gamma_c=2.0, replay_weight=0.75)
+    torch.manual_seed(3)
+    rows = student.terms(x)["loss"]
+    cons = lgm.consistency_kl(student.encode(x[32:])[2], teacher.encode(x[32:])[2], student.config.teacher_eps)
+    want = 0.25 * rows[:32].mean() + 0.75 * (rows[32:] + 2.0 * cons).mean()
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
 
 
 def test_teacher_frozen_while_student_trains(stream):
-    model = small(1)
-    x0, x1 = stream[0].train.x[:100], stream[1].train.x[:100]
-    lgm.train_task(model, 0, x0, LifelongConfig(epochs=1, batch_size=50))
-    teacher, student = lgm.fork(model)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    torch.manual_seed(0)
+    learner = LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)), LifelongConfig("lgm"))
+    fit(learner, stream[0].train.x[:100])
+    after_0 = {k: v.clone() for k, v in learner.student.state_dict().items()}
+    fit(learner, stream[1].train.x[:100], epochs=2)
+    teacher, student = learner.teacher, learner.student
     assert all(not p.requires_grad for p in teacher.parameters())
-    s_before = {k: v.clone() for k, v in student.state_dict().items()}
-    lgm.train_task(student, 1, x1, LifelongConfig(method="lgm", epochs=2, batch_size=50), teacher=teacher)
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
-    # the student did move
-    assert any(not torch.equal(s_before[k], v) for k, v in student.state_dict().items() if k != "tau")
+    assert all(torch.equal(after_0[k], v) for k, v in teacher.state_dict().items())
+    assert student.n_categories == teacher.n_categories + 1
+    # the student did move (on the parameters whose shape did not grow)
+    same = [k for k, v in student.state_dict().items() if k != "tau" and v.shape == after_0[k].shape]
+    assert same and any(not torch.equal(after_0[k], student.state_dict()[k]) for k in same)
 
 
 def test_consistency_zero_iff_student_equals_teacher(stream):
@@ -144,10 +167,11 @@ def test_gaussian_kl_matches_torch_distributions():
 
 def test_iwae_bound_is_valid_and_tightens(stream):
     """k=1 log weights average to the evaluation ELBO; the bound rises with k and is finite."""
-    model = small(3)
+    torch.manual_seed(0)
+    learner = LGMLearner(LGMConfig(latent_dim=4, discrete_dim=3, hidden=(32,)))
     x = torch.bernoulli(stream[0].test.x[:40], generator=torch.Generator().manual_seed(0))
-    lgm.train_task(model, 0, stream[0].train.x[:200], LifelongConfig(epochs=2, batch_size=50))
-    model.eval()
+    fit(learner, stream[0].train.x[:200], epochs=2)
+    model = learner.student.eval()
     torch.manual_seed(0)
     lw = model.log_weights(x, 200)
     elbo_k1 = lw.mean(0)

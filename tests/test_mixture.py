@@ -72,3 +72,63 @@ def test_save_and_reload_gives_identical_outputs(tmp_path, mnist_sample):
     x = mnist_sample.x[:8]
     assert torch.equal(m.all_experts(x, op="reconstruct"), r.all_experts(x, op="reconstruct"))
     assert r.trainable == [1, 2, 3] and not any(p.requires_grad for p in r.experts[0].parameters())
+
+
+def test_vmap_over_trainable_and_frozen_stacks_equals_loop(mnist_sample):
+    """Experts 0 and 2 frozen: the batched path runs one vmap per stack and returns the requested order."""
+    m = small_mixture(4)
+    m.freeze(0)
+    m.freeze(2)
+    assert m.trainable == [1, 3]
+    x = torch.bernoulli(mnist_sample.x[:12])
+    eps = torch.randn(12, 4)
+    for ids in (None, [3, 0, 1], [2, 0], [1, 3]):
+        batched = m.all_experts(x, eps=eps, ids=ids)
+        looped = {k: torch.stack([e.terms(x, eps=eps)[k] for e in
+                                  [m.experts[i] for i in (ids or range(4))]]) for k in ("loss", "elbo")}
+        for key in looped:
+            assert torch.allclose(batched[key], looped[key], rtol=1e-4, atol=1e-3), (ids, key)
+
+
+def test_weights_stay_stacked_and_experts_see_optimizer_steps(mnist_sample):
+    m = small_mixture(3)
+    stacks = m.trainable_parameters()
+    assert all(p.shape[0] == 3 for p in stacks) and len(stacks) == len(list(m.experts[0].parameters()))
+    opt = torch.optim.Adam(stacks, lr=1e-2)
+    x = torch.bernoulli(mnist_sample.x[:32])
+    before = [p.clone() for p in m.experts[2].parameters()]
+    for _ in range(2):
+        opt.zero_grad()
+        m.all_experts(x)["loss"].mean().backward()
+        opt.step()
+    assert [id(p) for p in m.trainable_parameters()] == [id(p) for p in stacks]  # no re-stacking per step
+    for stack, p, b in zip(stacks, m.experts[2].parameters(), before):
+        assert torch.equal(p, stack[2]) and not torch.equal(p, b)  # the expert is a view of the stack
+
+
+def test_copy_and_dtype_change_keep_the_experts_linked(mnist_sample):
+    import copy
+
+    m = small_mixture(2)
+    m.freeze(1)
+    c = copy.deepcopy(m).double()
+    with torch.no_grad():
+        c.trainable_parameters()[0].add_(1.0)
+    first = next(c.experts[0].parameters())
+    assert first.dtype == torch.float64 and torch.equal(first, c.trainable_parameters()[0][0])
+    assert not torch.equal(next(m.experts[0].parameters()).double(), first)  # the copy has its own storage
+
+
+def test_expert_of_another_mixture_is_copied_not_shared():
+    m = small_mixture(2)
+    other = ExpertMixture(experts=[m.experts[1]])
+    with torch.no_grad():
+        other.trainable_parameters()[0].zero_()
+    assert next(m.experts[1].parameters()).abs().sum() > 0
+
+
+def test_different_architectures_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="same architecture"):
+        ExpertMixture(experts=[VAE(hidden=(32,), latent_dim=4), VAE(hidden=(16,), latent_dim=4)])

@@ -6,7 +6,8 @@ import torch
 from scipy import stats
 
 from lmvae_core.data.streams import DataConfig, TaskFreeStream, load_split
-from lmvae_core.models.ocm import OCM, OCMConfig, OCMLearner, kernel_scores, reservoir_update, select_indices
+from lmvae_core.continual import OCMLearner
+from lmvae_core.models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from lmvae_core.training.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = dict(hidden=16, latent_dim=4, train_samples=1, epochs_per_batch=1, lr=1e-3, r_samples=2)

@@ -47,3 +47,49 @@ def test_in_place_run_keeps_outputs_but_pins_no_parameters(tmp_path):
     nb = nbformat.read(nbs / "00_mixture_of_vaes.ipynb", as_version=4)
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert "ran with smoke" in nb.cells[-1].outputs[0]["text"]
+
+
+def test_summary_has_no_verdict_for_a_failing_notebook_only_this_runs_claims(tmp_path):
+    """Claims tables left by an earlier run are never reported: the failing notebook shows its error instead,
+    and a notebook that ran but wrote no claims this time shows none."""
+    import io
+
+    from lmvae_core.reproduce import summary_table
+
+    nbs, figs = tmp_path / "notebooks", tmp_path / "figs"
+    nbs.mkdir()
+    write_notebook(nbs / "00_mixture_of_vaes.ipynb", "print('training')\nraise RuntimeError('diverged\\nat step 3')")
+    write_notebook(nbs / "01_lmvae.ipynb", "print('ran, wrote nothing')")
+    for name in ("00_mixture_of_vaes", "01_lmvae"):  # an older run's verdicts
+        (figs / name).mkdir(parents=True)
+        (figs / name / "claims.csv").write_text("claim,verdict\nold,reproduced\nold2,reproduced\n")
+    stream = io.StringIO()
+    results = reproduce("smoke", out=str(figs), executed_dir=str(tmp_path / "executed"), notebook_dir=nbs,
+                        echo=lambda *a, **k: None, stream=stream)
+    assert [r.status for r in results] == ["failed", "ok"]
+    assert results[0].verdicts == {} and results[1].verdicts == {}
+    assert results[0].error == "RuntimeError: diverged"
+    table = summary_table(results)
+    assert "reproduced" not in table
+    failed_line = next(line for line in table.splitlines() if line.startswith("00_mixture_of_vaes"))
+    assert "failed" in failed_line and "RuntimeError: diverged" in failed_line
+    assert str(tmp_path / "executed" / "00_mixture_of_vaes.ipynb") in table
+    # the kernel's output and a status line per cell reached the stream while the notebooks ran
+    out = stream.getvalue()
+    assert "training" in out and "ran, wrote nothing" in out and "[01_lmvae cell 2/" in out
+
+
+def test_estimate_of_the_rest_from_the_previous_runs_cell_times():
+    import io
+
+    import nbformat
+
+    from lmvae_core.progress import CellReporter
+
+    stream = io.StringIO()
+    reporter = CellReporter("nb", stream, cell_times=[1.0, 10.0, 100.0])
+    reporter(nbformat.v4.new_markdown_cell("## 2. Training"), 0, 4)  # 4 cells: papermill injected one
+    reporter(nbformat.v4.new_code_cell("train(model)"), 2, 4)
+    line = stream.getvalue().strip()
+    assert line.startswith("[nb cell 3/4, 0:00:00 elapsed, about 0:01:50 left")
+    assert "2. Training" in line and line.endswith("train(model)")

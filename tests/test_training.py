@@ -88,3 +88,66 @@ def test_loss_monitor_means_match_host_means():
         m.update(torch.tensor(v), {"a": torch.tensor(v), "b": torch.tensor(2 * v)})
     assert m.means() == {"a": sum(vals) / 4, "b": 2 * sum(vals) / 4}
     assert m.means() == {}
+
+
+def test_compile_auto_only_on_cuda_for_long_runs():
+    from lmvae_core.training import should_compile
+
+    cfg = TrainConfig(compile_min_steps=1000)
+    assert not should_compile(cfg, torch.device("cpu"), 10**6)
+    assert should_compile(cfg, torch.device("cuda"), 1000) and not should_compile(cfg, torch.device("cuda"), 999)
+    assert should_compile(TrainConfig(compile=True), torch.device("cpu"), 1)
+    assert not should_compile(TrainConfig(compile=False), torch.device("cuda"), 10**6)
+    with pytest.raises(ValueError, match="compile must be"):
+        TrainConfig(compile="yes")
+    with pytest.raises(ValueError, match="autocast must be"):
+        TrainConfig(autocast="fp8")
+
+
+def test_bf16_autocast_trains_and_reports_float32_terms(mnist_sample):
+    seed_everything(0)
+    vae = VAE(hidden=(32,), latent_dim=4)
+    hist = train(vae, mnist_sample.x[:256], TrainConfig(epochs=3, batch_size=64, progress=False, autocast="bf16"))
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert all(p.dtype == torch.float32 for p in vae.parameters())
+
+
+def test_precision_gap_compares_the_same_samples(mnist_sample):
+    from lmvae_core.metrics import mean_iwae
+    from lmvae_core.training import precision_gap
+
+    seed_everything(0)
+    vae = VAE(hidden=(32,), latent_dim=4)
+    x = torch.bernoulli(mnist_sample.x[:64])
+    train(vae, x, TrainConfig(epochs=2, batch_size=32, progress=False))
+    gap = precision_gap(vae, x, k=20, seed=3)
+    assert gap["fp32"] == pytest.approx(mean_iwae(vae, x, k=20, generator_seed=3), abs=1e-5)
+    assert gap["diff"] == pytest.approx(gap["bfloat16"] - gap["fp32"], abs=1e-4)
+    assert 0 < gap["max_abs_diff_per_image"] < 5  # bf16 rounds (~3 significant digits), it does not break the bound
+    same = precision_gap(vae, x, k=20, seed=3, dtype=torch.float32)  # autocast to fp32 changes nothing
+    assert abs(same["diff"]) < 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_smoke_training_compiled_bf16(mnist_sample):
+    """A short run on the GPU: compiled step (forced, the run is short) and bf16 autocast."""
+    seed_everything(0)
+    x = mnist_sample.x[:512].to("cuda")
+    vae = VAE(hidden=(64,), latent_dim=8).to("cuda")
+    hist = train(vae, x, TrainConfig(epochs=3, batch_size=128, progress=False, compile=True, autocast="bf16"))
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    plain = VAE(hidden=(64,), latent_dim=8).to("cuda")
+    hist = train(plain, x, TrainConfig(epochs=3, batch_size=128, progress=False))
+    assert hist[-1]["loss"] < hist[0]["loss"] and next(plain.parameters()).is_cuda
+
+
+def test_loss_monitor_terms_may_change_between_steps():
+    from lmvae_core.training import LossMonitor
+
+    m = LossMonitor(check_every=10)
+    m.update(torch.tensor(1.0), {"a": torch.tensor(1.0)})
+    m.update(torch.tensor(2.0), {"a": torch.tensor(3.0), "b": torch.tensor([2.0, 4.0])})
+    assert m.means() == {"a": 2.0, "b": [1.0, 2.0]}  # sums over both steps / 2
+    m.update(torch.tensor(float("inf")), {"a": torch.tensor(5.0)})
+    with pytest.raises(NonFiniteLossError, match="step 2; terms: a=5"):
+        m.close()

@@ -5,6 +5,8 @@ and slicing a device tensor by index is far faster than a DataLoader with worker
 """
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import paths
+from ..results.atomic import atomic_write
 
 
 class DataMissingError(FileNotFoundError):
@@ -37,7 +40,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "svhn": DatasetInfo("SVHN", "svhn", ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat")),
     "cifar10": DatasetInfo("CIFAR10", "cifar10", ("cifar-10-batches-py/data_batch_1 ... data_batch_5",
                                                   "cifar-10-batches-py/test_batch")),
-    "celeba": DatasetInfo("CelebA", "celeba", ("celeba/img_align_celeba/*.jpg", "celeba/list_eval_partition.txt")),
+    "celeba": DatasetInfo("CelebA", "celeba", ("celeba/img_align_celeba/*.jpg", "celeba/list_eval_partition.txt",
+                                                "celeba/identity_CelebA.txt")),
     "omniglot": DatasetInfo("Omniglot", "omniglot", ("omniglot-py/images_background/", "omniglot-py/images_evaluation/")),
 }
 ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "cifar": "cifar10"}
@@ -52,40 +56,115 @@ def canonical_name(name: str) -> str:
 
 
 def load_images(name: str, split: str = "train", root: str | Path | None = None, source: str = "auto",
-                download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                download: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 [N, C, H, W] and labels as int64 [N], on the CPU.
 
-    source: 'torchvision' reads torchvision's layout under root (downloading if allowed); 'npz' reads
-    root/npz/<stem>-<split>.npz; 'sample' reads the committed sample; 'auto' tries torchvision then npz.
+    source: 'torchvision' reads torchvision's layout under root; 'npz' reads root/npz/<stem>-<split>.npz;
+    'sample' reads the committed sample; 'auto' tries torchvision's layout, then the .npz copy, then a download.
+    download: None follows the process's setting (on unless LMVAE_OFFLINE=1 or a notebook's offline=True).
     """
     key = canonical_name(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    _record(key, split)
     if source == "sample":
         return _from_npz(paths.sample_root() / f"{DATASETS[key].stem}-{split}.npz", key)
     root = paths.data_root(root)
     npz_file = root / "npz" / f"{DATASETS[key].stem}-{split}.npz"
     if source == "npz":
         return _from_npz(npz_file, key)
-    try:
-        return _from_torchvision(key, split, root, download)
+    download = downloads_allowed() if download is None else download
+    try:  # what is on disk first: a download only when neither layout is there
+        return _from_torchvision(key, split, root, False)
     except DataMissingError:
         if source == "auto" and npz_file.exists():
             return _from_npz(npz_file, key)
-        raise
+        if not download:
+            raise
+    from .fetch import fetch
+
+    try:
+        fetch(key, split, root)
+    except (OSError, RuntimeError) as err:
+        raise _missing(key, root, True, err) from None
+    return _from_torchvision(key, split, root, False)
+
+
+def expected_files(key: str, split: str) -> tuple[str, ...]:
+    """The files torchvision reads for one split, relative to the data root."""
+    name = DATASETS[key].torchvision_name
+    if key in ("mnist", "fashion", "kmnist"):  # torchvision checks all four files whichever split is asked for
+        return tuple(f"{name}/raw/{p}-{kind}-ubyte" for p in ("train", "t10k")
+                     for kind in ("images-idx3", "labels-idx1"))
+    if key == "cifar10":  # likewise all six batches
+        return tuple(f"cifar-10-batches-py/{f}" for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"))
+    if key == "svhn":
+        return (f"SVHN/{split}_32x32.mat",)
+    if key == "omniglot":
+        return ("omniglot-py/images_background" if split == "train" else "omniglot-py/images_evaluation",)
+    return ("celeba/img_align_celeba", "celeba/list_eval_partition.txt", "celeba/identity_CelebA.txt")
+
+
+def is_present(key: str, split: str, root: str | Path | None = None) -> bool:
+    """Whether load_images(key, split, root) finds the split on disk without downloading."""
+    root = paths.data_root(root)
+    if (root / "npz" / f"{DATASETS[key].stem}-{split}.npz").exists():
+        return True
+    if key in ("celeba", "omniglot") and (root / f"{key}-{split}-cache.pt").exists():
+        return True
+    # copied .gz IDX files count: the loader unpacks them
+    return all((root / f).exists() or (root / f"{f}.gz").exists() for f in expected_files(key, split))
+
+
+# -- downloads: on unless LMVAE_OFFLINE=1 or a notebook's `offline` parameter says otherwise -------------
+_offline_override: bool | None = None
+
+
+def set_offline(offline: bool | None) -> None:
+    """Set by setup() from a notebook's `offline` parameter (None: back to $LMVAE_OFFLINE alone)."""
+    global _offline_override
+    _offline_override = offline
+
+
+def downloads_allowed() -> bool:
+    env = os.environ.get("LMVAE_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+    return not (env or bool(_offline_override))
+
+
+# -- what a notebook loads is checked against what it declares (data/requirements.py) ----------------------
+_declared: dict | None = None
+
+
+def declare(notebook: str | None, pairs: set[tuple[str, str]] = frozenset(), strict: bool = False) -> None:
+    """Called by setup(): loading a dataset split outside `pairs` then raises (strict) or warns, so the
+    declaration that `lmvae data` and the fail-fast check use cannot silently drift from the code.
+    notebook=None lifts the check (a notebook kernel runs one notebook; tests run many in one process)."""
+    global _declared
+    _declared = None if notebook is None else {"notebook": notebook, "pairs": set(pairs), "strict": strict}
+
+
+def _record(key: str, split: str) -> None:
+    if _declared is None or (key, split) in _declared["pairs"]:
+        return
+    msg = (f"notebook {_declared['notebook']} loads {key}/{split}, which lmvae_core/data/requirements.py does not "
+           f"declare for it; add it there so that `lmvae data` and `lmvae reproduce` check and fetch it")
+    if _declared["strict"]:
+        raise RuntimeError(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 def _missing(key: str, root: Path, download: bool, cause: Exception | None = None) -> DataMissingError:
     info = DATASETS[key]
     files = "\n  ".join(str(root / f) for f in info.expected)
-    hint = ("the download failed (offline?)" if download else "downloads are off (pass download=True to allow them)")
+    hint = ("the download failed (offline?)" if download
+            else "downloads are off (LMVAE_OFFLINE=1, `--offline` or the notebook's offline=True)")
     return DataMissingError(
         f"dataset {key!r} ({info.torchvision_name}) was not found under {root}; {hint}.\n"
         f"Expected torchvision's layout:\n  {files}\n"
         f"or an .npz copy at {root / 'npz' / (info.stem + '-train.npz')} (arrays 'images' uint8 and 'labels').\n"
-        f"Set the root with data_root=..., or the LMVAE_DATA environment variable."
+        f"Set the root with data_root=..., or the LMVAE_DATA environment variable; `lmvae data --fetch` downloads."
         + (f"\nCause: {cause}" if cause else ""))
 
 
@@ -123,7 +202,7 @@ def _from_torchvision(key: str, split: str, root: Path, download: bool) -> tuple
             ds = cls(str(root), train=train, download=download)
             return _to_nchw(ds.data, key), torch.as_tensor(ds.targets, dtype=torch.int64)
         if key == "svhn":
-            ds = cls(str(root), split=split, download=download)
+            ds = cls(str(root / "SVHN"), split=split, download=download)  # torchvision reads root/<file>.mat
             return torch.as_tensor(ds.data), torch.as_tensor(ds.labels, dtype=torch.int64)
         return _from_image_folder(key, cls, split, root, download)
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
@@ -164,5 +243,5 @@ def _from_image_folder(key: str, cls, split: str, root: Path, download: bool) ->
     items = [ds[i] for i in range(len(ds))]
     images = _to_nchw(torch.stack([im for im, _ in items]), key)
     labels = torch.as_tensor([int(lbl) for _, lbl in items], dtype=torch.int64)
-    torch.save((images, labels), cache)
+    atomic_write(cache, lambda tmp: torch.save((images, labels), tmp))
     return images, labels

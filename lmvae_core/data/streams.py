@@ -82,7 +82,7 @@ class DataConfig:
     rgb: bool = False  # replicate grey images to 3 channels (3x32x32 models)
     train_limit: int | None = None  # keep the first N (class-balanced) training images, for fast profiles
     test_limit: int | None = None
-    download: bool = False
+    download: bool | None = None  # None: on unless LMVAE_OFFLINE=1 or a notebook's offline=True
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None,
@@ -192,6 +192,15 @@ class TaskFreeStream:
         for start in range(0, len(self.order), self.batch_size):
             idx = self.order[start:start + self.batch_size]
             yield self.data.x[idx], self.data.y[idx]
+
+
+def class_sorted_stream(parts: Sequence[Split], batch_size: int = 64, seed: int = 0) -> TaskFreeStream:
+    """The images of several task splits as one class-sorted stream of batches, classes in the order the
+    tasks bring them (each image once)."""
+    classes: list[int] = []
+    for p in parts:
+        classes += [c for c in torch.unique(p.y).tolist() if c not in classes]
+    return TaskFreeStream(Split.concat(parts), batch_size, class_order=classes, seed=seed)
 
 
 def stream_from_tasks(tasks: Sequence[TaskStream]) -> TaskStream:

@@ -2,7 +2,6 @@
 generative replay on split MNIST, and the claims judged by measured numbers."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict
@@ -10,20 +9,21 @@ from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import stats
 
+from ..continual import SequentialVAE, from_train_config, pack, restore, run_stream
+from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, class_split_stream, load_split
-from ..metrics import TaskMatrix, active_units, feature_classifier, fid, iwae_log_likelihood, negative_elbo
-from ..metrics import reconstruction_error
+from ..metrics import (TaskMatrix, active_units, feature_classifier, fid, iwae_log_likelihood, negative_elbo,
+                       reconstruction_error)
+from ..metrics.latent import bimodality_coefficient, latent_means, linear_probe, traversal  # noqa: F401
 from ..models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixture_kl_monte_carlo, mixture_kl_per_dim,
                                 shifted_kl)
-from ..models.likelihoods import mean_image
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
-from ..results.claims import AtLeast, AtMost, Claim
 from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, make_optimizer, train
+from ..training.step import train_step
+from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's binarized.claims)
 from .common import Run
 
 # The three objectives the paper regularises: (beta, capacity C, gamma). capacity: recon + gamma |KL - C|.
@@ -66,13 +66,7 @@ def _train_key(dataset, cfg, tcfg, data: DataConfig, seed, extra=None) -> dict:
 
 
 def rebuild(result: dict, device) -> BinarizedVAE:
-    model = BinarizedVAE.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
-
-
-def _binarized_test(x: torch.Tensor, seed: int = 123) -> torch.Tensor:
-    return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))
+    return restore(BinarizedVAE, result, device)
 
 
 # -- one model of the sweep -------------------------------------------------------------------------
@@ -96,8 +90,7 @@ def fit_model(run: Run, dataset: str, objective: str, r: float) -> dict:
     model = BinarizedVAE(cfg).to(x.device)
     t0 = time.time()
     history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
-    return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-            "history": history, "train_seconds": time.time() - t0}
+    return pack(model) | {"history": history, "train_seconds": time.time() - t0}
 
 
 def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | None = None) -> dict:
@@ -105,33 +98,6 @@ def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | 
     c = train_call(run, dataset, objective, r)
     return cached(c.name, c.config, partial(c.fn, *c.args), force=run.force if force is None else force) \
         | {"key": c.config}
-
-
-@torch.no_grad()
-def latent_means(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    return torch.cat([model.encode(x[i:i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
-
-
-def bimodality_coefficient(v: np.ndarray) -> float:
-    """Sarle's bimodality coefficient; above 5/9 (a uniform distribution) suggests two modes."""
-    n = len(v)
-    g, k = stats.skew(v, bias=False), stats.kurtosis(v, bias=False)
-    return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
-
-
-@torch.no_grad()
-def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
-                 ridge: float = 1e-2) -> float:
-    """Test accuracy of a linear classifier on standardised latent means: ridge regression onto one-hot
-    labels (closed form, so it is cheap and deterministic), argmax prediction."""
-    mean, std = f_train.mean(0), f_train.std(0) + 1e-6
-    a = torch.cat([(f_train - mean) / std, torch.ones(len(f_train), 1, device=f_train.device)], 1).double()
-    b = torch.cat([(f_test - mean) / std, torch.ones(len(f_test), 1, device=f_test.device)], 1).double()
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    target = F.one_hot(y_train, n_classes).double()
-    w = torch.linalg.solve(a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=a.dtype, device=a.device),
-                           a.T @ target)
-    return float(((b @ w).argmax(1) == y_test).float().mean())
 
 
 def _eval_key(run: Run, trained: dict) -> dict:
@@ -149,7 +115,7 @@ def compute_eval(run: Run, dataset: str, objective: str, r: float, trained: dict
     model = rebuild(trained, run.device)
     test = load_split(dataset, "test", run.data())
     x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
-    xb = _binarized_test(x)
+    xb = binarize_fixed(x)
     mu, logvar = model.encode(xb)
     n_active, var = active_units(model, xb)
     kl_dim = shifted_kl(mu, logvar, r).mean(0)
@@ -160,7 +126,7 @@ def compute_eval(run: Run, dataset: str, objective: str, r: float, trained: dict
     balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
     bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
     train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
-    probe = linear_probe(latent_means(model, _binarized_test(train_probe.x)), train_probe.y, mu, y)
+    probe = linear_probe(latent_means(model, binarize_fixed(train_probe.x)), train_probe.y, mu, y)
     out = {
         "recon_error": reconstruction_error(model, xb),
         "neg_elbo": negative_elbo(model, xb),
@@ -258,22 +224,11 @@ def load_model(run: Run, dataset: str, objective: str, r: float) -> BinarizedVAE
 
 # -- latent geometry --------------------------------------------------------------------------------
 @torch.no_grad()
-def traversal(model: BinarizedVAE, x: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:
-    """Decode the posterior mean of one image with one dimension at a time set to each value:
-    [len(dims) * len(values), C, H, W], one row per dimension."""
-    mu = model.encode(x[:1])[0][0]
-    z = mu.repeat(len(dims) * len(values), 1)
-    for i, d in enumerate(dims):
-        z[i * len(values):(i + 1) * len(values), d] = values.to(z)
-    return mean_image(model.config.likelihood, model.decode(z))
-
-
-@torch.no_grad()
 def projection(run: Run, model: BinarizedVAE, dataset: str, n: int | None = None) -> dict:
     """Posterior means of test images in the two most active dimensions, with labels."""
     test = load_split(dataset, "test", run.data())
     n = n or run.settings["eval_n"]
-    xb = _binarized_test(test.x[:n])
+    xb = binarize_fixed(test.x[:n])
     mu = latent_means(model, xb)
     order = torch.argsort(mu.var(0), descending=True)
     return {"mu": mu.cpu().numpy(), "y": test.y[:n].cpu().numpy(), "dims": order[:2].tolist(),
@@ -287,7 +242,7 @@ def bound_check(run: Run, model: BinarizedVAE, dataset: str, n: int = 200) -> di
     Monte Carlo estimate with standard errors. Counts violations beyond 3 standard errors."""
     s = run.settings
     test = load_split(dataset, "test", run.data())
-    xb = _binarized_test(test.x[:n])
+    xb = binarize_fixed(test.x[:n])
     mu, logvar = model.encode(xb)
     r, d = model.r, mu.shape[1]
     bound = shifted_kl(mu, logvar, r).sum(-1) + d * math.log(2)
@@ -331,10 +286,7 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
                 for b in batches:
-                    loss, _ = m.loss(b)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    train_step(m.loss, b, opt)
                 if x.device.type == "cuda":
                     torch.cuda.synchronize()
                 if rnd > 0:  # round 0 warms up
@@ -350,7 +302,8 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
 
 # -- generative replay on split MNIST ---------------------------------------------------------------------
 def continual_call(run: Run, r: float, objective: str = "VAE") -> Call:
-    """A generative-replay VAE (Shin et al. 2017 style, generator only) on split MNIST (5 tasks), as a grid call."""
+    """A generative-replay VAE (Shin et al. 2017 style, generator only: lmvae_core.continual.SequentialVAE) on
+    split MNIST (5 tasks), as a grid call."""
     s = run.settings
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
@@ -360,40 +313,25 @@ def continual_call(run: Run, r: float, objective: str = "VAE") -> Call:
 
 
 def fit_continual(run: Run, r: float, objective: str = "VAE") -> dict:
-    """On task t the loss is (L(current batch) + t * L(replayed batch)) / (t + 1), the replayed batch
-    drawn from a frozen copy of the model after task t-1 (prior samples, Bernoulli-sampled images).
-    R[t, j] is the IWAE log-likelihood on task j's test images after task t. Uncached (module level)."""
+    """R[t, j] is the IWAE log-likelihood on task j's test images after task t. Uncached (module level)."""
     s = run.settings
-    data = run.data(train_limit=s["cl_train_limit"])
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
     torch.manual_seed(run.seed)
-    stream = class_split_stream("mnist", 5, data)
-    model = BinarizedVAE(cfg).to(run.device)
+    stream = class_split_stream("mnist", 5, run.data(train_limit=s["cl_train_limit"]))
+    budget, optim = from_train_config(tcfg)
+    learner = SequentialVAE(cfg, replay=True, device=run.device, **optim)
     matrix = TaskMatrix(stream.names, higher_is_better=True)
-    tests = [_binarized_test(task.test.x[: s["cl_eval_n"]]) for task in stream]
-    old, t0 = None, time.time()
-    for t, task in enumerate(stream):
-        if old is None:
-            loss_fn = model.loss
-        else:
-            def loss_fn(batch, old=old, t=t):
-                with torch.no_grad():
-                    replay = torch.bernoulli(old.sample(batch.shape[0]))
-                cur, terms = model.loss(batch)
-                rep, _ = model.loss(replay)
-                return (cur + t * rep) / (t + 1), terms | {"replay_loss": rep.detach()}
-        train(model, task.train.x, tcfg, loss_fn=loss_fn, optimizer=make_optimizer(model.parameters(), tcfg),
-              desc=f"replay r={r} task {t}")
-        old = copy.deepcopy(model).eval()
-        for p in old.parameters():
-            p.requires_grad_(False)
+    tests = [binarize_fixed(task.test.x[: s["cl_eval_n"]]) for task in stream]
+
+    def on_boundary(t, lr):
         for j in range(t + 1):
-            matrix.record(t, j, float(iwae_log_likelihood(model, tests[j], k=s["cl_k"]).mean()))
-    g = torch.Generator(device=run.device).manual_seed(run.seed)
-    samples = model.sample(100, generator=g).cpu()
-    return {"matrix": matrix.to_dict(), "samples": samples, "train_seconds": time.time() - t0,
-            "spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()}}
+            matrix.record(t, j, float(lr.log_likelihood(tests[j], s["cl_k"]).mean()))
+
+    result = run_stream(learner, stream, budget, on_boundary)
+    samples = learner.sample(100, seed=run.seed).cpu()
+    return pack(learner.model) | {"matrix": matrix.to_dict(), "samples": samples,
+                                  "train_seconds": result.train_seconds, "replay_rows": result.replay_rows}
 
 
 def _with_matrix(result: dict, r: float) -> dict:
@@ -425,84 +363,4 @@ def replay_sample_quality(run: Run, results: dict[float, dict]) -> dict[float, d
         share = np.bincount(pred, minlength=10) / len(pred)
         out[r] = {"fid": fid(clf, samples, test.x[: max(len(samples), 100)]), "class_share": share,
                   "classes_covered": int((share >= 0.03).sum())}
-    return out
-
-
-# -- claims -----------------------------------------------------------------------------------------------
-def _pairs(rows: list[dict], key: str, r: float):
-    """(value at r, value at r = 0) for each dataset and objective of the sweep."""
-    base = {(x["dataset"], x["objective"]): x[key] for x in rows if x["r"] == 0.0}
-    return [(x[key], base[(x["dataset"], x["objective"])]) for x in rows
-            if x["r"] == r and (x["dataset"], x["objective"]) in base]
-
-
-def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, dict], bounds: list[dict],
-           profile: str, main_r: float) -> list[Claim]:
-    recon = _pairs(rows, "recon_error", main_r)
-    au = _pairs(rows, "active_units", main_r)
-    probe = _pairs(rows, "probe_accuracy", main_r)
-    fids = _pairs(rows, "fid", main_r) if all("fid" in x for x in rows) else []
-    iw = _pairs(rows, "iwae", main_r)
-    n = len(recon)
-    recon_ratio = float(np.mean([a / b for a, b in recon]))
-    au_gain = float(np.mean([a - b for a, b in au]))
-    probe_gain = float(np.mean([a - b for a, b in probe]))
-    fid_ratio = float(np.mean([a / b for a, b in fids])) if fids else float("nan")
-    iwae_gain = float(np.mean([a - b for a, b in iw]))
-    vae = {x["r"]: x for x in rows if x["dataset"] == rows[0]["dataset"] and x["objective"] == "VAE"}
-    beta = {x["r"]: x for x in rows if x["dataset"] == rows[0]["dataset"] and x["objective"] == "beta-VAE"} or vae
-    r_max = max(vae)
-    ratio = float(np.mean([o["ratio"] for o in overhead_rows]))
-    worst = max(overhead_rows, key=lambda o: o["ratio"])
-    base, main = replay.get(0.0), replay.get(main_r)
-    where = f"r = {main_r:g} vs r = 0, mean over {n} (dataset, objective) pairs"
-    out = [
-        Claim("Better reconstruction (squared error at the posterior mean, ratio r>0 / r=0)",
-              "qualitative ('better reconstruction')", recon_ratio, AtMost(0.98, partly=1.0), profile,
-              note=f"{where}; improved in {sum(a < b for a, b in recon)}/{n}"),
-        Claim("No posterior collapse (active units, gain over r = 0)",
-              "qualitative ('no posterior collapse')", au_gain, AtLeast(1.0, partly=0.0), profile,
-              note=f"{where}; more or equal in {sum(a >= b for a, b in au)}/{n}"),
-        Claim("Two symmetric modes: the latent means gather at +-r (bimodality coefficient of the pooled "
-              "means of active dims; > 5/9 suggests two modes)",
-              "qualitative ('symmetric around two modes')", vae[main_r]["pooled_bc"],
-              AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"]), profile,
-              note=f"VAE {rows[0]['dataset']}, r = {main_r:g} (partly: above r = 0, {vae[0.0]['pooled_bc']:.2f}); "
-                   f"r = {r_max:g}: {vae[r_max]['pooled_bc']:.2f}; beta-VAE r = {r_max:g}: "
-                   f"{beta[r_max]['pooled_bc']:.2f}"),
-        Claim("Symmetric per dimension: both signs used equally (minority-sign share over active dims; "
-              "0.5 = symmetric, 0 = one mode only)",
-              "qualitative", vae[main_r]["minority_sign"], AtLeast(0.4, partly=0.25), profile,
-              note=f"VAE {rows[0]['dataset']}, r = {main_r:g}; r = 0: {vae[0.0]['minority_sign']:.2f}, "
-                   f"r = {r_max:g}: {vae[r_max]['minority_sign']:.2f}; beta-VAE r = {r_max:g}: "
-                   f"{beta[r_max]['minority_sign']:.2f}"),
-        Claim("No computation overhead (time per training step, binarized / plain, mean over objectives)",
-              "qualitative ('no computation overhead')", ratio, AtMost(1.05, partly=1.15), profile,
-              note=f"median of paired interleaved blocks; worst: {worst['objective']} {worst['ratio']:.2f}"),
-        Claim("More transferable representations (linear-probe accuracy on latent means, gain over r = 0)",
-              "qualitative ('more transferable')", probe_gain, AtLeast(0.01, partly=0.0), profile,
-              note=f"{where}; a probe on the same dataset, not the paper's transfer task"),
-        Claim("More representative samples (FID in a classifier's features, ratio r>0 / r=0)",
-              "qualitative ('more representative samples')", fid_ratio, AtMost(0.95, partly=1.0), profile,
-              note=where),
-        Claim("(not claimed) the regulariser's cost in test log-likelihood (IWAE, gain over r = 0, nats)",
-              "not given", iwae_gain, AtLeast(0.0, partly=-5.0), profile,
-              note=f"{where}; evaluated under the two-mode mixture prior"),
-    ]
-    if base is not None and main is not None:
-        out += [
-            Claim("Less forgetting with generative replay (forgetting on split MNIST, nats; r>0 minus r=0)",
-                  "qualitative ('less forgetting')", main["forgetting"] - base["forgetting"], AtMost(-0.5, partly=0.0),
-                  profile, note=f"r = {main_r:g}: {main['forgetting']:.2f}, r = 0: {base['forgetting']:.2f}"),
-            Claim("Better continual generative model (average IWAE log-lik. after the last task, gain, nats)",
-                  "qualitative", main["average"] - base["average"], AtLeast(0.5, partly=0.0), profile,
-                  note=f"r = {main_r:g}: {main['average']:.1f}, r = 0: {base['average']:.1f}"),
-        ]
-    if bounds:
-        worst = max(b["quadrature_violations"] + b["mc_violations_3se"] for b in bounds)
-        out.append(Claim("(derived here) regularised KL + d log 2 bounds the KL to the two-mode prior "
-                         "(violations beyond 3 MC standard errors or in quadrature)",
-                         "follows from p_mix >= 0.5 N(sign(mu) r, 1)", worst, AtMost(0), profile,
-                         note=f"{sum(b['n'] for b in bounds)} posteriors over r in "
-                              f"{sorted(b['r'] for b in bounds)}"))
     return out

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 from .. import paths
+from ..data.datasets import declare, set_offline
+from ..data.requirements import ensure, pairs_for
 from ..data.streams import DataConfig, data_config
 from ..results.cluster import resolve_executor
 from ..results.writers import Outputs
@@ -60,8 +62,10 @@ def _check(name: str, value, types, allow_none: bool = False):
 
 def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: str = "auto",
           data_root: str | None = None, out_dir: str | None = None, force: bool = False, progress: bool = True,
-          settings: dict[str, dict] | None = None, executor: str | None = None) -> Run:
-    """Validate a notebook's parameters and build its Run. Bad values fail here, before any work."""
+          settings: dict[str, dict] | None = None, offline: bool = False,
+          executor: str | None = None) -> Run:
+    """Validate a notebook's parameters and build its Run. Bad values and missing data fail here, before any
+    work: every dataset split the notebook needs in this profile is checked (and downloaded unless offline)."""
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
     _check("profile", profile, str, allow_none=True)
@@ -74,7 +78,11 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     _check("executor", executor, str, allow_none=True)
     if executor is not None:
         resolve_executor(executor)  # a bad name fails here, before any work
+    _check("offline", offline, bool)
     resolved = resolve_profile(profile)
+    set_offline(offline or None)  # offline=False leaves $LMVAE_OFFLINE in charge
+    declare(notebook, pairs_for(notebook, resolved), strict=resolved == "smoke")
+    ensure([notebook], resolved, data_root)
     dev = pick_device(device)
     seed_everything(seed)
     out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)

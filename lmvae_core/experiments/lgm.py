@@ -1,21 +1,24 @@
 """Notebook 02: Lifelong Generative Modeling (student-teacher VAE) against its baselines on task streams.
 
-Every method is the same code (lmvae_core.models.lgm) with switches. One cached run trains a method on
-a whole stream and evaluates it after every task: -ELBO per task and on the cumulative test set, the
-IWAE bound on a class-balanced subset of the cumulative test set, consistency with the previous model,
-and FID of prior samples against the cumulative test set in a feature classifier's space.
+Every method is the same code (lmvae_core.continual.lgm.LGMLearner) with switches, run by the package's
+stream driver with the same real-data budget per task for every method (teacher replay and stored images
+come on top). One cached run trains a method on a whole stream and evaluates it after every task: -ELBO
+per task and on the cumulative test set, the IWAE bound on a class-balanced subset of the cumulative test
+set, consistency with the previous model, and FID of prior samples against the cumulative test set in a
+feature classifier's space.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 import numpy as np
 import torch
 
+from ..continual import Budget, LGMLearner, LifelongConfig, pack, restore, run_stream
+from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, TaskStream, class_split_stream, load_split, permuted_stream
 from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, negative_elbo
-from ..models.lgm import LGM, LGMConfig, LifelongConfig, train_lifelong
+from ..models.lgm import LGM, LGMConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim
 from ..results.runner import Call, GridRun, run_grid
@@ -50,9 +53,13 @@ def model_config(s: dict, shape=(1, 28, 28)) -> LGMConfig:
 
 
 def lifelong_config(s: dict, method: str) -> LifelongConfig:
-    return LifelongConfig(method=method, epochs=s["epochs"], batch_size=s["batch"], lr=s.get("lr", 1e-3),
-                          ewc_gamma=s["ewc_gamma"], fisher_samples=s["fisher_samples"],
-                          max_steps=s.get("max_steps"))
+    return LifelongConfig(method=method, ewc_gamma=s["ewc_gamma"], fisher_samples=s["fisher_samples"])
+
+
+def budget(s: dict) -> Budget:
+    """Real data per task, the same for every method: s['epochs'] passes of s['batch'] rows, at most
+    s['max_steps'] steps."""
+    return Budget(epochs=s["epochs"], batch_size=s["batch"], max_steps=s.get("max_steps"))
 
 
 def split_stream(run: Run, dataset: str) -> TaskStream:
@@ -74,14 +81,6 @@ def classifier_for(run: Run, dataset: str):
     idx = torch.randperm(len(train), generator=g)[: s["fid_train"]].to(train.x.device)
     with cpu_threads(1, run.device):
         return feature_classifier(dataset, train.x[idx], train.y[idx], epochs=s["fid_epochs"], force=run.force)
-
-
-def _binarized_tests(stream: TaskStream) -> list[torch.Tensor]:
-    out = []
-    for j, task in enumerate(stream):
-        g = torch.Generator(device=task.test.x.device).manual_seed(123 + j)
-        out.append(torch.bernoulli(task.test.x, generator=g))
-    return out
 
 
 @torch.no_grad()
@@ -140,41 +139,43 @@ def method_call(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.
     mcfg, lcfg, _ = _configs(run, stream, method, gamma_c)
     eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n")}
     key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
-           "lifelong": asdict(lcfg), "seed": seed, "data": asdict(_stream_data(run, kind)) | {"device": None},
-           "eval": eval_keys, "classifier": _clf_key(run, _clf_dataset(kind))}
+           "lifelong": asdict(lcfg), "budget": asdict(budget(s)), "lr": s.get("lr", 1e-3), "seed": seed,
+           "data": asdict(_stream_data(run, kind)) | {"device": None}, "eval": eval_keys,
+           "classifier": _clf_key(run, _clf_dataset(kind))}
     cell = {"stream": kind, "method": method, "seed": seed} | (
         {"gamma_c": mcfg.gamma_c} if method in ("lgm", "replay") else {})
     return Call("lgm_stream", key, fit_method, (run, kind, method, seed, gamma_c), cell)
 
 
 def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0) -> dict:
-    """Train one method on a stream, evaluating after every task (uncached; module level for Dask workers)."""
+    """Train one method on a stream through the driver, evaluating after every task (uncached; module level
+    for Dask workers)."""
     s = run.settings
     stream = _stream(run, kind)
     classifier = classifier_for(run, _clf_dataset(kind))
     mcfg, lcfg, gamma_c = _configs(run, stream, method, gamma_c)
-    tests = _binarized_tests(stream)
+    tests = [binarize_fixed(task.test.x, 123 + j) for j, task in enumerate(stream)]
     log = []
 
-    def on_task_end(t, student, prev):
-        log.append(evaluate(student, prev, stream, tests, t, s, classifier, seed + 7 * t))
+    def on_boundary(t, learner):
+        log.append(evaluate(learner.student, learner.teacher, stream, tests, t, s, classifier, seed + 7 * t))
 
     with cpu_threads(1, run.device):
-        t0 = time.time()
-        model, histories = train_lifelong([task.train.x for task in stream], mcfg, lcfg, seed=seed,
-                                          on_task_end=on_task_end, progress=run.progress, gamma_c=gamma_c)
-        seconds = time.time() - t0
+        torch.manual_seed(seed)
+        learner = LGMLearner(mcfg, lcfg, gamma_c=gamma_c, seed=seed, device=run.device, lr=s.get("lr", 1e-3),
+                             progress=run.progress)
+        result = run_stream(learner, stream, budget(s), on_boundary)
+        model = learner.student
         samples = model.sample(s["sample_n"], generator=_gen(model.tau.device, seed))
         pred = classifier.predict(samples).cpu().numpy()
-    return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-            "log": log, "histories": histories, "seconds": seconds,
-            "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
+    return pack(model) | {
+        "log": log, "histories": [r["info"]["history"] for r in result.tasks],
+        "seconds": result.train_seconds, "real_rows": result.real_rows, "replay_rows": result.replay_rows,
+        "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
 
 
 def rebuild(result: dict, device) -> LGM:
-    model = LGM.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
+    return restore(LGM, result, device)
 
 
 def _clf_key(run: Run, dataset: str) -> dict:

@@ -2,37 +2,36 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
+from ..continual import JointVAE, LMVAELearner, SequentialVAE, from_train_config, pack, restore, run_stream
+from ..continual.driver import StreamTask
+from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, Split, load_split
 from ..metrics import TaskMatrix, iwae_log_likelihood
 from ..models.lmvae import LMVAE, LMVAEConfig
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim, Within
-from ..training.loop import TrainConfig, make_optimizer, train
+from ..training.loop import TrainConfig
 from .common import Run
 
 # quick: MLP 784-256-20 on 28x28 with a Bernoulli decoder on dynamically binarised images; subsets of
 # the training sets (train_limit) so that the notebook runs in minutes on 2 CPU cores.
 # paper: the code's 32x32x3 convolutional experts, Gaussian (squared-error) decoder, latent 100,
 # Adam 1e-3, batch 64, 100 epochs per task, MNIST -> Fashion -> KMNIST -> CIFAR-10 (SVHN unavailable).
+_MLP = dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"), arch="mlp",
+            likelihood="bernoulli", size=None, n_experts=2, test_limit=None, probe=256, threshold=0.5,
+            thresholds=(0.0, 0.5, 1.0, 2.0), capacity_gamma=4.0, capacity_increase=25.0)
 SETTINGS = {
-    "smoke": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
-                  arch="mlp", hidden=64, latent=8, likelihood="bernoulli", size=None, n_experts=2,
-                  epochs=1, batch=128, train_limit=1000, test_limit=None, iwae_k=10, eval_n=200, probe=256,
-                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=600, growth_epochs=1,
-                  capacity_train=600, capacity_epochs=1, capacity_gamma=4.0, capacity_increase=25.0,
-                  timing_n=200, timing_k=20),
-    "quick": dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", "mnist", "kmnist"),
-                  arch="mlp", hidden=256, latent=20, likelihood="bernoulli", size=None, n_experts=2,
-                  epochs=3, batch=128, train_limit=10000, test_limit=None, iwae_k=100, eval_n=500, probe=256,
-                  threshold=0.5, thresholds=(0.0, 0.5, 1.0, 2.0), growth_train=2000, growth_epochs=2,
-                  capacity_train=4000, capacity_epochs=3, capacity_gamma=4.0, capacity_increase=25.0,
-                  timing_n=500, timing_k=100),
+    "smoke": dict(_MLP, hidden=64, latent=8, epochs=1, batch=128, train_limit=1000, iwae_k=10, eval_n=200,
+                  growth_train=600, growth_epochs=1, capacity_train=600, capacity_epochs=1, timing_n=200, timing_k=20),
+    "quick": dict(_MLP, hidden=256, latent=20, epochs=3, batch=128, train_limit=10000, iwae_k=100, eval_n=500,
+                  growth_train=2000, growth_epochs=2, capacity_train=4000, capacity_epochs=3, timing_n=500,
+                  timing_k=100),
     "paper": dict(sequence=("mnist", "fashion", "kmnist", "cifar10"),
                   growth_sequence=("mnist", "fashion", "mnist", "kmnist", "cifar10"),
                   arch="conv", hidden=1024, channels=(64, 128, 256, 512), latent=100, likelihood="gaussian",
@@ -72,16 +71,9 @@ def data_for(run: Run) -> DataConfig:
 
 
 def _key(**parts) -> dict:
-    out = {}
-    for k, v in parts.items():
-        if isinstance(v, TrainConfig):
-            v = asdict(v) | {"progress": None}
-        elif isinstance(v, DataConfig):
-            v = asdict(v) | {"device": None}
-        elif hasattr(v, "__dataclass_fields__"):
-            v = asdict(v)
-        out[k] = v
-    return out
+    drop = {TrainConfig: {"progress": None}, DataConfig: {"device": None}}
+    return {k: asdict(v) | drop.get(type(v), {}) if hasattr(v, "__dataclass_fields__") else v
+            for k, v in parts.items()}
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -97,9 +89,7 @@ def test_images(name: str, data: DataConfig, n: int | None, likelihood: str) -> 
     """The first n test images, binarised once with a fixed seed for a Bernoulli decoder."""
     test = load_split(name, "test", data)
     x, y = test.x[:n], test.y[:n]
-    if likelihood == "bernoulli":
-        x = torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(123))
-    return Split(x, y)
+    return Split(binarize_fixed(x) if likelihood == "bernoulli" else x, y)
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -116,15 +106,26 @@ def evaluate_lmvae(model: LMVAE, x: torch.Tensor, k: int) -> tuple[float, float]
     return float(model.reconstruction_error(x, choice).mean()), float(model.log_likelihood(x, k, choice).mean())
 
 
-def record_seen(t: int, tests: list[torch.Tensor], evaluate, recon: TaskMatrix, ll: TaskMatrix) -> None:
-    """Row t of both task matrices: (reconstruction error, IWAE) on every task seen so far."""
-    for j in range(t + 1):
-        r, l = evaluate(tests[j])
-        recon.record(t, j, r)
-        ll.record(t, j, l)
+def tracker(names, data: DataConfig, eval_n: int | None, likelihood: str, evaluate) -> tuple:
+    """(recon matrix, IWAE matrix, on_boundary): after task t, row t of both task matrices holds
+    evaluate(learner)(x) = (reconstruction error, IWAE) on the test images of every task seen so far."""
+    tests = [test_images(n, data, eval_n, likelihood).x for n in names]
+    recon, ll = TaskMatrix(list(names), False), TaskMatrix(list(names), True)
+
+    def on_boundary(t: int, learner) -> None:
+        for j in range(t + 1):
+            r, l = evaluate(learner)(tests[j])
+            recon.record(t, j, r)
+            ll.record(t, j, l)
+
+    return recon, ll, on_boundary
 
 
-# -- the three learners ------------------------------------------------------------------------------
+def _tasks(names, data: DataConfig, limit: int | None) -> list[StreamTask]:
+    return [StreamTask(n, train_images(n, data, limit)) for n in names]
+
+
+# -- the three learners, through the package's stream driver ------------------------------------------------
 def run_lmvae(names, cfg: LMVAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
               eval_n: int | None, iwae_k: int, likelihood: str, evaluate: bool = True, force: bool = False) -> dict:
     """Train L-MVAE task by task; after each task evaluate it on every task seen so far. Cached."""
@@ -133,64 +134,43 @@ def run_lmvae(names, cfg: LMVAEConfig, tcfg: TrainConfig, data: DataConfig, seed
 
     def fit():
         torch.manual_seed(seed)
-        model = LMVAE(cfg).to(data.device)
-        tests = [test_images(n, data, eval_n, likelihood).x for n in names]
-        recon, ll = TaskMatrix(list(names), False), TaskMatrix(list(names), True)
-        decisions, seconds = [], []
-        for t, name in enumerate(names):
-            t0 = time.time()
-            d = model.fit_task(train_images(name, data, limit), name, tcfg)
-            seconds.append(time.time() - t0)
-            decisions.append({k: v for k, v in d.items()})
-            if evaluate:
-                record_seen(t, tests, lambda x: evaluate_lmvae(model, x, iwae_k), recon, ll)
-        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "decisions": decisions, "train_seconds": seconds, "recon": recon.to_dict(), "iwae": ll.to_dict()}
+        budget, optim = from_train_config(tcfg)
+        learner = LMVAELearner(cfg, device=data.device, **optim)
+        recon, ll, on_boundary = tracker(names, data, eval_n, likelihood,
+                                         lambda lr: (lambda x: evaluate_lmvae(lr.model, x, iwae_k)))
+        result = run_stream(learner, _tasks(names, data, limit), budget, on_boundary if evaluate else None)
+        return pack(learner.model) | {"decisions": [r["info"] for r in result.tasks],
+                                      "train_seconds": [r["seconds"] for r in result.tasks],
+                                      "recon": recon.to_dict(), "iwae": ll.to_dict()}
 
     return cached("lmvae", key, fit, force=force)
 
 
-def run_finetune(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
-                 eval_n: int | None, iwae_k: int, likelihood: str, force: bool = False) -> dict:
-    """One VAE trained task after task (catastrophic forgetting)."""
+def run_vae(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
+            eval_n: int | None, iwae_k: int, likelihood: str, joint: bool = False, force: bool = False) -> dict:
+    """One VAE trained task after task (joint=False: catastrophic forgetting, with its task matrices) or on the
+    union of the distinct tasks at once (joint=True: the upper bound a single model of this size reaches)."""
     key = _key(names=list(names), model=cfg, train=tcfg, data=data, seed=seed, limit=limit, eval_n=eval_n,
                iwae_k=iwae_k)
 
     def fit():
         torch.manual_seed(seed)
-        vae = VAE(cfg).to(data.device)
-        tests = [test_images(n, data, eval_n, likelihood).x for n in names]
-        recon, ll = TaskMatrix(list(names), False), TaskMatrix(list(names), True)
-        for t, name in enumerate(names):
-            train(vae, train_images(name, data, limit), tcfg, optimizer=make_optimizer(vae.parameters(), tcfg),
-                  desc=f"fine-tuned VAE task {t} ({name})")
-            record_seen(t, tests, lambda x: evaluate_vae(vae, x, iwae_k), recon, ll)
-        return {"recon": recon.to_dict(), "iwae": ll.to_dict()}
-
-    return cached("lmvae_finetune", key, fit, force=force)
-
-
-def run_joint(names, cfg: VAEConfig, tcfg: TrainConfig, data: DataConfig, seed: int, limit: int | None,
-              eval_n: int | None, iwae_k: int, likelihood: str, force: bool = False) -> dict:
-    """One VAE trained on the union of all tasks (the upper bound a single model of this size reaches)."""
-    key = _key(names=list(names), model=cfg, train=tcfg, data=data, seed=seed, limit=limit, eval_n=eval_n,
-               iwae_k=iwae_k)
-
-    def fit():
-        torch.manual_seed(seed)
-        vae = VAE(cfg).to(data.device)
-        x = torch.cat([train_images(n, data, limit) for n in dict.fromkeys(names)])
-        train(vae, x, tcfg, desc="joint VAE")
-        rows = [evaluate_vae(vae, test_images(n, data, eval_n, likelihood).x, iwae_k) for n in names]
+        budget, optim = from_train_config(tcfg)
+        learner = (JointVAE if joint else SequentialVAE)(cfg, device=data.device, **optim)
+        evaluate = lambda lr: (lambda x: evaluate_vae(lr.model, x, iwae_k))  # noqa: E731
+        recon, ll, on_boundary = tracker(names, data, eval_n, likelihood, evaluate)
+        tasks = _tasks(dict.fromkeys(names) if joint else names, data, limit)
+        run_stream(learner, tasks, budget, None if joint else on_boundary)
+        if not joint:
+            return {"recon": recon.to_dict(), "iwae": ll.to_dict()}
+        rows = [evaluate(learner)(test_images(n, data, eval_n, likelihood).x) for n in names]
         return {"recon": [r for r, _ in rows], "iwae": [l for _, l in rows]}
 
-    return cached("lmvae_joint", key, fit, force=force)
+    return cached("lmvae_joint" if joint else "lmvae_finetune", key, fit, force=force)
 
 
 def rebuild(result: dict, device) -> LMVAE:
-    model = LMVAE.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
+    return restore(LMVAE, result, device)
 
 
 def main_sequence(run: Run) -> dict:
@@ -201,8 +181,8 @@ def main_sequence(run: Run) -> dict:
                   likelihood=s["likelihood"], force=run.force)
     names = list(s["sequence"])
     lm = run_lmvae(names, model_config(s), tcfg, **common)
-    ft = run_finetune(names, expert_config(s), tcfg, **common)
-    jt = run_joint(names, expert_config(s), tcfg, **common)
+    ft = run_vae(names, expert_config(s), tcfg, **common)
+    jt = run_vae(names, expert_config(s), tcfg, joint=True, **common)
     return {"names": names, "lmvae": lm, "model": rebuild(lm, run.device), "finetune": ft, "joint": jt,
             "matrices": {m: {"L-MVAE": TaskMatrix.from_dict(lm[m]), "fine-tuned VAE": TaskMatrix.from_dict(ft[m])}
                          for m in ("recon", "iwae")}}

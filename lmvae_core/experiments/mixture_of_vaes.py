@@ -7,8 +7,9 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from scipy.cluster.vq import kmeans2
 
+from ..continual import pack, restore
+from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, load_split
 from ..metrics import cluster_accuracy, contingency, iwae_log_likelihood, negative_elbo, usage_entropy
 from ..models.moe_vae import MoEVAE, MoEVAEConfig
@@ -46,21 +47,18 @@ def train_mixture(dataset: str, cfg: MoEVAEConfig, tcfg: TrainConfig, data: Data
         model = MoEVAE(cfg).to(x.device)
         t0 = time.time()
         history = train(model, x, tcfg, desc=f"MoE-VAE {dataset} {cfg.balance} seed {seed}")
-        return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "history": history, "train_seconds": time.time() - t0}
+        return pack(model) | {"history": history, "train_seconds": time.time() - t0}
 
     return cached("moe_vae", key, fit, force=force)
 
 
 def rebuild(result: dict, device) -> MoEVAE:
-    model = MoEVAE.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
+    return restore(MoEVAE, result, device)
 
 
 def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_n: int) -> dict:
     """Clustering of the manager (labels for evaluation only) and the likelihood under the routed expert."""
-    xb = torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(123))
+    xb = binarize_fixed(x)
     assign = model.assign(xb).cpu().numpy()
     labels = y.cpu().numpy()
     k = model.config.n_experts
@@ -91,6 +89,8 @@ class _Routed:
 
 def kmeans_pixel_accuracy(x: torch.Tensor, y: torch.Tensor, k: int = 10, seed: int = 0) -> float:
     """The baseline the manager must beat: k-means on raw pixels, Hungarian-matched."""
+    from scipy.cluster.vq import kmeans2  # here: scipy.cluster costs a second at every `lmvae` start-up
+
     pixels = x.flatten(1).cpu().numpy().astype(np.float64)
     _, assign = kmeans2(pixels, k, minit="++", seed=seed, iter=30)
     return cluster_accuracy(y.cpu().numpy(), assign)
@@ -115,7 +115,7 @@ def balancing_ablation(run: Run, dataset: str = "mnist") -> list[dict]:
     data = run.data()
     test = load_split(dataset, "test", data)
     tcfg = TrainConfig(epochs=s["ablation_epochs"], batch_size=s["batch"], progress=run.progress)
-    xb = torch.bernoulli(test.x, generator=torch.Generator(device=test.x.device).manual_seed(123))
+    xb = binarize_fixed(test.x)
     rows = []
     for balance in ("kl", "none"):
         for seed in s["ablation_seeds"]:

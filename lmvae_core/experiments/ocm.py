@@ -1,8 +1,6 @@
 """Notebook 04: OCM, online cooperative memorization for task-free continual VAE learning (Ye & Bors 2022)."""
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, replace
 from functools import partial
 
@@ -10,11 +8,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.streams import DataConfig, Split, TaskFreeStream, load_split
-from ..models.ocm import OCM, OCMConfig, OCMLearner
+from ..continual import Budget, OCMLearner, pack, restore
+from ..continual import run_stream as drive
+from ..data.preprocess import binarize_fixed
+from ..data.streams import Split, TaskFreeStream, load_split
+from ..models.ocm import OCM, OCMConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, Claim, Within
 from ..results.runner import Call, GridRun, run_grid
+from ..results.tables import seed_summary
 from ..runtime import cpu_threads
 from .common import Run
 
@@ -106,8 +108,7 @@ def test_images(test: Split, n: int | None, seed: int = 123) -> Split:
     """A fixed, uniformly drawn test subset, binarised once with a fixed seed (the same for every method)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(test), generator=g)[:n].sort().values.to(test.x.device)
-    x = torch.bernoulli(test.x[idx], generator=torch.Generator(device=test.x.device).manual_seed(seed))
-    return Split(x, test.y[idx])
+    return Split(binarize_fixed(test.x[idx], seed), test.y[idx])
 
 
 def evaluate(model: OCM, test: Split, k: int) -> dict:
@@ -143,23 +144,21 @@ def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None
 
 
 def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None) -> dict:
-    """One pass over the stream, then evaluation on its test images (uncached; module level for Dask)."""
+    """One pass over the stream through the driver, then evaluation on its test images (uncached; module
+    level for Dask workers)."""
     s = run.settings
     with cpu_threads(s["cpu_threads"]):
         train, test = load_stream(run, stream, limit)
         torch.manual_seed(seed)
-        model = OCM(cfg).to(run.device)
-        learner = OCMLearner(model, seed=seed)
-        t0 = time.time()
-        for x, y in TaskFreeStream(train, cfg.batch_size, seed=seed):
-            learner.observe(x, y)
-        seconds = time.time() - t0
+        learner = OCMLearner(config=cfg, seed=seed, device=run.device)
+        result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed))
+        model = learner.model
         metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
-    return {"spec": model.spec(), "state": {k: v.cpu() for k, v in model.state_dict().items()},
-            "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
-            "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(),
-            "components": len(model), "stream_length": len(train), "train_seconds": seconds,
-            "steps": learner.steps, "metrics": metrics}
+    return pack(model) | {
+        "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
+        "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
+        "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
+        "metrics": metrics}
 
 
 def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
@@ -174,9 +173,7 @@ def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
 
 
 def rebuild(result: dict, device) -> OCM:
-    model = OCM.from_spec(result["spec"]).to(device)
-    model.load_state_dict(result["state"])
-    return model.eval()
+    return restore(OCM, result, device)
 
 
 def _row(stream: str, method: str, seed: int, r: dict) -> dict:
@@ -211,9 +208,10 @@ def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None) -> tuple[p
 
 def summarise(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds beside the paper's numbers."""
-    g = per_run.groupby(["stream", "method"], sort=False)
-    out = g.agg(ll_mean=("ll_best", "mean"), ll_std=("ll_best", "std"), ll_by_recon=("ll_by_recon", "mean"),
-                memory=("memory", "mean"), components=("components", "mean"), seeds=("seed", "count")).reset_index()
+    out = seed_summary(per_run, ["ll_best", "ll_by_recon", "memory", "components"], single_seed_std=None)
+    out = out.rename(columns={"ll_best_mean": "ll_mean", "ll_best_std": "ll_std", "ll_by_recon_mean": "ll_by_recon",
+                              "memory_mean": "memory", "components_mean": "components"})
+    out = out[["stream", "method", "ll_mean", "ll_std", "ll_by_recon", "memory", "components", "seeds"]]
     out["paper_ll"] = [PAPER.get(s, {}).get(m, (np.nan,))[0] for s, m in zip(out.stream, out.method)]
     out["paper_memory"] = [PAPER.get(s, {}).get(m, (None, None))[1] for s, m in zip(out.stream, out.method)]
     out["paper_components"] = [PAPER.get(s, {}).get(m, (None, None, None))[2] for s, m in zip(out.stream, out.method)]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 def contingency(y_true, y_pred, n_true: int | None = None, n_pred: int | None = None) -> np.ndarray:
@@ -19,6 +18,8 @@ def cluster_accuracy(y_true, y_pred) -> float:
     """Fraction of items whose cluster maps to their label under the best matching.
 
     With more clusters than labels, the surplus clusters match nothing and count as errors."""
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize costs a second at every `lmvae` start-up
+
     counts = contingency(y_true, y_pred)
     rows, cols = linear_sum_assignment(counts, maximize=True)
     return float(counts[rows, cols].sum() / counts.sum())

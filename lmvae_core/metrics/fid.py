@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
 from torch import nn
 import torch.nn.functional as F
 
@@ -84,6 +83,9 @@ def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Te
     """Frechet distance between Gaussians fitted to two feature sets (pytorch-fid's formula)."""
     a = np.asarray(features_a.detach().cpu() if torch.is_tensor(features_a) else features_a, dtype=np.float64)
     b = np.asarray(features_b.detach().cpu() if torch.is_tensor(features_b) else features_b, dtype=np.float64)
+    # imported here: pytorch_fid pulls in torchvision.models, seconds of start-up for every `lmvae` command
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
     return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
 
 

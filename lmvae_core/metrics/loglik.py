@@ -49,3 +49,11 @@ def iwae_log_likelihood(model_or_fn, x: torch.Tensor, k: int = 5000, batch_size:
 @torch.no_grad()
 def mean_iwae(model_or_fn, x: torch.Tensor, k: int = 5000, **kwargs) -> float:
     return float(iwae_log_likelihood(model_or_fn, x, k, **kwargs).mean())
+
+
+def mixture_log_likelihood(per_component: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """log sum_i w_i p_i(x) from per-component log-likelihoods [K, N] and weights [K] (normalised here; zero
+    weights drop out). With each p_i an IWAE lower bound, the result is a lower bound on the mixture's log p(x)."""
+    w = weights.to(per_component) / weights.sum()
+    keep = w > 0
+    return torch.logsumexp(per_component[keep] + w[keep].log()[:, None], dim=0)

@@ -3,13 +3,13 @@
 Importing this package registers every model, so `load_checkpoint` can rebuild any of them.
 """
 from .binarized import BinarizedVAE, BinarizedVAEConfig
-from .lgm import LGM, LGMConfig, LifelongConfig
+from .lgm import LGM, LGMConfig
 from .lmvae import LMVAE, LMVAEConfig
 from .mixture import ExpertMixture
 from .moe_vae import MoEVAE, MoEVAEConfig
-from .ocm import OCM, OCMConfig, OCMLearner
+from .ocm import OCM, OCMConfig
 from .vae import VAE, VAEConfig, count_parameters
 
-__all__ = ["BinarizedVAE", "BinarizedVAEConfig", "LGM", "LGMConfig", "LifelongConfig", "LMVAE", "LMVAEConfig",
-           "ExpertMixture", "MoEVAE", "MoEVAEConfig", "OCM", "OCMConfig", "OCMLearner", "VAE", "VAEConfig",
+__all__ = ["BinarizedVAE", "BinarizedVAEConfig", "LGM", "LGMConfig", "LMVAE", "LMVAEConfig",
+           "ExpertMixture", "MoEVAE", "MoEVAEConfig", "OCM", "OCMConfig", "VAE", "VAEConfig",
            "count_parameters"]

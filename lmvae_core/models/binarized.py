@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from .vae import LOG_2PI, VAE, VAEConfig, diag_gaussian_log_prob
 
 LOG2 = math.log(2.0)
@@ -104,9 +104,6 @@ def shifted_kl_monte_carlo(mu: torch.Tensor, logvar: torch.Tensor, r: float, n_s
 class BinarizedVAE(VAE):
     """Any VAE of the package (MLP/conv, Bernoulli/Gaussian, beta, capacity) with the r-shifted KL."""
     config_class = BinarizedVAEConfig
-
-    def __init__(self, config: BinarizedVAEConfig | None = None, **kwargs):
-        super().__init__(config or BinarizedVAEConfig(**kwargs))
 
     @property
     def r(self) -> float:

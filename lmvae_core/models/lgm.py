@@ -11,8 +11,8 @@ change is copied, and of the grown tensors (encoder output layer, decoder input 
 is copied, so the grown student computes exactly the teacher's outputs on the old parts (the new
 category's logit starts as a constant `new_bias` above the old biases, so new data open it first and the
 consistency term pulls replayed data back to the old categories). The student
-then trains on batches in which a fraction t/(t+1) is teacher replay (z_c ~ N(0, I), z_d a uniform
-one-hot over the teacher's categories, decoded to Bernoulli means) and the loss is
+then trains on real rows and teacher replay (z_c ~ N(0, I), z_d a uniform one-hot over the teacher's
+categories, decoded to Bernoulli means), the replay carrying a share t/(t+1) of the loss, which is
 
     Bernoulli NLL + KL(q(z_c|x) || N(0, I)) + KL(Cat(pi(x)) || Uniform(K))
     + gamma_c * KL(q_student(z_d|x) || q_teacher(z_d|x))   on the replayed rows only.
@@ -25,7 +25,8 @@ distribution. With equal category counts the term is the plain categorical KL (z
 The Gaussian KL is the closed form in (mu, logvar); the official code's defect (log-variance passed as
 the scale of torch.distributions.Normal) is not reproduced.
 
-Baselines are the same code with switches (`LifelongConfig.method`): 'lgm' (replay + regulariser),
+The training procedure (teacher, student, budget of real data) is `lmvae_core.continual.lgm.LGMLearner`.
+Its baselines are the same code with switches (`LifelongConfig.method`): 'lgm' (replay + regulariser),
 'replay' (gamma_c = 0), 'naive' (no replay, sequential fine-tuning), 'ewc' (no replay, a diagonal
 Fisher penalty gamma/2 * sum F (theta - theta_old)^2 on the parameters shared with the teacher,
 the Fishers of all finished tasks summed), and 'full' (every real image seen so far: the upper bound).
@@ -38,8 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -47,13 +47,11 @@ from torch import nn
 
 from ..data.preprocess import binarize_dynamic
 from ..nets import MLPDecoder, MLPEncoder
-from ..training.checkpoint import register_model
-from ..training.loop import TrainConfig, check_finite, make_optimizer
+from .base import register_model
+from .configured import Configured
 from .likelihoods import log_likelihood, mean_image
 # gaussian_kl takes the log-variance as a log-variance (std = exp(logvar / 2)), unlike the official code
 from .vae import diag_gaussian_log_prob, gaussian_kl, standard_normal_log_prob
-
-METHODS = ("lgm", "replay", "naive", "ewc", "full")
 
 
 @dataclass
@@ -112,14 +110,11 @@ def consistency_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, e
 
 
 @register_model
-class LGM(nn.Module):
+class LGM(Configured):
     """The VAE with a Gaussian + Gumbel-softmax latent that the student and the teacher both are."""
     config_class = LGMConfig
 
-    def __init__(self, config: LGMConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or LGMConfig(**kwargs)
-        c = self.config
+    def build(self, c: LGMConfig) -> None:
         # One encoder output layer: [mu (D), logvar (D), logits (K)]; decoder input [z_c (D), z_d (K)].
         # The discrete parts come last, so growing K only appends rows / columns.
         self.encoder = MLPEncoder(c.input_shape, c.hidden, 1, c.activation)
@@ -221,44 +216,8 @@ class LGM(nn.Module):
         new.tau.fill_(self.config.tau0)
         return new
 
-    def spec(self) -> dict:
-        return {"config": asdict(self.config)}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "LGM":
-        return cls(cls.config_class(**spec["config"]))
-
 
 # ---- the student-teacher procedure ----------------------------------------------------------------------
-
-
-@dataclass
-class LifelongConfig:
-    method: str = "lgm"  # 'lgm' | 'replay' (gamma_c = 0) | 'naive' | 'ewc' | 'full'
-    epochs: int = 1  # per task: steps = epochs * ceil(N_task / batch_size)
-    max_steps: int | None = None  # cap on the steps per task (CPU profiles)
-    batch_size: int = 64  # rows per step, real + replay
-    lr: float = 1e-3
-    ewc_gamma: float = 10.0
-    fisher_samples: int = 256
-    binarize: str | None = "dynamic"  # of the real images; replay rows are Bernoulli means
-    grad_clip: float | None = None
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.ewc_gamma < 0:
-            raise ValueError("invalid LifelongConfig")
-
-    @property
-    def replays(self) -> bool:
-        return self.method in ("lgm", "replay")
-
-
-def replay_counts(t: int, batch_size: int) -> tuple[int, int]:
-    """(real, replay) rows of a batch at task index t (t tasks learned before): replay/(real+replay) = t/(t+1)."""
-    real = max(1, batch_size // (t + 1))
-    return real, t * real
 
 
 def fork(student: LGM, grow: bool = True) -> tuple[LGM, LGM]:
@@ -273,19 +232,28 @@ def fork(student: LGM, grow: bool = True) -> tuple[LGM, LGM]:
 
 
 def student_teacher_loss(student: LGM, teacher: LGM | None, real: torch.Tensor, replay: torch.Tensor | None,
-                         gamma_c: float) -> tuple[torch.Tensor, dict]:
-    """Mean over the batch of the ELBO loss, plus gamma_c * consistency KL on the replayed rows (zero on real rows)."""
-    x = real if replay is None or replay.shape[0] == 0 else torch.cat([real, replay])
+                         gamma_c: float, replay_weight: float | None = None) -> tuple[torch.Tensor, dict]:
+    """ELBO loss plus gamma_c * consistency KL on the replayed rows (zero on real rows), in one pass over both.
+
+    replay_weight=None: the mean over all rows (the official code's merged batch, replay share = its row
+    share); a weight w: (1 - w) * mean over the real rows + w * mean over the replayed rows, so a full real
+    batch and a replay batch of any size can carry the official share w = t/(t+1)."""
+    has_replay = replay is not None and replay.shape[0] > 0
+    x = torch.cat([real, replay]) if has_replay else real
     t = student.terms(x)
     loss_rows = t["loss"]
     terms = {k: t[k].mean().detach() for k in ("loss", "recon", "kl_c", "kl_d")}
-    if teacher is not None and replay is not None and replay.shape[0] > 0 and gamma_c > 0:
+    n_real = real.shape[0]
+    if teacher is not None and has_replay and gamma_c > 0:
         with torch.no_grad():
             t_logits = teacher.encode(replay)[2]
-        cons = consistency_kl(t["logits"][real.shape[0]:], t_logits, student.config.teacher_eps)
-        loss_rows = loss_rows + gamma_c * F.pad(cons, (real.shape[0], 0))
+        cons = consistency_kl(t["logits"][n_real:], t_logits, student.config.teacher_eps)
+        loss_rows = loss_rows + gamma_c * F.pad(cons, (n_real, 0))
         terms["consistency"] = cons.mean().detach()
-    loss = loss_rows.mean()
+    if has_replay and replay_weight is not None:
+        loss = (1 - replay_weight) * loss_rows[:n_real].mean() + replay_weight * loss_rows[n_real:].mean()
+    else:
+        loss = loss_rows.mean()
     terms["total"] = loss.detach()
     return loss, terms
 
@@ -344,90 +312,5 @@ def anneal(cfg: LGMConfig, progress: float) -> float:
     return cfg.tau0 * (cfg.tau_min / cfg.tau0) ** min(max(progress, 0.0), 1.0)
 
 
-def train_task(student: LGM, t: int, x_task: torch.Tensor, lcfg: LifelongConfig, teacher: LGM | None = None,
-               x_pool: torch.Tensor | None = None, ewc: tuple[dict, dict] | None = None, gamma_c: float | None = None,
-               seed: int = 0, progress: bool = False, desc: str = "task") -> list[dict]:
-    """Train the student on task index t; returns one dict of mean terms per epoch.
-
-    Every step has lcfg.batch_size rows: 'lgm'/'replay' mix real rows of the task with t/(t+1) teacher
-    replay (see replay_counts), 'full' draws from x_pool (all real images seen so far), 'naive' and 'ewc'
-    use the task's images only ('ewc' adds the penalty towards the anchor given as ewc=(anchor, fisher))."""
-    from tqdm.auto import tqdm
-
-    gamma_c = student.config.gamma_c if gamma_c is None else gamma_c
-    if lcfg.method == "replay":
-        gamma_c = 0.0
-    g = torch.Generator().manual_seed(seed)
-    gd = torch.Generator(device=x_task.device).manual_seed(seed) if x_task.device.type != "cpu" else g
-    source = x_pool if lcfg.method == "full" and x_pool is not None else x_task
-    use_replay = lcfg.replays and teacher is not None and t > 0
-    n_real, n_replay = replay_counts(t, lcfg.batch_size) if use_replay else (lcfg.batch_size, 0)
-    steps_per_epoch = math.ceil(x_task.shape[0] / lcfg.batch_size)
-    if lcfg.max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max(1, lcfg.max_steps // max(1, lcfg.epochs)))
-    total = lcfg.epochs * steps_per_epoch
-    optimizer = make_optimizer(student.parameters(),
-                               TrainConfig(lr=lcfg.lr, batch_size=lcfg.batch_size, epochs=lcfg.epochs))
-    params = [p for grp in optimizer.param_groups for p in grp["params"]]
-    history, step = [], 0
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
-    student.train()
-    for epoch in range(lcfg.epochs):
-        sums: dict[str, float] = {}
-        order = torch.randint(0, source.shape[0], (steps_per_epoch, n_real), generator=g).to(source.device)
-        for s in range(steps_per_epoch):
-            student.tau.fill_(anneal(student.config, step / max(1, total - 1)))
-            real = source[order[s]]
-            if lcfg.binarize == "dynamic":
-                real = binarize_dynamic(real, gd if real.device == gd.device else None)
-            replay = teacher.sample(n_replay, generator=gd if real.device == gd.device else None) if n_replay else None
-            loss, terms = student_teacher_loss(student, teacher, real, replay, gamma_c)
-            if lcfg.method == "ewc" and ewc is not None:
-                pen = ewc_penalty(student, ewc[0], ewc[1], lcfg.ewc_gamma)
-                loss = loss + pen
-                terms["ewc"] = pen.detach()
-                terms["total"] = loss.detach()
-            check_finite(loss, terms, step, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if lcfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, lcfg.grad_clip)
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            step += 1
-            bar.update(1)
-        history.append({k: v / max(1, steps_per_epoch) for k, v in sums.items()} | {"tau": float(student.tau)})
-    bar.close()
-    student.eval()
-    return history
-
-
-def train_lifelong(tasks: list[torch.Tensor], mcfg: LGMConfig, lcfg: LifelongConfig, seed: int = 0,
-                   on_task_end: Callable[[int, LGM, LGM | None], None] | None = None,
-                   progress: bool = False, gamma_c: float | None = None) -> tuple[LGM, list[list[dict]]]:
-    """Run the whole sequence. on_task_end(t, student, previous_model) is called after each task
-    (previous_model: the model after task t-1, i.e. the teacher, for every method)."""
-    device = tasks[0].device
-    torch.manual_seed(seed)
-    student = LGM(mcfg).to(device)
-    teacher, fisher, histories = None, None, []
-    for t, x in enumerate(tasks):
-        if t > 0:
-            teacher, student = fork(student)
-        pool = torch.cat(tasks[: t + 1]) if lcfg.method == "full" else None
-        ewc = (({k: v.detach() for k, v in teacher.named_parameters()}, fisher)
-               if lcfg.method == "ewc" and teacher is not None else None)
-        histories.append(train_task(student, t, x, lcfg, teacher, pool, ewc, gamma_c, seed=seed * 1000 + t,
-                                    progress=progress, desc=f"{lcfg.method} task {t}"))
-        if lcfg.method == "ewc":
-            fisher = add_fisher(fisher, diagonal_fisher(student, x, lcfg.fisher_samples,
-                                                        generator=torch.Generator().manual_seed(seed + t)))
-        if on_task_end is not None:
-            on_task_end(t, student, teacher)
-    return student, histories
-
-
-__all__ = ["LGM", "LGMConfig", "LifelongConfig", "METHODS", "gaussian_kl", "categorical_kl_uniform",
-           "gumbel_softmax", "consistency_kl", "replay_counts", "fork", "student_teacher_loss", "diagonal_fisher",
-           "ewc_penalty", "train_task", "train_lifelong", "anneal"]
+__all__ = ["LGM", "LGMConfig", "gaussian_kl", "categorical_kl_uniform", "gumbel_softmax", "consistency_kl", "fork",
+           "student_teacher_loss", "diagonal_fisher", "ewc_penalty", "add_fisher", "anneal"]

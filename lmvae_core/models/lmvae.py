@@ -13,6 +13,9 @@ Growth (made explicit here; the code pre-allocates K experts):
   i without any training (it is learned in zero steps) and no expert is added;
 - otherwise the task is trained; if no trainable expert is left, a fresh one is added first.
 
+The per-task procedure is split into `begin_task` (decide, grow) and `end_task` (assign, freeze); the
+training in between is `lmvae_core.continual.lmvae.LMVAELearner`.
+
 Inference picks one assigned expert per input (lowest reconstruction error, or highest ELBO) and runs
 only that expert. The capacity-controlled variant (recon + gamma |KL - C|) grows C from
 capacity_start by capacity_increase / epochs per epoch of every task (the 64x64 experiment of the paper).
@@ -22,10 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 
-from ..training.checkpoint import register_model
-from ..training.loop import TrainConfig, make_optimizer, train
+from .base import register_model
+from .configured import Configured
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig
 
@@ -58,12 +60,10 @@ class LMVAEConfig:
 
 
 @register_model
-class LMVAE(nn.Module):
+class LMVAE(Configured):
     config_class = LMVAEConfig
 
-    def __init__(self, config: LMVAEConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or LMVAEConfig(**kwargs)
+    def build(self, config: LMVAEConfig) -> None:
         self.experts = ExpertMixture(lambda: VAE(self.config.expert), self.config.n_experts)
         k = self.config.n_experts
         # expert_task[i]: index of the task expert i was assigned to (-1: still trainable);
@@ -155,8 +155,9 @@ class LMVAE(nn.Module):
                 return {"action": "reuse", "expert": best, "ratios": ratios}
         return {"action": "grow" if not self.trainable else "train", "expert": None, "ratios": ratios}
 
-    def fit_task(self, x: torch.Tensor, name: str, tcfg: TrainConfig, desc: str = "") -> dict:
-        """Learn one task from its training images x (in [0,1]); returns the decision and history."""
+    def begin_task(self, x: torch.Tensor, name: str) -> tuple[dict, torch.Tensor]:
+        """Decide what the next task (training images x in [0,1]) needs, before any training: a reused task
+        is recorded here and needs no training; 'grow' adds the fresh expert. Returns (decision, probe)."""
         task = len(self.task_names)
         probe = self.probe(x, seed=1000 + task)
         decision = self.decide(probe)
@@ -164,33 +165,37 @@ class LMVAE(nn.Module):
         if decision["action"] == "reuse":
             self.task_names.append(name)
             self.task_expert.append(decision["expert"])
-            decision["n_experts"] = len(self)
-            return decision
-        if decision["action"] == "grow":
+        elif decision["action"] == "grow":
             self.add_expert()
             decision["added"] = True
-        ids = self.trainable
-        capacity = self.config.expert.capacity is not None
-        on_epoch = None
-        if capacity:
-            step = self.config.capacity_increase / max(tcfg.epochs, 1)
-            self._set_capacity(ids, self.config.capacity_start)
+        decision["trained"] = self.trainable if decision["action"] != "reuse" else []
+        decision["n_experts"] = len(self)
+        return decision, probe
 
-            def on_epoch(epoch, _means):
-                self._set_capacity(ids, self.config.capacity_start + step * (epoch + 1))
-        optimizer = make_optimizer(self.experts.trainable_parameters(), tcfg)
-        decision["history"] = train(self, x, tcfg, loss_fn=self.loss, optimizer=optimizer,
-                                    desc=desc or f"L-MVAE task {task} ({name})", on_epoch=on_epoch)
-        decision["steps"] = tcfg.epochs * -(-x.shape[0] // tcfg.batch_size)
+    def end_task(self, decision: dict, probe: torch.Tensor) -> dict:
+        """After training: the trained expert that reconstructs the probe best is assigned to the task and frozen."""
+        ids = decision["trained"]
         errors = self.expert_errors(probe, ids)
         best = ids[int(errors.argmin())]
-        self.assign(best, task, float(errors.min()))
+        self.assign(best, decision["task"], float(errors.min()))
         decision["expert"] = best
         decision["assign_errors"] = {k: float(e) for k, e in zip(ids, errors)}
-        self.task_names.append(name)
+        self.task_names.append(decision["name"])
         self.task_expert.append(best)
         decision["n_experts"] = len(self)
         return decision
+
+    def capacity_schedule(self, ids: list[int], epochs: int):
+        """Capacity variant: set C to its start for the experts `ids`; returns on_epoch(epoch, _) that grows it
+        by capacity_increase / epochs after every epoch (None without a capacity)."""
+        if self.config.expert.capacity is None:
+            return None
+        step = self.config.capacity_increase / max(epochs, 1)
+        self._set_capacity(ids, self.config.capacity_start)
+
+        def on_epoch(epoch, _means):
+            self._set_capacity(ids, self.config.capacity_start + step * (epoch + 1))
+        return on_epoch
 
     def _set_capacity(self, ids: list[int], value: float) -> None:
         for k in ids:

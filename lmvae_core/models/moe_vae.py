@@ -9,13 +9,14 @@ expert; the balancing term pushes the batch-average of p towards uniform.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..nets import mlp
-from ..training.checkpoint import register_model
+from .base import register_model
+from .configured import Configured
 from .mixture import ExpertMixture
 from .vae import VAE, VAEConfig
 
@@ -52,11 +53,10 @@ def balance_penalty(p: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @register_model
-class MoEVAE(nn.Module):
-    def __init__(self, config: MoEVAEConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or MoEVAEConfig(**kwargs)
-        c = self.config
+class MoEVAE(Configured):
+    config_class = MoEVAEConfig
+
+    def build(self, c: MoEVAEConfig) -> None:
         self.manager = nn.Sequential(nn.Flatten(), mlp([math.prod(c.expert.input_shape), *c.manager_hidden,
                                                         c.n_experts], "relu"))
         self.experts = ExpertMixture(lambda: VAE(c.expert), c.n_experts)
@@ -95,10 +95,3 @@ class MoEVAE(nn.Module):
         """n samples from each expert: [K, n, C, H, W]."""
         g = torch.Generator(device=next(self.parameters()).device).manual_seed(seed)
         return torch.stack([e.sample(n, generator=g) for e in self.experts.experts])
-
-    def spec(self) -> dict:
-        return {"config": asdict(self.config)}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "MoEVAE":
-        return cls(MoEVAEConfig(**spec["config"]))

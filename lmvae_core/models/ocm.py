@@ -21,7 +21,8 @@ optimiser, and the LTM is cleared.
 Network (as the official code): x -> shared dense(hidden, tanh) -> per-component dense(hidden, tanh) ->
 (mu, log sigma^2); z -> shared dense(hidden, tanh) -> per-component dense(hidden, relu) -> Bernoulli logits.
 All components are evaluated in one stacked computation (weights stacked along a leading K axis, one
-batched matmul per layer), never a Python loop per image or per component.
+batched matmul per layer), never a Python loop per image or per component. The online procedure (STM,
+LTM, training after every arriving batch) is `lmvae_core.continual.ocm.OCMLearner`.
 """
 from __future__ import annotations
 
@@ -33,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.checkpoint import register_model
-from ..training.loop import TrainConfig, check_finite, make_optimizer
+from .base import register_model
 from ..metrics.loglik import iwae_log_likelihood
 from .vae import LOG_2PI, standard_normal_log_prob
 
@@ -305,141 +305,4 @@ class OCM(nn.Module):
         return mu.permute(1, 0, 2).reshape(x.shape[0], -1)
 
 
-# -- the online learner -------------------------------------------------------------------------
-class OCMLearner:
-    """Runs OCM (or the reservoir baseline) over a task-free stream of batches.
-
-    `observe(x, y)` takes one arriving batch: STM append, training on STM u LTM, then, when the STM is
-    full, selection, the expansion check and clearing of the STM. Labels y are only recorded."""
-
-    def __init__(self, model: OCM, seed: int = 0, device: torch.device | str | None = None):
-        self.model, self.config = model, model.config
-        self.device = torch.device(device) if device is not None else model.enc1.weight.device
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
-        d = self.config.image_shape
-        self.stm_x = torch.empty(0, *d, device=self.device)
-        self.stm_y = torch.empty(0, dtype=torch.long, device=self.device)
-        self.ltm_x = torch.empty(0, *d, device=self.device)
-        self.ltm_y = torch.empty(0, dtype=torch.long, device=self.device)
-        self.ltm_pos = torch.empty(0, dtype=torch.long)  # stream positions (reservoir bookkeeping)
-        self.seen = 0
-        self.batches = 0
-        self.r_last: float | None = None
-        self.optimizer = self._optimizer()
-        self.history: list[dict] = []  # one row per arriving batch
-        self.selections: list[dict] = []  # one row per selection round
-        self.expansions: list[int] = []  # batch index at which a component was added
-        self.steps = 0
-
-    def _optimizer(self):
-        c = self.config
-        return make_optimizer(self.model.trainable_parameters(), TrainConfig(lr=c.lr, betas=(c.beta1, 0.999)))
-
-    # -- training ---------------------------------------------------------------------------------
-    def train_memory(self, epochs: int | None = None) -> float:
-        c = self.config
-        data = torch.cat([self.stm_x, self.ltm_x])
-        n = data.shape[0]
-        # The loss is summed on the device and checked once per arriving batch: no host sync per step, so a
-        # GPU queues the whole schedule (the paper's 100 passes per batch) without stalling.
-        total, count = torch.zeros((), device=self.device), 0
-        self.model.train()
-        for _ in range(c.epochs_per_batch if epochs is None else epochs):
-            xb_all = torch.bernoulli(data)
-            order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
-            for s in range(0, n, c.batch_size):
-                loss, _ = self.model.loss(xb_all[order[s:s + c.batch_size]])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += loss.detach()
-                count += 1
-                self.steps += 1
-        self.model.eval()
-        mean = total / max(count, 1)
-        check_finite(mean, {"mean loss": mean}, self.steps)
-        return float(mean)
-
-    # -- memory -------------------------------------------------------------------------------------
-    def select(self) -> dict:
-        """Move STM samples into the LTM by the configured rule; returns what happened (STM not yet cleared)."""
-        c = self.config
-        n_stm = self.stm_x.shape[0]
-        info = {"scores_mean": float("nan"), "added": 0}
-        if c.memory == "reservoir":
-            slots, moves = reservoir_update(self.ltm_pos, self.seen - n_stm, n_stm, c.ltm_capacity, self.generator)
-            for slot, i in moves:
-                if slot >= self.ltm_x.shape[0]:
-                    self.ltm_x = torch.cat([self.ltm_x, self.stm_x[i:i + 1]])
-                    self.ltm_y = torch.cat([self.ltm_y, self.stm_y[i:i + 1]])
-                else:
-                    self.ltm_x[slot] = self.stm_x[i]
-                    self.ltm_y[slot] = self.stm_y[i]
-            self.ltm_pos = slots
-            info["added"] = len(moves)
-            return info
-        room = c.ltm_capacity - self.ltm_x.shape[0]
-        if room <= 0:
-            return info
-        if self.ltm_x.shape[0] == 0:
-            # Nothing to compare with yet: the first round takes per_round STM samples at random.
-            chosen = torch.randperm(n_stm, generator=self.generator)[: min(c.per_round, room)].to(self.device)
-        else:
-            scores = kernel_scores(self.model.embed(self.stm_x), self.model.embed(self.ltm_x), c.kernel, c.alpha)
-            chosen = select_indices(scores, c.lambda1, c.direction, c.per_round, room)
-            info["scores_mean"] = float(scores.mean())
-            info["scores_min"], info["scores_max"] = float(scores.min()), float(scores.max())
-            info["passing"] = int(((scores < c.lambda1) if c.direction == "diverse" else (scores > c.lambda1)).sum())
-        self.ltm_x = torch.cat([self.ltm_x, self.stm_x[chosen]])
-        self.ltm_y = torch.cat([self.ltm_y, self.stm_y[chosen]])
-        info["added"] = int(chosen.numel())
-        return info
-
-    def memory_loglik(self) -> float:
-        """R: mean IWAE log-likelihood of STM u LTM, averaged over components."""
-        data = torch.bernoulli(torch.cat([self.stm_x, self.ltm_x]), generator=None)
-        return float(self.model.iwae_per_component(data, self.config.r_samples).mean())
-
-    def maybe_expand(self, r: float) -> bool:
-        """|R - R_last| > lambda2 (strictly) adds a component, freezes the rest and clears the LTM."""
-        c = self.config
-        grow = (self.r_last is not None and abs(r - self.r_last) > c.lambda2 and len(self.model) < c.max_components)
-        self.r_last = None if (grow and c.r_reset_on_expand) else r
-        if grow:
-            self.model.add_component()
-            self.optimizer = self._optimizer()  # frozen parameters leave the optimiser
-            self.ltm_x, self.ltm_y = self.ltm_x[:0], self.ltm_y[:0]
-            self.ltm_pos = self.ltm_pos[:0]
-            self.expansions.append(self.batches)
-        return grow
-
-    def observe(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
-        c = self.config
-        y = torch.full((x.shape[0],), -1, dtype=torch.long, device=self.device) if y is None else y
-        self.stm_x = torch.cat([self.stm_x, x.to(self.device)])
-        self.stm_y = torch.cat([self.stm_y, y.to(self.device)])
-        self.seen += x.shape[0]
-        self.batches += 1
-        loss = self.train_memory()
-        row = {"batch": self.batches, "seen": self.seen, "loss": loss, "stm": int(self.stm_x.shape[0]),
-               "components": len(self.model)}
-        if self.stm_x.shape[0] >= c.stm_size:
-            info = self.select()
-            if c.dynamic:
-                r = self.memory_loglik()
-                info["R"] = r
-                info["expanded"] = self.maybe_expand(r)
-            self.stm_x, self.stm_y = self.stm_x[:0], self.stm_y[:0]
-            info |= {"batch": self.batches, "ltm": int(self.ltm_x.shape[0]), "components": len(self.model),
-                     "ltm_labels": self.ltm_y.cpu()}
-            self.selections.append(info)
-        row |= {"ltm": int(self.ltm_x.shape[0]), "components_after": len(self.model)}
-        self.history.append(row)
-        return row
-
-    @property
-    def memory_size(self) -> int:
-        return int(self.ltm_x.shape[0])
-
-
-__all__ = ["OCM", "OCMConfig", "OCMLearner", "kernel_scores", "select_indices", "reservoir_update"]
+__all__ = ["OCM", "OCMConfig", "kernel_scores", "select_indices", "reservoir_update"]

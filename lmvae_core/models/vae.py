@@ -3,13 +3,14 @@ beta and capacity-controlled (|KL - C|) objectives, and the pieces importance sa
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..training.checkpoint import register_model
+from .base import register_model
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .configured import Configured
 from .likelihoods import LIKELIHOODS, log_likelihood, mean_image
 
 LOG_2PI = math.log(2 * math.pi)
@@ -55,13 +56,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 @register_model
-class VAE(nn.Module):
+class VAE(Configured):
     config_class = VAEConfig
 
-    def __init__(self, config: VAEConfig | None = None, **kwargs):
-        super().__init__()
-        self.config = config or VAEConfig(**kwargs)
-        c = self.config
+    def build(self, c: VAEConfig) -> None:
         if c.arch == "mlp":
             self.encoder = MLPEncoder(c.input_shape, c.hidden, c.latent_dim, c.activation)
             self.decoder = MLPDecoder(c.input_shape, c.hidden, c.latent_dim, c.activation)
@@ -143,13 +141,6 @@ class VAE(nn.Module):
 
     def set_capacity(self, value: float) -> None:
         self.capacity_now.fill_(float(value))
-
-    def spec(self) -> dict:
-        return {"config": asdict(self.config)}
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "VAE":
-        return cls(cls.config_class(**spec["config"]))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,27 +1,42 @@
-"""An on-disk cache for experiment results, keyed by the experiment's full configuration.
+"""An on-disk cache for experiment results, keyed by the experiment's full configuration and the code.
 
 A notebook re-run with the same parameters reloads instead of retraining; force=True retrains.
-The key includes the package version, so results from older code are not silently reused.
+The key includes a hash of every source file of the package, so after any code change old results are
+recomputed, never silently reused. Entries are written atomically; one that cannot be read (a truncated
+or corrupt file) is reported, moved aside as <key>.pt.corrupt and recomputed.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
-import uuid
+import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import torch
 
 from .. import paths
+from .atomic import atomic_write, write_text
 
 T = TypeVar("T")
-VERSION = "0.1.0"
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=None)
+def source_hash(package: Path = PACKAGE) -> str:
+    """SHA-1 over the relative paths and contents of every .py file of the package (once per process)."""
+    h = hashlib.sha1()
+    for file in sorted(package.rglob("*.py")):
+        if "__pycache__" in file.parts:
+            continue
+        h.update(file.relative_to(package).as_posix().encode() + b"\0")
+        h.update(file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def config_key(config: dict) -> str:
-    text = json.dumps({"config": config, "version": VERSION}, sort_keys=True, default=str)
+    text = json.dumps({"config": config, "code": source_hash()}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -29,14 +44,35 @@ def cache_file(name: str, config: dict, root: str | Path | None = None) -> Path:
     return Path(root or paths.cache_root()) / name / f"{config_key(config)}.pt"
 
 
+class CorruptCacheWarning(RuntimeWarning):
+    """A cache entry could not be read; it was moved aside and is recomputed."""
+
+
+def _load(file: Path):
+    """The stored result, or None (with a warning, the file moved aside) when it cannot be read."""
+    try:
+        return True, torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, bad pickle, ...: whatever torch.load raises
+        aside = file.with_name(file.name + ".corrupt")
+        try:
+            file.replace(aside)
+        except FileNotFoundError:  # a concurrent reader (another grid worker) moved it aside first
+            pass
+        warnings.warn(f"cache entry {file} could not be read ({type(err).__name__}: {err}); moved to {aside.name} "
+                      f"and recomputing", CorruptCacheWarning, stacklevel=3)
+        return False, None
+
+
 def cached(name: str, config: dict, compute: Callable[[], T], force: bool = False,
            root: str | Path | None = None, verbose: bool = False) -> T:
-    """compute() once per (name, config); later calls load the stored result."""
+    """compute() once per (name, config, code); later calls load the stored result."""
     file = cache_file(name, config, root)
     if file.exists() and not force:
-        if verbose:
-            print(f"[cache] {name}: loaded {file.name}")
-        return torch.load(file, map_location="cpu", weights_only=False)
+        ok, result = _load(file)
+        if ok:
+            if verbose:
+                print(f"[cache] {name}: loaded {file.name}")
+            return result
     result = compute()
     _write(file, config, result)
     return result
@@ -50,15 +86,11 @@ def store(name: str, config: dict, result, root: str | Path | None = None) -> Pa
 
 
 def _write(file: Path, config: dict, result) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary name per process: parallel workers may compute the same entry (a shared classifier) at once.
-    tmp = file.with_name(f"{file.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    torch.save(result, tmp)
-    tmp.replace(file)
-    file.with_suffix(".json").write_text(json.dumps(config, indent=1, sort_keys=True, default=str))
+    # atomic_write uses a unique temporary name (mkstemp): parallel workers may write the same entry (a
+    # shared classifier) at once, and the last rename wins with a complete file.
+    atomic_write(file, lambda tmp: torch.save(result, tmp))
+    write_text(file.with_suffix(".json"), json.dumps(config, indent=1, sort_keys=True, default=str))
 
 
 def is_cached(name: str, config: dict, root: str | Path | None = None) -> bool:
     return cache_file(name, config, root).exists()
-
-

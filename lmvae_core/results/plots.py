@@ -38,23 +38,52 @@ def show_images(images: torch.Tensor, nrow: int = 10, ax=None, title: str = "", 
 
 def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], ax=None, title: str = "",
             fmt: str = "{:.1f}", cmap: str = "viridis", xlabel: str = "", ylabel: str = ""):
+    """Annotated heatmap (task matrices, confusion matrices) through seaborn; NaN cells are left blank."""
+    import seaborn as sns
+
     m = np.asarray(matrix, dtype=float)
     ax = ax or plt.subplots(figsize=(1 + 0.6 * m.shape[1], 0.8 + 0.5 * m.shape[0]))[1]
-    im = ax.imshow(m, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(m.shape[1]), list(col_labels), rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(m.shape[0]), list(row_labels), fontsize=8)
-    finite = m[np.isfinite(m)]
-    mid = (finite.max() + finite.min()) / 2 if finite.size else 0
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if np.isfinite(m[i, j]):
-                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] < mid else "black")
+    labels = np.array([[fmt.format(v) if np.isfinite(v) else "" for v in row] for row in m])
+    sns.heatmap(m, ax=ax, cmap=cmap, annot=labels, fmt="", annot_kws={"fontsize": 7}, mask=~np.isfinite(m),
+                xticklabels=list(col_labels), yticklabels=list(row_labels), cbar_kws={"fraction": 0.046})
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=8)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046)
     return ax.figure
+
+
+def bars_over_seeds(frame, x: str, y: str, panel: str | None = None, reference: dict | None = None,
+                    reference_label: str = "paper", ylabel: str = "", hline: float | None = None,
+                    ci: float = 95, width: float = 5.0):
+    """Mean over seeds as bars with a bootstrap confidence interval (seaborn), one panel per value of `panel`.
+
+    frame: one row per seed (and x, panel); reference: {(panel value, x value): number} drawn as markers
+    (e.g. the paper's numbers); hline: a horizontal reference line (e.g. uniform usage)."""
+    import seaborn as sns
+
+    panels = list(dict.fromkeys(frame[panel])) if panel else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.2), squeeze=False)
+    for ax, value in zip(axes[0], panels):
+        part = frame[frame[panel] == value] if panel else frame
+        order = list(dict.fromkeys(part[x]))
+        # one seed gives no interval: seaborn then draws the bar alone
+        sns.barplot(part, x=x, y=y, order=order, ax=ax, errorbar=("ci", ci), seed=0, capsize=0.15,
+                    color=sns.color_palette()[0], label="ours (mean, {:g}% CI over seeds)".format(ci))
+        if reference:
+            ref = [reference.get((value, k), np.nan) if panel else reference.get(k, np.nan) for k in order]
+            if np.isfinite(np.asarray(ref, dtype=float)).any():
+                ax.scatter(range(len(order)), ref, marker="D", color="C3", zorder=3, label=reference_label)
+        if hline is not None:
+            ax.axhline(hline, color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(len(order)), [str(k).replace("-", "-\n", 1) for k in order], fontsize=7)
+        ax.set_title(str(value) if panel else "")
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel or y)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def curves(series: dict[str, Sequence[float]], ax=None, title: str = "", xlabel: str = "", ylabel: str = "",

@@ -1,4 +1,6 @@
-"""Write every figure and table a notebook shows into figures/<notebook>/ (PNG, CSV, Markdown, JSON)."""
+"""Write every figure and table a notebook shows into figures/<notebook>/ (PNG, CSV, Markdown, JSON).
+
+Every file is written atomically (results/atomic.py): a run killed mid-write leaves no half-written file."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,7 @@ from pathlib import Path
 
 import matplotlib
 
+from .atomic import atomic_write, write_text
 from .claims import Claim, claims_frame
 
 
@@ -18,18 +21,20 @@ class Outputs:
 
     def figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 110):
         path = self.dir / f"{name}.png"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
         return fig
 
     def table(self, frame, name: str, index: bool = False, floatfmt: str = ".3g"):
-        frame.to_csv(self.dir / f"{name}.csv", index=index)
-        (self.dir / f"{name}.md").write_text(frame.to_markdown(index=index, floatfmt=floatfmt) + "\n")
+        atomic_write(self.dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=index))
+        write_text(self.dir / f"{name}.md", frame.to_markdown(index=index, floatfmt=floatfmt) + "\n")
         return frame
 
     def json(self, obj, name: str) -> Path:
         path = self.dir / f"{name}.json"
-        path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=_jsonable))
-        return path
+        return write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable))
+
+    def text(self, text: str, name: str, suffix: str = "md") -> Path:
+        return write_text(self.dir / f"{name}.{suffix}", text)
 
     def claims(self, claims: list[Claim], notebook: str = ""):
         """claims.csv and claims.md, verdicts computed from the measured values."""

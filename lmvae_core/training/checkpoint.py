@@ -6,13 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-MODEL_REGISTRY: dict[str, type] = {}
-
-
-def register_model(cls):
-    """Class decorator: the class can be rebuilt by `load_checkpoint` from its `spec()`."""
-    MODEL_REGISTRY[cls.__name__] = cls
-    return cls
+from ..models.base import MODEL_REGISTRY, build_model, register_model  # noqa: F401  (re-exported)
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **extra) -> Path:
@@ -27,11 +21,11 @@ def save_checkpoint(model: nn.Module, path: str | Path, **extra) -> Path:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     payload = torch.load(Path(path), map_location=device, weights_only=False)
-    name = payload["class"]
-    if name not in MODEL_REGISTRY:
-        raise KeyError(f"checkpoint {path} holds a {name}, which is not a registered model "
-                       f"(known: {', '.join(sorted(MODEL_REGISTRY))}); import its module first")
-    model = MODEL_REGISTRY[name].from_spec(payload["spec"]).to(device)
+    try:
+        model = build_model(payload["class"], payload["spec"])
+    except KeyError as e:
+        raise KeyError(f"checkpoint {path}: {e.args[0]}") from None
+    model = model.to(device)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model

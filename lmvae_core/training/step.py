@@ -8,6 +8,7 @@ step and its loss terms from the per-step record it kept since the last check.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import torch
@@ -21,11 +22,24 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
-               params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None
+               params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None,
+               autocast: torch.dtype | None = None, cudagraphs: bool = False
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss_fn(batch) -> (scalar loss, {name: scalar}); one backward and optimiser step.
-    Returns the detached loss and terms, still on the device."""
-    loss, terms = loss_fn(batch)
+    Returns the detached loss and terms, still on the device.
+
+    autocast: run loss_fn under torch.autocast with this dtype (e.g. torch.bfloat16); the returned
+    terms are float32 either way. cudagraphs: loss_fn was compiled with CUDA graphs
+    (mode='reduce-overhead'): mark the step and copy the outputs out of the graph's static buffers,
+    which the next replay overwrites."""
+    if cudagraphs:
+        torch.compiler.cudagraph_mark_step_begin()
+    if autocast is not None:
+        device_type = (batch[0] if isinstance(batch, (tuple, list)) else batch).device.type
+        with torch.autocast(device_type, dtype=autocast):
+            loss, terms = loss_fn(batch)
+    else:
+        loss, terms = loss_fn(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -33,55 +47,94 @@ def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
             params = [p for g in optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
+    if autocast is not None or cudagraphs:
+        return loss.detach().float().clone(), {k: v.detach().float().clone() for k, v in terms.items()}
     return loss.detach(), {k: v.detach() for k, v in terms.items()}
 
 
 class LossMonitor:
     """Device-side running sums of the loss terms and a deferred NaN/Inf guard.
 
-    `update` costs a few tiny device ops and never synchronises; `check` (every `check_every`
-    updates, and at the end through `close`) reads one boolean from the device."""
+    `update` packs the loss and its terms into one small device vector and adds it to a running sum
+    (two tiny device ops, no synchronisation); `check` (every `check_every` updates, and at the end
+    through `close`) tests the losses recorded since the last check with one host read."""
 
     def __init__(self, check_every: int = 50, where: Callable[[int], str] | None = None):
         self.check_every = max(1, int(check_every))
         self.where = where or (lambda step: f"step {step}")
         self.step = 0  # steps seen so far
-        self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
-        self._ok: torch.Tensor | None = None
-        self._pending: list[tuple[int, str, torch.Tensor, dict]] = []  # (step, where, loss, terms) since last check
+        self._layout: tuple[tuple[str, tuple], ...] | None = None  # (name, shape) of each packed term
+        self._sum: torch.Tensor | None = None
+        self._folded: dict[str, torch.Tensor] = {}  # sums of terms from an earlier layout
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (step, packed loss and terms) since the last check
 
     def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        finite = torch.isfinite(loss)
-        self._ok = finite if self._ok is None else self._ok & finite
-        for k, v in terms.items():
-            v = v.detach()
-            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
-        self._pending.append((self.step, self.where(self.step), loss, terms))
+        layout = tuple((k, tuple(v.shape)) for k, v in terms.items())
+        if layout != self._layout:
+            self._fold()
+            self._layout = layout
+        row = torch.cat([loss.detach().reshape(1).float(), *(v.detach().reshape(-1).float() for v in terms.values())])
+        self._sum = row.clone() if self._sum is None else self._sum.add_(row)
+        self._pending.append((self.step, row))
         self._count += 1
         self.step += 1
         if len(self._pending) >= self.check_every:
             self.check()
 
+    def _unpack(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, start = {}, 1
+        for name, shape in self._layout or ():
+            n = math.prod(shape)
+            out[name] = row[start:start + n].view(shape)
+            start += n
+        return out
+
+    def _fold(self) -> None:
+        """Move the running sum of the current layout into per-name sums (when the terms change)."""
+        if self._sum is not None:
+            for k, v in self._unpack(self._sum).items():
+                self._folded[k] = self._folded[k] + v if k in self._folded else v.clone()
+        self._sum = None
+
     def check(self) -> None:
         """Raise NonFiniteLossError naming the first non-finite step since the last check (one host sync)."""
-        if self._ok is not None and not bool(self._ok):
-            for step, where, loss, terms in self._pending:
-                if not bool(torch.isfinite(loss)):
-                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                    raise NonFiniteLossError(f"non-finite loss {float(loss)} at {where}; terms: {parts}")
+        if not self._pending:
+            return
+        losses = torch.stack([row[0] for _, row in self._pending])
+        if not bool(torch.isfinite(losses).all()):
+            bad = int((~torch.isfinite(losses)).nonzero()[0, 0])
+            step, row = self._pending[bad]
+            parts = ", ".join(f"{k}={_fmt(v)}" for k, v in self._unpack(row).items())
+            raise NonFiniteLossError(f"non-finite loss {_fmt(row[0])} at {self.where(step)}; terms: {parts}")
         self._pending.clear()
 
-    def means(self, reset: bool = True) -> dict[str, float]:
-        """Mean of every term since the last reset (one host sync for all terms together)."""
+    def means_tensors(self, reset: bool = True) -> dict[str, torch.Tensor]:
+        """Mean of every term since the last reset, as CPU tensors (terms may be vectors, e.g. one
+        value per ensemble member); one host sync for all terms together."""
         self.check()
-        if not self._sums:
+        self._fold()
+        if not self._folded:
             return {}
-        names = list(self._sums)
-        values = (torch.stack([self._sums[k].float() for k in names]) / max(self._count, 1)).tolist()
+        names = list(self._folded)
+        flat = (torch.cat([self._folded[k].reshape(-1) for k in names]) / max(self._count, 1)).cpu()
+        out, start = {}, 0
+        for k in names:
+            n = self._folded[k].numel()
+            out[k] = flat[start:start + n].view(self._folded[k].shape)
+            start += n
         if reset:
-            self._sums, self._count = {}, 0
-        return dict(zip(names, values))
+            self._folded, self._count = {}, 0
+        return out
+
+    def means(self, reset: bool = True) -> dict[str, float]:
+        """Mean of every scalar term since the last reset (one host sync for all terms together)."""
+        return {k: v.tolist() for k, v in self.means_tensors(reset).items()}
 
     def close(self) -> None:
         self.check()
+
+
+def _fmt(v: torch.Tensor) -> str:
+    """A scalar as 4 significant digits; a vector (one value per ensemble member) as a list."""
+    return f"{float(v):.4g}" if v.numel() == 1 else str([float(f"{u:.4g}") for u in v.flatten().tolist()])

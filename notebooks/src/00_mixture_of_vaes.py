@@ -25,6 +25,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 
 # %%
 import math
@@ -37,7 +39,7 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import mixture_of_vaes as exp
 from lmvae_core.results import plots
 
-run = setup("00_mixture_of_vaes", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS)
+run = setup("00_mixture_of_vaes", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)
@@ -106,17 +108,10 @@ abl = pd.DataFrame([{k: v for k, v in r.items() if k != "usage"} for r in ablati
 abl["usage entropy / log K"] = abl["usage_entropy"] / math.log(S["n_experts"])
 run.out.table(abl, "balancing_ablation")
 display(abl.round(3))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
-for ax, balance in zip(axes, ("none", "kl")):
-    rows = [r for r in ablation if r["balance"] == balance]
-    width = 0.8 / len(rows)
-    for i, r in enumerate(rows):
-        ax.bar(np.arange(S["n_experts"]) + i * width, r["usage"], width, label=f"seed {r['seed']}")
-    ax.axhline(1 / S["n_experts"], color="k", ls="--", lw=0.8)
-    ax.set_title(f"balancing: {balance}")
-    ax.set_xlabel("expert")
-    ax.legend(fontsize=7)
-axes[0].set_ylabel("share of test images")
+usage = pd.DataFrame([{"balancing": r["balance"], "seed": r["seed"], "expert": k, "share": u}
+                      for r in ablation for k, u in enumerate(r["usage"])])
+fig = plots.bars_over_seeds(usage, "expert", "share", panel="balancing", hline=1 / S["n_experts"],
+                            ylabel="share of test images")
 run.out.figure(fig, "expert_usage_ablation");
 
 # %% [markdown]

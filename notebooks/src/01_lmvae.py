@@ -31,6 +31,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 
 # %%
 import time
@@ -43,7 +45,7 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import lmvae as exp
 from lmvae_core.results import plots
 
-run = setup("01_lmvae", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS)
+run = setup("01_lmvae", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)

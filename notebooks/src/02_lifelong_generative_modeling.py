@@ -8,14 +8,19 @@
 # (temperature annealed from 1 to 0.5 within each task; soft samples in training, hard one-hot samples at
 # evaluation). After each task the **teacher** is a frozen copy of the **student**; the new student gets one
 # more category for the new distribution (parameters of unchanged shape are copied, and the old slices of the
-# grown layers too) and trains on batches in which a fraction t/(t+1) is teacher replay: z_c ~ N(0, I), a
-# uniform one-hot z_d over the teacher's categories, decoded to Bernoulli means. The loss is the ELBO plus
-# gamma_c * KL(q_student(z_d|x) || q_teacher(z_d|x)) on the replayed rows (the **consistency regulariser**).
+# grown layers too) and trains on real batches plus teacher replay: z_c ~ N(0, I), a uniform one-hot z_d over
+# the teacher's categories, decoded to Bernoulli means, the replay carrying a share t/(t+1) of the loss. The
+# loss is the ELBO plus gamma_c * KL(q_student(z_d|x) || q_teacher(z_d|x)) on the replayed rows (the
+# **consistency regulariser**).
 #
-# Baselines are the same code with switches (`lmvae_core.models.lgm`, `LifelongConfig.method`): the naive
-# sequential VAE, replay without the regulariser (gamma_c = 0), EWC with a diagonal Fisher, and a full-data
-# upper bound that trains on every real image seen so far with the same number of steps.
-# Deviations from the official code: the Gaussian KL is the correct closed form (the official code passes the
+# Baselines are the same code with switches (`lmvae_core.continual.lgm.LGMLearner`, `LifelongConfig.method`):
+# the naive sequential VAE, replay without the regulariser (gamma_c = 0), EWC with a diagonal Fisher, and a
+# full-data upper bound that replays the stored real images of the earlier tasks instead of teacher samples.
+# Every method runs through the package's stream driver and gets the same real data per task (the same
+# batches, the same number of steps); replayed rows come on top.
+# Deviations from the official code: every step uses a full real batch and an equal teacher batch, weighted
+# 1/(t+1) and t/(t+1), where the official code keeps only 1/(t+1) of each real batch (so it sees a task's
+# real images for E/(t+1) epochs); the Gaussian KL is the correct closed form (the official code passes the
 # log-variance as a scale); the teacher's posterior is extended to the student's new category by a small
 # mass eps instead of zero-padded log-probabilities; a new category's logit starts above the old ones.
 # The IWAE bound samples z_c ~ q(z_c|x) and a hard z_d ~ Cat(pi(x)) (a valid bound for the hard-code model).
@@ -33,6 +38,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 # None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
 executor = None
 
@@ -48,7 +55,7 @@ from lmvae_core.experiments import lgm as exp
 from lmvae_core.results import plots
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS, executor)
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)

@@ -40,6 +40,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 # None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
 executor = None
 
@@ -54,8 +56,8 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import binarized as exp
 from lmvae_core.results import plots
 
-run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS,
-            executor)
+run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)

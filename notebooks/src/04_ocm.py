@@ -18,8 +18,9 @@
 # samples with the *highest* similarity. The direction is a parameter (`direction`): the main runs use the
 # paper's intent, section 5 compares both.
 #
-# Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`, `OCMLearner`); experiments:
-# `lmvae_core.experiments.ocm`. Labels are used for evaluation and memory histograms only.
+# Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`); the online procedure: `lmvae_core.continual.OCMLearner`,
+# run by the package's stream driver; experiments: `lmvae_core.experiments.ocm`. Labels are used for
+# evaluation and memory histograms only.
 
 # %% tags=["parameters"]
 import os
@@ -34,6 +35,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 # None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
 executor = None
 
@@ -48,7 +51,8 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import ocm as exp
 from lmvae_core.results import plots
 
-run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, executor)
+run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
@@ -76,16 +80,9 @@ run.out.table(table1, "table1")
 table1.round(2)
 
 # %%
-fig, axes = plt.subplots(1, len(S["streams"]), figsize=(5 * len(S["streams"]), 3.2), sharey=False)
-for ax, (stream, g) in zip(np.atleast_1d(axes), table1.groupby("stream", sort=False)):
-    x = np.arange(len(g))
-    ax.bar(x - 0.2, g.ll_mean, 0.4, yerr=g.ll_std.fillna(0), label="ours")
-    ax.bar(x + 0.2, g.paper_ll, 0.4, label="paper")
-    ax.set_xticks(x, [m.replace("-", "-\n", 1) for m in g.method], fontsize=7)
-    ax.set_title(stream)
-    ax.set_ylabel("test log-likelihood (nats)")
-    ax.set_ylim(min(g.ll_mean.min(), g.paper_ll.min()) * 1.1, 0)
-    ax.legend(fontsize=7)
+paper = {(s, m): v for s, m, v in zip(table1.stream, table1.method, table1.paper_ll)}
+fig = plots.bars_over_seeds(per_run.assign(stream=per_run.stream.map(exp.STREAM_TITLES)), "method", "ll_best",
+                            panel="stream", reference=paper, ylabel="test log-likelihood (nats)")
 run.out.figure(fig, "table1_bars");
 
 # %% [markdown]

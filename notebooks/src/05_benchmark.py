@@ -5,8 +5,10 @@
 # of the package runs on the **same task streams**, with the **same network budget** (one 784-H-Z MLP per
 # VAE, expert or OCM component), the **same evaluation code** and several seeds, and one table reports them.
 #
-# Methods (adapters in `lmvae_core.experiments.benchmark`, one per method, one common interface: a fitted
-# method gives per-image `log_likelihood(x, k)`, `sample(n)`, `n_inference_params`, `memory_images`):
+# Methods (a registry of `Learner`s in `lmvae_core.experiments.benchmark`, all trained by one driver,
+# `lmvae_core.continual.run_stream`, with one real-data budget: every task-based method gets the same real
+# batches per task and reports the replayed rows it trains on besides; a learner gives per-image
+# `log_likelihood(x, k)`, `sample(n)`, `n_params`, `memory_images`):
 # fine-tuned VAE (lower bound); jointly trained VAE (upper bound, all data at once); generative-replay VAE
 # (Shin et al. style, generator only); the same with binarized regularisation (`BinarizedVAE`, r > 0);
 # LGM (student-teacher); L-MVAE; VAE-OCM and Dynamic-OCM (task-free); the mixture of VAEs with a manager,
@@ -42,6 +44,8 @@ data_root = None
 out_dir = None
 force = False
 progress = True
+# True: never download missing datasets (same as LMVAE_OFFLINE=1)
+offline = False
 # None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
 executor = None
 
@@ -57,7 +61,8 @@ from lmvae_core.experiments import benchmark as exp
 from lmvae_core.metrics import TaskMatrix
 from lmvae_core.results import plots
 
-run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, executor)
+run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
@@ -117,7 +122,7 @@ run.out.table(fc_ranks.reset_index(), "ranking_fitting_capacity")
 sentence_fc = exp.ranking_sentence(summary, "fitting_capacity")
 display(Markdown(sentence))
 display(Markdown(sentence_fc))
-(run.out.dir / "ranking.md").write_text(sentence + "\n\n" + sentence_fc + "\n");
+run.out.text(sentence + "\n\n" + sentence_fc + "\n", "ranking");
 
 # %% [markdown]
 # ## 3. One figure per stream

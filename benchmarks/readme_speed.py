@@ -1,0 +1,70 @@
+"""Write the README's speed section from the committed benchmark results (never typed by hand).
+
+Usage: python benchmarks/readme_speed.py [--readme README.md]
+Reads benchmarks/results_cpu.json and, when present, benchmarks/results_gpu.json (both written by
+`benchmarks/train_speed.py --json`) and replaces the text between the speed markers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+# (key, what, target on 2 CPU cores, target on a GPU, how the number reads)
+ROWS = [
+    ("vae_vs_dataloader", "VAE 784-400-20 step (device tensors, index batches) vs the DataLoader reference", 3.0, 100.0,
+     "{:.2f}x"),
+    ("roofline_fraction", "VAE step's matrix-product rate / measured fp32 matmul rate", 0.6, None, "{:.2f}"),
+    ("mixture_vs_loop", "mixture of 10 experts (stacked weights, vmap) vs a loop over 10 VAEs", 1.5, 5.0, "{:.2f}x"),
+    ("ensemble_vs_separate", "ensemble of 5 seeds (one stacked computation) vs 5 separate runs", 1.0, 4.0, "{:.2f}x"),
+]
+
+
+def _table(r: dict, gpu: bool) -> list[str]:
+    lines = ["| measure | measured | target | met |", "|---|---|---|---|"]
+    for key, what, cpu_target, gpu_target, fmt in ROWS:
+        target = gpu_target if gpu else cpu_target
+        met = "n/a" if target is None else ("yes" if r[key] >= target else "**no**")
+        lines.append(f"| {what} | {fmt.format(r[key])} | {'-' if target is None else fmt.format(target).replace('.00', '')} "
+                     f"| {met} |")
+    ips = r["img_per_s"]
+    lines += ["", f"Raw rates (medians of {r['settings']['rounds']} alternating rounds): VAE {ips['vae_project']:,.0f} img/s, "
+              f"DataLoader reference {ips['vae_dataloader_reference']:,.0f} img/s; VAE step {r['vae_gflops']:.1f} GFLOP/s "
+              f"({r['vae_step_mflop_per_image']:.2f} MFLOP per image) against {r['matmul_gflops']:.1f} GFLOP/s for a "
+              f"1024x1024 fp32 matmul; mixture {ips['mixture10_batched']:,.0f} vs loop {ips['mixture10_loop']:,.0f} img/s; "
+              f"ensemble {ips['ensemble5_stacked_member_images']:,.0f} vs separate "
+              f"{ips['ensemble5_separate_member_images']:,.0f} member-images/s. Device: {r['device']}, torch {r['torch']}, "
+              f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
+              f"{r['load_average_start_end'][1][0]:.2f}."]
+    return lines
+
+
+def speed_section(results_dir: Path = HERE) -> str:
+    lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run, alternating "
+             "the contenders over rounds and taking medians. This section is written by `benchmarks/readme_speed.py` "
+             "from the committed results files."]
+    for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
+        path = results_dir / name
+        if path.exists():
+            lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/{name}`):", "", *_table(json.loads(path.read_text()), gpu)]
+    if not (results_dir / "results_gpu.json").exists():
+        lines += ["", "No GPU run is committed yet: the GPU targets (>= 100x, MNIST epoch <= 35 ms, >= 5x, >= 4x) are "
+                  "unmeasured. Run `python benchmarks/train_speed.py --json benchmarks/results_gpu.json` on one."]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{speed_section()}{END}{tail}")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--readme", default=str(HERE.parent / "README.md"))
+    update_readme(Path(p.parse_args().readme))

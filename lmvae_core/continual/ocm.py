@@ -1,0 +1,198 @@
+"""OCM as a task-free learner (Ye & Bors 2022; the model and the memory rules are lmvae_core.models.ocm).
+
+`observe(x, y)` takes one arriving batch: STM append, training on STM u LTM (`epochs_per_batch` passes),
+then, when the STM is full, selection into the LTM (kernel rule or reservoir), the expansion check
+(Dynamic-OCM) and clearing of the STM. Labels y are only recorded. Every arriving image is real data
+seen once; every training row comes from the memory (STM u LTM) and is counted in `replayed_rows`.
+`memory_images` is the LTM plus the STM's capacity. As a density, OCM is the uniform mixture of its
+components (`log_likelihood`); notebook 04 also reports the paper's best-component-per-image value.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..metrics import mixture_log_likelihood
+from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
+from ..training.loop import fit_batches, make_optimizer
+from .base import BaseLearner
+from .vae import draw_counts
+
+
+class OCMLearner(BaseLearner):
+    kind = "task_free"
+
+    def __init__(self, model: OCM | None = None, seed: int = 0, device: torch.device | str | None = None,
+                 config: OCMConfig | None = None, progress: bool = False):
+        if model is None:
+            if config is None:
+                raise ValueError("give an OCM model or an OCMConfig")
+            model = OCM(config)
+        c = model.config
+        device = torch.device(device) if device is not None else model.enc1.weight.device
+        super().__init__(device, lr=c.lr, betas=(c.beta1, 0.999), progress=progress)
+        self.model, self.config, self.seed = model.to(device), c, seed
+        self.init_args = {"config": c, "seed": seed, "progress": progress}
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        d = c.image_shape
+        self.stm_x = torch.empty(0, *d, device=self.device)
+        self.stm_y = torch.empty(0, dtype=torch.long, device=self.device)
+        self.ltm_x = torch.empty(0, *d, device=self.device)
+        self.ltm_y = torch.empty(0, dtype=torch.long, device=self.device)
+        self.ltm_pos = torch.empty(0, dtype=torch.long)  # stream positions (reservoir bookkeeping)
+        self.seen = 0
+        self.batches = 0
+        self.r_last: float | None = None
+        self.optimizer = self._optimizer()
+        self.history: list[dict] = []  # one row per arriving batch
+        self.selections: list[dict] = []  # one row per selection round
+        self.expansions: list[int] = []  # batch index at which a component was added
+        self.steps = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    def _optimizer(self):
+        return make_optimizer(self.model.trainable_parameters(), self.optim)
+
+    # -- training ---------------------------------------------------------------------------------
+    def _memory_batches(self, epochs: int):
+        data = torch.cat([self.stm_x, self.ltm_x])
+        n, bs = data.shape[0], self.config.batch_size
+        for _ in range(epochs):
+            xb_all = torch.bernoulli(data)
+            order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
+            for s in range(0, n, bs):
+                self.steps += 1
+                self.replayed_rows += min(bs, n - s)
+                # one "epoch" for the loop: the mean loss over all passes is read once per arriving batch
+                yield 0, xb_all[order[s:s + bs]]
+
+    def train_memory(self, epochs: int | None = None) -> float:
+        """`epochs` (default epochs_per_batch) passes over STM u LTM. The loss terms stay on the device and
+        the NaN/Inf guard checks once per arriving batch: no host sync per step, so a GPU queues the whole
+        schedule (the paper's 100 passes per batch) without stalling."""
+        history = fit_batches(self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs),
+                              self.model.loss, self.optimizer, self.model, check_every=1 << 30,
+                              progress=False)
+        return history[0]["loss"] if history else float("nan")
+
+    # -- memory -------------------------------------------------------------------------------------
+    def select(self) -> dict:
+        """Move STM samples into the LTM by the configured rule; returns what happened (STM not yet cleared)."""
+        c = self.config
+        n_stm = self.stm_x.shape[0]
+        info = {"scores_mean": float("nan"), "added": 0}
+        if c.memory == "reservoir":
+            slots, moves = reservoir_update(self.ltm_pos, self.seen - n_stm, n_stm, c.ltm_capacity, self.generator)
+            for slot, i in moves:
+                if slot >= self.ltm_x.shape[0]:
+                    self.ltm_x = torch.cat([self.ltm_x, self.stm_x[i:i + 1]])
+                    self.ltm_y = torch.cat([self.ltm_y, self.stm_y[i:i + 1]])
+                else:
+                    self.ltm_x[slot] = self.stm_x[i]
+                    self.ltm_y[slot] = self.stm_y[i]
+            self.ltm_pos = slots
+            info["added"] = len(moves)
+            return info
+        room = c.ltm_capacity - self.ltm_x.shape[0]
+        if room <= 0:
+            return info
+        if self.ltm_x.shape[0] == 0:
+            # Nothing to compare with yet: the first round takes per_round STM samples at random.
+            chosen = torch.randperm(n_stm, generator=self.generator)[: min(c.per_round, room)].to(self.device)
+        else:
+            scores = kernel_scores(self.model.embed(self.stm_x), self.model.embed(self.ltm_x), c.kernel, c.alpha)
+            chosen = select_indices(scores, c.lambda1, c.direction, c.per_round, room)
+            info["scores_mean"] = float(scores.mean())
+            info["scores_min"], info["scores_max"] = float(scores.min()), float(scores.max())
+            info["passing"] = int(((scores < c.lambda1) if c.direction == "diverse" else (scores > c.lambda1)).sum())
+        self.ltm_x = torch.cat([self.ltm_x, self.stm_x[chosen]])
+        self.ltm_y = torch.cat([self.ltm_y, self.stm_y[chosen]])
+        info["added"] = int(chosen.numel())
+        return info
+
+    def memory_loglik(self) -> float:
+        """R: mean IWAE log-likelihood of STM u LTM, averaged over components."""
+        data = torch.bernoulli(torch.cat([self.stm_x, self.ltm_x]), generator=None)
+        return float(self.model.iwae_per_component(data, self.config.r_samples).mean())
+
+    def maybe_expand(self, r: float) -> bool:
+        """|R - R_last| > lambda2 (strictly) adds a component, freezes the rest and clears the LTM."""
+        c = self.config
+        grow = (self.r_last is not None and abs(r - self.r_last) > c.lambda2 and len(self.model) < c.max_components)
+        self.r_last = None if (grow and c.r_reset_on_expand) else r
+        if grow:
+            self.model.add_component()
+            self.optimizer = self._optimizer()  # frozen parameters leave the optimiser
+            self.ltm_x, self.ltm_y = self.ltm_x[:0], self.ltm_y[:0]
+            self.ltm_pos = self.ltm_pos[:0]
+            self.expansions.append(self.batches)
+        return grow
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        c = self.config
+        y = torch.full((x.shape[0],), -1, dtype=torch.long, device=self.device) if y is None else y
+        self.stm_x = torch.cat([self.stm_x, x.to(self.device)])
+        self.stm_y = torch.cat([self.stm_y, y.to(self.device)])
+        self.seen += x.shape[0]
+        self.batches += 1
+        loss = self.train_memory()
+        row = {"batch": self.batches, "seen": self.seen, "loss": loss, "stm": int(self.stm_x.shape[0]),
+               "components": len(self.model)}
+        if self.stm_x.shape[0] >= c.stm_size:
+            info = self.select()
+            if c.dynamic:
+                r = self.memory_loglik()
+                info["R"] = r
+                info["expanded"] = self.maybe_expand(r)
+            self.stm_x, self.stm_y = self.stm_x[:0], self.stm_y[:0]
+            info |= {"batch": self.batches, "ltm": int(self.ltm_x.shape[0]), "components": len(self.model),
+                     "ltm_labels": self.ltm_y.cpu()}
+            self.selections.append(info)
+        row |= {"ltm": int(self.ltm_x.shape[0]), "components_after": len(self.model)}
+        self.history.append(row)
+        return row
+
+    @property
+    def memory_size(self) -> int:
+        return int(self.ltm_x.shape[0])
+
+    @property
+    def memory_images(self) -> int:
+        return self.memory_size + self.config.stm_size
+
+    # -- as a density ---------------------------------------------------------------------------------
+    def log_likelihood(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        per = self.model.iwae_per_component(x, k)
+        return mixture_log_likelihood(per, torch.ones(len(self.model)))
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        counts = draw_counts(torch.ones(len(self.model)), n, seed)
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for c, m in enumerate(counts):
+            if m:
+                z = torch.randn(1, m, self.config.latent_dim, generator=g).to(self.device)
+                out.append(torch.sigmoid(self.model.decode_logits(z, ids=[c]))[0].view(m, *self.config.image_shape))
+        return torch.cat(out)
+
+    # -- saving ---------------------------------------------------------------------------------------
+    _MEMORY = ("stm_x", "stm_y", "ltm_x", "ltm_y", "ltm_pos", "seen", "batches", "r_last", "history",
+               "selections", "expansions", "steps")
+
+    def state(self) -> dict:
+        return super().state() | {k: getattr(self, k) for k in self._MEMORY} | {
+            "generator": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        for k in self._MEMORY:
+            v = state[k]
+            setattr(self, k, v.to(self.device) if isinstance(v, torch.Tensor) and k != "ltm_pos" else v)
+        self.generator.set_state(state["generator"])
+
+    def after_load(self) -> None:
+        self.config = self.model.config
+        self.optimizer = self._optimizer()  # Adam's moments are not saved: training resumes with a fresh optimiser

@@ -1,0 +1,38 @@
+"""The speed benchmark's FLOP count and README section (no timing here: speed is measured by the script)."""
+import importlib.util
+import json
+from pathlib import Path
+
+from lmvae_core.models import VAE
+
+ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_per_image_of_the_784_400_20_vae():
+    bench = load("train_speed")
+    # forward 784*400 + 400*40 + 20*400 + 400*784 MACs; backward: every weight gradient, and the input
+    # gradient of every layer but the first (the data needs none); 2 FLOPs per MAC
+    macs = [784 * 400, 400 * 40, 20 * 400, 400 * 784]
+    assert bench.step_flops_per_image(VAE(hidden=(400,), latent_dim=20)) == 2 * (2 * sum(macs) + sum(macs[1:]))
+    assert bench.step_flops_per_image(bench.ExamplesVAE()) == 2 * (2 * sum(macs) + sum(macs[1:]))
+
+
+def test_readme_section_marks_met_and_missed_targets(tmp_path):
+    speed = load("readme_speed")
+    result = {"vae_vs_dataloader": 3.2, "roofline_fraction": 0.41, "mixture_vs_loop": 1.6, "ensemble_vs_separate": 0.9,
+              "matmul_gflops": 60.0, "vae_gflops": 24.6, "vae_step_mflop_per_image": 3.28, "device": "cpu", "torch": "x",
+              "threads": 2, "load_average_start_end": [[0.5, 0.4, 0.3], [0.6, 0.5, 0.4]], "settings": {"rounds": 3},
+              "img_per_s": {"vae_project": 1, "vae_dataloader_reference": 1, "mixture10_batched": 1, "mixture10_loop": 1,
+                            "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1}}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    text = speed.speed_section(tmp_path)
+    rows = {line.split("|")[1].strip()[:20]: line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| measure |")}
+    assert [r.rstrip(" |").endswith(v) for r, v in zip(rows.values(), ["yes", "**no**", "yes", "**no**"])] == [True] * 4
+    assert "3.20x" in text and "0.41" in text and "No GPU run" in text
