@@ -170,12 +170,12 @@ class _Progress:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")
-        self.bar.set_postfix(failed=0)
+        self.bar.set_postfix(failed=0, refresh=False)  # one line per update where output is not a terminal
         self.echo, self.failures = echo, failures
 
     def done(self, call: Call, seconds: float | None, failed: bool):
+        self.bar.set_postfix(failed=len(self.failures), refresh=False)
         self.bar.update(1)
-        self.bar.set_postfix(failed=len(self.failures))
         if self.echo:
             self.echo(f"{call.label}: FAILED ({self.failures[-1].error})" if failed else
                       f"{call.label}: {seconds:.1f} s")
