@@ -3,6 +3,7 @@ while the rest completes, cached calls are not resubmitted, and the scheduler co
 $LMVAE_DASK_SCHEDULER."""
 import os
 import sys
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -34,6 +35,13 @@ def attempts_then(path, fail_times, value):
     if n < fail_times:
         raise RuntimeError(f"planned failure {n + 1} of {fail_times} for value {value}")
     return value
+
+
+def started_at(seconds):
+    """When the worker started this call (then it takes `seconds`): the order in which runs were picked up."""
+    t0 = time.time()
+    time.sleep(seconds)
+    return t0
 
 
 def toy_grid(tag="toy", n=4):
@@ -105,6 +113,14 @@ def test_remote_workers_results_are_written_by_the_client(cluster):
     assert [r["pid"] for r in again.results] == [r["pid"] for r in grid.results]
 
 
+def test_costliest_runs_are_submitted_first(cluster):
+    """Two workers, four runs in grid order of rising weight: the two heaviest start first."""
+    calls = [Call("order", {"i": i}, started_at, (0.5,), {"i": i}, weight=float(i)) for i in range(4)]
+    grid = run_grid(calls, executor=cluster.scheduler_address, progress=False)
+    first_two = sorted(range(4), key=lambda i: grid.results[i])[:2]
+    assert sorted(first_two) == [2, 3], grid.results
+
+
 # ---- failures -----------------------------------------------------------------------------------------------
 def _failing_grid(tmp_path):
     return [Call("f", {"i": 0}, attempts_then, (str(tmp_path / "ok"), 0, "a"), {"run": "ok"}),
@@ -174,6 +190,9 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
 
     serial = run_grid(B.grid_calls(smoke_run(None, "serial")), None, progress=False)
     local_run = smoke_run("local:2", "local")
+    # the stream classifiers first, as run_all does on a cluster: under stream_classifier's own key (else the
+    # local cache would hold a second feature_classifier entry below)
+    run_grid(B.classifier_calls(local_run), local_run.executor, progress=False)
     local = run_grid(B.grid_calls(local_run), local_run.executor, progress=False)
     assert serial.executor == "serial" and local.executor == "local:2"
     assert not serial.failures and not local.failures and len(local.results) == 4

@@ -37,6 +37,9 @@ class Call:
     fn: Callable[..., Any]
     args: tuple = ()
     cell: dict = field(default_factory=dict)
+    # Relative cost, a rough guess: on a cluster the costliest runs are submitted first, so that a long run
+    # does not start last while the other workers sit idle. Only the order of execution depends on it.
+    weight: float = 1.0
 
     @property
     def label(self) -> str:
@@ -215,10 +218,11 @@ def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} if local else None
     threads = 1 if local else None
     futures = {}
-    for i in todo:
+    for rank, i in enumerate(sorted(todo, key=lambda i: -calls[i].weight)):  # stable: grid order among equals
         c = calls[i]
         fut = client.submit(execute, c.name, c.config, c.fn, c.args, force, worker_root, env, threads,
-                            key=f"{c.name}-{i}-{config_key(c.config)}", pure=False, retries=1)
+                            key=f"{c.name}-{i}-{config_key(c.config)}", pure=False, retries=1,
+                            priority=len(todo) - rank)
         futures[fut] = i
     for fut in as_completed(list(futures)):
         i = futures.pop(fut)
