@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--out", default=None, help="figures folder (default: figures/, or a git-ignored one for smoke)")
     rep.add_argument("--executed", default=None, help="folder for executed notebooks (default: .lmvae/executed/)")
     rep.add_argument("--in-place", action="store_true", help="write executed notebooks back into notebooks/")
+    rep.add_argument("--executor", default=None,
+                     help="run the grids of notebooks 02-05 on Dask: 'local' (one worker per core, or per GPU), "
+                          "'local:N', or a scheduler address such as tcp://host:8786 "
+                          "(default: serial, or $LMVAE_DASK_SCHEDULER)")
     rep.add_argument("--offline", action="store_true",
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LMVAE_OFFLINE"] = "1"  # the kernels inherit it too
         try:
             results = reproduce(args.profile, args.only, args.out, args.executed, args.in_place,
-                                offline=args.offline, data_root=args.data_root)
+                                offline=args.offline, data_root=args.data_root, executor=args.executor)
         except DataMissingError as err:
             print(f"lmvae reproduce: nothing was run.\n{err}", file=sys.stderr)
             return 3

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from . import paths
 from .experiments.common import NOTEBOOKS
+from .results.cluster import resolve_executor
 from .runtime import resolve_profile
+
+
+# Notebooks whose experiments are grids of independent runs (they take an `executor` parameter).
+GRID_NOTEBOOKS = ("02_lifelong_generative_modeling", "03_binarized_regularization", "04_ocm", "05_benchmark")
 
 
 @dataclass
@@ -83,8 +88,10 @@ def error_line(err: Exception) -> str:
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
               executed_dir: str | None = None, in_place: bool = False, echo=print,
               notebook_dir: str | Path | None = None, offline: bool = False, data_root: str | None = None,
-              stream=None) -> list[NotebookResult]:
+              stream=None, executor: str | None = None) -> list[NotebookResult]:
     """Check every selected notebook's data (fetching what is missing unless offline), then run them in order.
+    executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a Dask
+    scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER).
 
     Raises DataMissingError before any kernel starts when data is missing and cannot be fetched. `stream`
     receives the kernels' output and the per-cell status lines (default: standard output)."""
@@ -94,6 +101,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
 
     stream = stream or sys.stdout
     resolved = resolve_profile(profile)
+    if executor is not None:
+        resolve_executor(executor)  # a bad name fails before any notebook starts
     notebook_dir = Path(notebook_dir) if notebook_dir else paths.repo_root() / "notebooks"
     names = select_notebooks(only, notebook_dir)
     ensure(names, resolved, data_root, download=not offline and downloads_allowed(), echo=echo)
@@ -119,6 +128,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
             params["offline"] = True
         if out:
             params["out_dir"] = str(Path(out).resolve())
+        if executor is not None and name in GRID_NOTEBOOKS:
+            params["executor"] = executor
         if data_root:
             params["data_root"] = str(Path(data_root).resolve())
         try:

@@ -53,6 +53,17 @@ def resolve_profile(profile: str | None = None) -> str:
 
 
 @contextlib.contextmanager
+def temporarily(get, set_, value):
+    """set_(value) for a block, then set_ back to what get() returned before (also on an error)."""
+    old = get()
+    set_(value)
+    try:
+        yield
+    finally:
+        set_(old)
+
+
+@contextlib.contextmanager
 def cpu_threads(n: int | None = 1, device: str | torch.device | None = None):
     """Limit torch's intra-op threads on the CPU for a block (restored afterwards).
 
@@ -61,9 +72,5 @@ def cpu_threads(n: int | None = 1, device: str | torch.device | None = None):
     if n is None or (device is not None and torch.device(device).type != "cpu"):
         yield
         return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    with temporarily(torch.get_num_threads, torch.set_num_threads, n):
         yield
-    finally:
-        torch.set_num_threads(old)

@@ -6,13 +6,13 @@ timeout, and the whole download runs under a short socket timeout ($LMVAE_DOWNLO
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .. import paths
+from ..runtime import temporarily
 from .datasets import DATASETS, canonical_name, is_present
 
 
@@ -46,14 +46,8 @@ def probe(url: str, timeout: float) -> None:
         raise OSError(f"cannot reach {parsed.hostname}:{port} within {timeout:g} s ({err}); no network?") from None
 
 
-@contextlib.contextmanager
 def socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
+    return temporarily(socket.getdefaulttimeout, socket.setdefaulttimeout, seconds)
 
 
 def fetch(name: str, split: str, root: str | Path | None = None) -> Path:

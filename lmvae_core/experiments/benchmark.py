@@ -33,14 +33,17 @@ from ..continual import (Budget, JointVAE, LGMLearner, LifelongConfig, LMVAELear
                          SequentialVAE, binarized_config, run_stream)
 from ..data.benchmark_streams import STREAM_TITLES, BenchStream, build_stream  # noqa: F401  (re-exported)
 from ..metrics import TaskMatrix, feature_classifier, fid, mixture_log_likelihood  # noqa: F401
+from ..metrics.fid import classifier_key, classifier_state
 from ..metrics.fitting_capacity import fitting_capacity
 from ..models.lgm import LGMConfig
 from ..models.lmvae import LMVAEConfig
 from ..models.moe_vae import MoEVAEConfig
 from ..models.ocm import OCMConfig
 from ..models.vae import VAEConfig
-from ..results.cache import cached
+from ..results.cache import cached, is_cached
 from ..results.claims import AtLeast, AtMost, Claim, Within
+from ..results.cluster import resolve_executor
+from ..results.runner import Call, run_grid
 from .benchmark_report import (METRICS, display_table, per_run_frame, ranking, ranking_sentence,  # noqa: F401
                                stream_figure, summarise)
 from .common import Run
@@ -164,33 +167,68 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
     }
 
 
-def run_one(run: Run, stream_name: str, method: str, seed: int) -> dict:
-    s = run.settings
-    data = run.data()
-    key = {"stream": stream_name, "method": method, "seed": seed, "settings": s,
-           "data": asdict(data) | {"device": None, "train_limit": None, "test_limit": None}}
+def run_key(run: Run, stream_name: str, method: str, seed: int) -> dict:
+    key = {"stream": stream_name, "method": method, "seed": seed, "settings": run.settings,
+           "data": asdict(run.data()) | {"device": None, "train_limit": None, "test_limit": None}}
     if method in SCHEDULES:
         key["schedule"] = SCHEDULES[method]
+    return key
 
-    def compute():
-        stream = build_stream(stream_name, s, data, seed=seed)
-        clf = stream_classifier(stream, s)
-        return evaluate_run(stream, method, s, seed, run.device, clf)
 
-    return cached("benchmark", key, compute, force=run.force)
+def compute_run(run: Run, stream_name: str, method: str, seed: int) -> dict:
+    """One grid cell, uncached (module level, so a Dask worker can run it)."""
+    s = run.settings
+    stream = build_stream(stream_name, s, run.data(), seed=seed)
+    clf = stream_classifier(stream, s)
+    return evaluate_run(stream, method, s, seed, run.device, clf)
+
+
+def run_one(run: Run, stream_name: str, method: str, seed: int) -> dict:
+    return cached("benchmark", run_key(run, stream_name, method, seed),
+                  lambda: compute_run(run, stream_name, method, seed), force=run.force)
+
+
+def run_weight(s: dict, method: str) -> float:
+    """A rough relative cost, only for the order of submission on a cluster: mixtures train and evaluate one
+    VAE per component, and methods with replay or memory train on extra rows."""
+    parts = {"Offline MoE-VAE": s["moe_experts"], "Dynamic-OCM": s["ocm"]["max_components"],
+             "L-MVAE": s["lmvae_experts"]}.get(method, 1)
+    return parts + (method in ("Replay VAE", "Replay BinarizedVAE", "LGM", "VAE-OCM"))
+
+
+def grid_calls(run: Run) -> list[Call]:
+    s = run.settings
+    return [Call("benchmark", run_key(run, stream, method, seed), compute_run, (run, stream, method, seed),
+                 {"stream": stream, "method": method, "seed": seed}, run_weight(s, method))
+            for stream in s["streams"] for method in s["methods"] for seed in s["seeds"]]
+
+
+def fit_stream_classifier(run: Run, stream_name: str) -> dict:
+    """The state stream_classifier caches for a stream (module level for Dask workers)."""
+    joint = build_stream(stream_name, run.settings, run.data()).joint_train()
+    return classifier_state(joint.x, joint.y, run.settings["clf_epochs"])
+
+
+def classifier_calls(run: Run) -> list[Call]:
+    """One call per stream, under stream_classifier's own cache key (the classifier does not depend on the seed)."""
+    s, calls = run.settings, []
+    for stream in s["streams"]:
+        joint = build_stream(stream, s, run.data()).joint_train()
+        calls.append(Call("feature_classifier", classifier_key(f"benchmark-{stream}", joint.x, s["clf_epochs"]),
+                          fit_stream_classifier, (run, stream), {"stream": stream, "method": "feature classifier"}))
+    return calls
 
 
 def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dict]:
-    s = run.settings
-    rows = []
-    for stream in s["streams"]:
-        for method in s["methods"]:
-            for seed in s["seeds"]:
-                t0 = time.time()
-                rows.append(run_one(run, stream, method, seed))
-                if progress:
-                    progress(f"{stream:15s} {method:20s} seed {seed}: {time.time() - t0:5.1f} s")
-    return rows
+    """Every (stream, method, seed) of the settings, one grid on run.executor; progress gets a line per
+    computed run. Runs that failed (on Dask: twice) are printed with their cell and traceback and left out.
+    On a cluster the streams' feature classifiers are trained first, as a small grid of their own: otherwise
+    the first runs of a stream, started together, would each train the same classifier."""
+    calls = grid_calls(run)
+    if resolve_executor(run.executor) != "serial" and not all(is_cached(c.name, c.config) for c in calls):
+        run_grid(classifier_calls(run), run.executor, progress=run.progress, desc="benchmark: classifiers")
+    grid = run_grid(calls, run.executor, force=run.force, progress=run.progress, desc="benchmark", echo=progress)
+    return grid.done()
 
 
 # ---- claims -------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
+from functools import partial
 
 import numpy as np
 import torch
@@ -19,9 +20,10 @@ from ..models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixture_kl_mon
                                 shifted_kl)
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
-from ..results.claims import AtLeast, AtMost, Claim
+from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, make_optimizer, train
 from ..training.step import train_step
+from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's binarized.claims)
 from .common import Run
 
 # The three objectives the paper regularises: (beta, capacity C, gamma). capacity: recon + gamma |KL - C|.
@@ -68,78 +70,104 @@ def rebuild(result: dict, device) -> BinarizedVAE:
 
 
 # -- one model of the sweep -------------------------------------------------------------------------
-def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | None = None) -> dict:
-    """Train (or reload) one model of the sweep on the training subset. Cached by all inputs;
-    force (default run.force) retrains."""
+def train_call(run: Run, dataset: str, objective: str, r: float) -> Call:
+    """One model of the sweep as a grid call (cached by all inputs)."""
     s = run.settings
-    data = run.data(train_limit=s["sweep_train"])
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
-    key = _train_key(dataset, cfg, tcfg, data, run.seed)
+    key = _train_key(dataset, cfg, tcfg, run.data(train_limit=s["sweep_train"]), run.seed)
+    return Call("binarized_vae", key, fit_model, (run, dataset, objective, r),
+                {"dataset": dataset, "objective": objective, "r": float(r)})
 
-    def fit():
-        torch.manual_seed(run.seed)
-        x = load_split(dataset, "train", data).x
-        model = BinarizedVAE(cfg).to(x.device)
-        t0 = time.time()
-        history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
-        return pack(model) | {"history": history, "train_seconds": time.time() - t0}
 
-    return cached("binarized_vae", key, fit, force=run.force if force is None else force) | {"key": key}
+def fit_model(run: Run, dataset: str, objective: str, r: float) -> dict:
+    """Train one model of the sweep on the training subset (uncached; module level for Dask workers)."""
+    s = run.settings
+    cfg = model_config(s, objective, r)
+    tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
+    torch.manual_seed(run.seed)
+    x = load_split(dataset, "train", run.data(train_limit=s["sweep_train"])).x
+    model = BinarizedVAE(cfg).to(x.device)
+    t0 = time.time()
+    history = train(model, x, tcfg, desc=f"{objective} r={r} {dataset}")
+    return pack(model) | {"history": history, "train_seconds": time.time() - t0}
+
+
+def train_model(run: Run, dataset: str, objective: str, r: float, force: bool | None = None) -> dict:
+    """Train (or reload) one model of the sweep. force (default run.force) retrains."""
+    c = train_call(run, dataset, objective, r)
+    return cached(c.name, c.config, partial(c.fn, *c.args), force=run.force if force is None else force) \
+        | {"key": c.config}
+
+
+def _eval_key(run: Run, trained: dict) -> dict:
+    s = run.settings
+    return trained["key"] | {"eval": {k: s[k] for k in ("eval_n", "iwae_k", "probe_n", "fid_n", "clf_n",
+                                                         "clf_epochs")}}
 
 
 @torch.no_grad()
-def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
+def compute_eval(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
     """Reconstruction, ELBO (under the model's own prior), IWAE, active units, KL per dimension,
-    mode symmetry of the latent means, a linear probe, FID of samples. Cached with the model's key."""
+    mode symmetry of the latent means, a linear probe, FID of samples (uncached)."""
     s = run.settings
-    key = trained["key"] | {"eval": {k: s[k] for k in ("eval_n", "iwae_k", "probe_n", "fid_n", "clf_n",
-                                                       "clf_epochs")}}
+    torch.manual_seed(run.seed)
+    model = rebuild(trained, run.device)
+    test = load_split(dataset, "test", run.data())
+    x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
+    xb = binarize_fixed(x)
+    mu, logvar = model.encode(xb)
+    n_active, var = active_units(model, xb)
+    kl_dim = shifted_kl(mu, logvar, r).mean(0)
+    kl_mix_dim = mixture_kl_per_dim(mu, logvar, r).mean(0)
+    t = model.terms(xb)
+    active = (var > 0.01).cpu().numpy()
+    m = mu.cpu().numpy()
+    balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
+    bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
+    train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
+    probe = linear_probe(latent_means(model, binarize_fixed(train_probe.x)), train_probe.y, mu, y)
+    out = {
+        "recon_error": reconstruction_error(model, xb),
+        "neg_elbo": negative_elbo(model, xb),
+        "regularised": float((t["recon"] + t["kl"]).mean()),
+        "recon_nll": float(t["recon"].mean()),
+        "kl_shifted": float(t["kl"].mean()),
+        "kl_mixture": float(t["kl_mixture"].mean()),
+        "iwae": float(iwae_log_likelihood(model, xb, k=s["iwae_k"]).mean()),
+        "active_units": n_active,
+        "au_variance": var.cpu().numpy(),
+        "kl_per_dim": kl_dim.cpu().numpy(),
+        "kl_mixture_per_dim": kl_mix_dim.cpu().numpy(),
+        "sign_balance": float(balance[active].mean()) if active.any() else float("nan"),
+        "bimodal_share": float((bc[active] > 5 / 9).mean()) if active.any() else float("nan"),
+        "mean_abs_mu": float(np.abs(m[:, active]).mean()) if active.any() else float("nan"),
+        "probe_accuracy": probe,
+    }
+    if classifier is not None:
+        g = torch.Generator(device=run.device).manual_seed(run.seed)
+        samples = model.sample(s["fid_n"], generator=g)
+        out["fid"] = fid(classifier, samples, test.x[: s["fid_n"]])
+        pred = classifier.predict(samples).cpu().numpy()
+        share = np.bincount(pred, minlength=10) / len(pred)
+        out["sample_class_entropy"] = float(-(share[share > 0] * np.log(share[share > 0])).sum() / math.log(10))
+    return out
 
-    def compute():
-        torch.manual_seed(run.seed)
-        model = rebuild(trained, run.device)
-        test = load_split(dataset, "test", run.data())
-        x, y = test.x[: s["eval_n"]], test.y[: s["eval_n"]]
-        xb = binarize_fixed(x)
-        mu, logvar = model.encode(xb)
-        n_active, var = active_units(model, xb)
-        kl_dim = shifted_kl(mu, logvar, r).mean(0)
-        kl_mix_dim = mixture_kl_per_dim(mu, logvar, r).mean(0)
-        t = model.terms(xb)
-        active = (var > 0.01).cpu().numpy()
-        m = mu.cpu().numpy()
-        balance = np.minimum((m > 0).mean(0), (m < 0).mean(0))
-        bc = np.array([bimodality_coefficient(m[:, j]) for j in range(m.shape[1])])
-        train_probe = load_split(dataset, "train", run.data(train_limit=s["probe_n"]))
-        probe = linear_probe(latent_means(model, binarize_fixed(train_probe.x)), train_probe.y, mu, y)
-        out = {
-            "recon_error": reconstruction_error(model, xb),
-            "neg_elbo": negative_elbo(model, xb),
-            "regularised": float((t["recon"] + t["kl"]).mean()),
-            "recon_nll": float(t["recon"].mean()),
-            "kl_shifted": float(t["kl"].mean()),
-            "kl_mixture": float(t["kl_mixture"].mean()),
-            "iwae": float(iwae_log_likelihood(model, xb, k=s["iwae_k"]).mean()),
-            "active_units": n_active,
-            "au_variance": var.cpu().numpy(),
-            "kl_per_dim": kl_dim.cpu().numpy(),
-            "kl_mixture_per_dim": kl_mix_dim.cpu().numpy(),
-            "sign_balance": float(balance[active].mean()) if active.any() else float("nan"),
-            "bimodal_share": float((bc[active] > 5 / 9).mean()) if active.any() else float("nan"),
-            "mean_abs_mu": float(np.abs(m[:, active]).mean()) if active.any() else float("nan"),
-            "probe_accuracy": probe,
-        }
-        if classifier is not None:
-            g = torch.Generator(device=run.device).manual_seed(run.seed)
-            samples = model.sample(s["fid_n"], generator=g)
-            out["fid"] = fid(classifier, samples, test.x[: s["fid_n"]])
-            pred = classifier.predict(samples).cpu().numpy()
-            share = np.bincount(pred, minlength=10) / len(pred)
-            out["sample_class_entropy"] = float(-(share[share > 0] * np.log(share[share > 0])).sum() / math.log(10))
-        return out
 
-    return cached("binarized_eval", key, compute, force=run.force)
+def eval_with_classifier(run: Run, dataset: str, objective: str, r: float, trained: dict) -> dict:
+    """compute_eval with the dataset's cached feature classifier (module level for Dask workers)."""
+    return compute_eval(run, dataset, objective, r, trained, dataset_classifier(run, dataset, force=False))
+
+
+def eval_call(run: Run, dataset: str, objective: str, r: float, trained: dict) -> Call:
+    return Call("binarized_eval", _eval_key(run, trained), eval_with_classifier, (run, dataset, objective, r, trained),
+                {"dataset": dataset, "objective": objective, "r": float(r)})
+
+
+def evaluate(run: Run, dataset: str, objective: str, r: float, trained: dict, classifier=None) -> dict:
+    """compute_eval, cached with the model's key."""
+    return cached("binarized_eval", _eval_key(run, trained),
+                  lambda: compute_eval(run, dataset, objective, r, trained, classifier), force=run.force)
 
 
 def dataset_classifier(run: Run, dataset: str, force: bool | None = None):
@@ -163,19 +191,29 @@ def geometry(run: Run, dataset: str, objective: str, r: float) -> dict:
             "minority_sign": float(np.minimum((m > 0).mean(0), (m < 0).mean(0)).mean())}
 
 
+def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
+    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
+
+
 def sweep(run: Run) -> list[dict]:
-    """Every (dataset, objective, r) of the settings: trained on the subset, evaluated on the test images."""
+    """Every (dataset, objective, r) of the settings: trained on the subset, evaluated on the test images; two
+    grids on run.executor (training, then evaluation). A cell that failed is printed by the runner and its row
+    left out."""
     s = run.settings
-    rows = []
     for dataset in s["datasets"]:
-        clf = dataset_classifier(run, dataset)
-        for objective in s["objectives"]:
-            for r in s["rs"]:
-                trained = train_model(run, dataset, objective, r)
-                metrics = evaluate(run, dataset, objective, r, trained, clf)
-                rows.append({"dataset": dataset, "objective": objective, "r": float(r), **metrics,
-                             **geometry(run, dataset, objective, r),
-                             "train_seconds": trained["train_seconds"], "history": trained["history"]})
+        dataset_classifier(run, dataset)  # trained once here (force included), loaded by every evaluation
+    cells = [(d, o, r) for d in s["datasets"] for o in s["objectives"] for r in s["rs"]]
+    trains = _grid(run, [train_call(run, *c) for c in cells], "binarized sweep: train")
+    done = [(c, tr | {"key": call.config}) for c, call, tr in zip(cells, trains.calls, trains.results)
+            if tr is not None]
+    evals = _grid(run, [eval_call(run, *c, trained) for c, trained in done], "binarized sweep: evaluate")
+    rows = []
+    for ((dataset, objective, r), trained), metrics in zip(done, evals.results):
+        if metrics is None:
+            continue
+        rows.append({"dataset": dataset, "objective": objective, "r": float(r), **metrics,
+                     **geometry(run, dataset, objective, r),
+                     "train_seconds": trained["train_seconds"], "history": trained["history"]})
     return rows
 
 
@@ -263,41 +301,55 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
 
 
 # -- generative replay on split MNIST ---------------------------------------------------------------------
-def continual(run: Run, r: float, objective: str = "VAE") -> dict:
+def continual_call(run: Run, r: float, objective: str = "VAE") -> Call:
     """A generative-replay VAE (Shin et al. 2017 style, generator only: lmvae_core.continual.SequentialVAE) on
-    split MNIST (5 tasks). R[t, j] is the IWAE log-likelihood on task j's test images after task t."""
+    split MNIST (5 tasks), as a grid call."""
     s = run.settings
-    data = run.data(train_limit=s["cl_train_limit"])
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
-    key = _train_key("split-mnist-5", cfg, tcfg, data, run.seed,
+    key = _train_key("split-mnist-5", cfg, tcfg, run.data(train_limit=s["cl_train_limit"]), run.seed,
                      {"eval_n": s["cl_eval_n"], "k": s["cl_k"], "replay": "shin-1/(t+1)"})
+    return Call("binarized_replay", key, fit_continual, (run, r, objective), {"r": float(r), "objective": objective})
 
-    def fit():
-        torch.manual_seed(run.seed)
-        stream = class_split_stream("mnist", 5, data)
-        budget, optim = from_train_config(tcfg)
-        learner = SequentialVAE(cfg, replay=True, device=run.device, **optim)
-        matrix = TaskMatrix(stream.names, higher_is_better=True)
-        tests = [binarize_fixed(task.test.x[: s["cl_eval_n"]]) for task in stream]
 
-        def on_boundary(t, lr):
-            for j in range(t + 1):
-                matrix.record(t, j, float(lr.log_likelihood(tests[j], s["cl_k"]).mean()))
+def fit_continual(run: Run, r: float, objective: str = "VAE") -> dict:
+    """R[t, j] is the IWAE log-likelihood on task j's test images after task t. Uncached (module level)."""
+    s = run.settings
+    cfg = model_config(s, objective, r)
+    tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
+    torch.manual_seed(run.seed)
+    stream = class_split_stream("mnist", 5, run.data(train_limit=s["cl_train_limit"]))
+    budget, optim = from_train_config(tcfg)
+    learner = SequentialVAE(cfg, replay=True, device=run.device, **optim)
+    matrix = TaskMatrix(stream.names, higher_is_better=True)
+    tests = [binarize_fixed(task.test.x[: s["cl_eval_n"]]) for task in stream]
 
-        result = run_stream(learner, stream, budget, on_boundary)
-        samples = learner.sample(100, seed=run.seed).cpu()
-        return pack(learner.model) | {"matrix": matrix.to_dict(), "samples": samples,
-                                      "train_seconds": result.train_seconds, "replay_rows": result.replay_rows}
+    def on_boundary(t, lr):
+        for j in range(t + 1):
+            matrix.record(t, j, float(lr.log_likelihood(tests[j], s["cl_k"]).mean()))
 
-    result = cached("binarized_replay", key, fit, force=run.force)
+    result = run_stream(learner, stream, budget, on_boundary)
+    samples = learner.sample(100, seed=run.seed).cpu()
+    return pack(learner.model) | {"matrix": matrix.to_dict(), "samples": samples,
+                                  "train_seconds": result.train_seconds, "replay_rows": result.replay_rows}
+
+
+def _with_matrix(result: dict, r: float) -> dict:
     matrix = TaskMatrix.from_dict(result["matrix"])
     return result | {"r": float(r), "task_matrix": matrix, "average": matrix.average(),
                      "forgetting": matrix.forgetting()}
 
 
+def continual(run: Run, r: float, objective: str = "VAE") -> dict:
+    c = continual_call(run, r, objective)
+    return _with_matrix(cached(c.name, c.config, partial(c.fn, *c.args), force=run.force), r)
+
+
 def continual_all(run: Run) -> dict[float, dict]:
-    return {float(r): continual(run, r) for r in run.settings["cl_rs"]}
+    """Every r of the settings as one grid on run.executor; a failed one is printed by the runner and left out."""
+    grid = _grid(run, [continual_call(run, r) for r in run.settings["cl_rs"]], "binarized replay")
+    return {float(c.cell["r"]): _with_matrix(res, c.cell["r"]) for c, res in zip(grid.calls, grid.results)
+            if res is not None}
 
 
 def replay_sample_quality(run: Run, results: dict[float, dict]) -> dict[float, dict]:
@@ -311,87 +363,4 @@ def replay_sample_quality(run: Run, results: dict[float, dict]) -> dict[float, d
         share = np.bincount(pred, minlength=10) / len(pred)
         out[r] = {"fid": fid(clf, samples, test.x[: max(len(samples), 100)]), "class_share": share,
                   "classes_covered": int((share >= 0.03).sum())}
-    return out
-
-
-# -- claims -----------------------------------------------------------------------------------------------
-def _pairs(rows: list[dict], key: str, r: float):
-    """(value at r, value at r = 0) for each dataset and objective of the sweep."""
-    base = {(x["dataset"], x["objective"]): x[key] for x in rows if x["r"] == 0.0}
-    return [(x[key], base[(x["dataset"], x["objective"])]) for x in rows
-            if x["r"] == r and (x["dataset"], x["objective"]) in base]
-
-
-def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, dict], bounds: list[dict],
-           profile: str, main_r: float) -> list[Claim]:
-    recon = _pairs(rows, "recon_error", main_r)
-    au = _pairs(rows, "active_units", main_r)
-    probe = _pairs(rows, "probe_accuracy", main_r)
-    fids = _pairs(rows, "fid", main_r) if all("fid" in x for x in rows) else []
-    iw = _pairs(rows, "iwae", main_r)
-    n = len(recon)
-    recon_ratio = float(np.mean([a / b for a, b in recon]))
-    au_gain = float(np.mean([a - b for a, b in au]))
-    probe_gain = float(np.mean([a - b for a, b in probe]))
-    fid_ratio = float(np.mean([a / b for a, b in fids])) if fids else float("nan")
-    iwae_gain = float(np.mean([a - b for a, b in iw]))
-    vae = {x["r"]: x for x in rows if x["dataset"] == rows[0]["dataset"] and x["objective"] == "VAE"}
-    beta = {x["r"]: x for x in rows if x["dataset"] == rows[0]["dataset"] and x["objective"] == "beta-VAE"} or vae
-    r_max = max(vae)
-    ratio = float(np.mean([o["ratio"] for o in overhead_rows]))
-    worst = max(overhead_rows, key=lambda o: o["ratio"])
-    base, main = replay.get(0.0), replay.get(main_r)
-    where = f"r = {main_r:g} vs r = 0, mean over {n} (dataset, objective) pairs"
-
-    def at_r_max(key: str) -> str:
-        return f"r = {r_max:g}: {vae[r_max][key]:.2f}; beta-VAE r = {r_max:g}: {beta[r_max][key]:.2f}"
-
-    def vs_r0(text: str, paper: str, value: float, verdict, note: str = "") -> Claim:
-        """A claim measured as r = main_r against r = 0 over the (dataset, objective) pairs."""
-        return Claim(text, paper, value, verdict, profile, note=f"{where}; {note}" if note else where)
-
-    modes = ("Two symmetric modes: the latent means gather at +-r (bimodality coefficient of the pooled means of "
-             "active dims; > 5/9 suggests two modes)")
-    out = [
-        vs_r0("Better reconstruction (squared error at the posterior mean, ratio r>0 / r=0)",
-              "qualitative ('better reconstruction')", recon_ratio, AtMost(0.98, partly=1.0),
-              f"improved in {sum(a < b for a, b in recon)}/{n}"),
-        vs_r0("No posterior collapse (active units, gain over r = 0)", "qualitative ('no posterior collapse')",
-              au_gain, AtLeast(1.0, partly=0.0), f"more or equal in {sum(a >= b for a, b in au)}/{n}"),
-        Claim(modes, "qualitative ('symmetric around two modes')", vae[main_r]["pooled_bc"],
-              AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"]), profile,
-              note=f"VAE {rows[0]['dataset']}, r = {main_r:g} (partly: above r = 0, {vae[0.0]['pooled_bc']:.2f}); "
-                   + at_r_max("pooled_bc")),
-        Claim("Symmetric per dimension: both signs used equally (minority-sign share over active dims; "
-              "0.5 = symmetric, 0 = one mode only)",
-              "qualitative", vae[main_r]["minority_sign"], AtLeast(0.4, partly=0.25), profile,
-              note=f"VAE {rows[0]['dataset']}, r = {main_r:g}; r = 0: {vae[0.0]['minority_sign']:.2f}, "
-                   + at_r_max("minority_sign")),
-        Claim("No computation overhead (time per training step, binarized / plain, mean over objectives)",
-              "qualitative ('no computation overhead')", ratio, AtMost(1.05, partly=1.15), profile,
-              note=f"median of paired interleaved blocks; worst: {worst['objective']} {worst['ratio']:.2f}"),
-        vs_r0("More transferable representations (linear-probe accuracy on latent means, gain over r = 0)",
-              "qualitative ('more transferable')", probe_gain, AtLeast(0.01, partly=0.0),
-              "a probe on the same dataset, not the paper's transfer task"),
-        vs_r0("More representative samples (FID in a classifier's features, ratio r>0 / r=0)",
-              "qualitative ('more representative samples')", fid_ratio, AtMost(0.95, partly=1.0)),
-        vs_r0("(not claimed) the regulariser's cost in test log-likelihood (IWAE, gain over r = 0, nats)",
-              "not given", iwae_gain, AtLeast(0.0, partly=-5.0), "evaluated under the two-mode mixture prior"),
-    ]
-    if base is not None and main is not None:
-        out += [
-            Claim("Less forgetting with generative replay (forgetting on split MNIST, nats; r>0 minus r=0)",
-                  "qualitative ('less forgetting')", main["forgetting"] - base["forgetting"], AtMost(-0.5, partly=0.0),
-                  profile, note=f"r = {main_r:g}: {main['forgetting']:.2f}, r = 0: {base['forgetting']:.2f}"),
-            Claim("Better continual generative model (average IWAE log-lik. after the last task, gain, nats)",
-                  "qualitative", main["average"] - base["average"], AtLeast(0.5, partly=0.0), profile,
-                  note=f"r = {main_r:g}: {main['average']:.1f}, r = 0: {base['average']:.1f}"),
-        ]
-    if bounds:
-        worst = max(b["quadrature_violations"] + b["mc_violations_3se"] for b in bounds)
-        out.append(Claim("(derived here) regularised KL + d log 2 bounds the KL to the two-mode prior "
-                         "(violations beyond 3 MC standard errors or in quadrature)",
-                         "follows from p_mix >= 0.5 N(sign(mu) r, 1)", worst, AtMost(0), profile,
-                         note=f"{sum(b['n'] for b in bounds)} posteriors over r in "
-                              f"{sorted(b['r'] for b in bounds)}"))
     return out

@@ -11,6 +11,7 @@ from .. import paths
 from ..data.datasets import declare, set_offline
 from ..data.requirements import ensure, pairs_for
 from ..data.streams import DataConfig, data_config
+from ..results.cluster import resolve_executor
 from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything
 
@@ -29,7 +30,15 @@ class Run:
     force: bool = False
     progress: bool = True
     settings: dict = field(default_factory=dict)
+    executor: str | None = None  # grids: None/'serial', 'local', 'tcp://host:port' (lmvae_core.results.cluster)
+    device_request: str = "auto"  # the device parameter as given
     started: float = field(default_factory=time.time)
+
+    def __setstate__(self, state: dict):
+        """Unpickled on a Dask worker, device 'auto' means that worker's device (its GPU), not the client's."""
+        self.__dict__.update(state)
+        if self.device_request == "auto":
+            self.device = pick_device("auto")
 
     def data(self, **overrides) -> DataConfig:
         """Data configuration for this run: the committed sample in smoke, full data otherwise."""
@@ -53,7 +62,8 @@ def _check(name: str, value, types, allow_none: bool = False):
 
 def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: str = "auto",
           data_root: str | None = None, out_dir: str | None = None, force: bool = False, progress: bool = True,
-          settings: dict[str, dict] | None = None, offline: bool = False) -> Run:
+          settings: dict[str, dict] | None = None, offline: bool = False,
+          executor: str | None = None) -> Run:
     """Validate a notebook's parameters and build its Run. Bad values and missing data fail here, before any
     work: every dataset split the notebook needs in this profile is checked (and downloaded unless offline)."""
     if notebook not in NOTEBOOKS:
@@ -65,6 +75,9 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     _check("out_dir", out_dir, (str, Path), allow_none=True)
     _check("force", force, bool)
     _check("progress", progress, bool)
+    _check("executor", executor, str, allow_none=True)
+    if executor is not None:
+        resolve_executor(executor)  # a bad name fails here, before any work
     _check("offline", offline, bool)
     resolved = resolve_profile(profile)
     set_offline(offline or None)  # offline=False leaves $LMVAE_OFFLINE in charge
@@ -75,4 +88,4 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)
     chosen = (settings or {}).get(resolved, {})
     return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
-               dict(chosen))
+               dict(chosen), executor, device)

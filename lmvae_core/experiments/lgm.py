@@ -21,6 +21,7 @@ from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, 
 from ..models.lgm import LGM, LGMConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim
+from ..results.runner import Call, GridRun, run_grid
 from ..runtime import cpu_threads
 from .common import Run
 
@@ -107,29 +108,59 @@ def _gen(device, seed):
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def run_method(run: Run, stream: TaskStream, method: str, classifier, classifier_key: dict, seed: int | None = None,
-               gamma_c: float = 1.0, data: DataConfig | None = None) -> dict:
-    """Train one method on a stream (cached by everything it depends on), evaluating after every task."""
+def _stream(run: Run, kind: str) -> TaskStream:
+    """kind: a dataset name (split into 10 one-class tasks) or 'permuted' (permuted MNIST)."""
+    return perm_stream(run) if kind == "permuted" else split_stream(run, kind)
+
+
+def _clf_dataset(kind: str) -> str:
+    return "mnist" if kind == "permuted" else kind
+
+
+def _stream_data(run: Run, kind: str) -> DataConfig:
     s = run.settings
-    seed = run.seed if seed is None else seed
+    return run.data(train_limit=s["perm_train"], test_limit=s["perm_test"]) if kind == "permuted" else run.data()
+
+
+def _configs(run: Run, stream: TaskStream, method: str, gamma_c: float):
+    s = run.settings
     if method == "replay":
         gamma_c = 0.0
     mcfg = model_config(s, stream[0].train.x.shape[1:])
     mcfg.gamma_c = gamma_c if method in ("lgm", "replay") else mcfg.gamma_c
-    lcfg = lifelong_config(s, method)
-    data = data or run.data()
+    return mcfg, lifelong_config(s, method), gamma_c
+
+
+def method_call(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0,
+                stream: TaskStream | None = None) -> Call:
+    """One grid cell: a method trained on a whole stream, cached by everything it depends on."""
+    s = run.settings
+    stream = stream if stream is not None else _stream(run, kind)
+    mcfg, lcfg, _ = _configs(run, stream, method, gamma_c)
     eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n")}
     key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
            "lifelong": asdict(lcfg), "budget": asdict(budget(s)), "lr": s.get("lr", 1e-3), "seed": seed,
-           "data": asdict(data) | {"device": None}, "eval": eval_keys, "classifier": classifier_key}
+           "data": asdict(_stream_data(run, kind)) | {"device": None}, "eval": eval_keys,
+           "classifier": _clf_key(run, _clf_dataset(kind))}
+    cell = {"stream": kind, "method": method, "seed": seed} | (
+        {"gamma_c": mcfg.gamma_c} if method in ("lgm", "replay") else {})
+    return Call("lgm_stream", key, fit_method, (run, kind, method, seed, gamma_c), cell)
 
-    def fit():
-        tests = [binarize_fixed(task.test.x, 123 + j) for j, task in enumerate(stream)]
-        log = []
 
-        def on_boundary(t, learner):
-            log.append(evaluate(learner.student, learner.teacher, stream, tests, t, s, classifier, seed + 7 * t))
+def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0) -> dict:
+    """Train one method on a stream through the driver, evaluating after every task (uncached; module level
+    for Dask workers)."""
+    s = run.settings
+    stream = _stream(run, kind)
+    classifier = classifier_for(run, _clf_dataset(kind))
+    mcfg, lcfg, gamma_c = _configs(run, stream, method, gamma_c)
+    tests = [binarize_fixed(task.test.x, 123 + j) for j, task in enumerate(stream)]
+    log = []
 
+    def on_boundary(t, learner):
+        log.append(evaluate(learner.student, learner.teacher, stream, tests, t, s, classifier, seed + 7 * t))
+
+    with cpu_threads(1, run.device):
         torch.manual_seed(seed)
         learner = LGMLearner(mcfg, lcfg, gamma_c=gamma_c, seed=seed, device=run.device, lr=s.get("lr", 1e-3),
                              progress=run.progress)
@@ -137,13 +168,10 @@ def run_method(run: Run, stream: TaskStream, method: str, classifier, classifier
         model = learner.student
         samples = model.sample(s["sample_n"], generator=_gen(model.tau.device, seed))
         pred = classifier.predict(samples).cpu().numpy()
-        return pack(model) | {
-                "log": log, "histories": [r["info"]["history"] for r in result.tasks],
-                "seconds": result.train_seconds, "real_rows": result.real_rows, "replay_rows": result.replay_rows,
-                "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
-
-    with cpu_threads(1, run.device):
-        return cached("lgm_stream", key, fit, force=run.force)
+    return pack(model) | {
+        "log": log, "histories": [r["info"]["history"] for r in result.tasks],
+        "seconds": result.train_seconds, "real_rows": result.real_rows, "replay_rows": result.replay_rows,
+        "sample_classes": np.bincount(pred, minlength=10) / len(pred)}
 
 
 def rebuild(result: dict, device) -> LGM:
@@ -155,15 +183,40 @@ def _clf_key(run: Run, dataset: str) -> dict:
     return {"dataset": dataset, "n": s["fid_train"], "epochs": s["fid_epochs"], "source": run.data().source}
 
 
-def split_experiment(run: Run, dataset: str, methods=None) -> dict:
-    """All methods on split <dataset> (10 one-class tasks), every seed of the profile."""
-    s = run.settings
-    stream = split_stream(run, dataset)
-    clf = classifier_for(run, dataset)
-    out = {"stream": stream, "classifier": clf, "runs": {}}
-    for method in methods or s["methods"]:
-        out["runs"][method] = [run_method(run, stream, method, clf, _clf_key(run, dataset), seed) for seed in s["seeds"]]
+def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
+    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
+
+
+def _by(grid: GridRun, field: str) -> dict:
+    """Results grouped by one cell field, in grid order; failed cells are left out (see grid.missing()), and
+    so is a group without any result."""
+    out: dict = {}
+    for call, result in zip(grid.calls, grid.results):
+        if result is not None:
+            out.setdefault(call.cell[field], []).append(result)
     return out
+
+
+def split_experiments(run: Run, datasets, methods=None) -> dict[str, dict]:
+    """All methods on split <dataset> (10 one-class tasks) for every dataset and seed of the profile, as one
+    grid on run.executor. Each value: the stream, its classifier, runs[method] = results over seeds, and the
+    grid (grid.missing() lists failed cells)."""
+    s = run.settings
+    streams = {d: split_stream(run, d) for d in datasets}
+    calls = [method_call(run, d, m, seed, stream=streams[d]) for d in datasets for m in methods or s["methods"]
+             for seed in s["seeds"]]
+    grid = _grid(run, calls, "LGM split streams")
+    out = {}
+    for d in datasets:
+        sub = GridRun([c for c in calls if c.cell["stream"] == d],
+                      [r for c, r in zip(calls, grid.results) if c.cell["stream"] == d], [], grid.executor)
+        out[d] = {"stream": streams[d], "classifier": classifier_for(run, d), "runs": _by(sub, "method"),
+                  "grid": grid}
+    return out
+
+
+def split_experiment(run: Run, dataset: str, methods=None) -> dict:
+    return split_experiments(run, [dataset], methods)[dataset]
 
 
 def gamma_ablation(run: Run, dataset: str | None = None) -> dict[float, list[dict]]:
@@ -171,22 +224,17 @@ def gamma_ablation(run: Run, dataset: str | None = None) -> dict[float, list[dic
     s = run.settings
     dataset = dataset or s["ablation_dataset"]
     stream = split_stream(run, dataset)
-    clf = classifier_for(run, dataset)
-    out = {}
-    for g in s["gammas"]:
-        method = "replay" if g == 0 else "lgm"
-        out[g] = [run_method(run, stream, method, clf, _clf_key(run, dataset), seed, gamma_c=g) for seed in s["seeds"]]
-    return out
+    calls = [method_call(run, dataset, "replay" if g == 0 else "lgm", seed, gamma_c=g, stream=stream)
+             for g in s["gammas"] for seed in s["seeds"]]
+    return _by(_grid(run, calls, "LGM gamma_c ablation"), "gamma_c")
 
 
 def permuted_experiment(run: Run) -> dict:
     s = run.settings
     stream = perm_stream(run)
-    clf = classifier_for(run, "mnist")
-    data = run.data(train_limit=s["perm_train"], test_limit=s["perm_test"])
-    runs = {m: [run_method(run, stream, m, clf, _clf_key(run, "mnist"), seed, data=data) for seed in s["seeds"]]
-            for m in s["perm_methods"]}
-    return {"stream": stream, "runs": runs}
+    calls = [method_call(run, "permuted", m, seed, stream=stream) for m in s["perm_methods"] for seed in s["seeds"]]
+    grid = _grid(run, calls, "LGM permuted MNIST")
+    return {"stream": stream, "runs": _by(grid, "method"), "grid": grid}
 
 
 # ---- summaries --------------------------------------------------------------------------------------------
@@ -234,6 +282,8 @@ def claims(splits: dict[str, dict], ablation: dict, perm: dict | None, profile: 
     out = []
     for dataset, exp in splits.items():
         names, runs = exp["stream"].names, exp["runs"]
+        if not all(runs.get(m) for m in ("lgm", "naive", "replay")):
+            continue  # a method's every run failed on the cluster (the notebook lists the missing cells)
         f_lgm, f_naive = forgetting(runs["lgm"], names), forgetting(runs["naive"], names)
         # The ratio only means something when the naive VAE does forget (by more than a nat).
         ratio = f_lgm / f_naive if f_naive > 1.0 else float("nan")
@@ -261,7 +311,7 @@ def claims(splits: dict[str, dict], ablation: dict, perm: dict | None, profile: 
         cov_n = float(np.mean([classes_covered(r) for r in runs["naive"]]))
         out.append(Claim(f"{dataset}: the naive VAE draws (almost) only the last class (classes covered)",
                          "1 (the last)", cov_n, AtMost(2, partly=4), profile))
-    if ablation:
+    if any(g > 0 for g in ablation or {}):
         positive = [g for g in ablation if g > 0]
         g_best = min(positive, key=lambda g: curve(ablation[g], "cum_nelbo")[-1])
         zero = curve(ablation[0.0], "cum_nelbo")[-1] if 0.0 in ablation else float("nan")
@@ -269,7 +319,7 @@ def claims(splits: dict[str, dict], ablation: dict, perm: dict | None, profile: 
         out.append(Claim("gamma_c ablation: some gamma_c > 0 beats gamma_c = 0 (final cumulative -ELBO gain)",
                          "qualitative", zero - best, AtLeast(1.0, partly=0.0), profile, unit="nats",
                          note=f"best gamma_c = {g_best:g}"))
-    if perm:
+    if perm and all(perm["runs"].get(m) for m in ("lgm", "naive")):
         runs = perm["runs"]
         p_lgm, p_naive = curve(runs["lgm"], "cum_nelbo")[-1], curve(runs["naive"], "cum_nelbo")[-1]
         out.append(Claim("permuted MNIST: LGM beats naive on the cumulative test set (-ELBO naive - LGM)",

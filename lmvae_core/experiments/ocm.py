@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from ..data.streams import Split, TaskFreeStream, load_split
 from ..models.ocm import OCM, OCMConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, Claim, Within
+from ..results.runner import Call, GridRun, run_grid
 from ..results.tables import seed_summary
 from ..runtime import cpu_threads
 from .common import Run
@@ -123,36 +125,51 @@ def evaluate(model: OCM, test: Split, k: int) -> dict:
             "recon_error": float(rec.gather(0, by_rec.unsqueeze(0)).mean()), "labels": test.y.cpu()}
 
 
-def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
-               **overrides) -> dict:
-    """One pass of a method over a task-free stream, then evaluation on the stream's test images. Cached."""
+def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None = None, **overrides) -> Call:
+    """One pass of a method over a task-free stream as a grid call. A reservoir run of the same memory size as
+    the kernel-selected one needs that run's result (loaded from the cache, computed here if absent)."""
     s = run.settings
     limit = s["stream_limit"] if limit is None else limit
     cfg = model_config(s, stream, method, **overrides)
     if cfg.memory == "reservoir" and "ltm_capacity" not in overrides:
         size = s["random_memory"]
         if size is None:  # equal size: the memory the kernel-selected OCM run ends with
-            size = max(1, run_stream(run, stream, "VAE-ELBO-OCM", seed, limit)["memory_size"])
+            size = max(1, run_stream(run, stream, "VAE-ELBO-OCM", seed, limit, force=False)["memory_size"])
         cfg = replace(cfg, ltm_capacity=size)
     data = run.data()
     key = {"stream": stream, "method": method, "model": asdict(cfg), "seed": seed, "limit": limit,
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(data) | {"device": None}}
+    return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit),
+                {"stream": stream, "method": method, "seed": seed} | overrides)
 
-    def fit():
-        with cpu_threads(s["cpu_threads"]):
-            train, test = load_stream(run, stream, limit)
-            torch.manual_seed(seed)
-            learner = OCMLearner(config=cfg, seed=seed, device=run.device)
-            result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed))
-            model = learner.model
-            metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
-        return pack(model) | {
-            "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
-            "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
-            "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
-            "metrics": metrics}
 
-    return cached("ocm", key, fit, force=run.force if force is None else force)
+def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None) -> dict:
+    """One pass over the stream through the driver, then evaluation on its test images (uncached; module
+    level for Dask workers)."""
+    s = run.settings
+    with cpu_threads(s["cpu_threads"]):
+        train, test = load_stream(run, stream, limit)
+        torch.manual_seed(seed)
+        learner = OCMLearner(config=cfg, seed=seed, device=run.device)
+        result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed))
+        model = learner.model
+        metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
+    return pack(model) | {
+        "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
+        "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
+        "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
+        "metrics": metrics}
+
+
+def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
+               **overrides) -> dict:
+    """One pass of a method over a task-free stream, then evaluation on the stream's test images. Cached."""
+    c = stream_call(run, stream, method, seed, limit, **overrides)
+    return cached(c.name, c.config, partial(c.fn, *c.args), force=run.force if force is None else force)
+
+
+def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
+    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
 
 
 def rebuild(result: dict, device) -> OCM:
@@ -167,14 +184,25 @@ def _row(stream: str, method: str, seed: int, r: dict) -> dict:
 
 
 def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None) -> tuple[pd.DataFrame, dict]:
-    """Every (stream, method, seed) run; returns one row per run and the results for plotting."""
-    rows, results = [], {}
-    for stream in streams:
-        for method in methods:
-            for seed in (run.settings["seeds"] if seeds is None else seeds):
-                r = run_stream(run, stream, method, seed)
-                results[(stream, method, seed)] = r
-                rows.append(_row(stream, method, seed, r))
+    """Every (stream, method, seed) run as a grid on run.executor (reservoir runs of equal memory second: their
+    memory size comes from the OCM runs); one row per finished run and the results for plotting."""
+    cells = [(st, m, seed) for st in streams for m in methods
+             for seed in (run.settings["seeds"] if seeds is None else seeds)]
+    later = run.settings["random_memory"] is None
+    first = [c for c in cells if not (later and METHODS[c[1]].get("memory") == "reservoir")]
+    grid = _grid(run, [stream_call(run, *c) for c in first], "OCM runs")
+    failed = {(f.cell["stream"], f.cell["seed"]) for f in grid.failures if f.cell["method"] == "VAE-ELBO-OCM"}
+    second = [c for c in cells if c not in first and (c[0], c[2]) not in failed]
+    if second:
+        grid = GridRun.combine(grid, _grid(run, [stream_call(run, *c) for c in second], "OCM reservoir runs"))
+    done = {(c.cell["stream"], c.cell["method"], c.cell["seed"]): r for c, r in zip(grid.calls, grid.results)
+            if r is not None}
+    # Grid order; failed cells, and reservoir runs whose OCM run failed, are missing.
+    results = {c: done[c] for c in cells if c in done}
+    rows = [_row(*c, r) for c, r in results.items()]
+    missing = [c for c in cells if c not in done]
+    if missing:
+        print(f"missing runs (stream, method, seed), left out: {missing}")
     return pd.DataFrame(rows), results
 
 
@@ -213,9 +241,11 @@ def ablations(run: Run, stream: str = "mnist") -> pd.DataFrame:
            [("lambda1", v, "VAE-ELBO-OCM", dict(lambda1=v)) for v in s["ablation_lambda1"]] + \
            [("stm_size", v, "VAE-ELBO-OCM", dict(stm_size=int(v))) for v in s["ablation_stm"]] + \
            [("lambda2", v, "Dynamic-ELBO-OCM", dict(lambda2=v)) for v in s["ablation_lambda2"]]
-    for name, value, method, over in grid:
-        r = run_stream(run, stream, method, s["ablation_seed"], limit=s["ablation_limit"], **over)
-        rows.append({"parameter": name, "value": value} | _row(stream, method, s["ablation_seed"], r))
+    runs = _grid(run, [stream_call(run, stream, method, s["ablation_seed"], s["ablation_limit"], **over)
+                       for _, _, method, over in grid], "OCM ablations")
+    for (name, value, method, over), r in zip(grid, runs.results):
+        if r is not None:  # a failed run is reported by the runner and left out
+            rows.append({"parameter": name, "value": value} | _row(stream, method, s["ablation_seed"], r))
     return pd.DataFrame(rows)
 
 
@@ -234,14 +264,16 @@ def direction_study(run: Run, streams) -> pd.DataFrame:
     """The paper's diversity criterion against the official code's similarity rule, VAE-ELBO-OCM."""
     s = run.settings
     rows = []
-    for stream in streams:
-        for seed in s["direction_seeds"]:
-            for direction, lam in (("diverse", s["lambda1"]), ("similar", s["lambda1_similar"])):
-                r = run_stream(run, stream, "VAE-ELBO-OCM", seed, direction=direction, lambda1=lam)
-                n_cls, ent = class_coverage(r["memory_labels"])
-                rows.append({"stream": STREAM_TITLES[stream], "seed": seed, "direction": direction, "lambda1": lam,
-                             "ll_best": r["metrics"]["ll_best"], "memory": r["memory_size"],
-                             "classes_in_memory": n_cls, "memory_entropy": ent})
+    cells = [(stream, seed, direction, lam) for stream in streams for seed in s["direction_seeds"]
+             for direction, lam in (("diverse", s["lambda1"]), ("similar", s["lambda1_similar"]))]
+    grid = _grid(run, [stream_call(run, st, "VAE-ELBO-OCM", seed, direction=d, lambda1=lam)
+                       for st, seed, d, lam in cells], "OCM direction study")
+    for (stream, seed, direction, lam), r in zip(cells, grid.results):
+        if r is not None:  # a failed run is reported by the runner and left out
+            n_cls, ent = class_coverage(r["memory_labels"])
+            rows.append({"stream": STREAM_TITLES[stream], "seed": seed, "direction": direction, "lambda1": lam,
+                         "ll_best": r["metrics"]["ll_best"], "memory": r["memory_size"],
+                         "classes_in_memory": n_cls, "memory_entropy": ent})
     return pd.DataFrame(rows)
 
 

@@ -64,16 +64,22 @@ def fit_classifier(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int
     return clf.eval()
 
 
+def classifier_key(name: str, train_x: torch.Tensor, epochs: int = 3, seed: int = 0) -> dict:
+    """The cache key of feature_classifier (a grid that trains classifiers up front uses the same one)."""
+    return {"dataset": name, "n": int(train_x.shape[0]), "shape": list(train_x.shape[1:]), "epochs": epochs,
+            "seed": seed, "checksum": float(train_x[:: max(1, train_x.shape[0] // 97)].sum())}
+
+
+def classifier_state(train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 3, seed: int = 0) -> dict:
+    """What feature_classifier caches: the trained classifier's state on the CPU."""
+    return train_classifier(train_x, train_y, TrainConfig(epochs=epochs), seed).cpu().state_dict()
+
+
 def feature_classifier(name: str, train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 3, seed: int = 0,
                        force: bool = False) -> FeatureClassifier:
     """The cached classifier for a dataset: trained on first use, reloaded afterwards."""
-    key = {"dataset": name, "n": int(train_x.shape[0]), "shape": list(train_x.shape[1:]), "epochs": epochs,
-           "seed": seed, "checksum": float(train_x[:: max(1, train_x.shape[0] // 97)].sum())}
-
-    def fit():
-        return train_classifier(train_x, train_y, TrainConfig(epochs=epochs), seed).cpu().state_dict()
-
-    state = cached("feature_classifier", key, fit, force=force)
+    state = cached("feature_classifier", classifier_key(name, train_x, epochs, seed),
+                   lambda: classifier_state(train_x, train_y, epochs, seed), force=force)
     clf = FeatureClassifier(train_x.shape[1], int(train_y.max()) + 1, train_x.shape[-1]).to(train_x.device)
     clf.load_state_dict(state)
     return clf.eval()

@@ -54,7 +54,10 @@ def _load(file: Path):
         return True, torch.load(file, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated zip, bad pickle, ...: whatever torch.load raises
         aside = file.with_name(file.name + ".corrupt")
-        file.replace(aside)
+        try:
+            file.replace(aside)
+        except FileNotFoundError:  # a concurrent reader (another grid worker) moved it aside first
+            pass
         warnings.warn(f"cache entry {file} could not be read ({type(err).__name__}: {err}); moved to {aside.name} "
                       f"and recomputing", CorruptCacheWarning, stacklevel=3)
         return False, None
@@ -71,9 +74,22 @@ def cached(name: str, config: dict, compute: Callable[[], T], force: bool = Fals
                 print(f"[cache] {name}: loaded {file.name}")
             return result
     result = compute()
+    _write(file, config, result)
+    return result
+
+
+def store(name: str, config: dict, result, root: str | Path | None = None) -> Path:
+    """Write a result computed elsewhere (a cluster worker without the shared cache) under its key."""
+    file = cache_file(name, config, root)
+    _write(file, config, result)
+    return file
+
+
+def _write(file: Path, config: dict, result) -> None:
+    # atomic_write uses a unique temporary name (mkstemp): parallel workers may write the same entry (a
+    # shared classifier) at once, and the last rename wins with a complete file.
     atomic_write(file, lambda tmp: torch.save(result, tmp))
     write_text(file.with_suffix(".json"), json.dumps(config, indent=1, sort_keys=True, default=str))
-    return result
 
 
 def is_cached(name: str, config: dict, root: str | Path | None = None) -> bool:

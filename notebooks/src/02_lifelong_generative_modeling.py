@@ -40,6 +40,8 @@ force = False
 progress = True
 # True: never download missing datasets (same as LMVAE_OFFLINE=1)
 offline = False
+# None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
+executor = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -53,7 +55,7 @@ from lmvae_core.experiments import lgm as exp
 from lmvae_core.results import plots
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS, offline=offline)
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)

@@ -42,6 +42,8 @@ force = False
 progress = True
 # True: never download missing datasets (same as LMVAE_OFFLINE=1)
 offline = False
+# None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
+executor = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,7 +56,8 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import binarized as exp
 from lmvae_core.results import plots
 
-run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
+run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)

@@ -37,6 +37,8 @@ force = False
 progress = True
 # True: never download missing datasets (same as LMVAE_OFFLINE=1)
 offline = False
+# None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
+executor = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -49,7 +51,8 @@ from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import ocm as exp
 from lmvae_core.results import plots
 
-run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
+run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
@@ -104,7 +107,9 @@ table3.round(2)
 shown = [s for s in (*S["streams"], "cross")]
 fig, axes = plt.subplots(2, len(shown), figsize=(4.5 * len(shown), 6), squeeze=False)
 for j, stream in enumerate(shown):
-    res = (results_cross if stream == "cross" else results)[(stream, "Dynamic-ELBO-OCM", S["seeds"][0])]
+    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S["seeds"][0]))
+    if res is None:  # the run failed (listed above)
+        continue
     tr = exp.memory_trace(res)
     ax = axes[0, j]
     ax.plot(tr["batch"], tr["ltm"], lw=1.2)
@@ -128,7 +133,7 @@ run.out.figure(fig, "memory_along_stream");
 # %%
 fig, axes = plt.subplots(1, len(S["streams"]), figsize=(4.5 * len(S["streams"]), 3), squeeze=False)
 for ax, stream in zip(axes[0], S["streams"]):
-    for method in ("VAE-ELBO-Random", "VAE-ELBO-OCM"):
+    for method in [m for m in ("VAE-ELBO-Random", "VAE-ELBO-OCM") if (stream, m, S["seeds"][0]) in results]:
         labels = results[(stream, method, S["seeds"][0])]["memory_labels"].numpy()
         n = 20 if stream == "mnist_fashion" else 10
         ax.bar(np.arange(n) + (0.2 if method.endswith("OCM") else -0.2), np.bincount(labels, minlength=n)[:n], 0.4,
@@ -146,7 +151,9 @@ run.out.figure(fig, "final_memory_histograms");
 
 # %%
 for stream in (*S["streams"], "cross"):
-    res = (results_cross if stream == "cross" else results)[(stream, "Dynamic-ELBO-OCM", S["seeds"][0])]
+    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S["seeds"][0]))
+    if res is None:  # the run failed (listed above)
+        continue
     model = exp.rebuild(res, run.device)
     _, test = exp.load_stream(run, stream, S["stream_limit"])
     pick = torch.linspace(0, len(test) - 1, 10).long().to(test.x.device)

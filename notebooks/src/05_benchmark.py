@@ -46,6 +46,8 @@ force = False
 progress = True
 # True: never download missing datasets (same as LMVAE_OFFLINE=1)
 offline = False
+# None: serial here (or $LMVAE_DASK_SCHEDULER); 'local': one worker per core/GPU; 'tcp://host:8786': a cluster
+executor = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -59,7 +61,8 @@ from lmvae_core.experiments import benchmark as exp
 from lmvae_core.metrics import TaskMatrix
 from lmvae_core.results import plots
 
-run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
+run = setup("05_benchmark", profile, seed, device, data_root, out_dir, force, progress,
+            exp.SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
