@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= auto
+# on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json
+BENCH_JSON ?= benchmarks/results_cpu.json
 
 .PHONY: install reproduce test lab bench clean
 
@@ -26,7 +28,8 @@ lab: install
 	$(BIN)/jupyter lab notebooks
 
 bench: install
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/train_speed.py --json $(BENCH_JSON)
+	$(BIN)/python benchmarks/readme_speed.py
 
 clean:
 	rm -rf .lmvae
