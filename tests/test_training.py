@@ -19,18 +19,25 @@ def test_same_seed_same_losses_on_cpu(mnist_sample):
     assert a[1] < a[0]  # it learns
 
 
-def test_nan_loss_stops_with_step_and_terms(mnist_sample):
-    vae = VAE(hidden=(16,), latent_dim=2)
+def poisoned_loss(vae, at_call: int, term: str, value: float, finite_grad: bool = False):
+    """vae.loss, except that call number `at_call` returns a NaN loss and sets `term` to `value`;
+    finite_grad keeps the gradient finite so training can go on past the bad step. Returns (loss_fn, calls)."""
     calls = {"n": 0}
 
     def loss_fn(batch):
         calls["n"] += 1
         loss, terms = vae.loss(batch)
-        if calls["n"] == 3:
-            loss = loss * float("nan")
-            terms = {**terms, "kl": torch.tensor(float("inf"))}
+        if calls["n"] == at_call:
+            loss = loss.detach() * float("nan") + 0 * loss if finite_grad else loss * float("nan")
+            terms = {**terms, term: torch.tensor(value)}
         return loss, terms
 
+    return loss_fn, calls
+
+
+def test_nan_loss_stops_with_step_and_terms(mnist_sample):
+    vae = VAE(hidden=(16,), latent_dim=2)
+    loss_fn, _ = poisoned_loss(vae, 3, "kl", float("inf"))
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 2.*kl=inf"):
         train(vae, mnist_sample.x[:256], TrainConfig(epochs=1, batch_size=32, progress=False), loss_fn=loss_fn)
 
@@ -63,16 +70,7 @@ def test_nan_guard_is_deferred_but_names_the_first_bad_step(mnist_sample):
     """The guard checks every check_every steps (no host sync per step); a NaN at step 5 followed by
     finite steps is still reported as step 5, with its terms, when the check comes."""
     vae = VAE(hidden=(16,), latent_dim=2)
-    calls = {"n": 0}
-
-    def loss_fn(batch):
-        calls["n"] += 1
-        loss, terms = vae.loss(batch)
-        if calls["n"] == 6:
-            loss = loss.detach() * float("nan") + 0 * loss  # NaN value, gradient stays finite
-            terms = {**terms, "recon": torch.tensor(float("nan"))}
-        return loss, terms
-
+    loss_fn, calls = poisoned_loss(vae, 6, "recon", float("nan"), finite_grad=True)
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 5.*recon=nan"):
         train(vae, mnist_sample.x[:320], TrainConfig(epochs=1, batch_size=32, progress=False, check_every=7),
               loss_fn=loss_fn)
