@@ -72,6 +72,7 @@ class LossMonitor:
     def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         layout = tuple((k, tuple(v.shape)) for k, v in terms.items())
         if layout != self._layout:
+            self.check()  # pending rows are unpacked with the layout they were recorded in (rare: one sync)
             self._fold()
             self._layout = layout
         row = torch.cat([loss.detach().reshape(1).float(), *(v.detach().reshape(-1).float() for v in terms.values())])
