@@ -1,0 +1,87 @@
+"""When can a run decide a claim? Schedules, calibration and confidence intervals (results/claims.py,
+metrics/significance.py, experiments/calibration.py)."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lmvae_core.experiments.calibration import Calibration, JointVAE, fit_joint_vae, reference
+from lmvae_core.metrics.significance import mean_ci, paired_difference, rank_groups, verdict_of_difference
+from lmvae_core.results.claims import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED, AtLeast, Claim, Schedule, claims_frame
+
+
+def claim(**kw):
+    return Claim("A beats B (nats)", "+2", kw.pop("ours", 3.0), AtLeast(0.0), "quick", **kw)
+
+
+def test_fidelity_claims_know_their_schedule():
+    short = Schedule(122, 1.7e6, "steps", min_fraction=0.01)
+    long = Schedule(30_000, 1.7e6, "steps", min_fraction=0.01)
+    assert claim(schedule=short).verdict == NOT_COMPARABLE
+    assert "schedule too short" in claim(schedule=short).row()["why"]
+    assert "122 of the paper's 1.7M steps" in claim(schedule=short).row()["schedule"]
+    assert claim(schedule=long).verdict == REPRODUCED and claim(schedule=long).row()["why"] == ""
+    assert claim(ours=-1.0, schedule=long).verdict == NOT_REPRODUCED
+    assert claim().row()["schedule"] == "not stated"
+
+
+def test_fidelity_missed_calibration_makes_claims_not_comparable():
+    assert claim(calibrated=False).verdict == NOT_COMPARABLE
+    assert "calibration" in claim(calibrated=False).row()["why"]
+    assert claim(calibrated=True).verdict == REPRODUCED
+
+
+def test_fidelity_interval_that_spans_the_criterion_cannot_decide():
+    assert claim(ci=(-0.5, 6.5)).verdict == NOT_COMPARABLE
+    assert claim(ci=(0.5, 6.5)).verdict == REPRODUCED
+    assert claim(ours=-3.0, ci=(-6.0, -0.5)).verdict == NOT_REPRODUCED
+    assert claim(ci=(-math.inf, math.inf)).verdict == NOT_COMPARABLE  # one seed
+    assert "[0.5, 6.5]" in claim(ci=(0.5, 6.5)).row()["ours"]
+    assert claim(ours=float("nan")).verdict == NOT_COMPARABLE
+    frame = claims_frame([claim(), claim(ci=(-1, 1))], "05")
+    assert list(frame["verdict"]) == [REPRODUCED, NOT_COMPARABLE] and "why" in frame
+
+
+def test_schedule_rejects_nonsense():
+    with pytest.raises(ValueError):
+        Schedule(10, 0)
+
+
+def test_mean_ci_is_the_student_t_interval():
+    v = [1.0, 2.0, 4.0]
+    iv = mean_ci(v)
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(v), scale=stats.sem(v))
+    assert iv.mean == pytest.approx(7 / 3) and iv.lo == pytest.approx(lo) and iv.hi == pytest.approx(hi)
+    assert mean_ci([5.0]).n == 1 and math.isinf(mean_ci([5.0]).hi)
+
+
+def test_paired_differences_and_tiers():
+    a = [-100.0, -101.0, -99.5]
+    b = [-103.0, -104.2, -102.4]  # 3 nats worse on every seed
+    c = [-100.5, -100.2, -99.9]   # as good as a within the noise
+    d = paired_difference(a, b)
+    assert d.lo > 0 and verdict_of_difference(d, ("a", "b")) == "a better"
+    assert verdict_of_difference(paired_difference(a, c), ("a", "c")) == "a and c cannot be told apart"
+    assert rank_groups({"a": a, "b": b, "c": c}) == [["a", "c"], ["b"]]
+    with pytest.raises(ValueError):
+        paired_difference([1, 2], [1, 2, 3])
+
+
+def test_calibration_compares_with_its_reference():
+    value, source = reference("iwae_table1_vae_mnist")
+    assert value == -86.76 and "Burda" in source
+    close = Calibration("m", "mnist", "quick", 500, -100.0, -99.1, "x")
+    far = Calibration("m", "mnist", "quick", 500, -145.6, -99.1, "x")
+    assert close.met and not far.met and set(close.row()) >= {"model", "reference_source", "met"}
+    with pytest.raises(FileNotFoundError, match="python -m lmvae_core.experiments.calibration"):
+        reference("never_measured")
+
+
+def test_joint_vae_learns_on_the_committed_sample():
+    spec = JointVAE("mnist", (32,), 4, epochs=25, iwae_k=5, train_limit=512, test_limit=128)
+    trained = fit_joint_vae(spec, source="sample", progress=False)
+    untrained = fit_joint_vae(JointVAE("mnist", (32,), 4, epochs=0, iwae_k=5, train_limit=512, test_limit=128),
+                              source="sample", progress=False)
+    # an untrained Bernoulli decoder sits near 784 * log 2 = 543 nats; training must move far from it
+    assert untrained["log_likelihood"] < -400 and trained["log_likelihood"] > untrained["log_likelihood"] + 100
