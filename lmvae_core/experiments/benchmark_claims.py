@@ -34,7 +34,8 @@ CALIBRATION_STREAM = "split_mnist"
 def schedule(s: dict, stream: str) -> Schedule:
     per_task = s["train_per_task"] or FULL_TASK_IMAGES[stream]
     online = stream == "taskfree_mnist"
-    return Schedule(per_task * (1 if online else s["epochs"]), FULL_TASK_IMAGES[stream] * (1 if online else PAPER_EPOCHS),
+    return Schedule(per_task * (1 if online else s["epochs"]),
+                    FULL_TASK_IMAGES[stream] * (1 if online else PAPER_EPOCHS),
                     "real image passes per task", MIN_FRACTION)
 
 
