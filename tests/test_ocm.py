@@ -250,3 +250,18 @@ def test_fidelity_schedule_of_the_official_code():
     short = Claim("x", "1", 5.0, AtLeast(0.0), "quick", schedule=schedule(122, "mnist", MIN_ABSOLUTE))
     assert short.verdict == "not comparable" and "schedule too short" in short.row()["why"]
     assert Claim("x", "1", 5.0, AtLeast(0.0), "paper", schedule=schedule(1_556_300, "mnist", 0.5)).verdict == "reproduced"
+
+
+def test_fidelity_iid_baseline_at_the_same_step_count(tmp_path):
+    """Issue 11, item 13: the i.i.d. row trains the same network for exactly as many optimiser steps as the
+    VAE-ELBO-OCM run of its stream and seed, so the notebook shows what the schedule alone gives."""
+    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.experiments.common import setup
+
+    run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
+    per_run, results = exp.table_runs(run, ["mnist"], ("VAE-ELBO-OCM",))
+    ocm, iid = results[("mnist", "VAE-ELBO-OCM", 0)], results[("mnist", exp.IID, 0)]
+    assert iid["steps"] == ocm["steps"] > 0 and iid["memory_size"] == 0
+    assert set(per_run.method) == {"VAE-ELBO-OCM", exp.IID}
+    model = exp.rebuild(iid, "cpu")
+    assert model.config == exp.model_config(run.settings, "mnist", "VAE-ELBO-OCM")

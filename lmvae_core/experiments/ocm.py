@@ -223,15 +223,17 @@ def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
         opt = make_optimizer(model.trainable_parameters(), TrainConfig(lr=cfg.lr, betas=(cfg.beta1, 0.999)))
         g = torch.Generator().manual_seed(seed)
         n, bs = len(train), cfg.batch_size
+        if n < bs:
+            raise ValueError(f"the i.i.d. baseline needs at least one batch of {bs} images, the stream has {n}")
+        taken = [0]
 
         def batches():
-            done = 0
-            while done < steps:
+            while taken[0] < steps:
                 order = torch.randperm(n, generator=g).to(train.x.device)
                 for i in range(0, n - bs + 1, bs):
-                    if done == steps:
+                    if taken[0] == steps:
                         return
-                    done += 1
+                    taken[0] += 1
                     yield 0, torch.bernoulli(train.x[order[i:i + bs]])
 
         start = time.time()
@@ -240,7 +242,7 @@ def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
         metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
     return pack(model) | {"history": [], "selections": [], "expansions": [], "memory_size": 0,
                           "memory_labels": torch.empty(0, dtype=torch.long), "components": 1,
-                          "stream_length": n, "train_seconds": seconds, "steps": steps, "metrics": metrics}
+                          "stream_length": n, "train_seconds": seconds, "steps": taken[0], "metrics": metrics}
 
 
 def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
