@@ -78,39 +78,52 @@ class OCMLearner(BaseLearner):
         return history[0]["loss"] if history else float("nan")
 
     # -- memory -------------------------------------------------------------------------------------
-    def select(self) -> dict:
-        """Move STM samples into the LTM by the configured rule; returns what happened (STM not yet cleared)."""
+    def _reservoir(self) -> dict:
+        c, n_stm = self.config, self.stm_x.shape[0]
+        slots, moves = reservoir_update(self.ltm_pos, self.seen - n_stm, n_stm, c.ltm_capacity, self.generator)
+        for slot, i in moves:
+            if slot >= self.ltm_x.shape[0]:
+                self.ltm_x = torch.cat([self.ltm_x, self.stm_x[i:i + 1]])
+                self.ltm_y = torch.cat([self.ltm_y, self.stm_y[i:i + 1]])
+            else:
+                self.ltm_x[slot] = self.stm_x[i]
+                self.ltm_y[slot] = self.stm_y[i]
+        self.ltm_pos = slots
+        return {"scores_mean": float("nan"), "added": len(moves)}
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(torch.bernoulli(x) if self.config.embed_binarized else x)
+
+    def choose(self) -> tuple[torch.Tensor, dict]:
+        """The STM samples that pass the kernel rule against the current LTM, best first (caps not applied)."""
         c = self.config
         n_stm = self.stm_x.shape[0]
-        info = {"scores_mean": float("nan"), "added": 0}
-        if c.memory == "reservoir":
-            slots, moves = reservoir_update(self.ltm_pos, self.seen - n_stm, n_stm, c.ltm_capacity, self.generator)
-            for slot, i in moves:
-                if slot >= self.ltm_x.shape[0]:
-                    self.ltm_x = torch.cat([self.ltm_x, self.stm_x[i:i + 1]])
-                    self.ltm_y = torch.cat([self.ltm_y, self.stm_y[i:i + 1]])
-                else:
-                    self.ltm_x[slot] = self.stm_x[i]
-                    self.ltm_y[slot] = self.stm_y[i]
-            self.ltm_pos = slots
-            info["added"] = len(moves)
-            return info
-        room = c.ltm_capacity - self.ltm_x.shape[0]
-        if room <= 0:
-            return info
+        info = {"scores_mean": float("nan")}
         if self.ltm_x.shape[0] == 0:
             # Nothing to compare with yet: the first round takes per_round STM samples at random.
-            chosen = torch.randperm(n_stm, generator=self.generator)[: min(c.per_round, room)].to(self.device)
-        else:
-            scores = kernel_scores(self.model.embed(self.stm_x), self.model.embed(self.ltm_x), c.kernel, c.alpha)
-            chosen = select_indices(scores, c.lambda1, c.direction, c.per_round, room)
-            info["scores_mean"] = float(scores.mean())
-            info["scores_min"], info["scores_max"] = float(scores.min()), float(scores.max())
-            info["passing"] = int(((scores < c.lambda1) if c.direction == "diverse" else (scores > c.lambda1)).sum())
+            return torch.randperm(n_stm, generator=self.generator)[: c.per_round].to(self.device), info
+        scores = kernel_scores(self._embed(self.stm_x), self._embed(self.ltm_x), c.kernel, c.alpha)
+        chosen = select_indices(scores, c.lambda1, c.direction, n_stm, n_stm)
+        info |= {"scores_mean": float(scores.mean()), "scores_min": float(scores.min()),
+                 "scores_max": float(scores.max()), "passing": int(chosen.numel())}
+        return chosen, info
+
+    def admit(self, chosen: torch.Tensor) -> int:
+        """Append the first min(per_round, room) of `chosen` (STM indices, best first) to the LTM."""
+        c = self.config
+        chosen = chosen[: max(0, min(c.per_round, c.ltm_capacity - self.ltm_x.shape[0]))]
         self.ltm_x = torch.cat([self.ltm_x, self.stm_x[chosen]])
         self.ltm_y = torch.cat([self.ltm_y, self.stm_y[chosen]])
-        info["added"] = int(chosen.numel())
-        return info
+        return int(chosen.numel())
+
+    def select(self) -> dict:
+        """Move STM samples into the LTM by the configured rule; returns what happened (STM not yet cleared)."""
+        if self.config.memory == "reservoir":
+            return self._reservoir()
+        if self.ltm_x.shape[0] >= self.config.ltm_capacity:
+            return {"scores_mean": float("nan"), "added": 0}
+        chosen, info = self.choose()
+        return info | {"added": self.admit(chosen)}
 
     def memory_loglik(self) -> float:
         """R: mean IWAE log-likelihood of STM u LTM, averaged over components."""
@@ -130,8 +143,30 @@ class OCMLearner(BaseLearner):
             self.expansions.append(self.batches)
         return grow
 
-    def observe(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+    def _expansion_check(self, info: dict) -> None:
+        if self.config.dynamic:
+            info["R"] = self.memory_loglik()
+            info["expanded"] = self.maybe_expand(info["R"])
+
+    def selection_round(self) -> dict:
+        """One round when the STM is full. order='paper' (Algorithm 2): select, then R and the expansion (which
+        clears the LTM, this round's selections included). order='code': score against the current LTM, then R
+        and the expansion, then admit this round's selections into the (possibly emptied) LTM."""
         c = self.config
+        if c.order == "paper" or c.memory == "reservoir":
+            info = self.select()
+            self._expansion_check(info)
+            return info
+        full = self.ltm_x.shape[0] >= c.ltm_capacity
+        chosen, info = (torch.empty(0, dtype=torch.long, device=self.device), {}) if full else self.choose()
+        self._expansion_check(info)
+        return info | {"added": self.admit(chosen)}
+
+    def stm_full(self) -> bool:
+        n = self.stm_x.shape[0]
+        return n > self.config.stm_size if self.config.order == "code" else n >= self.config.stm_size
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         y = torch.full((x.shape[0],), -1, dtype=torch.long, device=self.device) if y is None else y
         self.stm_x = torch.cat([self.stm_x, x.to(self.device)])
         self.stm_y = torch.cat([self.stm_y, y.to(self.device)])
@@ -140,12 +175,8 @@ class OCMLearner(BaseLearner):
         loss = self.train_memory()
         row = {"batch": self.batches, "seen": self.seen, "loss": loss, "stm": int(self.stm_x.shape[0]),
                "components": len(self.model)}
-        if self.stm_x.shape[0] >= c.stm_size:
-            info = self.select()
-            if c.dynamic:
-                r = self.memory_loglik()
-                info["R"] = r
-                info["expanded"] = self.maybe_expand(r)
+        if self.stm_full():
+            info = self.selection_round()
             self.stm_x, self.stm_y = self.stm_x[:0], self.stm_y[:0]
             info |= {"batch": self.batches, "ltm": int(self.ltm_x.shape[0]), "components": len(self.model),
                      "ltm_labels": self.ltm_y.cpu()}

@@ -6,17 +6,28 @@ selection moves samples into the long-term memory (LTM) by a kernel score on the
 (every component's means concatenated): each STM sample's score is its mean kernel similarity to the
 LTM. The *direction* of the criterion is a parameter:
 
-- ``direction="diverse"`` (the paper's intent): keep samples whose score is below lambda1, lowest first;
-- ``direction="similar"`` (the official code): keep samples whose score is above lambda1, highest first.
+- ``direction="similar"`` (default: the supplement's Algorithm 2, step 12, and the official code): keep
+  samples whose score is above lambda1, highest first. A larger lambda1 then gives a smaller memory, as the
+  supplement's Appendix E reports;
+- ``direction="diverse"`` (a variant: the main text's wish for diverse samples): keep samples whose score
+  is below lambda1, lowest first.
 
-At most ``per_round`` samples pass per round, and the LTM never exceeds ``ltm_capacity``; the STM is
-cleared afterwards. ``memory="reservoir"`` replaces the selection by reservoir sampling over the whole
-stream into a memory of the same kind (the VAE-ELBO-Random baseline).
+The defaults are the paper's: the RBF kernel of Algorithm 2 (step 8) with alpha 10, and lambda1 = 0.6 (the
+value the supplement fixes for its lambda2 ablation; its lambda1 ablation spans 0.4-0.8). The official code
+uses ``kernel="code"`` (exp(-d / (sqrt(2) alpha))) with lambda1 = 0.35; notebook 04 compares the three.
+At most ``per_round`` samples pass per round (the code's 14), and the LTM never exceeds ``ltm_capacity``
+(the code's 5 x 512); the STM is cleared afterwards. ``memory="reservoir"`` replaces the selection by
+reservoir sampling over the whole stream into a memory of the same kind (the VAE-ELBO-Random baseline).
+Embeddings are taken on a Bernoulli sample of the STM and LTM images, as the official code does
+(``embed_binarized``; the model is trained on binarised images).
 
-Dynamic-OCM: after each selection, R = the mean IWAE log-likelihood of STM u LTM (averaged over
-components); if |R - R_last| > lambda2 (strictly) and fewer than ``max_components`` exist, a new
-component is added, every earlier component (and the shared first layers) is frozen and leaves the
-optimiser, and the LTM is cleared.
+Dynamic-OCM: R = the mean IWAE log-likelihood of STM u LTM (averaged over components); if |R - R_last| >
+lambda2 (strictly) and fewer than ``max_components`` exist, a new component is added, every earlier
+component (and the shared first layers) is frozen and leaves the optimiser, and the LTM is cleared.
+``order`` fixes when: ``"paper"`` (Algorithm 2, default): the STM fires at ``>= stm_size``, selection first,
+then R and the expansion, which clears the LTM including this round's selections; ``"code"`` (the official
+code): the STM fires once it *exceeds* ``stm_size``, R is measured and the expansion decided before the
+selection, and this round's selections (scored against the LTM before clearing) go into the emptied LTM.
 
 Network (as the official code): x -> shared dense(hidden, tanh) -> per-component dense(hidden, tanh) ->
 (mu, log sigma^2); z -> shared dense(hidden, tanh) -> per-component dense(hidden, relu) -> Bernoulli logits.
@@ -38,8 +49,9 @@ from .base import register_model
 from ..metrics.loglik import iwae_log_likelihood
 from .vae import LOG_2PI, standard_normal_log_prob
 
-DIRECTIONS = ("diverse", "similar")
+DIRECTIONS = ("similar", "diverse")
 KERNELS = ("poster", "code")
+ORDERS = ("paper", "code")
 
 
 @dataclass
@@ -55,10 +67,12 @@ class OCMConfig:
     stm_size: int = 512
     ltm_capacity: int = 2560
     per_round: int = 14
-    direction: str = "diverse"  # 'diverse' (paper) | 'similar' (official code)
-    kernel: str = "poster"  # 'poster': exp(-d^2 / (2 alpha^2)) | 'code': exp(-d / (sqrt(2) alpha))
+    direction: str = "similar"  # 'similar' (Algorithm 2 and the code) | 'diverse' (a variant)
+    kernel: str = "poster"  # 'poster' (Algorithm 2): exp(-d^2 / (2 alpha^2)) | 'code': exp(-d / (sqrt(2) alpha))
     alpha: float = 10.0
-    lambda1: float = 0.5
+    lambda1: float = 0.6
+    embed_binarized: bool = True  # embed a Bernoulli sample of the images (the code) instead of the grey values
+    order: str = "paper"  # 'paper' (Algorithm 2) | 'code' (the official code's order; see the module docstring)
     # dynamic expansion
     dynamic: bool = False
     lambda2: float = 10.0
@@ -83,6 +97,8 @@ class OCMConfig:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if min(self.stm_size, self.ltm_capacity, self.per_round, self.max_components, self.train_samples) < 1:
             raise ValueError("stm_size, ltm_capacity, per_round, max_components and train_samples must be >= 1")
 
@@ -104,14 +120,14 @@ def kernel_scores(stm_emb: torch.Tensor, ltm_emb: torch.Tensor, kernel: str = "p
 def select_indices(scores: torch.Tensor, lambda1: float, direction: str, per_round: int, room: int) -> torch.Tensor:
     """Indices of the STM samples that pass to the LTM (best first).
 
-    diverse: score < lambda1, lowest score first; similar: score > lambda1, highest first.
+    similar: score > lambda1, highest first (Algorithm 2, step 12); diverse: score < lambda1, lowest first.
     At most min(per_round, room) pass."""
-    if direction == "diverse":
-        passing = (scores < lambda1).nonzero().squeeze(1)
-        order = passing[scores[passing].argsort()]
-    elif direction == "similar":
+    if direction == "similar":
         passing = (scores > lambda1).nonzero().squeeze(1)
         order = passing[scores[passing].argsort(descending=True)]
+    elif direction == "diverse":
+        passing = (scores < lambda1).nonzero().squeeze(1)
+        order = passing[scores[passing].argsort()]
     else:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     return order[: max(0, min(per_round, room))]
@@ -305,4 +321,4 @@ class OCM(nn.Module):
         return mu.permute(1, 0, 2).reshape(x.shape[0], -1)
 
 
-__all__ = ["OCM", "OCMConfig", "kernel_scores", "select_indices", "reservoir_update"]
+__all__ = ["OCM", "OCMConfig", "kernel_scores", "select_indices", "reservoir_update", "ORDERS"]

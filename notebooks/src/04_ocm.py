@@ -14,9 +14,26 @@
 # Components share the first encoder and decoder layers; all components are evaluated in one stacked
 # computation. The baseline **VAE-ELBO-Random** keeps a reservoir-sampled memory of the same size.
 #
-# The paper's text asks for *diverse* samples (far from what the LTM holds); the official code adds the
-# samples with the *highest* similarity. The direction is a parameter (`direction`): the main runs use the
-# paper's intent, section 5 compares both.
+# **Selection rule.** The supplement's Algorithm 2 (step 12) adds an STM sample when its mean RBF similarity
+# to the LTM is *above* lambda1, and Appendix E reports that a larger lambda1 gives a smaller memory, which holds
+# only in that direction. The main runs use that rule with the paper's kernel (alpha 10) and lambda1 = 0.6 (the
+# supplement's setting); the official code's kernel with lambda1 = 0.35, and a "diverse" variant (keep samples
+# *far* from the LTM, lambda1 = 0.9: this notebook's earlier default, not a paper value) are compared in
+# section 6. Smaller differences from the official code are options of `OCMConfig`: `order="code"` (R measured
+# before the selection, the LTM cleared before this round's selections, the STM firing once it exceeds 512
+# instead of at 512) and `embed_binarized` (on by default, as the code: embeddings of a Bernoulli sample of the
+# images). On a short run (Dynamic-ELBO-OCM, lambda2 10, at most 5 components, a 10k-image split-MNIST stream,
+# 1 pass per arriving batch, two seeds; `benchmarks/fidelity/04_ocm_code_order.json`, means in
+# `04_ocm_summary.json`) neither moves the result beyond the spread between seeds (the default's two seeds:
+# -176.6 and -167.4 nats): the code's order +4.8 and -1.6 nats against the default, seed by seed, grey
+# embeddings -1.7 and +2.8. In the same runs (3-4 components) the same-draw choice overstated the re-drawn
+# value by at most 0.17 nats on average, and the best component per image beat the uniform mixture by 1.1-1.2
+# nats (the bound is log K).
+#
+# **What a number can decide.** Every claim records the run's optimiser steps against the official code's
+# schedule (937 arriving batches x 100 passes over STM u LTM: 1.56M steps of a 50-sample ELBO for a 60k
+# stream), the calibration of the network (section 0) and a 95% interval over seeds; a run that is too short,
+# uncalibrated or undecided is `not comparable`, and the claims table says why.
 #
 # Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`); the online procedure: `lmvae_core.continual.OCMLearner`,
 # run by the package's stream driver; experiments: `lmvae_core.experiments.ocm`. Labels are used for
@@ -47,8 +64,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import ocm as exp
+from lmvae_core.experiments import ocm_claims as claims_mod
 from lmvae_core.results import plots
 
 run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress,
@@ -62,15 +81,32 @@ display(Markdown(
     f"batch (the paper: 100); STM {S['stm_size']}, at most {S['per_round']} per round, LTM capacity "
     f"{S['ltm_capacity']}; ELBO with {S['train_samples']} sample(s), IWAE-{S['iwae_samples']} "
     f"(the paper: 50); lr {S['lr']}; test log-likelihood IWAE-{S['eval_k']} on "
-    f"{S['eval_n'] or 'all'} test images; seeds {list(S['seeds'])}."
+    f"{S['eval_n'] or 'all'} test images; seeds {list(S['seeds'])}. Selection: {S['direction']} rule, "
+    f"{S['kernel']} kernel, lambda1 {S['lambda1']}, order {S['order']}."
     + ("" if run.profile == "paper" else " These are reduced settings: the numbers below are not the paper's setting.")))
+
+# %% [markdown]
+# ## 0. Calibration: the network trained jointly
+# The OCM network's shape (784-200-200-50, Bernoulli) trained jointly on MNIST in this profile, next to the
+# same network's measured reference (10 epochs on full MNIST, IWAE-500). If it misses its reference by more
+# than the tolerance, every claim below is `not comparable`: suspect the code or the schedule before the paper.
+
+# %%
+cal = claims_mod.calibration(run)
+run.out.table(calibration_frame([cal]), "calibration")
+calibration_frame([cal])
 
 # %% [markdown]
 # ## 1. Table 1: split MNIST, split Fashion, split MNIST-Fashion
 # One pass over each task-free stream per method and seed (cached by the full configuration). The test
-# log-likelihood uses, for each test image, the component with the highest IWAE bound (the paper's
-# choice, optimistic because the choice uses the reported quantity); `ll_by_recon` chooses the component
-# by reconstruction error instead. Memory = LTM size at the end of the stream.
+# log-likelihood `ll_mean` (`ll_best` per run) takes, for each test image, the component with the highest
+# IWAE bound and reports that component's bound from a *fresh* draw, as the official code does. Beside it:
+# `ll_best_same_draw`, the choice and the value from one draw (this notebook's earlier report, which
+# overstates by up to log K); `ll_mixture`, the uniform mixture of the components (a valid density, the number
+# to compare across models); `ll_by_recon`, the component chosen by reconstruction error. Memory = LTM size at
+# the end of the stream; `steps` = optimiser steps. The row **VAE-ELBO-iid (same steps)** trains the same
+# network on the stream's images in random order for as many steps as VAE-ELBO-OCM: what the schedule alone
+# gives, without stream order or memory.
 
 # %%
 per_run, results = exp.table_runs(run, S["streams"])
@@ -78,6 +114,11 @@ run.out.table(per_run, "table1_per_run")
 table1 = exp.summarise(per_run)
 run.out.table(table1, "table1")
 table1.round(2)
+
+# %%
+likelihoods = claims_mod.headline(per_run)
+run.out.table(likelihoods, "likelihoods")
+likelihoods.round(2)
 
 # %%
 paper = {(s, m): v for s, m, v in zip(table1.stream, table1.method, table1.paper_ll)}
@@ -177,7 +218,7 @@ for stream in (*S["streams"], "cross"):
 # %%
 abl = exp.ablations(run, "mnist")
 run.out.table(abl, "ablations")
-display(abl[["parameter", "value", "method", "ll_best", "ll_by_recon", "memory", "components"]].round(2))
+display(abl[["parameter", "value", "method", "ll_best", "ll_mixture", "memory", "components", "steps"]].round(2))
 fig, axes = plt.subplots(1, 3, figsize=(13, 3))
 for ax, name in zip(axes, ("lambda1", "stm_size", "lambda2")):
     g = abl[abl.parameter == name]
@@ -198,25 +239,40 @@ for ax, name in zip(axes, ("lambda1", "stm_size", "lambda2")):
 run.out.figure(fig, "ablations");
 
 # %% [markdown]
-# ## 6. Criterion direction: the paper's diversity against the code's similarity rule
-# VAE-ELBO-OCM with `direction="diverse"` (keep samples whose mean similarity to the LTM is below lambda1,
-# least similar first) against `direction="similar"` (the official code: above lambda1 = 0.35, most similar
-# first), at most 14 per round in both. Besides the likelihood: how many classes end up in the LTM, and the
-# entropy of its class histogram.
+# ## 6. Selection rules: Algorithm 2, the official code's setting, and the diversity variant
+# VAE-ELBO-OCM with three rules, at most 14 per round in each: **paper (Algorithm 2)**, keep samples whose
+# mean RBF similarity to the LTM is above 0.6, most similar first (the default); **official code**, the same
+# direction with the code's kernel exp(-d / (sqrt(2) alpha)) and lambda1 = 0.35; **diverse**, keep samples
+# whose similarity (code kernel) is *below* 0.9, least similar first. Besides the likelihood: how many classes
+# end up in the LTM, and the entropy of its class histogram.
+#
+# Measured on a short CPU run (a 10k-image split-MNIST stream, 1 pass over STM u LTM per arriving batch,
+# 1,091 optimiser steps, IWAE-50 on 1,000 test images, two seeds; `benchmarks/fidelity/04_ocm_selection.json`,
+# means in `04_ocm_summary.json`): Algorithm 2 -144.3 nats, the official code's setting -145.1, the diverse
+# variant -141.4 (diverse minus Algorithm 2: +4.1 and +1.7 nats for the two seeds). All three admitted the
+# cap of 14 samples per round (memory 266, all 10 classes), so on this schedule they differ in *which* samples
+# they keep, not how many. The issue's audit saw the same sign on a 20k stream (-123.4 diverse against -125.6
+# similar). Both are far below the paper's schedule, so neither decides which rule is better at 1.56M steps.
 
 # %%
-direction = exp.direction_study(run, S["streams"])
-run.out.table(direction, "direction")
-display(direction.round(3))
-display(direction.groupby("direction")[["ll_best", "memory", "classes_in_memory", "memory_entropy"]].mean().round(3))
+selection = exp.selection_study(run, S["streams"])
+run.out.table(selection, "selection_rules")
+display(selection.round(3))
+display(selection.groupby("rule")[["ll_best", "ll_mixture", "memory", "classes_in_memory", "memory_entropy"]]
+        .mean().round(3))
 
 # %% [markdown]
 # ## 7. Claims
 # Each Table 1/3 number is judged *within 5 nats* of the paper's (partly: within 15); orderings the paper
-# reports are judged on our own differences (reproduced at >= 0, partly at >= -2 nats).
+# reports are judged on our own differences, paired by seed (reproduced at >= 0, partly at >= -2 nats). Each
+# claim carries the run's optimiser steps against the official code's 1.56M (per 60k images): absolute numbers
+# and dynamic against one component need half of that schedule, orderings of memory rules a quarter, the
+# memory-size claim a tenth (`lmvae_core/experiments/ocm_claims.py` says why). Below that, or with the
+# calibration missed, or with a 95% interval over seeds that spans the criterion, the verdict is
+# `not comparable` and the `why` column says which.
 
 # %%
-claims = exp.claims(pd.concat([table1, table3]), direction, run.profile)
+claims = claims_mod.claims(pd.concat([per_run, per_run_cross]), selection, abl, run.profile, cal.met, S["lambda1"])
 table = run.out.claims(claims, run.notebook)
 display(Markdown(table.to_markdown(index=False)))
 
@@ -226,16 +282,28 @@ display(Markdown(table.to_markdown(index=False)))
 # `quick` profile, which is not the paper's setting: a class-balanced subsample of each stream, two
 # passes over STM u LTM per arriving batch instead of one hundred, a larger learning rate, a 1-sample
 # ELBO and IWAE-5 instead of 50 samples, an expansion threshold lambda2 raised to match how much R moves
-# from training progress alone on this short schedule, two seeds and IWAE-50 on 500 test images. The
-# likelihoods are therefore far below the paper's, and the Within-rules mostly fail by construction in
-# quick; the orderings (OCM against the reservoir, dynamic against one component, diversity against
-# similarity) are the comparisons that quick can speak to, and the tables show whether they held.
-# Each expansion clears the LTM and starts a component from scratch; with two passes per arriving batch
-# a new component sees little data before the stream moves on, which is what the lambda2 ablation and the
-# memory plots in section 3 show for the dynamic model on this schedule. The gap between `ll_best` and
-# `ll_by_recon` measures how optimistic the paper's best-component evaluation is.
-# The kernel scores depend on the scale of the encoder means, so lambda1 had to be chosen for the kernel
-# (`kernel="code"`, alpha 10, as the official code); with the poster's Gaussian kernel and alpha 10 almost
-# every score is near 1 and the diverse rule admits nothing. Split CIFAR-10 (Table 2, IS/FID) is not run
-# here. The `paper` profile keeps the full schedule (100 passes per arriving batch, lr 1e-4, 50 samples,
-# IWAE-1000) and needs a GPU.
+# from training progress alone on this short schedule, two seeds and IWAE-50 on 500 test images.
+#
+# **Why the verdicts are `not comparable` on short schedules.** An earlier version of this notebook
+# judged "kernel selection beats the reservoir" and "dynamic beats one component" from a few hundred Adam
+# steps, thousands of times fewer than the official code's 1.56M; at such a budget the i.i.d. row (the same
+# network and steps, no stream, no memory) shows what the schedule alone gives, and an ordering that the
+# i.i.d. row matches says nothing about the memory. Dynamic-OCM loses on short schedules by construction:
+# each expansion starts a component from scratch, with the shared layers frozen and the LTM emptied. Every
+# claim now carries its schedule, and a run below the share a claim needs is `not comparable` by computation.
+#
+# **What changed, and why (issue 11, items 10-13).**
+# - The selection rule is now the supplement's Algorithm 2 (add samples whose similarity to the LTM is above
+#   lambda1 = 0.6, RBF kernel, alpha 10). The earlier default, the "diverse" rule with lambda1 = 0.9, is not a
+#   paper value; it and the official code's setting (code kernel, 0.35) are compared in section 6: on a short
+#   run the diverse variant scored higher (section 6 gives the numbers), at a schedule that cannot decide it.
+# - The reported log-likelihood re-draws the estimate of the chosen component (the official code does the
+#   same); choosing and reporting with the same draw overstated it (`likelihoods` table). The uniform
+#   mixture is reported beside it, as a density comparable across models.
+# - The official code's order (R before the selection, the LTM cleared before this round's selections, the
+#   STM firing once it exceeds 512) is an option, `order="code"`; the default follows Algorithm 2.
+#   Embeddings are taken on binarised images, as the code does.
+#
+# Each lambda1 belongs to its kernel: the scores depend on the kernel and on the scale of the encoder means.
+# Split CIFAR-10 (Table 2, IS/FID) is not run here. The `paper` profile keeps the full schedule (100 passes per
+# arriving batch, lr 1e-4, 50 samples, IWAE-1000) and needs a GPU.
