@@ -22,7 +22,6 @@ manager's average routing on the training data. This differs from the per-input 
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from typing import Callable
@@ -35,7 +34,7 @@ from ..data.benchmark_streams import STREAM_TITLES, BenchStream, build_stream  #
 from ..data.requirements import BENCHMARK_STREAMS
 from ..data.streams import Split
 from ..metrics import TaskMatrix, feature_classifier, fid, mixture_log_likelihood  # noqa: F401
-from ..metrics.fid import classifier_check, classifier_key, classifier_state, real_fid
+from ..metrics.fid import classifier_check, classifier_key, classifier_state, epochs_for, real_fid
 from ..metrics.fitting_capacity import fitting_capacity, real_fitting_capacity
 from ..models.lgm import LGMConfig
 from ..models.lmvae import LMVAEConfig
@@ -145,9 +144,8 @@ def classifier_split(stream_name: str, s: dict, data) -> Split:
 
 
 def clf_epochs(s: dict, n: int) -> int:
-    """At least s['clf_epochs'] epochs and s['clf_min_passes'] image passes: the 16,825 Fashion-MNIST images of
-    the offline data need 9 epochs where MNIST's 60,000 need 3 (benchmarks/fidelity/05_feature_classifier.json)."""
-    return max(s["clf_epochs"], math.ceil(s["clf_min_passes"] / max(n, 1)))
+    """The feature classifier's epochs for n training images (metrics.fid.epochs_for)."""
+    return epochs_for(n, s["clf_epochs"], s["clf_min_passes"])
 
 
 def stream_classifier(stream_name: str, s: dict, data, force: bool = False):

@@ -6,6 +6,8 @@ once per dataset and configuration and cached on disk. The distance itself is py
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -88,6 +90,13 @@ def feature_classifier(name: str, train_x: torch.Tensor, train_y: torch.Tensor, 
 # Test accuracy a feature classifier must reach before its FID or class labels are trusted (issue 11, item 16):
 # the CNN above reaches about 99% on MNIST and 90-91% on Fashion-MNIST from the full training set.
 ACCURACY_FLOORS = {"mnist": 0.98, "fashion": 0.88}
+
+
+def epochs_for(n: int, epochs: int, min_passes: int = 0) -> int:
+    """At least `epochs` epochs and `min_passes` image passes: the CNN needs about 150k passes to reach its floor,
+    so Fashion-MNIST's 16,825 offline images need 9 epochs where MNIST's 60,000 need 3
+    (benchmarks/fidelity/05_feature_classifier.json)."""
+    return max(int(epochs), math.ceil(min_passes / max(int(n), 1)))
 
 
 def accuracy_floor(dataset: str) -> float | None:
