@@ -243,6 +243,10 @@ def test_fidelity_lgm_mutual_information_term(stream):
     assert torch.allclose(t["loss"], -t["elbo"] + t["mi"], atol=1e-4) and (t["mi"] > 0).all()
     off = small(3, discrete_mut_info=0.0).eval()
     assert torch.equal(off.terms(x)["mi"], torch.zeros(16))
+    assert torch.equal(t["mi_p"], torch.zeros(16))  # the prior-code term (not official) is off by default
+    prior = small(3, discrete_mut_info=0.0, prior_mut_info=2.0).eval()
+    tp = prior.terms(x)
+    assert (tp["mi_p"] > 0).all() and torch.allclose(tp["mi"], 2.0 * tp["mi_p"])
     huge = small(3, discrete_mut_info=1e6, mut_clamp=100.0).eval()
     assert float(huge.terms(x)["mi"].detach().max()) <= 100.0
 

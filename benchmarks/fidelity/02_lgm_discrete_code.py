@@ -10,6 +10,7 @@ batches through the driver. Variants:
 - official: discrete_mut_info=1 (the official --discrete-mut-info term), new categories freshly initialised;
 - official, replay only: the same with gamma_c = 0;
 - official + continuous term: continuous_mut_info=1 as well;
+- official + prior-code MI: prior_mut_info=1 as well (InfoGAN's term on prior codes; not in the official code);
 - naive: sequential fine-tuning (its head no longer grows).
 After the last task: -ELBO on the full binarised test set, the mutual information between the category a test
 image is assigned to and its task, how much z_d changes the decoder's output per pixel, and the classes that
@@ -44,6 +45,8 @@ VARIANTS = {
     "official": (BASE, "lgm"),
     "official, replay only": (replace(BASE, gamma_c=0.0), "replay"),
     "official + continuous term": (replace(BASE, continuous_mut_info=1.0), "lgm"),
+    # not in the official code: InfoGAN's term with prior codes, to see whether z_d can carry the task at all
+    "official + prior-code MI (not official)": (replace(BASE, prior_mut_info=1.0), "lgm"),
     "naive": (BASE, "naive"),
 }
 
@@ -88,8 +91,12 @@ def main() -> None:
     real = stream.cumulative_test(len(stream) - 1)
     acc = float((classifier.predict(real.x) == real.y).float().mean())
     threshold = confidence_threshold(classifier, real.x, 0.95)
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     out = {"epochs_per_task": args.epochs, "batch": 64, "seed": args.seed, "classifier_test_accuracy": acc,
-           "confidence_threshold_95": threshold, "classifier": "FeatureClassifier, first 20k MNIST training images, 2 epochs", "variants": {}}
+           "confidence_threshold_95": threshold, "classifier": "FeatureClassifier, first 20k MNIST training images, "
+           "2 epochs", "variants": {}}
+    if old.get("epochs_per_task") == args.epochs and old.get("seed") == args.seed:
+        out["variants"] = old["variants"]  # a run of some variants adds to the earlier ones
     print(f"classifier: accuracy {acc:.4f}, threshold {threshold:.3f}", flush=True)
     for name in args.variants:
         mcfg, method = VARIANTS[name]

@@ -32,6 +32,8 @@ the one-hot sample, summed over the batch) that we leave out. The continuous ter
 code passes the log-variance as the scale); its help text calls it "-I(z_c; x)", but penalising the KL makes
 z_c recoverable from x_hat, which raises I(z_c; x_hat) rather than lowering it. Both are clamped to
 [-mut_clamp, mut_clamp] as the official default (`--mut-clamp-strategy clamp`, value 100).
+`prior_mut_info` (off by default; not in the official code) adds InfoGAN's own form, with codes drawn from
+the prior: z_c ~ N(0, I) and a uniform category, decoded and encoded again, the category must come back.
 
 The teacher has fewer categories than the student. For the consistency KL the teacher's posterior is
 extended to the student's categories by giving the new ones a total mass `teacher_eps` (the old ones
@@ -85,6 +87,7 @@ class LGMConfig:
     gamma_c: float = 1.0  # weight of the consistency regulariser
     discrete_mut_info: float = 1.0  # weight of CE(q(z_d|x_hat), z_d) (official --discrete-mut-info, off by default there)
     continuous_mut_info: float = 0.0  # weight of KL(q(z_c|x_hat) || q(z_c|x)) (official --continuous-mut-info)
+    prior_mut_info: float = 0.0  # NOT in the official code: InfoGAN's term on codes drawn from the prior
     mut_clamp: float = 100.0  # the official 'clamp' strategy's bound on the mutual-information terms
     teacher_eps: float = 1e-3  # teacher mass given to the student's new categories in the consistency KL
     new_bias: float | None = None  # None: a new category's logit row keeps its fresh init (official); a number:
@@ -98,7 +101,8 @@ class LGMConfig:
             raise ValueError(f"need 0 < tau_min <= tau0, got tau0={self.tau0}, tau_min={self.tau_min}")
         if self.gamma_c < 0 or not 0 < self.teacher_eps < 1:
             raise ValueError("gamma_c must be >= 0 and teacher_eps in (0, 1)")
-        if min(self.discrete_mut_info, self.continuous_mut_info, self.anneal_rate) < 0 or self.mut_clamp <= 0:
+        if min(self.discrete_mut_info, self.continuous_mut_info, self.prior_mut_info, self.anneal_rate) < 0 \
+                or self.mut_clamp <= 0:
             raise ValueError("the mutual-information weights and anneal_rate must be >= 0, mut_clamp > 0")
 
 
@@ -176,7 +180,7 @@ class LGM(Configured):
         kl_c = gaussian_kl(mu, logvar).sum(-1)
         kl_d = categorical_kl_uniform(logits)
         kl = kl_c + kl_d
-        mi_d = mi_c = torch.zeros_like(recon)
+        mi_d = mi_c = mi_p = torch.zeros_like(recon)
         if c.discrete_mut_info > 0 or c.continuous_mut_info > 0:
             # the reconstruction encoded again: its category must be the one drawn, its z_c near q(z_c|x)
             mu_h, logvar_h, logits_h = self.encode(mean_image("bernoulli", out))
@@ -184,9 +188,16 @@ class LGM(Configured):
                 mi_d = F.cross_entropy(logits_h, zd.argmax(-1), reduction="none")
             if c.continuous_mut_info > 0:
                 mi_c = gaussian_kl_between(mu_h, logvar_h, mu, logvar).sum(-1)
-        mi = (c.discrete_mut_info * mi_d + c.continuous_mut_info * mi_c).clamp(-c.mut_clamp, c.mut_clamp)
+        if c.prior_mut_info > 0:
+            # one prior code per row, decoded and encoded again: its category must come back, so the decoder
+            # has to draw each category differently (z_c cannot carry a category it was not given)
+            cats = torch.randint(0, self.n_categories, (x.shape[0],), device=x.device)
+            x_p = mean_image("bernoulli", self.decode(self.prior_codes(x.shape[0], cats)))
+            mi_p = F.cross_entropy(self.encode(x_p)[2], cats, reduction="none")
+        mi = (c.discrete_mut_info * mi_d + c.continuous_mut_info * mi_c + c.prior_mut_info * mi_p
+              ).clamp(-c.mut_clamp, c.mut_clamp)
         return {"loss": recon + kl + mi, "recon": recon, "kl_c": kl_c, "kl_d": kl_d, "kl": kl, "elbo": -(recon + kl),
-                "mi": mi, "mi_d": mi_d, "mi_c": mi_c, "logits": logits}
+                "mi": mi, "mi_d": mi_d, "mi_c": mi_c, "mi_p": mi_p, "logits": logits}
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         t = self.terms(x)
