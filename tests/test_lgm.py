@@ -1,5 +1,6 @@
 """Behaviour of the Lifelong Generative Modeling student-teacher VAE (lmvae_core.models.lgm)."""
 import copy
+import math
 
 import pytest
 import torch
@@ -209,3 +210,124 @@ def test_spec_roundtrip(tmp_path):
     again = load_checkpoint(path)
     x = torch.rand(3, 1, 28, 28)
     assert all(torch.equal(a, b) for a, b in zip(model.encode(x), again.encode(x)))
+
+
+# ---- issue 11: fidelity to the official code (jramapuram/LifelongVAE_pytorch) -----------------------------
+
+
+def two_tasks(stream, cfg: LGMConfig, method="lgm", steps=60, n=300, seed=0):
+    torch.manual_seed(seed)
+    learner = LGMLearner(cfg, LifelongConfig(method), seed=seed)
+    tasks = [StreamTask(f"t{i}", stream[i].train.x[:n]) for i in range(2)]
+    run_stream(learner, tasks, Budget(epochs=20, batch_size=50, max_steps=steps))
+    return learner
+
+
+def test_fidelity_lgm_mutual_information_term(stream):
+    """The loss adds discrete_mut_info * CE(q(z_d|x_hat), drawn z_d) + continuous_mut_info * KL(q(z_c|x_hat) ||
+    q(z_c|x)) (clamped), x_hat the Bernoulli means of the reconstruction; the ELBO itself is unchanged."""
+    x = torch.bernoulli(stream[0].test.x[:16], generator=torch.Generator().manual_seed(0))
+    model = small(3, discrete_mut_info=0.7, continuous_mut_info=0.3).eval()  # eval: hard z_d, checkable draw
+    torch.manual_seed(5)
+    t = model.terms(x)
+    torch.manual_seed(5)
+    mu, logvar, logits = model.encode(x)
+    zc = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    zd = lgm.gumbel_softmax(logits, 1.0, hard=True)
+    out = model.decode(torch.cat([zc, zd], -1))
+    mu_h, logvar_h, logits_h = model.encode(torch.sigmoid(out))
+    ce = torch.nn.functional.cross_entropy(logits_h, zd.argmax(-1), reduction="none")
+    kl_c = torch.distributions.kl_divergence(torch.distributions.Normal(mu_h, torch.exp(0.5 * logvar_h)),
+                                             torch.distributions.Normal(mu, torch.exp(0.5 * logvar))).sum(-1)
+    assert torch.allclose(t["mi"], 0.7 * ce + 0.3 * kl_c, atol=1e-4)
+    assert torch.allclose(t["loss"], -t["elbo"] + t["mi"], atol=1e-4) and (t["mi"] > 0).all()
+    off = small(3, discrete_mut_info=0.0).eval()
+    assert torch.equal(off.terms(x)["mi"], torch.zeros(16))
+    assert torch.equal(t["mi_p"], torch.zeros(16))  # the prior-code term (not official) is off by default
+    prior = small(3, discrete_mut_info=0.0, prior_mut_info=2.0).eval()
+    tp = prior.terms(x)
+    assert (tp["mi_p"] > 0).all() and torch.allclose(tp["mi"], 2.0 * tp["mi_p"])
+    huge = small(3, discrete_mut_info=1e6, mut_clamp=100.0).eval()
+    assert float(huge.terms(x)["mi"].detach().max()) <= 100.0
+
+
+def test_fidelity_lgm_old_task_keeps_its_category(stream):
+    """After a second task, the first task's test images stay in the teacher's category. With the earlier start
+    of a new category (zero weights, logit 5 above the old ones) every image, old task included, took the new
+    category, against the consistency term."""
+    def old_task_in_old_category(cfg):
+        model = two_tasks(stream, cfg).student.eval()
+        return float((model.assign(stream[0].test.x[:100]) == 0).float().mean())
+
+    assert old_task_in_old_category(LGMConfig(latent_dim=4, hidden=(64,))) >= 0.9
+    assert old_task_in_old_category(LGMConfig(latent_dim=4, hidden=(64,), new_bias=5.0)) <= 0.1
+
+
+def test_fidelity_lgm_temperature_schedule(stream):
+    """tau = max(exp(-3e-5 * 2 * steps), 0.5) (the official GumbelSoftmax.anneal, two reparameterisations per
+    step), whatever the task's length; the step count restarts with each new student (official: a fresh
+    GumbelSoftmax), or runs over the stream with tau_scope='stream'. It used to fall to 0.5 within every task."""
+    cfg = LGMConfig(latent_dim=4, hidden=(32,))
+    assert lgm.anneal(cfg, 0) == 1.0 and lgm.anneal(cfg, 10**6) == 0.5
+    assert lgm.anneal(cfg, 1000) == pytest.approx(math.exp(-0.06))
+    fast = LGMConfig(latent_dim=4, hidden=(32,), anneal_rate=1e-3)
+    tasks = [StreamTask(f"t{i}", stream[i].train.x[:100]) for i in range(2)]
+    for scope, steps_at_end in (("student", 4), ("stream", 8)):
+        torch.manual_seed(0)
+        learner = LGMLearner(fast, LifelongConfig("lgm", tau_scope=scope))
+        taus = []
+        run_stream(learner, tasks, Budget(epochs=2, batch_size=50),
+                   on_boundary=lambda t, lr: taus.append(float(lr.student.tau)))
+        # tau is set before each step: after 4 steps per task the last step ran at count 3 (7 over the stream)
+        assert taus[0] == pytest.approx(lgm.anneal(fast, 3))
+        assert taus[1] == pytest.approx(lgm.anneal(fast, steps_at_end - 1))
+        assert taus[0] > 0.99  # a short task no longer ends at tau_min
+
+
+def test_fidelity_lgm_head_grows_only_for_student_teacher_methods(stream):
+    """Official StudentTeacher.fork: the discrete head grows for the student-teacher model, not for EWC, and a
+    model without the student-teacher architecture (naive) never forks. 'full' (our upper bound for LGM's
+    model) grows like LGM."""
+    tasks = [StreamTask(f"t{i}", stream[i].train.x[:60]) for i in range(3)]
+    for method, k in (("naive", 1), ("ewc", 1), ("lgm", 3), ("replay", 3), ("full", 3)):
+        torch.manual_seed(0)
+        learner = LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)), LifelongConfig(method, fisher_samples=8))
+        run_stream(learner, tasks, Budget(1, 30))
+        assert learner.student.n_categories == k, method
+
+
+def test_fidelity_lgm_new_category_not_biased(stream):
+    """A new category starts from a fresh initialisation (the official code re-initialises the grown layer), not
+    with zero weights and a logit 5 above the old ones, which made every input, old data included, prefer it."""
+    teacher = small(2).eval()
+    student = teacher.grown()
+    row_w, row_b = student.encoder.head.weight[-1], student.encoder.head.bias[-1]
+    bound = 1 / math.sqrt(student.encoder.head.in_features)  # nn.Linear's init range
+    assert row_w.abs().max() > 0 and float(row_w.abs().max()) <= bound and abs(float(row_b)) <= bound
+    x = stream[0].test.x[:64]
+    p_new = torch.softmax(student.encode(x)[2], -1)[:, -1]
+    assert float(p_new.mean()) < 0.9
+    biased = LGM(LGMConfig(latent_dim=4, discrete_dim=2, hidden=(32,), new_bias=5.0))
+    biased.load_state_dict(teacher.state_dict())
+    assert float(torch.softmax(biased.grown().encode(x)[2], -1)[:, -1].mean()) > 0.9
+
+
+def test_fidelity_lgm_budget(stream):
+    """LGM's real data per task, as the driver reports it, equal every other method's under the same budget
+    (fine-tuning, generative replay, the joint VAE's total); its teacher replay is counted on top."""
+    from lmvae_core.continual import SequentialVAE
+    from lmvae_core.models.vae import VAEConfig
+
+    tasks = [StreamTask(f"t{i}", stream[i].train.x[:90]) for i in range(3)]
+    budget = Budget(epochs=2, batch_size=40)
+    rows = {}
+    for name, learner in (("lgm", LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)), LifelongConfig("lgm"))),
+                          ("ewc", LGMLearner(LGMConfig(latent_dim=4, hidden=(32,)),
+                                             LifelongConfig("ewc", fisher_samples=8))),
+                          ("fine-tune", SequentialVAE(VAEConfig(latent_dim=4, hidden=(32,)))),
+                          ("replay VAE", SequentialVAE(VAEConfig(latent_dim=4, hidden=(32,)), replay=True))):
+        result = run_stream(learner, tasks, budget)
+        rows[name] = (result.real_rows, result.replay_rows)
+    assert rows["lgm"][0] == [180, 180, 180]
+    assert all(r[0] == rows["lgm"][0] for r in rows.values()), rows
+    assert rows["lgm"][1] == [0, 180, 180] == rows["replay VAE"][1]

@@ -11,8 +11,15 @@ so the objective keeps the official replay share while the real data per task eq
 how the Replay VAE mixes too. 'full' (the upper bound) replays stored real images of the earlier tasks
 instead of teacher samples, with the same weights; 'naive' and 'ewc' train on the real batch alone.
 
-The temperature anneals from tau0 to tau_min over the task's steps. Replayed rows are counted in
-`replayed_rows`; the images 'full' stores are its `memory_images`.
+The temperature follows the official schedule (models.lgm.anneal): a fixed decay per step from tau0, counted
+from the creation of the current student, as in both official codes (a new student's GumbelSoftmax starts
+its iteration counter at 0), or over the whole stream with `LifelongConfig.tau_scope='stream'`. It no longer
+depends on the task's length (it used to reach tau_min at the end of every task, however short).
+
+As in the official code (StudentTeacher.fork), only the student-teacher methods ('lgm', 'replay', 'full')
+grow the discrete head at a new task; 'naive' and 'ewc' keep the head they started with.
+
+Replayed rows are counted in `replayed_rows`; the images 'full' stores are its `memory_images`.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from ..training.loop import make_optimizer
 from .base import BaseLearner, TaskData, frozen_copy, pack, restore
 
 METHODS = ("lgm", "replay", "naive", "ewc", "full")
+GROWING = ("lgm", "replay", "full")  # the methods that add categories to z_d at each new task
 
 
 @dataclass
@@ -35,16 +43,23 @@ class LifelongConfig:
     method: str = "lgm"  # 'lgm' | 'replay' (gamma_c = 0) | 'naive' | 'ewc' | 'full'
     ewc_gamma: float = 10.0
     fisher_samples: int = 256
+    tau_scope: str = "student"  # temperature step counter: 'student' (restarts at each fork, official) | 'stream'
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.tau_scope not in ("student", "stream"):
+            raise ValueError(f"tau_scope must be 'student' or 'stream', got {self.tau_scope!r}")
         if self.ewc_gamma < 0 or self.fisher_samples < 1:
             raise ValueError("ewc_gamma must be >= 0 and fisher_samples >= 1")
 
     @property
     def replays(self) -> bool:
         return self.method in ("lgm", "replay")
+
+    @property
+    def grows(self) -> bool:
+        return self.method in GROWING
 
 
 class LGMLearner(BaseLearner):
@@ -62,22 +77,24 @@ class LGMLearner(BaseLearner):
         self.teacher: LGM | None = None
         self.fisher = None
         self.pool: list[torch.Tensor] = []  # 'full': the real images of the finished tasks
+        self.steps = 0  # training steps of the current student ('student' scope) or of the stream
 
     def fit_task(self, task: TaskData) -> dict:
         t, method = self.tasks_done, self.lifelong.method
         if t > 0:
-            self.teacher, self.student = fork(self.student)
+            self.teacher, self.student = fork(self.student, grow=self.lifelong.grows)
+            if self.lifelong.tau_scope == "student":
+                self.steps = 0
         student, teacher = self.student, self.teacher
         gd = torch.Generator(device=self.device).manual_seed(self.seed * 1000 + t)
         pool = torch.cat(self.pool) if method == "full" and self.pool else None
         ewc = ({k: v.detach() for k, v in teacher.named_parameters()}, self.fisher) \
             if method == "ewc" and teacher is not None and self.fisher is not None else None
         weight = t / (t + 1)
-        total, step = task.total_steps, [0]
 
         def loss_fn(real):
-            student.tau.fill_(anneal(student.config, step[0] / max(1, total - 1)))
-            step[0] += 1
+            student.tau.fill_(anneal(student.config, self.steps))
+            self.steps += 1
             replay = None
             if self.lifelong.replays and teacher is not None:
                 replay = teacher.sample(real.shape[0], generator=gd)
@@ -108,12 +125,14 @@ class LGMLearner(BaseLearner):
 
     def state(self) -> dict:
         teacher = None if self.teacher is None else pack(self.teacher)
-        return super().state() | {"teacher": teacher, "fisher": self.fisher, "pool": [x.cpu() for x in self.pool]}
+        return super().state() | {"teacher": teacher, "fisher": self.fisher, "pool": [x.cpu() for x in self.pool],
+                                  "steps": self.steps}
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         self.fisher = state["fisher"]
         self.pool = [x.to(self.device) for x in state["pool"]]
+        self.steps = state.get("steps", 0)
         if state["teacher"] is not None:
             self.teacher = frozen_copy(restore(LGM, state["teacher"], self.device))
 

@@ -5,25 +5,46 @@
 # (Neurocomputing 404, 2020); official code jramapuram/LifelongVAE_pytorch.
 #
 # The latent is z = [z_c, z_d]: an isotropic Gaussian z_c and a categorical z_d relaxed with Gumbel-softmax
-# (temperature annealed from 1 to 0.5 within each task; soft samples in training, hard one-hot samples at
+# (soft samples in training at a temperature that decays as in the official code, hard one-hot samples at
 # evaluation). After each task the **teacher** is a frozen copy of the **student**; the new student gets one
 # more category for the new distribution (parameters of unchanged shape are copied, and the old slices of the
 # grown layers too) and trains on real batches plus teacher replay: z_c ~ N(0, I), a uniform one-hot z_d over
 # the teacher's categories, decoded to Bernoulli means, the replay carrying a share t/(t+1) of the loss. The
-# loss is the ELBO plus gamma_c * KL(q_student(z_d|x) || q_teacher(z_d|x)) on the replayed rows (the
-# **consistency regulariser**).
+# loss is the ELBO, the official code's mutual-information term on z_d, and gamma_c * KL(q_student(z_d|x) ||
+# q_teacher(z_d|x)) on the replayed rows (the **consistency regulariser**).
 #
 # Baselines are the same code with switches (`lmvae_core.continual.lgm.LGMLearner`, `LifelongConfig.method`):
 # the naive sequential VAE, replay without the regulariser (gamma_c = 0), EWC with a diagonal Fisher, and a
 # full-data upper bound that replays the stored real images of the earlier tasks instead of teacher samples.
 # Every method runs through the package's stream driver and gets the same real data per task (the same
 # batches, the same number of steps); replayed rows come on top.
-# Deviations from the official code: every step uses a full real batch and an equal teacher batch, weighted
-# 1/(t+1) and t/(t+1), where the official code keeps only 1/(t+1) of each real batch (so it sees a task's
-# real images for E/(t+1) epochs); the Gaussian KL is the correct closed form (the official code passes the
-# log-variance as a scale); the teacher's posterior is extended to the student's new category by a small
-# mass eps instead of zero-padded log-probabilities; a new category's logit starts above the old ones.
-# The IWAE bound samples z_c ~ q(z_c|x) and a hard z_d ~ Cat(pi(x)) (a valid bound for the hard-code model).
+#
+# **What changed after the audit (issue 11), compared with the official code jramapuram/LifelongVAE_pytorch:**
+# - *Mutual information.* The official `--discrete-mut-info` term is in the loss (weight 1 here, 0 by default
+#   there; its search range was 0.001-10): the reconstruction, encoded again, must fall in the category drawn for
+#   the image (InfoGAN's bound on I(z_d; x_hat)). The `--continuous-mut-info` term (KL between q(z_c|x_hat) and
+#   q(z_c|x)) is available with weight 0, as in the official default; penalising that KL raises rather than
+#   lowers the information in z_c, whatever its help text says.
+# - *Temperature.* tau = max(exp(-3e-5 i), 0.5), i counting reparameterisations (two per step), as the official
+#   GumbelSoftmax does; the count restarts with each new student, as it does in the official code (a new
+#   student builds a new GumbelSoftmax), which the audit read as one global count (`tau_scope='stream'` runs
+#   it over the whole stream). Before, tau fell from 1 to 0.5 within every task however short; at the
+#   schedules here it now stays near 1.
+# - *New categories* start from a fresh initialisation (the official code re-initialises the grown layer; we
+#   keep the old slice), no longer with a logit 5 above the old ones, which sent every image, old tasks
+#   included, to the newest category against the consistency term.
+# - *Naive and EWC* keep the discrete head they start with; only the student-teacher methods grow it.
+# - *Budget.* Every method gets the same real batches per task from the driver (a test checks the counts);
+#   the official code keeps only 1/(t+1) of each real batch, so it sees a task's images for E/(t+1) epochs.
+# - *Metrics.* How much z_d says about the task (mutual information between the category a test image is
+#   assigned to and its task), how much z_d changes the decoder's output, the share of samples in the last
+#   task's classes, and class coverage counted at a classifier confidence calibrated on real test images
+#   (the argmax count also counted blurred look-alikes).
+#
+# Other deviations from the official code: the Gaussian KL is the correct closed form (the official code
+# passes the log-variance as a scale); the teacher's posterior is extended to the student's new category by a
+# small mass eps instead of zero-padded log-probabilities. The IWAE bound samples z_c ~ q(z_c|x) and a hard
+# z_d ~ Cat(pi(x)) (a valid bound for the hard-code model).
 
 # %% tags=["parameters"]
 import os
@@ -50,8 +71,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.experiments.common import setup
 from lmvae_core.experiments import lgm as exp
+from lmvae_core.experiments import lgm_claims
 from lmvae_core.results import plots
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
@@ -67,6 +90,20 @@ print(S)
 # `max_steps` optimiser steps per task (a fraction of an epoch of full MNIST), IWAE with k = `iwae_k` on a
 # class-balanced subset of `iwae_n` cumulative test images, FID on `fid_n` samples. The quick models are
 # therefore undertrained, and the verdicts below are for that budget. `smoke` runs on the committed sample.
+# Every claim records its schedule against the official default of 10 epochs per task; below the share a
+# claim needs, its verdict is `not comparable`.
+
+# %% [markdown]
+# ## 0. Calibration
+# A VAE of this profile's network (one hidden layer, a Gaussian latent, no discrete part), trained jointly on
+# all of MNIST, next to a measured reference (784-200-20, 10 epochs, IWAE-500 on the full test set). If it
+# lands more than `tolerance` nats below the reference, likelihood claims below are `not comparable`.
+
+# %%
+cal = exp.calibration(run)
+cal_table = calibration_frame([cal])
+run.out.table(cal_table, "calibration")
+cal_table
 
 # %% [markdown]
 # ## 1. Split MNIST and split Fashion-MNIST: 10 tasks of one class
@@ -116,8 +153,9 @@ for name, e in splits.items():
 
 # %% [markdown]
 # ## 2. Samples after the last task
-# One row per category of z_d (the head has grown to one category per task), z_c ~ N(0, I). The feature
-# classifier (trained on the dataset) labels prior samples with uniform z_d; the bars show which classes they cover.
+# One row per category of z_d (the student-teacher methods grow one category per task; naive and EWC keep
+# one), z_c ~ N(0, I). Rows that look alike mean the decoder ignores z_d (section 3 measures it). The feature
+# classifier (trained on the dataset) labels prior samples with uniform z_d; the bars show its argmax labels.
 
 # %%
 for name, e in splits.items():
@@ -144,7 +182,47 @@ for name, e in splits.items():
     plt.show()
 
 # %% [markdown]
-# ## 3. Consistency and FID over tasks
+# Counting every class that gets at least 2% of the classifier's argmax labels counts blurred look-alikes too
+# (the naive VAE gets several classes although most of its samples are the last class). The table counts a
+# sample for a class only when the classifier is at least as confident as it is on 95% of real test images
+# (`pass_rate`), and gives the share of samples in the last task's classes.
+
+# %%
+coverage = pd.DataFrame([{"dataset": name, "method": exp.METHOD_LABELS[m],
+                          "classes (argmax >= 2%)": np.mean([exp.classes_covered(r, calibrated=False) for r in res]),
+                          "classes (calibrated)": np.mean([exp.classes_covered(r) for r in res]),
+                          "last task's share": np.mean([exp.last_task_share(r) for r in res]),
+                          "samples passing the threshold": np.mean([r["coverage"]["confident"] for r in res]),
+                          "threshold": res[0]["coverage"]["threshold"]}
+                         for name, e in splits.items() for m, res in e["runs"].items()])
+run.out.table(coverage, "sample_coverage")
+coverage.round(3)
+
+# %% [markdown]
+# ## 3. What the discrete code carries
+# After each task: the mutual information between the category of z_d a test image of the cumulative test set
+# is assigned to and the task it came from, normalised by the entropy of the task label (1: the category
+# names the task; 0: it says nothing), and the mean absolute change of the decoder's Bernoulli means per pixel
+# when only z_d changes (same z_c). Naive and EWC keep a single category, so both are 0 for them.
+
+# %%
+fig, axes = plt.subplots(2, len(splits), figsize=(6 * len(splits), 7), squeeze=False)
+for col, (name, e) in enumerate(splits.items()):
+    x = np.arange(1, len(e["stream"]) + 1)
+    for method, results in e["runs"].items():
+        axes[0, col].plot(x, exp.curve(results, "task_nmi"), marker="o", ms=3, label=exp.METHOD_LABELS[method])
+        axes[1, col].plot(x, exp.curve(results, "code_effect"), marker="o", ms=3, label=exp.METHOD_LABELS[method])
+    axes[0, col].set_title(f"split {name}: I(category; task) / H(task)")
+    axes[1, col].set_title(f"split {name}: decoder change per pixel between codes")
+    for ax in axes[:, col]:
+        ax.set_xlabel("after task")
+        ax.grid(alpha=0.3)
+axes[0, 0].legend(fontsize=8)
+fig.tight_layout()
+run.out.figure(fig, "discrete_code");
+
+# %% [markdown]
+# ## 4. Consistency and FID over tasks
 # Consistency after task t: the fraction of task t-1's test images on which the previous model (the teacher)
 # and the new model put the same argmax z_d. FID: prior samples against the cumulative test set, in the
 # feature classifier's 128-d penultimate layer (not Inception; values are not comparable to image FIDs).
@@ -166,7 +244,7 @@ fig.tight_layout()
 run.out.figure(fig, "consistency_fid");
 
 # %% [markdown]
-# ## 4. Ablation: the weight gamma_c of the consistency regulariser
+# ## 5. Ablation: the weight gamma_c of the consistency regulariser
 # On split MNIST; gamma_c = 0 is plain replay and gamma_c = 1 the main LGM run (both reloaded from the cache).
 
 # %%
@@ -183,7 +261,7 @@ fig = plots.curves({f"gamma_c={g:g}": exp.curve(r, "cum_nelbo") for g, r in abla
 run.out.figure(fig, "gamma_ablation");
 
 # %% [markdown]
-# ## 5. Permuted MNIST
+# ## 6. Permuted MNIST
 # Task t applies a fixed pixel permutation (task 1 is the original); each task has all ten classes.
 # Quick uses a class-balanced subset of the training images per task.
 
@@ -199,11 +277,13 @@ if perm is not None:
     run.out.figure(fig, "permuted_nelbo");
 
 # %% [markdown]
-# ## 6. Claims
-# Verdicts are computed from the measured values by the rule in the `criterion` column.
+# ## 7. Claims
+# Verdicts are computed from the measured values by the rule in the `criterion` column; `not comparable`
+# (with its reason in `why`) when the schedule is below the share the claim needs, when the calibration was
+# missed (likelihood claims), or when the 95% interval over seeds spans the criterion (one seed: always).
 
 # %%
-claims = exp.claims(splits, ablation, perm, run.profile)
+claims = lgm_claims.claims(splits, ablation, perm, run.profile, calibrated=cal.met)
 table = run.out.claims(claims, run.notebook)
 display(Markdown(table.to_markdown(index=False)))
 
@@ -211,9 +291,30 @@ display(Markdown(table.to_markdown(index=False)))
 # ## What was and was not reproduced
 # The paper's tables could not be read, so every claim is relative: LGM against the naive VAE, against
 # replay without the regulariser, and the classes its samples cover. Read the verdicts in the claims table
-# above rather than this text: they are recomputed on every run. The committed outputs come from the
-# `quick` profile, which trains each task for only `max_steps` steps of a small MLP on a shared CPU; the
-# teacher's replay is then blurry, which limits what replay can preserve, so a negative verdict there says
-# more about the budget than about the method. Not reproduced here: the gated convolutional networks on
-# 32x32 images, the MNIST -> SVHN transfer and Celeb-A (SVHN and Celeb-A are not available offline), the
-# optional mutual-information and likelihood-consistency terms, and K = 5000 IWAE outside `paper`.
+# above rather than this text: they are recomputed on every run, and each says which schedule it had against
+# the official default of 10 epochs per task. The committed outputs come from the `quick` profile, which
+# trains each task for only `max_steps` steps of a small MLP on a shared CPU; at that budget the verdicts are
+# `not comparable`.
+#
+# What the audit's fixes change, measured on full split MNIST at one epoch per task (one seed,
+# `benchmarks/fidelity/02_lgm_discrete_code.json`, made by the script beside it): the discrete code still
+# says little about the task. The official settings assign test images to 8 of the 10 categories, with
+# 0.41 nats of mutual information between category and task (0.18 of the task's entropy of log 10), against
+# 0.22 nats (0.10) and 6 categories with the earlier defaults; the decoder's output changes by 0.009 per
+# pixel between codes (0.020 before). At three epochs per task (`02_lgm_discrete_code_3ep.json`) the
+# picture is the same: 0.23 nats (0.10) against 0.19 (0.08) before, 0.017 per pixel against 0.022, with a
+# cumulative -ELBO of 142.2 against 145.7. The official mutual-information term draws the code from the
+# posterior, so a reconstruction that merely looks like its input satisfies it through z_c; nothing in the
+# official objective makes the decoder draw different classes for different codes at these schedules.
+# InfoGAN's own form with prior codes (`prior_mut_info`, not in the official code) raises the information to
+# 0.58 nats (0.25) and the decoder change to 0.030 per pixel at one epoch, at a cost of 1.6 nats of -ELBO.
+# Cumulative -ELBO after the last task at one epoch: 168.9 (official), 170.4 (the same with gamma_c = 0,
+# plain replay), 171.6 (earlier defaults), 178.8 (naive). The samples of every student-teacher variant are
+# blurred: about 1% of them reach the classifier confidence that 95% of real test images reach, so their
+# calibrated class coverage is 0, while the argmax count gives them 3 to 9 classes. The naive VAE puts 92% of
+# its samples in the last class; the argmax count gives it 3 classes, the calibrated count 1 (at three epochs:
+# 75%, 5 classes by argmax, 1 calibrated).
+#
+# Not reproduced here: the gated convolutional networks on 32x32 images, the MNIST -> SVHN transfer and
+# Celeb-A (SVHN and Celeb-A are not available offline), the likelihood-consistency term, and K = 5000 IWAE
+# outside `paper`.
