@@ -22,6 +22,7 @@ from ..continual import Budget, LGMLearner, LifelongConfig, pack, restore, run_s
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, TaskStream, class_split_stream, load_split, permuted_stream
 from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, negative_elbo
+from ..metrics.fid import classifier_check, epochs_for, real_fid
 from ..metrics.coverage import confidence_threshold, mutual_information, sample_coverage
 from ..models.lgm import LGM, LGMConfig
 from ..results.runner import Call, GridRun, run_grid
@@ -35,18 +36,20 @@ METHOD_LABELS = {"lgm": "LGM (replay + consistency)", "replay": "replay only (ga
 SETTINGS = {
     "smoke": dict(datasets=("mnist",), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(32,),
                   latent=4, epochs=1, max_steps=3, batch=50, ewc_gamma=10.0, fisher_samples=16, iwae_k=4, iwae_n=50,
-                  fid_n=150, fid_train=1000, fid_epochs=1, gammas=(0.0, 1.0), ablation_dataset="mnist",
+                  fid_n=150, fid_train=1000, fid_epochs=1, clf_min_passes=0, gammas=(0.0, 1.0),
+                  ablation_dataset="mnist",
                   perm_tasks=2, perm_train=300, perm_test=100, perm_methods=("lgm", "naive"), seeds=(0,),
                   sample_n=200, pass_rate=0.95,
                   joint=JointVAE("mnist", (32,), 4, epochs=1, batch_size=50, iwae_k=4, test_limit=100)),
     "quick": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(200,),
                   latent=20, epochs=1, max_steps=80, batch=64, lr=2e-3, ewc_gamma=10.0, fisher_samples=128,
-                  iwae_k=50, iwae_n=500, fid_n=500, fid_train=5000, fid_epochs=2, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
+                  iwae_k=50, iwae_n=500, fid_n=500, fid_train=None, fid_epochs=3,
+                  clf_min_passes=150_000, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
                   perm_tasks=5, perm_train=5000, perm_test=1000, perm_methods=("lgm", "replay", "naive"),
                   seeds=(0,), sample_n=1000, pass_rate=0.95, joint=JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500)),
     "paper": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"),
                   hidden=(512, 512), latent=40, epochs=50, batch=300, ewc_gamma=10.0, fisher_samples=1024,
-                  iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=60000, fid_epochs=5,
+                  iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=None, fid_epochs=5, clf_min_passes=300_000,
                   gammas=(0.0, 0.1, 1.0, 10.0), ablation_dataset="mnist", perm_tasks=5, perm_train=60000,
                   perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
                   sample_n=5000, pass_rate=0.95, joint=JointVAE("mnist", (512, 512), 40, epochs=10, iwae_k=5000)),
@@ -81,14 +84,32 @@ def perm_stream(run: Run) -> TaskStream:
                                                                         test_limit=s["perm_test"]))
 
 
-def classifier_for(run: Run, dataset: str):
-    """The feature classifier (FID features, class coverage of samples), trained on a training subset."""
+def classifier_data(run: Run, dataset: str):
+    """The feature classifier's training images (fid_train of them, None: all, so that it reaches its accuracy
+    floor, metrics/fid.py) and its epochs (at least clf_min_passes image passes)."""
     s = run.settings
     train = load_split(dataset, "train", run.data())
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(train), generator=g)[: s["fid_train"]].to(train.x.device)
+    return train.x[idx], train.y[idx], epochs_for(len(idx), s["fid_epochs"], s["clf_min_passes"])
+
+
+def classifier_for(run: Run, dataset: str):
+    """The feature classifier (FID features, class coverage of samples)."""
+    x, y, epochs = classifier_data(run, dataset)
     with cpu_threads(1, run.device):
-        return feature_classifier(dataset, train.x[idx], train.y[idx], epochs=s["fid_epochs"], force=run.force)
+        return feature_classifier(dataset, x, y, epochs=epochs, force=run.force)
+
+
+def feature_check(run: Run, dataset: str) -> dict:
+    """The classifier's test accuracy against its floor and the FID of fid_n real training images against the
+    real test set (what a perfect generator would score at this sample size), printed beside the FIDs."""
+    clf = classifier_for(run, dataset)
+    test = load_split(dataset, "test", run.data())
+    x, _, epochs = classifier_data(run, dataset)
+    return classifier_check(clf, dataset, test.x, test.y) | {
+        "train images": len(x), "epochs": epochs, "real-vs-real FID": real_fid(clf, x, test.x, run.settings["fid_n"]),
+        "FID images": run.settings["fid_n"]}
 
 
 @torch.no_grad()
@@ -195,7 +216,8 @@ def rebuild(result: dict, device) -> LGM:
 
 def _clf_key(run: Run, dataset: str) -> dict:
     s = run.settings
-    return {"dataset": dataset, "n": s["fid_train"], "epochs": s["fid_epochs"], "source": run.data().source}
+    return {"dataset": dataset, "n": s["fid_train"], "epochs": s["fid_epochs"], "min_passes": s["clf_min_passes"],
+            "source": run.data().source}
 
 
 def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
