@@ -311,3 +311,20 @@ def test_fidelity_claims_decide_with_intervals_and_schedules():
     short = judged(clear, calibrated=True, epochs=5, n_train=8000)[recon]  # the quick profile: 1.7% of 2.4M
     assert short.verdict == NOT_COMPARABLE and "schedule" in short.row()["why"]
     assert judged(clear, calibrated=False)[recon].verdict == NOT_COMPARABLE
+
+
+def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
+    """Where every unit is active at r = 0 (the old latent-20 sweep), the collapse claim has no measurement."""
+    from lmvae_core.experiments.binarized_claims import claims
+    from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED
+
+    over = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02}]
+    main = {("main", "VAE", 0.0): [1.0, 1.0, 1.0], ("main", "VAE", 0.5): [1.0, 1.0, 1.0]}
+    every_unit = main | {("collapse", "VAE", 0.0): [50.0] * 3, ("collapse", "VAE", 0.5): [50.0] * 3}
+    c = [x for x in claims(_rows(every_unit), over, {}, [], "test", 0.5, calibrated=True)
+         if x.claim.startswith("No posterior collapse")][0]
+    assert c.verdict == NOT_COMPARABLE and "no unit collapses" in c.note
+    dying = main | {("collapse", "VAE", 0.0): [10.0, 12.0, 11.0], ("collapse", "VAE", 0.5): [20.0, 21.0, 23.0]}
+    c = [x for x in claims(_rows(dying), over, {}, [], "test", 0.5, calibrated=True)
+         if x.claim.startswith("No posterior collapse")][0]
+    assert c.verdict == REPRODUCED and c.ours == pytest.approx(31 / 3)
