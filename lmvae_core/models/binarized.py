@@ -174,9 +174,9 @@ class BinarizedVAE(VAE):
 
     def terms(self, x: torch.Tensor, eps: torch.Tensor | None = None, exact_elbo: bool | None = None):
         """recon, kl (the shifted KL, the regulariser), loss (beta / capacity objective on it) and kl_mixture
-        with the ELBO under the two-mode prior. exact_elbo (default: not in training mode) skips the latter
-        two when False. By default they are skipped only while training with gradients (the ensemble trainer
-        calls terms() directly; the quadrature costs about a hidden layer and training needs neither)."""
+        with the ELBO under the two-mode prior. exact_elbo=False skips the latter two; by default (None) they
+        are skipped only in training mode with gradients on (the ensemble trainer calls terms() directly; the
+        quadrature costs about a hidden layer and training needs neither)."""
         if exact_elbo is None:
             exact_elbo = not (self.training and torch.is_grad_enabled())
         mu, logvar = self.encode(x)
@@ -196,5 +196,5 @@ class BinarizedVAE(VAE):
         return t["loss"].mean(), {k: v.mean() for k, v in t.items()}
 
 
-__all__ = ["BinarizedVAE", "BinarizedVAEConfig", "fold_to_modes", "unit_activity", "shifted_kl", "two_mode_log_prob", "mixture_kl_per_dim",
-           "mixture_kl_monte_carlo", "shifted_kl_monte_carlo", "log_cosh"]
+__all__ = ["BinarizedVAE", "BinarizedVAEConfig", "fold_to_modes", "unit_activity", "shifted_kl", "two_mode_log_prob",
+           "mixture_kl_per_dim", "mixture_kl_monte_carlo", "shifted_kl_monte_carlo", "log_cosh"]
