@@ -15,6 +15,7 @@ from ..continual import pack, restore
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, load_split
 from ..metrics import feature_classifier, fid, iwae_log_likelihood, negative_elbo, reconstruction_error
+from ..metrics.fid import classifier_check, epochs_for, real_fid
 from ..metrics.latent import bimodality_coefficient, latent_means, linear_probe, traversal  # noqa: F401
 from ..models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixture_kl_monte_carlo, mixture_kl_per_dim,
                                 shifted_kl, unit_activity)
@@ -49,14 +50,14 @@ PAPER_EPOCHS, PAPER_TRAIN_IMAGES = 40, 60_000
 SETTINGS = {
     "smoke": dict(datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.5, 1.0), main_r=0.5,
                   hidden=64, latent=8, epochs=1, batch=128, sweep_train=1000, eval_n=200, iwae_k=10,
-                  probe_n=500, fid_n=200, clf_n=1000, clf_epochs=1, seeds=3,
+                  probe_n=500, fid_n=200, clf_n=1000, clf_epochs=1, clf_min_passes=0, seeds=3,
                   collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5),
                   overhead_steps=10, overhead_rounds=2, cal_k=10, cal_test=200,
                   cl_rs=(0.0, 0.5), cl_train_limit=1000, cl_epochs=1, cl_eval_n=50, cl_k=10, cl_seeds=3,
                   mc_samples=200),
     "quick": dict(datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.5, 1.0, 2.0), main_r=0.5,
                   hidden=256, latent=20, epochs=5, batch=128, sweep_train=8000, eval_n=500, iwae_k=100,
-                  probe_n=5000, fid_n=1000, clf_n=6000, clf_epochs=2, seeds=3,
+                  probe_n=5000, fid_n=1000, clf_n=None, clf_epochs=3, clf_min_passes=150_000, seeds=3,
                   collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5, 1.0),
                   overhead_steps=10, overhead_rounds=10, cal_k=500, cal_test=2000,
                   cl_rs=(0.0, 0.5, 1.0), cl_train_limit=15000, cl_epochs=5, cl_eval_n=300, cl_k=50, cl_seeds=3,
@@ -65,7 +66,7 @@ SETTINGS = {
     # Its CelebA conv network is not used (CelebA is not available offline); MNIST/Fashion use an MLP.
     "paper": dict(datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.1, 0.5, 1.0, 2.0),
                   main_r=0.5, hidden=400, latent=32, epochs=40, batch=64, sweep_train=None, eval_n=10000,
-                  iwae_k=5000, probe_n=60000, fid_n=10000, clf_n=60000, clf_epochs=5, seeds=3,
+                  iwae_k=5000, probe_n=60000, fid_n=10000, clf_n=None, clf_epochs=5, clf_min_passes=300_000, seeds=3,
                   collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5, 1.0, 2.0),
                   overhead_steps=50, overhead_rounds=10, cal_k=500, cal_test=None,
                   cl_rs=(0.0, 0.5, 1.0), cl_train_limit=None, cl_epochs=20, cl_eval_n=2000, cl_k=1000, cl_seeds=3,
@@ -144,7 +145,7 @@ def train_model(run: Run, dataset: str, objective: str, r: float, regime: str = 
 def _eval_key(run: Run, trained: dict) -> dict:
     s = run.settings
     return trained["key"] | {"eval": {k: s[k] for k in ("eval_n", "iwae_k", "probe_n", "fid_n", "clf_n",
-                                                         "clf_epochs")}}
+                                                         "clf_epochs", "clf_min_passes")}}
 
 
 @torch.no_grad()
@@ -201,10 +202,24 @@ def eval_call(run: Run, dataset: str, objective: str, r: float, regime: str, tra
 
 
 def dataset_classifier(run: Run, dataset: str, force: bool | None = None):
+    """The feature classifier: clf_n training images (None: all, so that it reaches its accuracy floor,
+    metrics/fid.py), for at least clf_min_passes image passes."""
     s = run.settings
     train_split = load_split(dataset, "train", run.data(train_limit=s["clf_n"]))
-    return feature_classifier(dataset, train_split.x, train_split.y, epochs=s["clf_epochs"], seed=run.seed,
+    epochs = epochs_for(len(train_split.x), s["clf_epochs"], s["clf_min_passes"])
+    return feature_classifier(dataset, train_split.x, train_split.y, epochs=epochs, seed=run.seed,
                               force=run.force if force is None else force)
+
+
+def feature_check(run: Run, dataset: str) -> dict:
+    """The classifier's test accuracy against its floor and the FID of fid_n real training images against
+    fid_n real test images (what a perfect generator would score at this sample size), beside the FIDs."""
+    s = run.settings
+    clf = dataset_classifier(run, dataset, force=False)
+    train = load_split(dataset, "train", run.data(train_limit=s["clf_n"]))
+    test = load_split(dataset, "test", run.data())
+    return classifier_check(clf, dataset, test.x, test.y) | {
+        "real-vs-real FID": real_fid(clf, train.x, test.x[: s["fid_n"]], s["fid_n"]), "FID images": s["fid_n"]}
 
 
 def geometry(m: np.ndarray, r: float) -> dict:
