@@ -62,6 +62,7 @@ class JointVAE:
 # Measured references: key -> the schedule that produced references/<key>.json
 REFERENCES = {
     "mnist_784-200-20_10ep": JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500),
+    "mnist_784-256-20_10ep": JointVAE("mnist", (256,), 20, epochs=10, iwae_k=500),  # notebook 01's expert
 }
 
 
