@@ -289,3 +289,47 @@ def test_save_and_reload_grown_mixture(tmp_path):
         b = model.experts.experts[k].terms(x, eps)
         assert torch.equal(a["elbo"], b["elbo"])
     assert torch.equal(loaded.sample_per_expert(4, seed=5), model.sample_per_expert(4, seed=5))
+
+
+def test_fidelity_lmvae_claims_know_their_schedule():
+    """Every claim of notebook 01 states its schedule against the paper's 100 epochs of 60,000 images per task;
+    too short a schedule or a missed calibration makes the verdict 'not comparable', never a typed one."""
+    from lmvae_core.experiments import lmvae_claims
+    from lmvae_core.experiments.calibration import Calibration
+    from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.metrics import TaskMatrix
+
+    def matrix(values):
+        m = TaskMatrix(["mnist", "fashion"], True)
+        for (t, j), v in values.items():
+            m.record(t, j, v)
+        return m
+
+    main = {"names": ["mnist", "fashion"], "joint": {"iwae": [-100.0, -240.0]},
+            "matrices": {"iwae": {"L-MVAE": matrix({(0, 0): -100.0, (1, 0): -100.0, (1, 1): -240.0}),
+                                  "fine-tuned VAE": matrix({(0, 0): -100.0, (1, 0): -180.0, (1, 1): -241.0})}}}
+    sweep = [{"margin": 0.1, "experts added by the repeat": 0, "experts": 3}]
+    turns = [{"rule": "probe", "order": "a -> b -> a", "task 2 (b)": "grow"},
+             {"rule": "probe", "order": "b -> a -> b", "task 2 (a)": "grow"},
+             {"rule": "ratio", "order": "b -> a -> b", "task 2 (a)": "reuse"}]
+    cost = [{"pair": p, "domain": "all domains", "selection cost (nats)": c, "selected - mixture (nats)": 0.6}
+            for p, c in (("main", 0.1), ("hard", 0.4))]
+    timing = {"ratio": 0.4, "experts": 2, "k": 10}
+
+    def claims(profile, ll):
+        cal = Calibration("m", "mnist", profile, 10, ll, -100.0, "test")
+        return lmvae_claims.claims(main, {"accuracy": 0.99}, sweep, turns, cost, timing, cal, SETTINGS[profile],
+                                   profile)
+
+    for c in claims("smoke", -99.0):
+        assert c.schedule is not None and c.schedule.paper == 100 * 60_000
+    # smoke: 1,000 images x 1 epoch per task is 0.017% of the paper's schedule: only the timing decides
+    verdicts = {c.claim: c.verdict for c in claims("smoke", -99.0)}
+    assert [v for k, v in verdicts.items() if k.startswith("Inference")] == ["reproduced"]
+    assert all(v == "not comparable" for k, v in verdicts.items() if not k.startswith("Inference"))
+    paper = claims("paper", -99.0)
+    assert all(c.verdict != "not comparable" for c in paper)
+    assert {c.claim.split(" (")[0]: c.verdict for c in paper}["A new domain gets an expert whichever domain came "
+                                                                "first"] == "reproduced"
+    missed = claims("paper", -110.0)  # calibration missed by 10 nats: every model-quality claim is undecided
+    assert all(c.verdict == "not comparable" for c in missed if not c.claim.startswith("Inference"))

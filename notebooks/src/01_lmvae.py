@@ -81,7 +81,9 @@ display(Markdown(f"**Settings of this run.** Experts: {S['arch']} networks, late
 # ## 1. Sequential domains: per-task matrices
 # Row *after t*, column *j*: the metric on task j's test images after training task t. L-MVAE is
 # evaluated with the expert it selects per image; the fine-tuned VAE is one VAE trained task after task;
-# the joint VAE is one VAE of the same size trained on all tasks together (one row).
+# the joint VAE is one VAE of the same size trained on all tasks together (one row). L-MVAE's log-likelihood
+# here is the selected expert's per image, which is not a normalised density (it can exceed one by up to
+# log K nats); section 2 reports it beside the uniform mixture of the experts, which is one.
 
 # %%
 main = exp.main_sequence(run)
