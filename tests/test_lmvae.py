@@ -102,7 +102,7 @@ def test_assignment_picks_best_fitting_trainable_expert(domain_experts):
 @pytest.mark.parametrize("rule", ["ratio", "probe"])
 def test_growth_exactly_when_criterion_says(domain_experts, rule):
     x_new = images("fashion")
-    base = model_with([domain_experts["mnist"]], probe_size=128, reuse_rule=rule, probe_steps=48)
+    base = model_with([domain_experts["mnist"]], probe_size=128, reuse_rule=rule, probe_epochs=6.5)  # 48 steps
     base.assign(0, task=0, reference_error=float(base.expert_errors(base.probe(images("mnist"), 7))[0]))
     base.task_names.append("mnist")
     base.task_expert.append(0)
@@ -133,7 +133,7 @@ def test_growth_exactly_when_criterion_says(domain_experts, rule):
 
 
 def test_probe_leaves_the_global_random_state_alone(domain_experts):
-    model = model_with([domain_experts["mnist"]], probe_steps=5)
+    model = model_with([domain_experts["mnist"]], probe_epochs=0.3)
     model.assign(0, task=0, reference_error=1.0)
     torch.manual_seed(11)
     model.decide(*model.split_probe(images("fashion"), 3))
@@ -179,9 +179,9 @@ def test_fidelity_growth_rule_symmetric(mnist_kmnist_experts):
     old = _decide(ex["kmnist"], "kmnist", "mnist", reuse_rule="ratio", reuse_threshold=0.0)
     assert old["action"] == "reuse" and old["ratios"][0] < 1.0  # the asymmetry of the old rule
     for own, new in (("kmnist", "mnist"), ("mnist", "kmnist")):
-        d = _decide(ex[own], own, new, probe_steps=80, reuse_threshold=0.1)
+        d = _decide(ex[own], own, new, probe_epochs=5.9, reuse_threshold=0.1)
         assert d["rule"] == "probe" and d["action"] == "grow", (own, new, d["ratios"], d["probe_error"])
-        again = _decide(ex[own], own, own, probe_steps=80, reuse_threshold=0.1)
+        again = _decide(ex[own], own, own, probe_epochs=5.9, reuse_threshold=0.1)
         assert again["action"] == "reuse", (own, again["ratios"], again["probe_error"])
 
 
@@ -309,9 +309,9 @@ def test_fidelity_lmvae_claims_know_their_schedule():
             "matrices": {"iwae": {"L-MVAE": matrix({(0, 0): -100.0, (1, 0): -100.0, (1, 1): -240.0}),
                                   "fine-tuned VAE": matrix({(0, 0): -100.0, (1, 0): -180.0, (1, 1): -241.0})}}}
     sweep = [{"margin": 0.1, "experts added by the repeat": 0, "experts": 3}]
-    turns = [{"rule": "probe", "order": "a -> b -> a", "task 2 (b)": "grow"},
-             {"rule": "probe", "order": "b -> a -> b", "task 2 (a)": "grow"},
-             {"rule": "ratio", "order": "b -> a -> b", "task 2 (a)": "reuse"}]
+    turns = [{"rule": "probe", "order": "a -> b -> a", "task 2 action": "grow"},
+             {"rule": "probe", "order": "b -> a -> b", "task 2 action": "grow"},
+             {"rule": "ratio", "order": "b -> a -> b", "task 2 action": "reuse"}]
     cost = [{"pair": p, "domain": "all domains", "selection cost (nats)": c, "selected - mixture (nats)": 0.6}
             for p, c in (("main", 0.1), ("hard", 0.4))]
     timing = {"ratio": 0.4, "experts": 2, "k": 10}

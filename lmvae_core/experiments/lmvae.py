@@ -25,7 +25,7 @@ from .common import Run
 # paper: the code's 32x32x3 convolutional experts, Gaussian decoder with variance 1/2 (the code's loss is the
 # summed squared error plus the KL, i.e. -log N(x; mean, 1/2) up to a constant), latent 100, Adam 1e-3,
 # batch 64, 100 epochs per task, MNIST -> Fashion -> KMNIST -> CIFAR-10 (SVHN unavailable).
-# Reuse test (models/lmvae.py): rule 'probe', margin `threshold`; the probe expert trains `probe_epochs` epochs of
+# Reuse test (models/lmvae.py): rule 'probe', margin `threshold`; the probe expert trains `probe_epochs` passes over
 # the task's images (None: as many as the task itself, so the probe estimates what a new expert would reach).
 # directions: the growth rule in both orders of a simpler and a more complex domain, each repeated at the end;
 # hard_pair: two domains whose images look alike (selection is harder than MNIST/Fashion).
@@ -39,6 +39,8 @@ _MLP = dict(sequence=("mnist", "fashion"), growth_sequence=("mnist", "fashion", 
 SETTINGS = {
     "smoke": dict(_MLP, hidden=64, latent=8, epochs=1, batch=128, train_limit=1000, iwae_k=10, eval_n=200,
                   growth_train=600, growth_epochs=1, capacity_train=600, capacity_epochs=1, timing_n=200, timing_k=20,
+                  # a probe of one smoke epoch (6 steps) tells no domain from another: smoke would never grow
+                  probe_epochs=3,
                   calibration=CalibrationVAE("mnist", (64,), 8, epochs=1, iwae_k=10, train_limit=1000, test_limit=200)),
     "quick": dict(_MLP, hidden=256, latent=20, epochs=3, batch=128, train_limit=10000, iwae_k=100, eval_n=500,
                   growth_train=2000, growth_epochs=2, capacity_train=4000, capacity_epochs=3, timing_n=500,
@@ -57,7 +59,7 @@ SETTINGS = {
 }
 # The official code's schedule: 100 epochs of batch 64 per task on the full training sets (60,000 MNIST images).
 PAPER_IMAGES_PER_TASK = 100 * 60_000
-FULL_TRAIN = 60_000  # training images per domain when a profile uses all of them (MNIST, Fashion, KMNIST)
+FULL_TRAIN = 60_000  # training images of a full MNIST-like domain, when a profile uses all of them
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -71,19 +73,13 @@ def expert_config(s: dict, capacity: bool = False) -> VAEConfig:
                      gamma=s["capacity_gamma"] if capacity else 1.0)
 
 
-def probe_steps(s: dict, limit: int | None, epochs: int) -> int:
-    """Steps of the probe expert: probe_epochs (None: the task's own epochs) over the task's training images."""
-    n = (limit or FULL_TRAIN) - s["probe"]
-    return max(1, (s["probe_epochs"] or epochs) * math.ceil(n / s["batch"]))
-
-
 def model_config(s: dict, threshold: float | None = None, n_experts: int | None = None, capacity: bool = False,
-                 rule: str = "probe", limit: int | None = None, epochs: int | None = None) -> LMVAEConfig:
-    """limit and epochs: the tasks' training images and epochs (default: the main sequence's), for the probe."""
-    steps = probe_steps(s, s["train_limit"] if limit is None else limit, epochs or s["epochs"])
+                 rule: str = "probe", epochs: int | None = None) -> LMVAEConfig:
+    """epochs: the tasks' epochs (default: the main sequence's); the probe gets as many unless probe_epochs says."""
     return LMVAEConfig(expert=expert_config(s, capacity), n_experts=n_experts or s["n_experts"],
                        reuse_threshold=s["threshold"] if threshold is None else threshold, reuse_rule=rule,
-                       probe_steps=steps, probe_batch=s["batch"], probe_size=s["probe"],
+                       probe_epochs=s["probe_epochs"] or epochs or s["epochs"], probe_batch=s["batch"],
+                       probe_size=s["probe"],
                        capacity_increase=s["capacity_increase"])
 
 

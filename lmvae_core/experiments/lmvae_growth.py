@@ -18,7 +18,7 @@ def growth(run: Run, threshold: float | None, names=None, rule: str = "probe", e
     """A sequence (default: the growth sequence, where a domain repeats) from one initial expert. Cached."""
     s = run.settings
     names = list(names or s["growth_sequence"])
-    cfg = model_config(s, threshold, n_experts=1, rule=rule, limit=s["growth_train"], epochs=s["growth_epochs"])
+    cfg = model_config(s, threshold, n_experts=1, rule=rule, epochs=s["growth_epochs"])
     return run_lmvae(names, cfg, train_config(s, run, s["growth_epochs"]), data_for(run), run.seed,
                      s["growth_train"], s["eval_n"], s["iwae_k"], s["likelihood"], evaluate, run.force)
 
@@ -77,9 +77,9 @@ def directions(run: Run) -> list[dict]:
             model = rebuild(res, run.device)
             dec = res["decisions"]
             serving = model.experts.experts[model.task_expert[1]]
-            rows.append({"order": " -> ".join(names), "rule": rule, "threshold": th,
-                         f"task 2 ({b})": dec[1]["action"], "task 2 score": min(dec[1]["ratios"].values()),
-                         f"task 3 ({a} again)": dec[2]["action"], "task 3 score": min(dec[2]["ratios"].values()),
+            rows.append({"order": " -> ".join(names), "rule": rule, "threshold": th, "new domain": b,
+                         "task 2 action": dec[1]["action"], "task 2 score": min(dec[1]["ratios"].values()),
+                         "repeat action": dec[2]["action"], "repeat score": min(dec[2]["ratios"].values()),
                          "experts": dec[-1]["n_experts"], "new domain served by": _label(model, model.task_expert[1]),
                          "recon error of the new domain": float(serving.reconstruction_error(tests[b]).mean()),
                          "probe steps": int(sum(d.get("probe_steps", 0) for d in dec))})

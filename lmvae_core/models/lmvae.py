@@ -11,7 +11,7 @@ Growth (made explicit here; the code pre-allocates K experts): before training a
 are scored on held-out probe images of the new task, and the best one is reused (the task is learned without
 training any expert, and nothing is added) when its error is within (1 + reuse_threshold) of a reference error:
 - rule 'probe' (default): the reference is the new data's own error scale, the error on the same probe images
-  of a probe expert, a fresh expert trained briefly (probe_steps) on the rest of the new task's images. An
+  of a probe expert, a fresh expert trained briefly (probe_epochs) on the rest of the new task's images. An
   assigned expert is reused only if it models the new data about as well as a short fit to that data does.
 - rule 'ratio' (the first version, kept for comparison): the reference is the expert's error on its own task.
   That rule is asymmetric: it compares how complex two domains are, not how new one is. An expert of a complex
@@ -52,7 +52,9 @@ class LMVAEConfig:
     # reference of the test: 'probe' (a briefly trained probe expert's error on the new data) | 'ratio' (expert
     # i's error on its own task: the first, asymmetric rule, kept for comparison)
     reuse_rule: str = "probe"
-    probe_steps: int = 200  # Adam steps of the probe expert on the new task (rule 'probe')
+    # passes of the probe expert over the new task's images (rule 'probe'); set it to the task's own epochs for a
+    # probe that estimates what a new expert would reach (fewer: a cheaper, looser test)
+    probe_epochs: float = 1.0
     probe_batch: int = 64
     probe_size: int = 64  # held-out probe images per task for assignment and similarity (the code: 64)
     selection: str = "recon"  # 'recon' (lowest reconstruction error) | 'elbo' (highest ELBO)
@@ -69,8 +71,9 @@ class LMVAEConfig:
             raise ValueError(f"reuse_threshold must be >= 0, got {self.reuse_threshold}")
         if self.reuse_rule not in ("probe", "ratio"):
             raise ValueError(f"reuse_rule must be 'probe' or 'ratio', got {self.reuse_rule!r}")
-        if self.probe_steps < 1 or self.probe_batch < 1:
-            raise ValueError(f"probe_steps and probe_batch must be >= 1, got {self.probe_steps}, {self.probe_batch}")
+        if self.probe_epochs <= 0 or self.probe_batch < 1:
+            raise ValueError(f"probe_epochs must be > 0 and probe_batch >= 1, got {self.probe_epochs}, "
+                             f"{self.probe_batch}")
         if self.selection not in ("recon", "elbo"):
             raise ValueError(f"selection must be 'recon' or 'elbo', got {self.selection!r}")
         if self.probe_size < 1:
@@ -163,11 +166,12 @@ class LMVAE(Configured):
         return self.split_probe(x, seed)[0]
 
     def probe_error(self, probe: torch.Tensor, rest: torch.Tensor, binarize: str | None = "dynamic",
-                    lr: float = 1e-3, seed: int = 0) -> float:
-        """The new data's own error scale: a fresh expert trained probe_steps Adam steps on `rest` (random
-        batches of probe_batch, binarised per draw like the task's batches), scored on the held-out probe.
-        Runs under its own seed and leaves the global random state as it was (a run's later draws do not
-        depend on whether a probe was trained)."""
+                    lr: float = 1e-3, seed: int = 0) -> tuple[float, int]:
+        """The new data's own error scale: a fresh expert trained probe_epochs passes' worth of Adam steps on
+        `rest` (random batches of probe_batch, binarised per draw like the task's batches), scored on the
+        held-out probe. Returns (error, steps)."""
+        # under its own seed, leaving the global random state as it was: a run's later draws do not depend on
+        # whether a probe was trained
         from ..training.loop import binarized, fit_batches
 
         cfg = self.config
@@ -175,11 +179,12 @@ class LMVAE(Configured):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(int(seed))
             expert = VAE(cfg.expert).to(probe.device)
-            idx = torch.randint(rest.shape[0], (cfg.probe_steps, cfg.probe_batch), device=rest.device)
+            steps = max(1, math.ceil(cfg.probe_epochs * rest.shape[0] / cfg.probe_batch))
+            idx = torch.randint(rest.shape[0], (steps, cfg.probe_batch), device=rest.device)
             batches = ((0, binarized(rest[i], binarize)) for i in idx)
             fit_batches(batches, expert.loss, torch.optim.Adam(expert.parameters(), lr=lr), expert)
         with torch.no_grad():
-            return float(expert.reconstruction_error(probe).mean())
+            return float(expert.reconstruction_error(probe).mean()), steps
 
     @torch.no_grad()
     def similarity(self, probe: torch.Tensor, reference: float | None = None) -> dict[int, float]:
@@ -199,8 +204,8 @@ class LMVAE(Configured):
         decision = {"rule": cfg.reuse_rule, "probe_error": None, "probe_steps": 0}
         reference = None
         if self.assigned and cfg.reuse_threshold is not None and cfg.reuse_rule == "probe":
-            reference = self.probe_error(probe, probe if rest is None else rest, binarize, lr, seed)
-            decision |= {"probe_error": reference, "probe_steps": cfg.probe_steps}
+            reference, steps = self.probe_error(probe, probe if rest is None else rest, binarize, lr, seed)
+            decision |= {"probe_error": reference, "probe_steps": steps}
         ratios = self.similarity(probe, reference) if cfg.reuse_threshold is not None else {}
         if ratios:
             best = min(ratios, key=ratios.get)
