@@ -69,10 +69,10 @@ def test_fitting_capacity_real_vs_constant(sample_cfg):
     train = load_split("mnist", "train", sample_cfg)
     test = load_split("mnist", "test", sample_cfg)
     x, y = train.x[:1500], train.y[:1500]
-    acc_real = B.fitting_capacity(x, y, test.x, test.y, 10, epochs=5)
+    acc_real = B.fitting_capacity(x, y, test.x, test.y, 10, max_epochs=5)
     assert acc_real > 0.8
     const = x.mean(0, keepdim=True).expand(len(x), -1, -1, -1).contiguous()
-    acc_const = B.fitting_capacity(const, torch.zeros_like(y), test.x, test.y, 10, epochs=5)
+    acc_const = B.fitting_capacity(const, torch.zeros_like(y), test.x, test.y, 10, max_epochs=5)
     assert acc_const == pytest.approx(float((test.y == 0).float().mean()), abs=1e-6)
     assert acc_const < 0.2
 
@@ -95,7 +95,7 @@ def test_streams_are_well_formed(sample_cfg):
 
 
 def test_every_learner_fits_and_evaluates(sample_cfg):
-    s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_epochs=1)
+    s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_max_epochs=1)
     stream = B.build_stream("split_mnist", s, sample_cfg)
     joint = stream.joint_train()
     clf = train_classifier(joint.x, joint.y, TrainConfig(epochs=1), seed=0)
@@ -123,3 +123,75 @@ def test_every_learner_fits_and_evaluates(sample_cfg):
     per_task = [s["epochs"] * len(t.train_x) for t in stream.tasks]
     assert all(real[m] == per_task for m in B.METHOD_NAMES if m not in B.OFFLINE and "OCM" not in m)
     assert B.evaluate_run(stream, "VAE-OCM", s, 0, "cpu", clf)["memory_images"] > 0
+
+
+def test_ranking_groups_methods_that_cannot_be_told_apart():
+    per_run = _constructed()
+    sentence = B.ranking_sentence(B.summarise(per_run), "final_ll", per_run)
+    # s2: A - C = 5, 6, 7 (distinguishable); C - B = 5, 14, 23 (interval 14 +- 22: not)
+    assert "s2, by log-lik. (nats) (best first): A (-50.0), {C (-56.0); B (-70.0)}" in sentence
+    # s1: B - A = 10, 12, 8 (distinguishable); A - C = 20, 8, -4 (not): A and C form one group
+    assert "B (-92.0), {A (-102.0); C (-110.0)}" in sentence
+
+
+def _claims_runs(gap: float, spread: float, seeds=(0, 1, 2)) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        noise = spread * (seed - 1)
+        for method, ll, forg, fc in (("Fine-tune VAE", -110.0, 20.0, 0.3), ("Joint VAE", -100.0, float("nan"), 0.9),
+                                     ("Replay VAE", -105.0, 20.0 - gap + noise, 0.3 + gap / 10),
+                                     ("Replay BinarizedVAE", -105.0, 20.0 - gap, 0.5), ("LGM", -106.0, 19.0, 0.5),
+                                     ("L-MVAE", -101.0 + noise, 5.0, 0.8), ("VAE-OCM", -104.0, 10.0, 0.6),
+                                     ("Dynamic-OCM", -102.0, 8.0, 0.7)):
+            rows.append({"stream": "split_mnist", "method": method, "seed": seed, "final_ll": ll, "forgetting": forg,
+                         "fitting_capacity": fc})
+    return pd.DataFrame(rows)
+
+
+def test_fidelity_benchmark_claims_know_schedule_calibration_and_seeds():
+    from lmvae_core.experiments.calibration import Calibration
+    from lmvae_core.results.claims import NOT_COMPARABLE
+
+    full = dict(B.SETTINGS["quick"], train_per_task=None, epochs=5)
+    good = Calibration("m", "mnist", "quick", 50, -100.0, -99.7, "x")
+    verdicts = {c.claim: c for c in B.claims(_claims_runs(gap=6.0, spread=0.5), full, "quick", good)}
+    lmvae = next(c for k, c in verdicts.items() if k.startswith("L-MVAE approaches"))
+    assert lmvae.verdict == "reproduced" and lmvae.ci[0] < lmvae.ours < lmvae.ci[1]
+    assert "25%" in lmvae.row()["schedule"]  # 5 of the paper profile's 20 epochs on full data
+    # the quick profile's 1,000 images x 3 epochs per task is 1.25% of the paper profile: not comparable
+    short = B.claims(_claims_runs(gap=6.0, spread=0.5), B.SETTINGS["quick"], "quick", good)
+    assert all(c.verdict == NOT_COMPARABLE and "schedule too short" in c.row()["why"] for c in short)
+    # a missed calibration
+    bad = Calibration("m", "mnist", "quick", 50, -140.0, -99.7, "x")
+    assert all(c.verdict == NOT_COMPARABLE for c in B.claims(_claims_runs(6.0, 0.5), full, "quick", bad))
+    # r=0 minus r>0 forgetting is -3, 0, +3 nats over the seeds: the interval spans the criterion (>= 1)
+    noisy = {c.claim: c for c in B.claims(_claims_runs(gap=1.0, spread=3.0), full, "quick", good)}
+    binarized = next(c for k, c in noisy.items() if k.startswith("Binarized regularisation"))
+    assert binarized.verdict == NOT_COMPARABLE and "spans" in binarized.row()["why"]
+    quiet = {c.claim: c for c in B.claims(_claims_runs(gap=1.0, spread=0.0), full, "quick", good)}
+    assert next(c for k, c in quiet.items() if k.startswith("Binarized regularisation")).verdict == "partly"
+
+
+def test_fidelity_fitting_capacity_is_early_stopped_on_generated_data():
+    from lmvae_core.metrics.fitting_capacity import MLPClassifier, accuracy, fit_early_stopped
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(600, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (600,), generator=g)  # labels carry nothing: validation cannot keep improving
+    clf, log = fit_early_stopped(MLPClassifier(10), x, y, val_fraction=0.2, max_epochs=40, patience=2, seed=0)
+    assert log["epochs"] < 40  # stopped early
+    perm = torch.randperm(600, generator=torch.Generator().manual_seed(0))
+    assert accuracy(clf, x[perm[:120]], y[perm[:120]]) == pytest.approx(log["val_accuracy"])  # the best state
+
+
+def test_fidelity_feature_classifier_floors(sample_cfg):
+    from lmvae_core.metrics.fid import ACCURACY_FLOORS, FeatureClassifier, classifier_check
+
+    assert ACCURACY_FLOORS == {"mnist": 0.98, "fashion": 0.88}
+    test = load_split("mnist", "test", sample_cfg)
+    untrained = FeatureClassifier(1, 10, 28)
+    check = classifier_check(untrained, "MNIST", test.x, test.y)
+    assert check["floor"] == 0.98 and check["met"] is False
+    # every profile but smoke trains the classifier on all training images of the stream's classes
+    assert B.SETTINGS["quick"]["clf_train_per_task"] is None and B.SETTINGS["paper"]["clf_train_per_task"] is None
+    assert B.classifier_name("split_mnist") == B.classifier_name("taskfree_mnist") == "benchmark-mnist"

@@ -22,7 +22,6 @@ manager's average routing on the training data. This differs from the per-input 
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from typing import Callable
@@ -32,16 +31,17 @@ import torch
 from ..continual import (Budget, JointVAE, LGMLearner, LifelongConfig, LMVAELearner, MixtureOfVAEs, OCMLearner,
                          SequentialVAE, binarized_config, run_stream)
 from ..data.benchmark_streams import STREAM_TITLES, BenchStream, build_stream  # noqa: F401  (re-exported)
+from ..data.requirements import BENCHMARK_STREAMS
+from ..data.streams import Split
 from ..metrics import TaskMatrix, feature_classifier, fid, mixture_log_likelihood  # noqa: F401
-from ..metrics.fid import classifier_key, classifier_state
-from ..metrics.fitting_capacity import fitting_capacity
+from ..metrics.fid import classifier_check, classifier_key, classifier_state, real_fid
+from ..metrics.fitting_capacity import fitting_capacity, real_fitting_capacity
 from ..models.lgm import LGMConfig
 from ..models.lmvae import LMVAEConfig
 from ..models.moe_vae import MoEVAEConfig
 from ..models.ocm import OCMConfig
 from ..models.vae import VAEConfig
 from ..results.cache import cached, is_cached
-from ..results.claims import AtLeast, AtMost, Claim, Within
 from ..results.cluster import resolve_executor
 from ..results.runner import Call, run_grid
 from .benchmark_report import (METRICS, display_table, per_run_frame, ranking, ranking_sentence,  # noqa: F401
@@ -60,24 +60,31 @@ _OCM = dict(kernel="code", alpha=10.0, direction="diverse", lambda1=0.9, beta1=0
 SETTINGS = {
     "smoke": dict(streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0,), train_per_task=100,
                   test_per_task=20, hidden=32, latent=8, epochs=1, batch=64, lr=1e-3, iwae_k=5, n_generated=100,
-                  clf_epochs=1, fc_epochs=3, lmvae_experts=2, reuse_threshold=None, moe_experts=3, lgm_gamma=1.0,
+                  clf_epochs=1, clf_train_per_task=100, fc_max_epochs=3,
+                  calibration=dict(epochs=2, iwae_k=5, train_limit=500, test_limit=100), lmvae_experts=2, reuse_threshold=None, moe_experts=3, lgm_gamma=1.0,
                   binarized_r=0.5,
                   ocm=dict(_OCM, stm_size=32, ltm_capacity=64, per_round=8, epochs_per_batch=1, batch_size=32,
                            lr=1e-3, r_samples=4, lambda2=10.0, max_components=3)),
     # quick (CPU, one thread): class-balanced subsets of 1000 training / 200 test images per task, 784-200-20
-    # networks, 3 epochs per task at batch 32, IWAE k=50, 500 generated images for FID and fitting capacity, 3 seeds; OCM
+    # networks, 3 epochs per task at batch 32, IWAE k=50, 500 generated images for FID, 3 seeds; OCM
     # trains one pass over STM u LTM per arriving batch (paper: 100) with a 512-image LTM, at most 3 components.
     "quick": dict(streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0, 1, 2), train_per_task=1000,
                   test_per_task=200, hidden=200, latent=20, epochs=3, batch=32, lr=1e-3, iwae_k=50,
-                  n_generated=500, clf_epochs=2, fc_epochs=20, lmvae_experts=2, reuse_threshold=None,
+                  n_generated=500, clf_epochs=3, clf_train_per_task=None, fc_max_epochs=30, lmvae_experts=2,
+                  calibration=dict(epochs=10, iwae_k=500), reuse_threshold=None,
                   moe_experts=5, lgm_gamma=1.0, binarized_r=0.5,
                   ocm=dict(_OCM, stm_size=128, ltm_capacity=512, per_round=14, epochs_per_batch=1, batch_size=64,
                            lr=1e-3, r_samples=5, lambda2=50.0, max_components=3)),
     # paper (GPU): full data, the OCM/IWAE network 784-200-200-50 per VAE/expert (one hidden width here),
     # 20 epochs per task, IWAE k=1000 on up to 2000 test images per task, 5 seeds, OCM's 100 passes per batch.
+    # Every profile: the feature classifier trains on clf_train_per_task images per task (None: all, so that it
+    # reaches its accuracy floor, metrics/fid.py), and fitting capacity trains on as many generated images as
+    # the stream has training images, early-stopped within fc_max_epochs (Lesort et al. 2019). `calibration`: the
+    # schedule of the jointly trained 784-hidden-latent VAE on MNIST that checks the code against its reference.
     "paper": dict(streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0, 1, 2, 3, 4), train_per_task=None,
                   test_per_task=2000, hidden=200, latent=50, epochs=20, batch=64, lr=1e-3, iwae_k=1000,
-                  n_generated=10000, clf_epochs=5, fc_epochs=20, lmvae_experts=2, reuse_threshold=None,
+                  n_generated=10000, clf_epochs=5, clf_train_per_task=None, fc_max_epochs=50, lmvae_experts=2,
+                  calibration=dict(epochs=20, iwae_k=500), reuse_threshold=None,
                   moe_experts=10, lgm_gamma=1.0, binarized_r=0.5,
                   ocm=dict(_OCM, stm_size=512, ltm_capacity=2560, per_round=14, epochs_per_batch=100,
                            batch_size=64, lr=1e-4, r_samples=1000, lambda2=10.0, max_components=30)),
@@ -123,9 +130,44 @@ def budget(s: dict, stream: BenchStream, method: str, seed: int) -> Budget:
 
 
 # ---- the shared evaluation ----------------------------------------------------------------------------------
-def stream_classifier(stream: BenchStream, s: dict, force: bool = False):
+def classifier_name(stream_name: str) -> str:
+    """Streams cut from the same datasets (split and task-free MNIST) share one feature classifier."""
+    return "benchmark-" + "+".join(BENCHMARK_STREAMS[stream_name])
+
+
+def classifier_split(stream_name: str, s: dict, data) -> Split:
+    """Every class of the stream with s['clf_train_per_task'] images per task (None: all of them)."""
+    return build_stream(stream_name, s | {"train_per_task": s["clf_train_per_task"]}, data).joint_train()
+
+
+def stream_classifier(stream_name: str, s: dict, data, force: bool = False):
+    joint = classifier_split(stream_name, s, data)
+    return feature_classifier(classifier_name(stream_name), joint.x, joint.y, epochs=s["clf_epochs"], force=force)
+
+
+def stream_features(run: Run, stream_name: str) -> dict:
+    """What the stream's FID and fitting capacity are read against: the classifier's test accuracy per dataset
+    against its floor, real-against-real FID at the generated sample size, and real data's fitting capacity."""
+    s = run.settings
+    stream = build_stream(stream_name, s, run.data())
+    clf = stream_classifier(stream_name, s, run.data())
+    datasets = BENCHMARK_STREAMS[stream_name]
+    groups = {datasets[0]: stream.tasks} if len(datasets) == 1 else dict(zip(datasets, ([t] for t in stream.tasks)))
+    checks = [classifier_check(clf, d, torch.cat([t.test_grey for t in ts]), torch.cat([t.test_y for t in ts]))
+              for d, ts in groups.items()]
     joint = stream.joint_train()
-    return feature_classifier(f"benchmark-{stream.name}", joint.x, joint.y, epochs=s["clf_epochs"], force=force)
+    _, test_grey, test_y = stream.union_test()
+    return {"stream": stream_name, "classifier": checks,
+            "real_fid": real_fid(clf, joint.x, test_grey, s["n_generated"]), "n_fid": s["n_generated"],
+            "real_fitting_capacity": real_fitting_capacity(joint.x, joint.y, test_grey, test_y, stream.n_classes,
+                                                           max_epochs=s["fc_max_epochs"]),
+            "n_fitting_capacity": len(joint.x)}
+
+
+def features_all(run: Run) -> list[dict]:
+    key = {"settings": run.settings, "data": asdict(run.data()) | {"device": None}}
+    return [cached("benchmark_features", key | {"stream": name}, lambda name=name: stream_features(run, name),
+                   force=run.force) for name in run.settings["streams"]]
 
 
 def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, classifier) -> dict:
@@ -150,16 +192,18 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
     infer_seconds = time.time() - t1
     sizes = [len(t.test_x) for t in stream.tasks]
     matrix.values[-1] = [float(part.mean()) for part in torch.split(ll, sizes)]
-    gen = learner.sample(s["n_generated"], seed=seed).clamp(0, 1)
+    # full-size generated set for fitting capacity (as many images as the stream's training set); FID uses
+    # the first n_generated of them
+    gen = learner.sample(sum(len(t.train_x) for t in stream.tasks), seed=seed).clamp(0, 1)
     gen_y = classifier.predict(gen)
     return {
         "stream": stream.name, "method": method, "seed": seed,
         "final_ll": float(ll.mean()), "matrix": matrix.to_dict(),
         "forgetting": float("nan") if method in OFFLINE else matrix.forgetting(),
-        "fid": fid(classifier, gen, test_grey),
-        "fitting_capacity": fitting_capacity(gen, gen_y, test_grey, test_y, stream.n_classes, s["fc_epochs"],
-                                             seed=seed),
-        "class_coverage": int(torch.unique(gen_y).numel()),
+        "fid": fid(classifier, gen[: s["n_generated"]], test_grey),
+        "fitting_capacity": fitting_capacity(gen, gen_y, test_grey, test_y, stream.n_classes,
+                                             s["fc_max_epochs"], seed=seed),
+        "class_coverage": int(torch.unique(gen_y[: s["n_generated"]]).numel()),
         "params": int(learner.n_params), "memory_images": int(learner.memory_images),
         "real_rows": result.real_rows, "replay_rows": result.replay_rows,
         "train_seconds": result.train_seconds, "infer_ms_per_image": 1000 * infer_seconds / len(test_x),
@@ -179,7 +223,7 @@ def compute_run(run: Run, stream_name: str, method: str, seed: int) -> dict:
     """One grid cell, uncached (module level, so a Dask worker can run it)."""
     s = run.settings
     stream = build_stream(stream_name, s, run.data(), seed=seed)
-    clf = stream_classifier(stream, s)
+    clf = stream_classifier(stream_name, s, run.data())
     return evaluate_run(stream, method, s, seed, run.device, clf)
 
 
@@ -205,18 +249,19 @@ def grid_calls(run: Run) -> list[Call]:
 
 def fit_stream_classifier(run: Run, stream_name: str) -> dict:
     """The state stream_classifier caches for a stream (module level for Dask workers)."""
-    joint = build_stream(stream_name, run.settings, run.data()).joint_train()
+    joint = classifier_split(stream_name, run.settings, run.data())
     return classifier_state(joint.x, joint.y, run.settings["clf_epochs"])
 
 
 def classifier_calls(run: Run) -> list[Call]:
-    """One call per stream, under stream_classifier's own cache key (the classifier does not depend on the seed)."""
-    s, calls = run.settings, []
+    """One call per classifier, under stream_classifier's own cache key (it depends on neither seed nor method)."""
+    s, calls = run.settings, {}
     for stream in s["streams"]:
-        joint = build_stream(stream, s, run.data()).joint_train()
-        calls.append(Call("feature_classifier", classifier_key(f"benchmark-{stream}", joint.x, s["clf_epochs"]),
-                          fit_stream_classifier, (run, stream), {"stream": stream, "method": "feature classifier"}))
-    return calls
+        joint = classifier_split(stream, s, run.data())
+        key = classifier_key(classifier_name(stream), joint.x, s["clf_epochs"])
+        calls.setdefault(str(key), Call("feature_classifier", key, fit_stream_classifier, (run, stream),
+                                        {"stream": stream, "method": "feature classifier"}))
+    return list(calls.values())
 
 
 def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dict]:
@@ -231,60 +276,6 @@ def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dic
     return grid.done()
 
 
-# ---- claims -------------------------------------------------------------------------------------------------
-def _get(summary: pd.DataFrame, stream: str, method: str, col: str) -> float:
-    sub = summary[(summary["stream"] == stream) & (summary["method"] == method)]
-    return float(sub[col + "_mean"].iloc[0]) if len(sub) else float("nan")
-
-
-def claims(summary: pd.DataFrame, profile: str) -> list[Claim]:
-    out = []
-    streams = list(dict.fromkeys(summary["stream"]))
-    memory_methods = ("Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-OCM", "Dynamic-OCM")
-    for stream in streams:
-        ft = _get(summary, stream, "Fine-tune VAE", "forgetting")
-        forg = [_get(summary, stream, m, "forgetting") for m in memory_methods]
-        less = sum(f < ft for f in forg if not math.isnan(f))
-        out.append(Claim(f"Methods with replay/memory/experts forget less than fine-tuning ({stream}; share of the "
-                         f"{len(memory_methods)} methods with lower mean forgetting)",
-                         "qualitative (all CL papers)", less / len(memory_methods), AtLeast(1.0, partly=0.5), profile,
-                         note=f"fine-tune forgetting {ft:.1f} nats"))
-    for stream in streams:
-        joint = _get(summary, stream, "Joint VAE", "final_ll")
-        for m in ("L-MVAE", "Dynamic-OCM"):
-            out.append(Claim(f"{m} approaches the joint upper bound ({stream}; log-lik. minus joint VAE's, nats)",
-                             "qualitative (Ye & Bors 2021, 2022)", _get(summary, stream, m, "final_ll") - joint,
-                             AtLeast(-5.0, partly=-20.0), profile, unit="nats"))
-    s0 = "split_mnist" if "split_mnist" in streams else streams[0]
-    out.append(Claim(f"Generative replay keeps the generator useful: fitting capacity replay minus fine-tune ({s0})",
-                     "Lesort et al.: ~0.95 vs ~0.20 (GAN, 10 one-class tasks)",
-                     _get(summary, s0, "Replay VAE", "fitting_capacity")
-                     - _get(summary, s0, "Fine-tune VAE", "fitting_capacity"), AtLeast(0.3, partly=0.05), profile,
-                     note="different generator and task split from Lesort et al."))
-    out.append(Claim(f"Binarized regularisation reduces forgetting under replay ({s0}; forgetting r=0 minus r>0, nats)",
-                     "Hu & Rostami 2023: less forgetting", _get(summary, s0, "Replay VAE", "forgetting")
-                     - _get(summary, s0, "Replay BinarizedVAE", "forgetting"), AtLeast(1.0, partly=0.0), profile,
-                     unit="nats"))
-    tf = "taskfree_mnist"
-    if tf in streams:
-        note = ("CN-DPM: 16-sample ELBO-type bound in bits/dim converted to nats, an upper bound on the NLL looser "
-                "than our IWAE; full data and long training vs our reduced profile")
-        joint_nll = -_get(summary, tf, "Joint VAE", "final_ll")
-        ft_nll = -_get(summary, tf, "Fine-tune VAE", "final_ll")
-        exp_nll = -max(_get(summary, tf, m, "final_ll") for m in ("L-MVAE", "Dynamic-OCM"))
-        rep_nll = -_get(summary, tf, "VAE-OCM", "final_ll")
-        out += [
-            Claim("Task-free split MNIST: offline iid NLL (joint VAE)", "CN-DPM: 98.1 nats (0.1806 bits/dim)",
-                  joint_nll, AtMost(98.1 + 5, partly=98.1 + 20), profile, unit="nats", note=note),
-            Claim("Task-free split MNIST: fine-tune NLL", "CN-DPM: 153.1 nats (0.2817 bits/dim)", ft_nll,
-                  Within(153.1, 15.0, 40.0), profile, unit="nats", note=note),
-            Claim("Task-free split MNIST: fine-tune minus offline NLL gap", "CN-DPM: 55.0 nats", ft_nll - joint_nll,
-                  AtLeast(27.5, partly=10.0), profile, unit="nats", note=note),
-            Claim("Task-free split MNIST: memory-based NLL (VAE-OCM; CN-DPM's reservoir baseline)",
-                  "CN-DPM reservoir: 121.4 nats (0.2234 bits/dim)", rep_nll, AtMost(121.4 + 5, partly=121.4 + 20),
-                  profile, unit="nats", note=note),
-            Claim("Task-free split MNIST: expansion-based NLL (best of L-MVAE, Dynamic-OCM)",
-                  "CN-DPM: 114.7 nats (0.2110 bits/dim)", exp_nll, AtMost(114.7 + 5, partly=114.7 + 20), profile,
-                  unit="nats", note=note),
-        ]
-    return out
+# ---- claims, calibration and schedules: benchmark_claims.py ----------------------------------------------------
+from .benchmark_claims import calibration, claims, features_frame, schedule  # noqa: E402,F401  (re-exported)
+from .calibration import calibration_frame  # noqa: E402,F401

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.benchmark_streams import STREAM_TITLES
+from ..metrics.significance import rank_groups
 from ..results.tables import seed_summary
 
 # ---- tables and ranking -------------------------------------------------------------------------------------
@@ -65,15 +66,29 @@ def ranking(summary: pd.DataFrame, metric: str = "final_ll") -> pd.DataFrame:
     return ranks.sort_values("mean rank")
 
 
-def ranking_sentence(summary: pd.DataFrame, metric: str = "final_ll") -> str:
+def ranking_sentence(summary: pd.DataFrame, metric: str = "final_ll", per_run: pd.DataFrame | None = None) -> str:
+    """Per stream, the methods best first; with per_run, methods that cannot be told apart from the best of
+    their tier (paired 95% interval over seeds contains 0) are grouped in braces."""
     ranks = ranking(summary, metric)
-    label = METRICS[metric][0]
+    label, higher = METRICS[metric]
+    fmt = "{:.3f}" if metric == "fitting_capacity" else "{:.1f}"
     parts = []
     for stream in [c for c in ranks.columns if c != "mean rank"]:
-        sub = summary[summary["stream"] == stream].sort_values(metric + "_mean", ascending=not METRICS[metric][1])
-        fmt = "{:.3f}" if metric == "fitting_capacity" else "{:.1f}"
-        order = ", ".join(f"{m} ({fmt.format(v)})" for m, v in zip(sub["method"], sub[metric + "_mean"]))
+        sub = summary[summary["stream"] == stream].sort_values(metric + "_mean", ascending=not higher)
+        mean = dict(zip(sub["method"], sub[metric + "_mean"]))
+        if per_run is None:
+            order = ", ".join(f"{m} ({fmt.format(v)})" for m, v in mean.items())
+        else:
+            runs = per_run[per_run["stream"] == stream].sort_values("seed")
+            seeds = {m: g[metric].to_numpy(float) for m, g in runs.groupby("method", sort=False)
+                     if np.isfinite(g[metric].to_numpy(float)).all()}
+            tiers = rank_groups(seeds, higher_is_better=higher)
+            order = ", ".join(("{" + "; ".join(f"{m} ({fmt.format(mean[m])})" for m in t) + "}") if len(t) > 1
+                              else f"{t[0]} ({fmt.format(mean[t[0]])})" for t in tiers)
         parts.append(f"On {STREAM_TITLES.get(stream, stream)}, by {label} (best first): {order}.")
+    if per_run is not None:
+        parts.append("Methods in braces cannot be told apart from the first of their group (paired 95% interval "
+                     "over seeds contains 0).")
     best = ranks.index[0]
     worst = ranks.index[-1]
     parts.append(f"Averaged over the {len(ranks.columns) - 1} streams, {best} ranks best "

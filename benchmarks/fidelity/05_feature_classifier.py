@@ -1,0 +1,47 @@
+"""Issue 11, item 16: does the FID / fitting-capacity feature classifier reach its accuracy floor?
+
+Trains metrics.fid's CNN as notebook 05 does in each setting (the old quick one: 1,000 images per split-MNIST
+task, i.e. 5,000 images, 2 epochs; the new one: every training image, `clf_epochs` epochs) on MNIST and
+Fashion-MNIST from a torchvision root, and writes the test accuracies next to the floors.
+
+    python benchmarks/fidelity/05_feature_classifier.py --data-root ROOT [--json benchmarks/fidelity/05_feature_classifier.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from lmvae_core.data.streams import DataConfig, load_split
+from lmvae_core.experiments.benchmark import SETTINGS
+from lmvae_core.metrics.fid import ACCURACY_FLOORS, classifier_check, train_classifier
+from lmvae_core.training.loop import TrainConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--json", default="benchmarks/fidelity/05_feature_classifier.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    settings = {"old quick (5,000 images, 2 epochs)": (5000, 2),
+                f"new quick (all images, {SETTINGS['quick']['clf_epochs']} epochs)": (None, SETTINGS["quick"]["clf_epochs"])}
+    rows = []
+    for dataset in ACCURACY_FLOORS:
+        for label, (limit, epochs) in settings.items():
+            cfg = DataConfig(source="torchvision", root=args.data_root, train_limit=limit)
+            tr, te = load_split(dataset, "train", cfg), load_split(dataset, "test", cfg)
+            t0 = time.time()
+            clf = train_classifier(tr.x, tr.y, TrainConfig(epochs=epochs), seed=0)
+            check = classifier_check(clf, dataset, te.x, te.y)
+            rows.append({"setting": label, "n_train": len(tr.x), "epochs": epochs, "seconds": round(time.time() - t0, 1)}
+                        | check)
+            print(rows[-1], flush=True)
+    with open(args.json, "w") as f:
+        json.dump({"torch": torch.__version__, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
