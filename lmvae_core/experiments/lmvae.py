@@ -26,7 +26,9 @@ from .common import Run
 # summed squared error plus the KL, i.e. -log N(x; mean, 1/2) up to a constant), latent 100, Adam 1e-3,
 # batch 64, 100 epochs per task, MNIST -> Fashion -> KMNIST -> CIFAR-10 (SVHN unavailable).
 # Reuse test (models/lmvae.py): rule 'probe', margin `threshold`; the probe expert trains `probe_epochs` passes over
-# the task's images (None: as many as the task itself, so the probe estimates what a new expert would reach).
+# the task's images (None: as many as the task itself, so the probe estimates what a new expert would reach; it
+# doubles the training of every new task, but a probe of a quarter of an expert's steps let MNIST reuse a KMNIST
+# expert: benchmarks/fidelity/01_growth_selection.json).
 # directions: the growth rule in both orders of a simpler and a more complex domain, each repeated at the end;
 # hard_pair: two domains whose images look alike (selection is harder than MNIST/Fashion).
 # calibration: the experts' network trained jointly on MNIST with one task's schedule of the profile (the paper
@@ -40,7 +42,7 @@ SETTINGS = {
     "smoke": dict(_MLP, hidden=64, latent=8, epochs=1, batch=128, train_limit=1000, iwae_k=10, eval_n=200,
                   growth_train=600, growth_epochs=1, capacity_train=600, capacity_epochs=1, timing_n=200, timing_k=20,
                   # a probe of one smoke epoch (6 steps) tells no domain from another: smoke would never grow
-                  probe_epochs=3,
+                  probe_epochs=3, calibration_reference=None,
                   calibration=CalibrationVAE("mnist", (64,), 8, epochs=1, iwae_k=10, train_limit=1000, test_limit=200)),
     "quick": dict(_MLP, hidden=256, latent=20, epochs=3, batch=128, train_limit=10000, iwae_k=100, eval_n=500,
                   growth_train=2000, growth_epochs=2, capacity_train=4000, capacity_epochs=3, timing_n=500,
@@ -49,7 +51,7 @@ SETTINGS = {
                   growth_sequence=("mnist", "fashion", "mnist", "kmnist", "cifar10"),
                   arch="conv", hidden=1024, channels=(64, 128, 256, 512), latent=100, likelihood="gaussian",
                   gaussian_std=1 / math.sqrt(2), size=32, n_experts=4, epochs=100, batch=64, train_limit=None,
-                  test_limit=None, iwae_k=5000, eval_n=2000, probe=64, threshold=0.1, probe_epochs=5,
+                  test_limit=None, iwae_k=5000, eval_n=2000, probe=64, threshold=0.1, probe_epochs=None,
                   thresholds=(0.0, 0.1, 0.25, 0.5), ratio_thresholds=(0.0, 0.5, 1.0),
                   directions=_MLP["directions"], hard_pair=_MLP["hard_pair"],
                   growth_train=None, growth_epochs=20, capacity_train=None, capacity_epochs=100,
