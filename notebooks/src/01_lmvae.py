@@ -296,7 +296,8 @@ print(f"profile {run.profile}: notebook wall time {time.time() - run.started:.0f
 # Ours rather than the paper's: real growth with an explicit reuse test against a probe expert (the code
 # pre-allocates experts; the probe costs extra training steps on each new task, reported as "probe steps"),
 # MLP experts with a Bernoulli decoder on 28x28 images in the quick profile (the code: 32x32x3 convolutional
-# experts with squared error, used by the paper profile as a Gaussian of variance 1/2, which is that loss), training subsets and few epochs in quick, IWAE k of a
-# few hundred at most. The capacity variant is trained for a few epochs only in quick, so its traversals are
-# blurry and say little about disentanglement. Not possible offline: SVHN, CIFAR-100, CelebA, CACD and 3D chairs, hence no 64x64
-# disentanglement experiment; the traversals above are on the 28x28 domains.
+# experts with squared error, used by the paper profile as a Gaussian of variance 1/2, which is that loss),
+# training subsets and few epochs in quick, IWAE k of a few hundred at most, one seed (no confidence
+# intervals). The capacity variant is trained for a few epochs only in quick, so its traversals are blurry and
+# say little about disentanglement. Not possible offline: SVHN, CIFAR-100, CelebA, CACD and 3D chairs, hence
+# no 64x64 disentanglement experiment; the traversals above are on the 28x28 domains.
