@@ -1,6 +1,8 @@
 """L-MVAE as a learner: per task, the model decides (reuse an expert, train the pool, or grow), the
 trainable experts train on the task's real batches with the Dirichlet MELBO, and the best of them is
-assigned to the task and frozen (see lmvae_core.models.lmvae). A reused task draws no batch.
+assigned to the task and frozen (see lmvae_core.models.lmvae). A reused task draws no batch from the driver;
+the probe expert of the reuse test (rule 'probe') trains `probe_steps` steps on the task's images on top of
+the budget (the decision records them as `probe_steps`).
 
 As a density (`log_likelihood`) it is the mixture sum_i pi_i p_i(x) over the experts that serve a task,
 pi_i the share of tasks expert i serves; `model.log_likelihood` is the per-input selection of the paper.
@@ -25,7 +27,8 @@ class LMVAELearner(BaseLearner):
 
     def fit_task(self, task: TaskData) -> dict:
         model = self.model
-        decision, probe = model.begin_task(task.x, task.name)
+        # the probe expert (reuse rule 'probe') trains on the task's images as the task would: same binarisation, lr
+        decision, probe = model.begin_task(task.x, task.name, task.budget.binarize, self.optim.lr)
         if decision["action"] != "reuse":
             on_epoch = model.capacity_schedule(decision["trained"], task.budget.epochs)
             optimizer = make_optimizer(model.experts.trainable_parameters(), self.optim)
