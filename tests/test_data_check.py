@@ -73,7 +73,7 @@ def test_an_unresolvable_host_fails_at_once():
     t0 = time.time()
     with pytest.raises(OSError, match="cannot reach"):
         probe("http://datasets.invalid/mnist/", timeout=2.0)  # .invalid never resolves (RFC 2606)
-    assert time.time() - t0 < 5
+    assert time.time() - t0 < 30  # without the timeout a lookup can hang for minutes; generous under load
 
 
 def test_a_stalled_server_makes_the_download_give_up_within_seconds(tmp_path, monkeypatch):
@@ -89,20 +89,19 @@ def test_a_stalled_server_makes_the_download_give_up_within_seconds(tmp_path, mo
         t0 = time.time()
         with pytest.raises(DataMissingError, match="download failed"):
             load_images("mnist", "train", root=tmp_path, download=True)
-        assert time.time() - t0 < 8
+        assert time.time() - t0 < 30  # without the socket timeout this never returns
     finally:
         server.close()
 
 
-def test_reproduce_offline_with_no_data_stops_in_seconds_without_a_kernel(tmp_path):
+def test_reproduce_offline_with_no_data_stops_before_any_kernel(tmp_path):
+    """Fail fast is checked by what did not happen (no kernel, no executed notebook), not by a clock: a timed
+    assertion fails on a loaded machine. The timeout only guards against a hang."""
     env = dict(os.environ, LMVAE_OFFLINE="1", LMVAE_DATA=str(tmp_path / "empty"), LMVAE_WORK=str(tmp_path / "work"),
                PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "lmvae_core.cli", "reproduce", "--profile", "quick"], env=env,
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
-    elapsed = time.time() - t0
-    assert proc.returncode != 0
-    assert elapsed < 10, f"took {elapsed:.1f} s"
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 3
     err = proc.stderr
     for dataset in ("mnist (train)", "fashion (test)", "kmnist (train)", "omniglot (test)"):
         assert dataset in err
