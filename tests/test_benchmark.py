@@ -125,7 +125,7 @@ def test_every_learner_fits_and_evaluates(sample_cfg):
     assert B.evaluate_run(stream, "VAE-OCM", s, 0, "cpu", clf)["memory_images"] > 0
 
 
-def test_ranking_groups_methods_that_cannot_be_told_apart():
+def test_fidelity_ranking_groups_methods_that_cannot_be_told_apart():
     per_run = _constructed()
     sentence = B.ranking_sentence(B.summarise(per_run), "final_ll", per_run)
     # s2: A - C = 5, 6, 7 (distinguishable); C - B = 5, 14, 23 (interval 14 +- 22: not)

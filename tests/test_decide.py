@@ -56,7 +56,7 @@ def test_mean_ci_is_the_student_t_interval():
     assert mean_ci([5.0]).n == 1 and math.isinf(mean_ci([5.0]).hi)
 
 
-def test_paired_differences_and_tiers():
+def test_fidelity_paired_differences_and_tiers():
     a = [-100.0, -101.0, -99.5]
     b = [-103.0, -104.2, -102.4]  # 3 nats worse on every seed
     c = [-100.5, -100.2, -99.9]   # as good as a within the noise
@@ -68,7 +68,7 @@ def test_paired_differences_and_tiers():
         paired_difference([1, 2], [1, 2, 3])
 
 
-def test_calibration_compares_with_its_reference():
+def test_fidelity_calibration_compares_with_its_reference():
     value, source = reference("iwae_table1_vae_mnist")
     assert value == -86.76 and "Burda" in source
     close = Calibration("m", "mnist", "quick", 500, -100.0, -99.1, "x")

@@ -228,7 +228,7 @@ def test_fidelity_selected_likelihood_redrawn(domain_experts):
     assert abs(selected) < 4 * se
 
 
-def test_likelihood_cost_of_selection(domain_experts):
+def test_fidelity_likelihood_cost_of_selection(domain_experts):
     """MNIST and Fashion experts: selection by reconstruction picks the best expert for nearly every image, so
     its cost against the re-drawn best expert is small and the uniform mixture is within log 2 of it."""
     model = model_with([domain_experts["fashion"], domain_experts["mnist"]])
