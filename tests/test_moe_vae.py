@@ -155,3 +155,27 @@ def test_fidelity_latent_kmeans_and_mog_variant_recover_toy_clusters():
     assign = mog.assign(x)
     assert cluster_accuracy(y.numpy(), assign.numpy()) == 1.0
     assert torch.isfinite(mog.log_weights(x[:10], 5)).all()
+
+
+def test_fidelity_claims_judge_against_both_kmeans_baselines_with_schedules():
+    """Notebook 00's claims: the classifier claim is judged against k-means on latent means (and on pixels for
+    'partly'), never against GMVAE/VaDE; every claim states its schedule; the variant's bar is 0.85, labelled."""
+    from lmvae_core.experiments import mixture_of_vaes as exp
+    from lmvae_core.experiments.common import setup
+
+    run = setup("00_mixture_of_vaes", profile="smoke", settings=exp.SETTINGS)
+    metrics = {"accuracy": 0.60, "purity": 0.62, "kmeans_accuracy": 0.55, "latent_kmeans_accuracy": 0.59}
+    results = {"mnist": {"metrics": metrics}}
+    ablation = [{"balance": b, "seed": s, "usage_entropy": e} for b, e in (("kl", 2.3), ("none", 0.1)) for s in (0, 1)]
+    score = {"accuracy": 0.2, "many_to_one": 0.9, "clusters_used": 50}
+    beyond = [{"components": c, "latent k-means": score, "GMM initialisation": score, "mixture-prior VAE": score}
+              for c in (10, 50)]
+    claims = exp.claims(run, results, ablation, beyond, calibrated=True)
+    assert all(c.schedule is not None for c in claims)
+    classifier = claims[1]
+    assert classifier.rule.threshold == 0.59 and classifier.rule.partly == 0.55
+    assert classifier.rule.judge(0.60) == "reproduced" and classifier.rule.judge(0.57) == "partly"
+    last = claims[-1]
+    assert last.claim.startswith("Beyond the post") and last.rule.threshold == 0.85
+    assert last.ours == 0.9  # 50 components > 10 classes: many-to-one
+    assert all(c.verdict == "not comparable" for c in claims)  # smoke's schedule decides nothing

@@ -162,11 +162,20 @@ run.out.figure(fig, "expert_usage_ablation");
 # lowest loss. If the manager does that, and its gate is nearly one-hot, training is hard EM over the experts'
 # pixel-space likelihoods: each image goes to the expert that reconstructs it best, each expert refits to its
 # images. That is k-means with VAEs as centroids, and it merges the digits whose pixels overlap (4/7/9, 3/5/8)
-# as pixel k-means does. The table measures both conditions: how often the manager's argmax p is the experts'
-# own lowest-loss choice (negative ELBO averaged over 4 draws), the accuracy of each assignment, and the mean
-# of the gate's largest probability. Agreement near 1 with equal accuracies, and a gate near one-hot, mean
-# that a longer schedule or a better manager cannot move the accuracy: the objective decides it.
-# `benchmarks/fidelity/00_mixture_ceiling.py` follows these numbers epoch by epoch on full MNIST.
+# as pixel k-means does. The table measures both conditions on this run: how often the manager's argmax p is
+# the experts' own lowest-loss choice (negative ELBO averaged over 4 draws), the accuracy of each assignment,
+# and the mean of the gate's largest probability, beside the two k-means baselines.
+#
+# `benchmarks/fidelity/00_mixture_ceiling.py` follows the same numbers epoch by epoch on full MNIST (quick
+# networks, 5 epochs; its JSON is committed): the manager agrees with the lowest-loss expert on 85-87 % of the
+# test images from the first epoch on, the lowest-loss assignment scores only 1-2 points above the manager
+# (0.511 against 0.497 after one epoch, 0.557 against 0.535 after five; the manager's accuracy moves by under
+# 2 points per epoch and fell in the fifth), and the mean largest gate probability rises from 0.89 to 0.95.
+# The experts that do not hold one digit mix the look-alikes: 4 with 9 (0.41 and 0.38 of one expert's
+# images), 7 with 9, 8 with 5 (0.55 and 0.39), 2 with 3. The experts' own choice, the thing the manager learns to copy, stays
+# below k-means on pixels (0.578 on the same test set) and on a plain VAE's latent means (0.591,
+# `00_beyond_the_post.json`): a better manager or a longer run moves the accuracy towards that level, not
+# past it.
 
 # %%
 ceiling = pd.DataFrame([{
@@ -189,10 +198,18 @@ ceiling.round(3)
 # means of the training images initialises the prior, and the ELBO with the mixture prior trains everything
 # together; an image's cluster is argmax_c p(c | z = mu(x)). Mixtures of autoencoders for clustering (MIXAE
 # 2017, DAMIC 2019) are the nearest published anchors. With more components than classes the score is
-# many-to-one (each component takes its majority label, labels used for scoring only); with 10 components it is
-# the one-to-one (Hungarian) accuracy of the rest of the notebook. k-means with as many clusters on the same
-# latent means is the baseline for each row. `benchmarks/fidelity/00_beyond_the_post.py` measures the same on
-# full MNIST (its JSON is committed).
+# many-to-one (each component takes its majority label; labels used for scoring only); with 10 components it
+# is the one-to-one (Hungarian) accuracy of the rest of the notebook. k-means with as many clusters on the same
+# latent means is the baseline of each row.
+#
+# On full MNIST (`benchmarks/fidelity/00_beyond_the_post.json`: 784-256-10 VAE, 10 epochs, then 3 epochs with
+# the mixture prior, seed 0): with 50 components the variant reaches 0.860 many-to-one, over the bar of 0.85;
+# with 10 components it reaches 0.645 one-to-one (GMM initialisation 0.611, k-means on the latent means 0.591,
+# on pixels 0.578). Read the 0.85 with its baselines: k-means with 50 clusters scores 0.866 many-to-one on the
+# same latent means and 0.836 on pixels, so most of the step comes from the learned latent space and from
+# scoring many clusters many-to-one, not from training with the mixture prior (+0.010 over its GMM
+# initialisation at 50 components, +0.034 at 10). 100 components give 0.890 (k-means on latent means 0.886).
+# VaDE's reported ~94 % needs a deeper, longer-pretrained autoencoder than the experts' one hidden layer.
 
 # %%
 beyond = exp.beyond_the_post(run, results["mnist"]["plain"])
@@ -217,8 +234,8 @@ display(Markdown(table.to_markdown(index=False)))
 # The post gives no numbers, so its claims are judged against two baselines this notebook measures itself:
 # k-means on raw pixels and k-means on a plain VAE's latent means. GMVAE (82-88 %) and VaDE (about 94 %) are
 # reference points only. The mixture's accuracy is the objective's ceiling, not a bug or a short schedule
-# (section 5): the manager routes to the lowest-loss expert with a nearly one-hot gate, so sum_k p_k L_k trains
-# as hard EM over pixel likelihoods. On full MNIST (`benchmarks/fidelity/00_mixture_ceiling.json`) the
-# accuracy levels off within the first epochs. The variant beyond the post (section 6) clears 0.85 by
-# clustering in a learned latent space instead (`benchmarks/fidelity/00_beyond_the_post.json`).
+# (section 5): the manager copies the experts' lowest-loss choice with a nearly one-hot gate, so
+# sum_k p_k L_k trains as hard EM over pixel likelihoods, and that choice classifies digits about as well as
+# pixel k-means. The variant beyond the post (section 6) clears 0.85 with 50 components scored many-to-one,
+# by clustering in a learned latent space; k-means on the same latent space does as well.
 # Read the verdicts above rather than this text: they are recomputed on every run.
