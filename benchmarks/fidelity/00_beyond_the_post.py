@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--data-root", default="/work/data_root")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--components", default="10,50")
+    ap.add_argument("--components", default="10,50,100")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
