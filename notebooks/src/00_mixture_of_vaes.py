@@ -172,8 +172,8 @@ run.out.figure(fig, "expert_usage_ablation");
 # (0.511 against 0.497 after one epoch, 0.557 against 0.535 after five; the manager's accuracy moves by under
 # 2 points per epoch and fell in the fifth), and the mean largest gate probability rises from 0.89 to 0.95.
 # The experts that do not hold one digit mix the look-alikes: 4 with 9 (0.41 and 0.38 of one expert's
-# images), 7 with 9, 8 with 5 (0.55 and 0.39), 2 with 3. The experts' own choice, the thing the manager learns to copy, stays
-# below k-means on pixels (0.578 on the same test set) and on a plain VAE's latent means (0.591,
+# images), 7 with 9, 8 with 5 (0.55 and 0.39), 2 with 3. The experts' own choice, the thing the manager learns to
+# copy, stays below k-means on pixels (0.578 on the same test set) and on a plain VAE's latent means (0.591,
 # `00_beyond_the_post.json`): a better manager or a longer run moves the accuracy towards that level, not
 # past it.
 
