@@ -18,14 +18,12 @@ from ..continual import pack, restore
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, load_split
 from ..metrics import cluster_accuracy, contingency, negative_elbo, usage_entropy
-from ..metrics.significance import mean_ci
 from ..models.moe_vae import MoEVAE, MoEVAEConfig
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..results.claims import AtLeast, AtMost, Claim, Schedule
 from ..training.loop import TrainConfig, train
 from . import mixture_prior as prior
-from .calibration import JointVAE
 from .common import Run
 
 # The post's own run (anotherdatum.com/vae-moe.html): 100 epochs of batch 100 over the 55,000 images of TensorFlow's
@@ -36,20 +34,28 @@ SETTINGS = {
     "smoke": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=64, latent=8, epochs=1, batch=128,
                   iwae_k=10, iwae_n=200, ablation_seeds=(0, 1), ablation_epochs=1, ablation_train=1000,
                   beyond_components=(10, 20), beyond_epochs=1,
-                  joint=JointVAE("mnist", (64,), 8, epochs=1, iwae_k=10)),
+                  joint=dict(hidden=(64,), latent=8, epochs=1, iwae_k=10)),
     "quick": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=256, latent=10, epochs=10, batch=128,
                   iwae_k=500, iwae_n=1000, ablation_seeds=(0, 1, 2), ablation_epochs=3, ablation_train=10000,
                   beyond_components=(10, 50), beyond_epochs=3,
-                  joint=JointVAE("mnist", (256,), 10, epochs=10, iwae_k=500)),
+                  joint=dict(hidden=(256,), latent=10, epochs=10, iwae_k=500)),
     # the post's widths and schedule (its likelihood, activation and balancing term differ: see the notebook)
     "paper": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=128, latent=10, epochs=100, batch=100,
                   iwae_k=5000, iwae_n=10000, ablation_seeds=(0, 1, 2, 3, 4), ablation_epochs=10,
                   ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
-                  joint=JointVAE("mnist", (128,), 10, epochs=100, batch_size=100, iwae_k=5000)),
+                  joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
 }
 # Measured reference for the joint VAE (784-200-20, 10 epochs, full MNIST): the experts' width and latent differ
 # slightly, so it is a sanity bar (within 3 nats), not a target.
 CALIBRATION_REFERENCE = "mnist_784-200-20_10ep"
+
+
+def joint_spec(s: dict):
+    """The profile's joint VAE for calibration.py (imported here: calibration and significance pull in pandas and
+    scipy.stats, seconds at every `lmvae` start-up, which reads SETTINGS)."""
+    from .calibration import JointVAE
+
+    return JointVAE("mnist", **s["joint"])
 
 
 def model_config(s: dict, balance: str = "kl") -> MoEVAEConfig:
@@ -202,6 +208,8 @@ def images_seen(run: Run, dataset: str, epochs: int, limit: int | None = None) -
 
 def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: list[dict],
            calibrated: bool | None) -> list[Claim]:
+    from ..metrics.significance import mean_ci  # here: scipy.stats costs seconds at every `lmvae` start-up
+
     s, profile = run.settings, run.profile
     mnist = results["mnist"]["metrics"]
     log_k = math.log(s["n_experts"])

@@ -90,7 +90,7 @@ run.out.figure(fig, "training_curves");
 # %%
 from lmvae_core.experiments.calibration import calibrate, calibration_frame
 
-cal = calibrate(run, S["joint"], exp.CALIBRATION_REFERENCE)
+cal = calibrate(run, exp.joint_spec(S), exp.CALIBRATION_REFERENCE)
 run.out.table(calibration_frame([cal]), "calibration")
 calibration_frame([cal])
 
