@@ -1,4 +1,10 @@
-"""Notebook 00: a manager routes images to VAE experts, trained without labels."""
+"""Notebook 00: a manager routes images to VAE experts, trained without labels.
+
+The post's claims (experts specialise, the manager is an unsupervised classifier, the manager collapses without
+balancing) are judged against two baselines measured here: k-means on pixels and k-means on a plain VAE's latent
+means. `evaluate` also measures why the accuracy stops near pixel k-means: the manager routes to the expert with
+the lowest loss and its gate is nearly one-hot, so sum_k p_k L_k trains as hard EM over pixel-space likelihoods.
+The step beyond the post (a mixture prior in one latent space) is in `mixture_prior`."""
 from __future__ import annotations
 
 import math
@@ -11,23 +17,45 @@ import torch
 from ..continual import pack, restore
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, load_split
-from ..metrics import cluster_accuracy, contingency, iwae_log_likelihood, negative_elbo, usage_entropy
+from ..metrics import cluster_accuracy, contingency, negative_elbo, usage_entropy
 from ..models.moe_vae import MoEVAE, MoEVAEConfig
-from ..models.vae import VAEConfig
+from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
-from ..results.claims import AtLeast, AtMost, Claim
+from ..results.claims import AtLeast, AtMost, Claim, Schedule
 from ..training.loop import TrainConfig, train
+from . import mixture_prior as prior
 from .common import Run
+
+# The post's own run (anotherdatum.com/vae-moe.html): 100 epochs of batch 100 over the 55,000 images of TensorFlow's
+# MNIST training split, experts and manager with one hidden layer of 128 units, latent 10.
+POST_IMAGES_SEEN = 100 * 55_000
 
 SETTINGS = {
     "smoke": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=64, latent=8, epochs=1, batch=128,
-                  iwae_k=10, iwae_n=200, ablation_seeds=(0, 1), ablation_epochs=1, ablation_train=1000),
+                  iwae_k=10, iwae_n=200, ablation_seeds=(0, 1), ablation_epochs=1, ablation_train=1000,
+                  beyond_components=(10, 20), beyond_epochs=1,
+                  joint=dict(hidden=(64,), latent=8, epochs=1, iwae_k=10)),
     "quick": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=256, latent=10, epochs=10, batch=128,
-                  iwae_k=500, iwae_n=2000, ablation_seeds=(0, 1, 2), ablation_epochs=3, ablation_train=10000),
-    "paper": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=400, latent=20, epochs=50, batch=128,
+                  iwae_k=500, iwae_n=1000, ablation_seeds=(0, 1, 2), ablation_epochs=3, ablation_train=10000,
+                  beyond_components=(10, 50), beyond_epochs=3,
+                  joint=dict(hidden=(256,), latent=10, epochs=10, iwae_k=500)),
+    # the post's widths and schedule (its likelihood, activation and balancing term differ: see the notebook)
+    "paper": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=128, latent=10, epochs=100, batch=100,
                   iwae_k=5000, iwae_n=10000, ablation_seeds=(0, 1, 2, 3, 4), ablation_epochs=10,
-                  ablation_train=60000),
+                  ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
+                  joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
 }
+# Measured reference for the joint VAE (784-200-20, 10 epochs, full MNIST): the experts' width and latent differ
+# slightly, so it is a sanity bar (within 3 nats), not a target.
+CALIBRATION_REFERENCE = "mnist_784-200-20_10ep"
+
+
+def joint_spec(s: dict):
+    """The profile's joint VAE for calibration.py (imported here: calibration and significance pull in pandas and
+    scipy.stats, seconds at every `lmvae` start-up, which reads SETTINGS)."""
+    from .calibration import JointVAE
+
+    return JointVAE("mnist", **s["joint"])
 
 
 def model_config(s: dict, balance: str = "kl") -> MoEVAEConfig:
@@ -56,22 +84,31 @@ def rebuild(result: dict, device) -> MoEVAE:
     return restore(MoEVAE, result, device)
 
 
-def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_n: int) -> dict:
-    """Clustering of the manager (labels for evaluation only) and the likelihood under the routed expert."""
+def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_n: int, seed: int = 0) -> dict:
+    """Clustering of the manager (labels for evaluation only), why it stops where it does (routing against the
+    experts' lowest-loss choice, gate sharpness), and the likelihood under four readings of the mixture."""
     xb = binarize_fixed(x)
-    assign = model.assign(xb).cpu().numpy()
     labels = y.cpu().numpy()
+    diag = {k: v.cpu().numpy() for k, v in model.routing_diagnostics(xb).items()}
+    assign = diag["routed"]
     k = model.config.n_experts
     counts = contingency(labels, assign, 10, k)
     per_expert = counts.sum(0)
     purity = float(counts.max(0).sum() / counts.sum())
+    ll = {name: float(v.mean()) for name, v in model.likelihoods(xb[:iwae_n], iwae_k, seed).items()}
     return {
         "accuracy": cluster_accuracy(labels, assign),
         "purity": purity,
         "confusion": counts,
         "usage": per_expert / per_expert.sum(),
         "usage_entropy": usage_entropy(assign, k),
-        "iwae": float(iwae_log_likelihood(model, xb[:iwae_n], k=iwae_k).mean()),
+        "routing_agreement": float((diag["routed"] == diag["lowest_loss"]).mean()),
+        "lowest_loss_accuracy": cluster_accuracy(labels, diag["lowest_loss"]),
+        "mean_max_gate": float(diag["max_gate"].mean()),
+        "iwae": ll["routed"],
+        "iwae_mixture": ll["mixture"],
+        "iwae_best_same_draw": ll["best_same_draw"],
+        "iwae_best_redrawn": ll["best_redrawn"],
         "neg_elbo_routed": negative_elbo(_Routed(model), xb[:iwae_n]),
     }
 
@@ -88,12 +125,17 @@ class _Routed:
 
 
 def kmeans_pixel_accuracy(x: torch.Tensor, y: torch.Tensor, k: int = 10, seed: int = 0) -> float:
-    """The baseline the manager must beat: k-means on raw pixels, Hungarian-matched."""
-    from scipy.cluster.vq import kmeans2  # here: scipy.cluster costs a second at every `lmvae` start-up
-
-    pixels = x.flatten(1).cpu().numpy().astype(np.float64)
-    _, assign = kmeans2(pixels, k, minit="++", seed=seed, iter=30)
+    """The first baseline the manager must beat: k-means on raw pixels, Hungarian-matched."""
+    _, assign = prior.kmeans(x, k, seed, iters=30)
     return cluster_accuracy(y.cpu().numpy(), assign)
+
+
+def plain_vae(run: Run, dataset: str) -> dict:
+    """A VAE of the experts' architecture and schedule, trained on the whole dataset (cached)."""
+    s = run.settings
+    vcfg = VAEConfig(latent_dim=s["latent"], hidden=(s["hidden"],))
+    tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
+    return prior.train_plain_vae(dataset, vcfg, tcfg, run.data(), run.seed, force=run.force)
 
 
 def run_dataset(run: Run, dataset: str) -> dict:
@@ -103,10 +145,40 @@ def run_dataset(run: Run, dataset: str) -> dict:
     result = train_mixture(dataset, model_config(s), tcfg, data, run.seed, force=run.force)
     model = rebuild(result, run.device)
     test = load_split(dataset, "test", data)
-    metrics = evaluate(model, test.x, test.y, s["iwae_k"], s["iwae_n"])
+    metrics = evaluate(model, test.x, test.y, s["iwae_k"], s["iwae_n"], run.seed)
     metrics["kmeans_accuracy"] = kmeans_pixel_accuracy(test.x, test.y, seed=run.seed)
-    return {"model": model, "metrics": metrics, "history": result["history"],
+    plain = plain_vae(run, dataset)
+    metrics["latent_kmeans_accuracy"] = prior.latent_kmeans(restore(VAE, plain, run.device), test.x, test.y,
+                                                            seed=run.seed)["accuracy"]
+    return {"model": model, "metrics": metrics, "history": result["history"], "plain": plain,
             "train_seconds": result["train_seconds"]}
+
+
+def beyond_the_post(run: Run, plain: dict, dataset: str = "mnist") -> list[dict]:
+    """The mixture-prior VAE for each number of components in the profile, from the same plain VAE, beside
+    k-means with as many clusters on the same latent means (rows for a table; see `mixture_prior`)."""
+    s = run.settings
+    data = run.data()
+    test = load_split(dataset, "test", data)
+    tcfg = TrainConfig(epochs=s["beyond_epochs"], batch_size=s["batch"], progress=run.progress)
+    base = restore(VAE, plain, run.device)
+    rows = []
+    for c in s["beyond_components"]:
+        res = prior.train_mog_variant(dataset, plain, c, tcfg, data, run.seed, force=run.force)
+        ev = prior.evaluate_variant(res, test.x, test.y, run.device)
+        rows.append({"components": c, "latent k-means": prior.latent_kmeans(base, test.x, test.y, c, run.seed),
+                     "GMM initialisation": ev["gmm_init"], "mixture-prior VAE": ev["trained"],
+                     "train_seconds": res["train_seconds"]})
+    return rows
+
+
+def beyond_frame(rows: list[dict]):
+    """One row per (components, method) with both scorings."""
+    import pandas as pd
+
+    return pd.DataFrame([{"components": r["components"], "method": m, "accuracy (one-to-one)": r[m]["accuracy"],
+                          "accuracy (many-to-one)": r[m]["many_to_one"], "clusters used": r[m]["clusters_used"]}
+                         for r in rows for m in ("latent k-means", "GMM initialisation", "mixture-prior VAE")])
 
 
 def balancing_ablation(run: Run, dataset: str = "mnist") -> list[dict]:
@@ -129,29 +201,76 @@ def balancing_ablation(run: Run, dataset: str = "mnist") -> list[dict]:
     return rows
 
 
-def claims(results: dict[str, dict], ablation: list[dict], profile: str, n_experts: int) -> list[Claim]:
+def images_seen(run: Run, dataset: str, epochs: int, limit: int | None = None) -> int:
+    n = load_split(dataset, "train", run.data()).x.shape[0]
+    return epochs * min(n, limit or n)
+
+
+def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: list[dict],
+           calibrated: bool | None) -> list[Claim]:
+    from ..metrics.significance import mean_ci  # here: scipy.stats costs seconds at every `lmvae` start-up
+
+    s, profile = run.settings, run.profile
     mnist = results["mnist"]["metrics"]
-    log_k = math.log(n_experts)
-    ent_none = float(np.mean([r["usage_entropy"] for r in ablation if r["balance"] == "none"]))
-    ent_kl = float(np.mean([r["usage_entropy"] for r in ablation if r["balance"] == "kl"]))
+    log_k = math.log(s["n_experts"])
+    # After the first epoch the accuracy moves by under 2 points per epoch while the gate hardens and keeps routing
+    # to the lowest-loss expert (benchmarks/fidelity/00_mixture_ceiling.json), so a tenth of the post's 5.5M images
+    # (10 epochs) is taken as enough to judge it against the two k-means baselines.
+    main = Schedule(images_seen(run, "mnist", s["epochs"]), POST_IMAGES_SEEN, "images seen", min_fraction=0.1)
+    # Collapse is absorbing: an expert whose gate is ~0 gets no gradient from sum_k p_k L_k and stays worse than
+    # the used one, so the manager never moves back. It shows in the first epoch; 0.5% of the post's budget decides.
+    abl = Schedule(images_seen(run, "mnist", s["ablation_epochs"], s["ablation_train"]), POST_IMAGES_SEEN,
+                   "images seen", min_fraction=0.005)
+    ent = {b: [r["usage_entropy"] / log_k for r in ablation if r["balance"] == b] for b in ("none", "kl")}
+    ci = {b: mean_ci(v) for b, v in ent.items()}
+    baselines = (f"k-means on a plain VAE's latent means: {mnist['latent_kmeans_accuracy']:.3f}, on pixels: "
+                 f"{mnist['kmeans_accuracy']:.3f} (both measured); reference points only: GMVAE 82-88%, VaDE ~94%")
     out = [
         Claim("Experts specialise: each expert's images are mostly one digit (purity of argmax routing, MNIST)",
-              "qualitative ('mostly one digit')", mnist["purity"], AtLeast(0.7, partly=0.5), profile),
-        Claim("The manager classifies digits without labels (Hungarian clustering accuracy, MNIST test)",
-              "no number; GMVAE 82-88%, VaDE ~94%", mnist["accuracy"], AtLeast(0.82, partly=mnist["kmeans_accuracy"]),
-              profile, note=f"k-means on pixels: {mnist['kmeans_accuracy']:.3f} (measured)"),
-        Claim("The mixture beats k-means on raw pixels (accuracy gain, MNIST test)",
-              "k-means on pixels ~53-55%", mnist["accuracy"] - mnist["kmeans_accuracy"], AtLeast(0.05, partly=0.0),
-              profile),
+              "qualitative: some experts take one digit (1), some mix similar ones (3 and 5)", mnist["purity"],
+              AtLeast(0.7, partly=0.5), profile, schedule=main, calibrated=calibrated),
+        Claim("The manager classifies digits without labels: better than k-means on a plain VAE's latent means "
+              "(partly: better than k-means on pixels) (Hungarian accuracy, MNIST test)",
+              "qualitative ('reasonable results')", mnist["accuracy"],
+              AtLeast(mnist["latent_kmeans_accuracy"], partly=mnist["kmeans_accuracy"]), profile, note=baselines,
+              schedule=main, calibrated=calibrated),
         Claim("Without balancing the manager degenerates (usage entropy / log K, no balancing term)",
-              "qualitative (collapse to one expert)", ent_none / log_k, AtMost(0.5, partly=0.8), profile,
-              note=f"mean over {len([r for r in ablation if r['balance'] == 'none'])} seeds"),
+              "qualitative (one expert does everything)", ci["none"].mean, AtMost(0.5, partly=0.8), profile,
+              note=f"mean over {ci['none'].n} seeds", schedule=abl, ci=(ci["none"].lo, ci["none"].hi)),
         Claim("With balancing, expert usage is near uniform (usage entropy / log K)",
-              "qualitative", ent_kl / log_k, AtLeast(0.9, partly=0.75), profile),
+              "qualitative", ci["kl"].mean, AtLeast(0.9, partly=0.75), profile, note=f"mean over {ci['kl'].n} seeds",
+              schedule=abl, ci=(ci["kl"].lo, ci["kl"].hi)),
     ]
     if "fashion" in results:
-        out.append(Claim("Same on Fashion-MNIST: the manager clusters without labels (accuracy)",
-                         "not given", results["fashion"]["metrics"]["accuracy"],
-                         AtLeast(results["fashion"]["metrics"]["kmeans_accuracy"]), profile,
-                         note=f"k-means on pixels: {results['fashion']['metrics']['kmeans_accuracy']:.3f}"))
+        f = results["fashion"]["metrics"]
+        out.append(Claim("Same on Fashion-MNIST: better than k-means on a plain VAE's latent means (partly: on "
+                         "pixels) (Hungarian accuracy)", "not given", f["accuracy"],
+                         AtLeast(f["latent_kmeans_accuracy"], partly=f["kmeans_accuracy"]), profile,
+                         note=f"k-means on latent means: {f['latent_kmeans_accuracy']:.3f}, on pixels: "
+                              f"{f['kmeans_accuracy']:.3f}",
+                         schedule=Schedule(images_seen(run, "fashion", s["epochs"]), POST_IMAGES_SEEN, "images seen",
+                                           min_fraction=0.1), calibrated=calibrated))
+    if beyond:
+        out.append(beyond_claim(run, beyond, calibrated))
     return out
+
+
+def beyond_claim(run: Run, beyond: list[dict], calibrated: bool | None) -> Claim:
+    """The variant with the most components, many-to-one scored when it has more components than classes."""
+    s = run.settings
+    top = max(beyond, key=lambda r: r["components"])
+    c, many = top["components"], top["components"] > 10
+    score = "many_to_one" if many else "accuracy"
+    ten = [r for r in beyond if r["components"] == 10]
+    note = (f"{c} components scored {'many-to-one' if many else 'one-to-one'}; latent k-means with {c} clusters: "
+            f"{top['latent k-means'][score]:.3f}; GMM initialisation alone: {top['GMM initialisation'][score]:.3f}")
+    if ten:
+        note += f"; 10 components, one-to-one: {ten[0]['mixture-prior VAE']['accuracy']:.3f}"
+    # An at-least claim met on a short schedule stays met; 5% of the post's budget (pretraining and mixture-prior
+    # training together) keeps the smoke profile from deciding it.
+    sched = Schedule(images_seen(run, "mnist", s["epochs"] + s["beyond_epochs"]), POST_IMAGES_SEEN,
+                     "images seen (plain VAE + mixture prior)", min_fraction=0.05)
+    return Claim(f"Beyond the post: a mixture-of-Gaussians prior in one VAE's latent space (VaDE-style, GMM "
+                 f"initialisation), {c} components, clusters MNIST digits (test accuracy)",
+                 "not in the post (issue 11's bar; anchors: MIXAE, DAMIC, VaDE ~94%)", top["mixture-prior VAE"][score],
+                 AtLeast(0.85), run.profile, note=note, schedule=sched, calibrated=calibrated)

@@ -30,3 +30,13 @@ def usage_entropy(assignments, n_clusters: int) -> float:
     freq = np.bincount(np.asarray(assignments, dtype=int), minlength=n_clusters) / max(1, len(assignments))
     nz = freq[freq > 0]
     return float(-(nz * np.log(nz)).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def many_to_one_accuracy(y_true, y_pred) -> float:
+    """Fraction of items whose cluster's majority label is their label (each cluster votes on its own).
+
+    The scoring for more clusters than labels (several clusters may map to one label); with one cluster per item
+    it is 1, so report the number of clusters with it. With as many clusters as labels it is >= the Hungarian
+    accuracy (the one-to-one matching is one of the maps it maximises over)."""
+    counts = contingency(y_true, y_pred)
+    return float(counts.max(0).sum() / counts.sum())

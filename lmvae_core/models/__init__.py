@@ -7,9 +7,10 @@ from .lgm import LGM, LGMConfig
 from .lmvae import LMVAE, LMVAEConfig
 from .mixture import ExpertMixture
 from .moe_vae import MoEVAE, MoEVAEConfig
+from .mog_vae import MoGVAE, MoGVAEConfig
 from .ocm import OCM, OCMConfig
 from .vae import VAE, VAEConfig, count_parameters
 
 __all__ = ["BinarizedVAE", "BinarizedVAEConfig", "LGM", "LGMConfig", "LMVAE", "LMVAEConfig",
-           "ExpertMixture", "MoEVAE", "MoEVAEConfig", "OCM", "OCMConfig", "VAE", "VAEConfig",
-           "count_parameters"]
+           "ExpertMixture", "MoEVAE", "MoEVAEConfig", "MoGVAE", "MoGVAEConfig", "OCM", "OCMConfig", "VAE",
+           "VAEConfig", "count_parameters"]

@@ -91,6 +91,50 @@ class MoEVAE(Configured):
         return out
 
     @torch.no_grad()
+    def expert_losses(self, x: torch.Tensor, draws: int = 4, batch_size: int = 1000) -> torch.Tensor:
+        """Each expert's negative ELBO of each image, averaged over `draws` posterior samples: [B, K]."""
+        out = []
+        for s in range(0, x.shape[0], batch_size):
+            xb = x[s:s + batch_size]
+            out.append(torch.stack([self.experts.all_experts(xb)["loss"] for _ in range(draws)]).mean(0).T)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def routing_diagnostics(self, x: torch.Tensor, draws: int = 4, batch_size: int = 1000) -> dict[str, torch.Tensor]:
+        """What the objective sum_k p_k L_k makes of the gate, per image: the manager's choice (argmax p), the
+        experts' own choice (argmin_k L_k, the hard-EM assignment) and the gate's largest probability.
+
+        When the manager routes to the lowest-loss expert and its gate is nearly one-hot, training is hard EM over
+        the experts' pixel-space likelihoods, and its clusters are what those likelihoods separate."""
+        gate = torch.cat([self.gate(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
+        lowest = self.expert_losses(x, draws, batch_size).argmin(1)
+        return {"routed": gate.argmax(1), "lowest_loss": lowest, "max_gate": gate.max(1).values}
+
+    @torch.no_grad()
+    def likelihoods(self, x: torch.Tensor, k: int, seed: int = 0) -> dict[str, torch.Tensor]:
+        """Per-image IWAE-k log-likelihoods (nats) [N] under four readings of the mixture.
+
+        - 'mixture': log (1/K) sum_k p_k(x), a valid density (a lower bound on it, each p_k an IWAE bound);
+        - 'routed': the expert the manager picks; the gate does not see the draw, but picking by x is no density:
+          it can exceed the mixture by up to log K;
+        - 'best_same_draw': the best expert per image, picked and scored with the same draw (noise-selected upward);
+        - 'best_redrawn': picked with one draw, scored with an independent second draw (the official OCM code's way).
+        """
+        from ..metrics.loglik import iwae_log_likelihood  # here: metrics imports models
+
+        def per_expert(draw_seed: int) -> torch.Tensor:
+            fn = lambda xb, kk: self.experts.all_experts(xb, op="log_weights", k=kk)  # noqa: E731
+            return iwae_log_likelihood(fn, x, k=k, generator_seed=draw_seed, sample_dim=1)  # [K, N]
+
+        first, second = per_expert(seed), per_expert(seed + 1)
+        rows = torch.arange(x.shape[0], device=x.device)
+        pick = first.argmax(0)
+        return {"mixture": torch.logsumexp(first, 0) - math.log(first.shape[0]),
+                "routed": first[self.assign(x), rows],
+                "best_same_draw": first[pick, rows],
+                "best_redrawn": second[pick, rows]}
+
+    @torch.no_grad()
     def sample_per_expert(self, n: int, seed: int = 0) -> torch.Tensor:
         """n samples from each expert: [K, n, C, H, W]."""
         g = torch.Generator(device=next(self.parameters()).device).manual_seed(seed)
