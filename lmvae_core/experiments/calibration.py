@@ -65,6 +65,7 @@ REFERENCES = {
     "mnist_784-200-50_20ep": JointVAE("mnist", (200,), 50, epochs=20, iwae_k=500),
     "mnist_784-200-200-50_10ep": JointVAE("mnist", (200, 200), 50, epochs=10, iwae_k=500),  # notebook 04 (OCM)
     "mnist_784-256-20_10ep": JointVAE("mnist", (256,), 20, epochs=10, iwae_k=500),  # notebook 01's expert
+    "mnist_784-256-10_10ep": JointVAE("mnist", (256,), 10, epochs=10, iwae_k=500),  # notebook 00's expert
 }
 
 

@@ -45,9 +45,9 @@ SETTINGS = {
                   ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
                   joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
 }
-# Measured reference for the joint VAE (784-200-20, 10 epochs, full MNIST): the experts' width and latent differ
-# slightly, so it is a sanity bar (within 3 nats), not a target.
-CALIBRATION_REFERENCE = "mnist_784-200-20_10ep"
+# Measured reference for the joint VAE: the experts' network (784-256-10) trained 10 epochs on full MNIST, as the
+# quick profile's joint VAE; the paper profile's 784-128-10 at 100 epochs is held to the same bar.
+CALIBRATION_REFERENCE = "mnist_784-256-10_10ep"
 
 
 def joint_spec(s: dict):
