@@ -195,3 +195,6 @@ def test_fidelity_feature_classifier_floors(sample_cfg):
     # every profile but smoke trains the classifier on all training images of the stream's classes
     assert B.SETTINGS["quick"]["clf_train_per_task"] is None and B.SETTINGS["paper"]["clf_train_per_task"] is None
     assert B.classifier_name("split_mnist") == B.classifier_name("taskfree_mnist") == "benchmark-mnist"
+    s = B.SETTINGS["smoke"]
+    a, b = (B.classifier_split(name, s, sample_cfg) for name in ("split_mnist", "taskfree_mnist"))
+    assert torch.equal(a.x, b.x)  # one classifier, one cache entry for both MNIST streams
