@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="run the grids of notebooks 02-05 on Dask: 'local' (one worker per core, or per GPU), "
                           "'local:N', or a scheduler address such as tcp://host:8786 "
                           "(default: serial, or $LMVAE_DASK_SCHEDULER)")
+    rep.add_argument("--cold", action="store_true",
+                     help="start from an empty cache (a fresh folder under the work root, shared by the notebooks of "
+                          "this call) and record the wall time as `cold_seconds` in each run_info.json")
     rep.add_argument("--offline", action="store_true",
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
@@ -41,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LMVAE_OFFLINE"] = "1"  # the kernels inherit it too
         try:
             results = reproduce(args.profile, args.only, args.out, args.executed, args.in_place,
-                                offline=args.offline, data_root=args.data_root, executor=args.executor)
+                                offline=args.offline, data_root=args.data_root, executor=args.executor,
+                                cold=args.cold)
         except DataMissingError as err:
             print(f"lmvae reproduce: nothing was run.\n{err}", file=sys.stderr)
             return 3

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -88,10 +89,12 @@ def error_line(err: Exception) -> str:
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
               executed_dir: str | None = None, in_place: bool = False, echo=print,
               notebook_dir: str | Path | None = None, offline: bool = False, data_root: str | None = None,
-              stream=None, executor: str | None = None) -> list[NotebookResult]:
+              stream=None, executor: str | None = None, cold: bool = False) -> list[NotebookResult]:
     """Check every selected notebook's data (fetching what is missing unless offline), then run them in order.
     executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a Dask
-    scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER).
+    scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER). cold: point $LMVAE_CACHE (inherited by the kernels
+    and the Dask workers) at a new empty folder, so that nothing is reloaded, and record each notebook's time as
+    `cold_seconds`; without it run_info.json keeps the last cold time (with its commit) beside `seconds`.
 
     Raises DataMissingError before any kernel starts when data is missing and cannot be fetched. `stream`
     receives the kernels' output and the per-cell status lines (default: standard output)."""
@@ -113,6 +116,11 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     executed_root.mkdir(parents=True, exist_ok=True)
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
+    if cold:
+        cache = paths.work_root() / "cold-cache" / time.strftime("%Y%m%d-%H%M%S")
+        cache.mkdir(parents=True, exist_ok=False)
+        os.environ["LMVAE_CACHE"] = str(cache)
+        echo(f"cold run: empty cache {cache}")
     results = []
     for i, name in enumerate(names, 1):
         source = notebook_dir / f"{name}.ipynb"
@@ -146,15 +154,34 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         result = NotebookResult(name, status, seconds, target, error, verdicts)
         results.append(result)
         if status == "ok" and nb_out.exists():
-            write_text(nb_out / "run_info.json", json.dumps(
-                {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
-                 "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
+            info = {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "executor": executor or "serial"}
+            info.update(cold_time(commit, seconds, executor) if cold
+                        else previous_cold(nb_out / "run_info.json", resolved))
+            write_text(nb_out / "run_info.json", json.dumps(info, indent=1))
         echo(f"\n{name}: {status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
     echo(summary_table(results))
     write_text(executed_root / "summary.json", json.dumps(
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
           "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
     return results
+
+
+def cold_time(commit: str, seconds: float, executor: str | None) -> dict:
+    """The fields a cold run records: its wall time from an empty cache, with the commit and executor it ran on."""
+    return {"cold_seconds": round(seconds, 1), "cold_commit": commit, "cold_executor": executor or "serial",
+            "cold_cpus": os.cpu_count()}
+
+
+def previous_cold(run_info: Path, profile: str) -> dict:
+    """The last cold run's fields of the same profile, carried over by a run that reloaded from the cache."""
+    try:
+        info = json.loads(run_info.read_text())
+    except (OSError, ValueError):
+        return {}
+    if info.get("profile") != profile:
+        return {}
+    return {k: v for k, v in info.items() if k.startswith("cold_")}
 
 
 def summary_table(results: list[NotebookResult]) -> str:
