@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= auto
+# the grids of notebooks 02-05 run on a local Dask cluster, one single-threaded worker per core (or per GPU)
+EXECUTOR ?= local
 # on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json
 BENCH_JSON ?= benchmarks/results_cpu.json
 
@@ -18,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 ## Run every notebook through papermill (paper profile on a GPU, quick otherwise) and regenerate figures/.
 reproduce: install
-	$(BIN)/lmvae reproduce --profile $(PROFILE)
+	$(BIN)/lmvae reproduce --profile $(PROFILE) --executor $(EXECUTOR)
 
 ## Unit tests, then every notebook under nbval in the smoke profile (outputs go to .lmvae/, not figures/).
 test: install
