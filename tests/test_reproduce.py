@@ -93,3 +93,27 @@ def test_estimate_of_the_rest_from_the_previous_runs_cell_times():
     line = stream.getvalue().strip()
     assert line.startswith("[nb cell 3/4, 0:00:00 elapsed, about 0:01:50 left")
     assert "2. Training" in line and line.endswith("train(model)")
+
+
+def test_cold_run_starts_from_an_empty_cache_and_its_time_survives_a_warm_run(tmp_path, monkeypatch):
+    """--cold points the kernels at a new, empty cache and records cold_seconds; a later warm run keeps it."""
+    monkeypatch.setenv("LMVAE_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "previous-cache"))
+    nbs, figs = tmp_path / "notebooks", tmp_path / "figs"
+    nbs.mkdir()
+    write_notebook(nbs / "00_mixture_of_vaes.ipynb", """
+import os, pathlib
+cache = pathlib.Path(os.environ['LMVAE_CACHE'])
+print('cache', cache, 'entries', len(list(cache.iterdir())) if cache.exists() else 0)
+""")
+    run = lambda cold: reproduce("smoke", out=str(figs), executed_dir=str(tmp_path / "executed"),  # noqa: E731
+                                 notebook_dir=nbs, echo=lambda *a, **k: None, cold=cold)
+    assert run(True)[0].status == "ok"
+    out = nbformat.read(tmp_path / "executed" / "00_mixture_of_vaes.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    assert "previous-cache" not in out and str(tmp_path / "work" / "cprevious-cache") in out and "entries 0" in out
+    cold = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
+    assert cold["cold_seconds"] == cold["seconds"] and cold["cold_executor"] == "serial"
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "previous-cache"))
+    assert run(False)[0].status == "ok"
+    warm = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
+    assert warm["cold_seconds"] == cold["cold_seconds"] and warm["finished"] >= cold["finished"]
