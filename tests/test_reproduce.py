@@ -110,7 +110,7 @@ print('cache', cache, 'entries', len(list(cache.iterdir())) if cache.exists() el
                                  notebook_dir=nbs, echo=lambda *a, **k: None, cold=cold)
     assert run(True)[0].status == "ok"
     out = nbformat.read(tmp_path / "executed" / "00_mixture_of_vaes.ipynb", as_version=4).cells[-1].outputs[0]["text"]
-    assert "previous-cache" not in out and str(tmp_path / "work" / "cprevious-cache") in out and "entries 0" in out
+    assert "previous-cache" not in out and str(tmp_path / "work" / "cold-cache") in out and "entries 0" in out
     cold = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
     assert cold["cold_seconds"] == cold["seconds"] and cold["cold_executor"] == "serial"
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "previous-cache"))
