@@ -105,6 +105,7 @@ def test_cold_run_starts_from_an_empty_cache_and_its_time_survives_a_warm_run(tm
 import os, pathlib
 cache = pathlib.Path(os.environ['LMVAE_CACHE'])
 print('cache', cache, 'entries', len(list(cache.iterdir())) if cache.exists() else 0)
+pathlib.Path(out_dir, '00_mixture_of_vaes').mkdir(parents=True, exist_ok=True)
 """)
     run = lambda cold: reproduce("smoke", out=str(figs), executed_dir=str(tmp_path / "executed"),  # noqa: E731
                                  notebook_dir=nbs, echo=lambda *a, **k: None, cold=cold)
