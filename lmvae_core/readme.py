@@ -32,8 +32,7 @@ def results_section(figures: Path) -> str:
         frames.append(df[["notebook", "claim", "paper", "ours", "criterion", "verdict", "profile"]])
         info = figures / name / "run_info.json"
         if info.exists():
-            i = json.loads(info.read_text())
-            provenance.append(f"{name}: profile {i['profile']}, commit {i['commit']}, {i['seconds']:.0f} s")
+            provenance.append(run_row(name, json.loads(info.read_text()), df["verdict"]))
     if not frames:
         return "No results yet: run `make reproduce`."
     table = pd.concat(frames, ignore_index=True)
@@ -41,8 +40,10 @@ def results_section(figures: Path) -> str:
     lines = [table.to_markdown(index=False), "",
              "Verdict counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".", ""]
     if provenance:
-        lines += ["Last `lmvae reproduce` run per notebook (wall time of that run: models already in the on-disk cache "
-                  "are reloaded, not retrained): " + "; ".join(provenance) + ".", ""]
+        lines += ["Run per notebook. *Last run*: the wall time of the run that wrote these results (models already in "
+                  "the on-disk cache are reloaded, not retrained). *Cold*: the last `lmvae reproduce --cold` run, from "
+                  "an empty cache, with the commit, executor and CPU count it ran on.", "",
+                  pd.DataFrame(provenance).to_markdown(index=False), ""]
     benchmark = figures / "05_benchmark"
     if (benchmark / "benchmark.md").exists():
         lines += ["### Every method on the same streams (notebook 05, mean ± std over seeds)", "",
@@ -54,6 +55,16 @@ def results_section(figures: Path) -> str:
         lines += ["### Gallery", ""]
         lines += [f"**{n}**\n\n![{n}](figures/{n}/{f})\n" for n, f in gallery]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def run_row(name: str, info: dict, verdicts: pd.Series) -> dict:
+    cold = info.get("cold_seconds")
+    counts = verdicts.value_counts()
+    return {"notebook": name, "profile": info["profile"], "commit": info["commit"],
+            "last run (s)": round(info["seconds"]),
+            "cold (s)": "not measured" if cold is None else
+            f"{cold:.0f} (commit {info['cold_commit']}, {info['cold_executor']}, {info['cold_cpus']} CPUs)",
+            "verdicts": ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))}
 
 
 def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:

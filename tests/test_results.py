@@ -90,9 +90,27 @@ def test_readme_section_regenerates_from_claims(tmp_path):
     (figs / "00_mixture_of_vaes" / "run_info.json").write_text(json.dumps(
         {"profile": "quick", "commit": "abc", "seconds": 12.0}))
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\noutro\n")
+    readme.write_text("intro\n<!-- results:start -->\nstale-section\n<!-- results:end -->\noutro\n")
     update_readme(readme, figs)
     first = readme.read_text()
     update_readme(readme, figs)
     assert readme.read_text() == first
-    assert "experts specialise" in first and "reproduced" in first and "old" not in first and "outro" in first
+    assert "experts specialise" in first and "reproduced" in first and "stale-section" not in first and "outro" in first
+
+
+def test_readme_reports_cold_times_and_says_when_none_was_measured(tmp_path):
+    from lmvae_core.readme import update_readme
+
+    figs = tmp_path / "figures"
+    for name, extra in (("00_mixture_of_vaes", {}),
+                        ("01_lmvae", {"cold_seconds": 1234.4, "cold_commit": "def", "cold_executor": "local",
+                                      "cold_cpus": 2})):
+        Outputs(figs / name).claims([Claim("a claim", "q", 0.8, AtLeast(0.7), "quick")], name)
+        (figs / name / "run_info.json").write_text(json.dumps(
+            {"profile": "quick", "commit": "abc", "seconds": 12.0} | extra))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    text = update_readme(readme, figs).read_text()
+    row = lambda name: next(line for line in text.splitlines() if line.startswith(f"| {name}"))  # noqa: E731
+    assert "not measured" in row("00_mixture_of_vaes")
+    assert "1234 (commit def, local, 2 CPUs)" in row("01_lmvae") and "reproduced 1" in row("01_lmvae")
