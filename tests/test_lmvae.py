@@ -348,7 +348,8 @@ def test_fidelity_lmvae_claims_know_their_schedule():
     assert all(c.verdict != "not comparable" for c in paper), [(c.claim, c._undecided()) for c in paper]
     assert {c.claim.split(" (")[0]: c.verdict for c in paper}["A new domain gets an expert whichever domain came "
                                                                 "first"] == "reproduced"
-    missed = lmvae_claims_for(rows, "paper", -110.0)  # calibration missed by 10 nats: every model-quality claim is undecided
+    # calibration missed by 10 nats: every model-quality claim is undecided
+    missed = lmvae_claims_for(rows, "paper", -110.0)
     assert all(c.verdict == "not comparable" for c in missed if not c.claim.startswith("Inference"))
     # the quick profile's own schedule (all of Fashion-MNIST offline: 16,825 images x 7 epochs; 6,000 x 5 for the
     # growth runs and the hard pair) decides every claim but the final log-likelihood against the joint VAE's
@@ -433,3 +434,10 @@ def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
     assert summary["fine-tuned VAE"]["seeds"] == 3
     assert summary["fine-tuned VAE"][exp.METRICS[2]] == pytest.approx(sum(finals) / 3)
     assert summary["fine-tuned VAE"][f"{exp.METRICS[2]} 95% CI"] != "n/a"
+    # the schedules count the images the run really trains on (epochs x the smallest task's images)
+    from lmvae_core.experiments import lmvae_claims
+
+    images = lmvae_claims.schedules(run)
+    assert images["main"] == s["epochs"] * 300
+    assert 0 < images["growth"] <= s["growth_epochs"] * s["growth_train"]
+    assert 0 < images["hard"] <= s["hard_epochs"] * s["hard_train"]

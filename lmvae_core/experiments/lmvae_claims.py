@@ -10,8 +10,6 @@ seed share the task order and initialisation seed), a Student-t interval of the 
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..metrics.significance import Interval, mean_ci, paired_difference
 from ..results.claims import AtLeast, AtMost, Claim, Schedule, Within
 from .calibration import Calibration, calibrate

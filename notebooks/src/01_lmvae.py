@@ -43,13 +43,13 @@
 #   official code's 100 epochs of 60,000, and a jointly trained VAE of the experts' network calibrates the run.
 #
 # **The quick profile judges the claims** (issue 13). It used to train 10,000 images per domain for 3 epochs
-# per task with one seed, hundreds of times shorter than the paper and too short for its own calibration. Now
-# every training image available offline (60,000 MNIST; Fashion-MNIST and KMNIST are partial offline: 16,825
-# and 6,284) for 7 epochs per task, the schedule chosen so that the calibration (section 7: the experts' network
+# per task with one seed: 30,000 real images per task, 1/200 of the paper's 6 million. Now it trains every
+# training image available offline (60,000 MNIST; Fashion-MNIST and KMNIST are partial offline: 16,825 and
+# 6,284) for 7 epochs per task, the schedule chosen so that the calibration (section 7: the experts' network
 # trained jointly on MNIST for one task's 7 epochs) can meet its 10-epoch reference; the main sequence and both
 # baselines for 3 seeds, so that the claims comparing methods carry 95% intervals; the growth runs and the hard
-# pair 6,000 images x 5 epochs per task (30,000 real images, the least their claims need) on one seed, so that
-# the whole notebook fits about half an hour on 2 CPU cores.
+# pair 6,000 images x 5 epochs per task (30,000 real images, the least their claims need) on one seed, to keep
+# the whole notebook within about half an hour on 2 CPU cores.
 #
 # The model is `lmvae_core.models.lmvae.LMVAE`; the experiments are in `lmvae_core.experiments.lmvae` (and
 # `lmvae_growth`, `lmvae_selection`, `lmvae_claims`). This notebook only calls them and plots.
@@ -285,8 +285,8 @@ timing_table
 # than the tolerance, the profile's schedule is too short for claims about how well the experts model their
 # data, and those claims below are `not comparable`. Quick trains it 7 epochs on all 60,000 images, as one task
 # of the main sequence, and scores IWAE-100 on the full test set (k=100 is a slightly looser bound than the
-# reference's k=500). Smoke trains a tiny network that has no reference (never met). The paper profile's convolutional experts have no joint counterpart here: it calibrates the MLP expert
-# with 100 epochs.
+# reference's k=500). Smoke trains a tiny network that has no reference (never met). The paper profile's
+# convolutional experts have no joint counterpart here: it calibrates the MLP expert with 100 epochs.
 
 # %%
 cal = lmvae_claims.calibration(run)
@@ -323,5 +323,6 @@ print(f"profile {run.profile}: notebook wall time {time.time() - run.started:.0f
 # 7 epochs per task in quick (the paper: 100) on all training images available offline (Fashion-MNIST and KMNIST
 # are partial), IWAE k of a few hundred at most, and seeds for the main sequence only (the growth runs, the
 # hard pair and the capacity variant train 6,000 images per domain on one seed). The capacity variant is trained
-# for 3 epochs only in quick, so its traversals are blurry and say little about disentanglement. Not possible offline: SVHN, CIFAR-100, CelebA, CACD and 3D chairs, hence
-# no 64x64 disentanglement experiment; the traversals above are on the 28x28 domains.
+# for 3 epochs only in quick, so its traversals are blurry and say little about disentanglement. Not possible
+# offline: SVHN, CIFAR-100, CelebA, CACD and 3D chairs, hence no 64x64 disentanglement experiment; the
+# traversals above are on the 28x28 domains.
