@@ -351,9 +351,9 @@ def test_fidelity_lmvae_claims_know_their_schedule():
     # calibration missed by 10 nats: every model-quality claim is undecided
     missed = lmvae_claims_for(rows, "paper", -110.0)
     assert all(c.verdict == "not comparable" for c in missed if not c.claim.startswith("Inference"))
-    # the quick profile's own schedule (all of Fashion-MNIST offline: 16,825 images x 7 epochs; 6,000 x 5 for the
+    # the quick profile's own schedule (all of Fashion-MNIST offline: 16,825 images x 8 epochs; 6,000 x 5 for the
     # growth runs and the hard pair) decides every claim but the final log-likelihood against the joint VAE's
-    quick = lmvae_claims_for(rows, "quick", -99.0, {"main": 7 * 16_825.0, "growth": 30_000.0, "hard": 30_000.0})
+    quick = lmvae_claims_for(rows, "quick", -99.0, {"main": 8 * 16_825.0, "growth": 30_000.0, "hard": 30_000.0})
     undecided = [c.claim for c in quick if c.verdict == "not comparable"]
     assert len(undecided) == 1 and undecided[0].startswith("L-MVAE approaches a jointly trained VAE")
     assert "schedule too short" in next(c for c in quick if c.claim in undecided)._undecided()
