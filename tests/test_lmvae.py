@@ -291,45 +291,153 @@ def test_save_and_reload_grown_mixture(tmp_path):
     assert torch.equal(loaded.sample_per_expert(4, seed=5), model.sample_per_expert(4, seed=5))
 
 
-def test_fidelity_lmvae_claims_know_their_schedule():
-    """Every claim of notebook 01 states its schedule against the paper's 100 epochs of 60,000 images per task;
-    too short a schedule or a missed calibration makes the verdict 'not comparable', never a typed one."""
+SWEEP = [{"margin": 0.1, "experts added by the repeat": 0, "experts": 3}]
+TURNS = [{"rule": "probe", "order": "a -> b -> a", "task 2 action": "grow"},
+         {"rule": "probe", "order": "b -> a -> b", "task 2 action": "grow"},
+         {"rule": "ratio", "order": "b -> a -> b", "task 2 action": "reuse"}]
+COST = [{"pair": p, "domain": "all domains", "selection cost (nats)": c, "selected - mixture (nats)": 0.6}
+        for p, c in (("main", 0.1), ("hard", 0.4))]
+TIMING = {"ratio": 0.4, "experts": 2, "k": 10}
+
+
+def seed_rows(per_seed: dict[int, dict]) -> list[dict]:
+    """seed_rows() of the main sequence from {seed: {'lm_f', 'ft_f', 'lm_ll', 'joint_ll', 'acc'}}."""
+    from lmvae_core.experiments.lmvae import METRICS
+
+    rows = []
+    for seed, v in per_seed.items():
+        nan = float("nan")
+        rows += [{"seed": seed, "method": "L-MVAE", METRICS[0]: 20.0, METRICS[1]: 0.0, METRICS[2]: v["lm_ll"],
+                  METRICS[3]: v["lm_f"], METRICS[4]: v["acc"]},
+                 {"seed": seed, "method": "fine-tuned VAE", METRICS[0]: 30.0, METRICS[1]: 5.0,
+                  METRICS[2]: v["lm_ll"] - 30.0, METRICS[3]: v["ft_f"], METRICS[4]: nan},
+                 {"seed": seed, "method": "joint VAE", METRICS[0]: 19.0, METRICS[1]: nan, METRICS[2]: v["joint_ll"],
+                  METRICS[3]: nan, METRICS[4]: nan}]
+    return rows
+
+
+def lmvae_claims_for(rows, profile, ll, images=None):
     from lmvae_core.experiments import lmvae_claims
     from lmvae_core.experiments.calibration import Calibration
     from lmvae_core.experiments.lmvae import SETTINGS
-    from lmvae_core.metrics import TaskMatrix
 
-    def matrix(values):
-        m = TaskMatrix(["mnist", "fashion"], True)
-        for (t, j), v in values.items():
-            m.record(t, j, v)
-        return m
+    s = SETTINGS[profile]
+    images = images or {k: float(e * n) for k, e, n in (("main", s["epochs"], s["train_limit"] or 60_000),
+                                                        ("growth", s["growth_epochs"], s["growth_train"] or 60_000),
+                                                        ("hard", s["hard_epochs"], s["hard_train"] or 60_000))}
+    cal = Calibration("m", "mnist", profile, 10, ll, -100.0, "test")
+    return lmvae_claims.claims(rows, SWEEP, TURNS, COST, TIMING, cal, s, profile, images)
 
-    main = {"names": ["mnist", "fashion"], "joint": {"iwae": [-100.0, -240.0]},
-            "matrices": {"iwae": {"L-MVAE": matrix({(0, 0): -100.0, (1, 0): -100.0, (1, 1): -240.0}),
-                                  "fine-tuned VAE": matrix({(0, 0): -100.0, (1, 0): -180.0, (1, 1): -241.0})}}}
-    sweep = [{"margin": 0.1, "experts added by the repeat": 0, "experts": 3}]
-    turns = [{"rule": "probe", "order": "a -> b -> a", "task 2 action": "grow"},
-             {"rule": "probe", "order": "b -> a -> b", "task 2 action": "grow"},
-             {"rule": "ratio", "order": "b -> a -> b", "task 2 action": "reuse"}]
-    cost = [{"pair": p, "domain": "all domains", "selection cost (nats)": c, "selected - mixture (nats)": 0.6}
-            for p, c in (("main", 0.1), ("hard", 0.4))]
-    timing = {"ratio": 0.4, "experts": 2, "k": 10}
 
-    def claims(profile, ll):
-        cal = Calibration("m", "mnist", profile, 10, ll, -100.0, "test")
-        return lmvae_claims.claims(main, {"accuracy": 0.99}, sweep, turns, cost, timing, cal, SETTINGS[profile],
-                                   profile)
+THREE_SEEDS = {0: dict(lm_f=0.0, ft_f=80.0, lm_ll=-170.0, joint_ll=-169.5, acc=0.99),
+               1: dict(lm_f=0.1, ft_f=75.0, lm_ll=-171.0, joint_ll=-170.4, acc=0.995),
+               2: dict(lm_f=-0.1, ft_f=85.0, lm_ll=-169.5, joint_ll=-169.1, acc=0.985)}
 
-    for c in claims("smoke", -99.0):
+
+def test_fidelity_lmvae_claims_know_their_schedule():
+    """Every claim of notebook 01 states its schedule against the paper's 100 epochs of 60,000 images per task;
+    too short a schedule or a missed calibration makes the verdict 'not comparable', never a typed one."""
+    rows = seed_rows(THREE_SEEDS)
+    for c in lmvae_claims_for(rows, "smoke", -99.0):
         assert c.schedule is not None and c.schedule.paper == 100 * 60_000
     # smoke: 1,000 images x 1 epoch per task is 0.017% of the paper's schedule: only the timing decides
-    verdicts = {c.claim: c.verdict for c in claims("smoke", -99.0)}
+    verdicts = {c.claim: c.verdict for c in lmvae_claims_for(rows, "smoke", -99.0)}
     assert [v for k, v in verdicts.items() if k.startswith("Inference")] == ["reproduced"]
     assert all(v == "not comparable" for k, v in verdicts.items() if not k.startswith("Inference"))
-    paper = claims("paper", -99.0)
-    assert all(c.verdict != "not comparable" for c in paper)
+    paper = lmvae_claims_for(rows, "paper", -99.0)
+    assert all(c.verdict != "not comparable" for c in paper), [(c.claim, c._undecided()) for c in paper]
     assert {c.claim.split(" (")[0]: c.verdict for c in paper}["A new domain gets an expert whichever domain came "
                                                                 "first"] == "reproduced"
-    missed = claims("paper", -110.0)  # calibration missed by 10 nats: every model-quality claim is undecided
+    # calibration missed by 10 nats: every model-quality claim is undecided
+    missed = lmvae_claims_for(rows, "paper", -110.0)
     assert all(c.verdict == "not comparable" for c in missed if not c.claim.startswith("Inference"))
+    # the quick profile's own schedule (all of Fashion-MNIST offline: 16,825 images x 8 epochs; 6,000 x 5 for the
+    # growth runs and the hard pair) decides every claim but the final log-likelihood against the joint VAE's
+    quick = lmvae_claims_for(rows, "quick", -99.0, {"main": 8 * 16_825.0, "growth": 30_000.0, "hard": 30_000.0})
+    undecided = [c.claim for c in quick if c.verdict == "not comparable"]
+    assert len(undecided) == 1 and undecided[0].startswith("L-MVAE approaches a jointly trained VAE")
+    assert "schedule too short" in next(c for c in quick if c.claim in undecided)._undecided()
+
+
+def test_fidelity_lmvae_claims_decide_with_intervals_over_seeds():
+    """The claims on the main sequence are means over its seeds with a 95% interval: paired by seed for a
+    difference between methods, Student t otherwise. One seed cannot decide them; three consistent seeds can,
+    and seeds that disagree about the criterion cannot."""
+    from lmvae_core.metrics.significance import mean_ci, paired_difference
+
+    def by_claim(claims):
+        return {c.claim.split(" (")[0]: c for c in claims}
+
+    three = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "paper", -99.0))
+    gap = three["L-MVAE forgets far less than a fine-tuned VAE"]
+    want = paired_difference([0.0, 0.1, -0.1], [80.0, 75.0, 85.0])
+    assert gap.ours == pytest.approx(want.mean) and gap.ci == pytest.approx((want.lo, want.hi))
+    assert gap.verdict == "reproduced"
+    joint = three["L-MVAE approaches a jointly trained VAE"]
+    want = paired_difference([-170.0, -171.0, -169.5], [-169.5, -170.4, -169.1])
+    assert joint.ci == pytest.approx((want.lo, want.hi)) and joint.verdict == "reproduced"
+    sel = three["The right expert is selected for each input"]
+    assert sel.ci == pytest.approx((mean_ci([0.99, 0.995, 0.985]).lo, mean_ci([0.99, 0.995, 0.985]).hi))
+    for name in ("No forgetting: one frozen expert per task", "L-MVAE forgets far less than a fine-tuned VAE",
+                 "L-MVAE approaches a jointly trained VAE", "The right expert is selected for each input"):
+        lo, hi = three[name].ci
+        assert lo < three[name].ours < hi or lo == hi == three[name].ours, name
+    # one seed: the same numbers, but no interval, so the verdict waits for more seeds
+    one = by_claim(lmvae_claims_for(seed_rows({0: THREE_SEEDS[0]}), "paper", -99.0))
+    assert one["L-MVAE forgets far less than a fine-tuned VAE"].verdict == "not comparable"
+    assert "one seed" in one["L-MVAE forgets far less than a fine-tuned VAE"]._undecided()
+    # seeds on both sides of the joint claim's criterion (-2 nats): the interval spans it
+    split = {s: dict(v, joint_ll=v["lm_ll"] + g) for (s, v), g in zip(THREE_SEEDS.items(), (0.5, 6.0, 1.0))}
+    spans = by_claim(lmvae_claims_for(seed_rows(split), "paper", -99.0))["L-MVAE approaches a jointly trained VAE"]
+    assert spans.verdict == "not comparable" and "spans the criterion" in spans._undecided()
+
+
+def test_lmvae_quick_profile_judges_its_claims():
+    """Quick (issue 13): all training images, the calibration trained exactly as one task of the profile (same
+    epochs, images, batch and network as the experts), and three seeds for the claims that compare methods."""
+    from lmvae_core.experiments.lmvae import SETTINGS
+
+    for profile in ("quick", "paper"):
+        s = SETTINGS[profile]
+        assert s["n_seeds"] >= 3
+    q = SETTINGS["quick"]
+    cal = q["calibration"]
+    assert q["train_limit"] is None and cal.train_limit is None and cal.test_limit is None
+    assert (cal.epochs, cal.batch_size, cal.hidden, cal.latent) == (q["epochs"], q["batch"], (q["hidden"],),
+                                                                    q["latent"])
+    assert q["calibration_reference"] == "mnist_784-256-20_10ep"
+    # the growth and selection claims need 0.5% of the paper's 6M real images per task
+    assert q["growth_train"] * q["growth_epochs"] >= 30_000 and q["hard_train"] * q["hard_epochs"] >= 30_000
+
+
+def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
+    """The main sequence and its baselines train once per seed (each cached on its own); the per-seed rows pair
+    the methods by seed, and the summary gives each metric's mean and interval over the seeds."""
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
+    from lmvae_core.experiments import lmvae as exp
+    from lmvae_core.experiments.common import Run
+    from lmvae_core.results.writers import Outputs
+
+    s = dict(exp.SETTINGS["smoke"], train_limit=300, eval_n=50, n_seeds=3, probe=32)
+    run = Run("01_lmvae", "smoke", 5, torch.device("cpu"), None, Outputs(tmp_path / "out"), progress=False,
+              settings=s)
+    main = exp.main_sequence(run)
+    assert main["seeds"] == [5, 6, 7] and [r["seed"] for r in main["runs"]] == [5, 6, 7]
+    assert len(list((tmp_path / "cache" / "lmvae").glob("*.pt"))) == 3
+    assert len(list((tmp_path / "cache" / "lmvae_finetune").glob("*.pt"))) == 3
+    assert len(list((tmp_path / "cache" / "lmvae_joint").glob("*.pt"))) == 3
+    finals = [r["matrices"]["iwae"]["fine-tuned VAE"].average() for r in main["runs"]]
+    assert len(set(finals)) == 3  # different seeds, different models
+    rows = exp.seed_rows(run, main)
+    assert exp.per_seed(rows, "fine-tuned VAE", exp.METRICS[2]) == pytest.approx(finals)
+    summary = {r["method"]: r for r in exp.summary_rows(rows)}
+    assert summary["fine-tuned VAE"]["seeds"] == 3
+    assert summary["fine-tuned VAE"][exp.METRICS[2]] == pytest.approx(sum(finals) / 3)
+    assert summary["fine-tuned VAE"][f"{exp.METRICS[2]} 95% CI"] != "n/a"
+    # the schedules count the images the run really trains on (epochs x the smallest task's images)
+    from lmvae_core.experiments import lmvae_claims
+
+    images = lmvae_claims.schedules(run)
+    assert images["main"] == s["epochs"] * 300
+    assert 0 < images["growth"] <= s["growth_epochs"] * s["growth_train"]
+    assert 0 < images["hard"] <= s["hard_epochs"] * s["hard_train"]

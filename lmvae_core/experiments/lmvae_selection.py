@@ -52,11 +52,13 @@ def likelihood_cost(run: Run, model: LMVAE, names, pair: str = "") -> list[dict]
 
 
 def hard_pair(run: Run) -> dict:
-    """L-MVAE on the profile's `hard_pair` (MNIST then KMNIST) with the main sequence's schedule. Cached."""
+    """L-MVAE on the profile's `hard_pair` (MNIST then KMNIST), hard_train images x hard_epochs per task, the
+    first seed only. Cached."""
     s = run.settings
     names = list(s["hard_pair"])
-    res = run_lmvae(names, model_config(s), train_config(s, run), data_for(run), run.seed, s["train_limit"],
-                    s["eval_n"], s["iwae_k"], s["likelihood"], False, run.force)
+    res = run_lmvae(names, model_config(s, epochs=s["hard_epochs"]), train_config(s, run, s["hard_epochs"]),
+                    data_for(run), run.seed, s["hard_train"], s["eval_n"], s["iwae_k"], s["likelihood"], False,
+                    run.force)
     return {"names": names, "result": res, "model": rebuild(res, run.device)}
 
 
