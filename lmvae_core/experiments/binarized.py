@@ -62,11 +62,11 @@ SETTINGS = {
     # PAPER_IMAGES_PER_TASK); 3 seeds, r = 0 against the main r = 0.5. Left to the paper profile, as they do not fit
     # beside these: the beta- and capacity-VAE in the main sweep (collapse is judged on the beta-VAE in its own
     # regime; the official capacity-VAE trains as the beta-VAE, benchmarks/fidelity/03_capacity.json), Fashion-MNIST
-    # and its classifier, r in {1, 2}, the VAE in the collapse regime (no unit of it collapses at r = 0:
-    # 03_collapse.json). Worker-seconds (~3,500-4,500 model-images/s measured on the shared machine): 2 sweep
-    # ensembles of 1.8M (~450 s each), 2 collapse ensembles at latent 50 (~545 s), 6 replay runs (~313 s: tasks
-    # 2-5 also train on a replayed batch), the calibration (~470 s with IWAE-500), the MNIST classifier (~420 s):
-    # ~4,760 s, one grid (train_all) of ~2,400 s on 2 workers, then ~3 min of evaluation and plots.
+    # and its classifier, r in {1, 2}, the VAE in the collapse regime (none of its units had collapsed at r = 0
+    # after 2 epochs, 03_collapse.json). Worker-seconds, from rates measured on the busy machine (one worker:
+    # 3,300-4,500 model-images/s in an ensemble, ~1,700 real images/s on a replay task): 2 sweep ensembles of
+    # 1.8M (~420-515 s each), 2 at latent 50 (~405-550 s), 6 replay runs (~330 s), the calibration (~470 s, IWAE
+    # included), the MNIST classifier (~420-690 s): 4,500-5,300 s in one grid (train_all), 38-44 min on 2 workers.
     "quick": dict(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), main_r=0.5,
                   hidden=256, latent=20, epochs=10, batch=128, sweep_train=None, eval_n=500, iwae_k=100,
                   probe_n=5000, fid_n=1000, clf_n=None, clf_epochs=3, clf_min_passes=150_000, seeds=3,
@@ -81,8 +81,7 @@ SETTINGS = {
                   main_r=0.5, hidden=400, latent=32, epochs=40, batch=64, sweep_train=None, eval_n=10000,
                   iwae_k=5000, probe_n=60000, fid_n=10000, clf_n=None, clf_epochs=5, clf_min_passes=300_000, seeds=3,
                   collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5, 1.0, 2.0),
-                  overhead_steps=50, overhead_rounds=10, cal_k=500, cal_test=None,
-                  cal_ref="mnist_784-200-20_10ep",
+                  overhead_steps=50, overhead_rounds=10, cal_k=500, cal_test=None, cal_ref="mnist_784-200-20_10ep",
                   cl_rs=(0.0, 0.5, 1.0), cl_train_limit=None, cl_epochs=20, cl_eval_n=2000, cl_k=1000, cl_seeds=3,
                   mc_samples=10000),
 }
