@@ -1,4 +1,5 @@
 """Binarized regularisation (notebook 03): the r-shifted KL, its prior, its bound, and the model."""
+import importlib
 import math
 
 import pytest
@@ -308,7 +309,7 @@ def test_fidelity_claims_decide_with_intervals_and_schedules():
     noisy = dict(clear) | {("main", "VAE", 0.5): [80.0, 100.0, 103.0]}
     n = judged(noisy, calibrated=True)[recon]
     assert n.verdict == NOT_COMPARABLE and "interval" in n.row()["why"]
-    short = judged(clear, calibrated=True, epochs=5, n_train=8000)[recon]  # the quick profile: 1.7% of 2.4M
+    short = judged(clear, calibrated=True, epochs=5, n_train=8000)[recon]  # the old quick profile: 1.7% of 2.4M
     assert short.verdict == NOT_COMPARABLE and "schedule" in short.row()["why"]
     assert judged(clear, calibrated=False)[recon].verdict == NOT_COMPARABLE
 
@@ -328,3 +329,70 @@ def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
     c = [x for x in claims(_rows(dying), over, {}, [], "test", 0.5, calibrated=True)
          if x.claim.startswith("No posterior collapse")][0]
     assert c.verdict == REPRODUCED and c.ours == pytest.approx(31 / 3)
+
+
+def test_fidelity_quick_profile_meets_its_claims_schedules():
+    """quick (issue 13) trains on full data long enough for the outcome claims' share of the paper's schedule,
+    in the sweep and per replay task, with 3 seeds; its calibration VAE is its reference's own spec."""
+    from lmvae_core.experiments import binarized as exp
+    from lmvae_core.experiments.binarized_claims import OUTCOME, PAPER_IMAGES, PAPER_IMAGES_PER_TASK, claims
+    from lmvae_core.experiments.calibration import REFERENCES
+    from lmvae_core.results.claims import REPRODUCED
+
+    q = exp.SETTINGS["quick"]
+    assert q["sweep_train"] is None and q["cl_train_limit"] is None  # full MNIST: PAPER_TRAIN_IMAGES images
+    assert q["epochs"] * exp.PAPER_TRAIN_IMAGES >= OUTCOME * PAPER_IMAGES
+    assert q["cl_epochs"] * exp.PAPER_TRAIN_IMAGES / 5 >= OUTCOME * PAPER_IMAGES_PER_TASK  # 5 tasks
+    assert exp.calibration_spec(q) == REFERENCES[q["cal_ref"]]
+    assert q["seeds"] >= 3 and q["cl_seeds"] >= 3
+    assert {0.0, q["main_r"]} <= set(q["rs"]) and {0.0, q["main_r"]} <= set(q["cl_rs"])
+    over = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02}]
+    clear = {("main", "VAE", 0.0): [100.0, 101.0, 99.0], ("main", "VAE", q["main_r"]): [90.0, 91.0, 89.5]}
+    rows = _rows(clear, epochs=q["epochs"], n_train=exp.PAPER_TRAIN_IMAGES)
+    recon = next(c for c in claims(rows, over, {}, [], "quick", q["main_r"], calibrated=True)
+                 if c.claim.startswith("Better reconstruction"))
+    assert recon.verdict == REPRODUCED and recon.schedule.decides
+
+
+def test_fidelity_sweep_schedule_is_the_least_trained_dataset():
+    """Fashion-MNIST's 16,825 offline images at MNIST's epochs are fewer images seen: the claim states those."""
+    from lmvae_core.experiments.binarized_claims import OUTCOME, sweep_schedule
+
+    rows = _rows({("main", "VAE", 0.0): [1.0] * 3}, epochs=10, n_train=60_000)
+    assert sweep_schedule(rows, OUTCOME).decides
+    rows += [r | {"dataset": "fashion", "n_train": 16_825} for r in rows]
+    sched = sweep_schedule(rows, OUTCOME)
+    assert sched.ours == 168_250 and "fashion" in sched.unit and not sched.decides
+
+
+def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
+    """One grid trains the classifiers, the calibration VAE, the sweep and the replay runs (retrained under
+    force); calibration, sweep and continual_all then read them and never train again."""
+    from lmvae_core.experiments import binarized as exp
+    from lmvae_core.experiments import binarized_replay as rexp
+    from lmvae_core.experiments import calibration as cal_mod
+    from lmvae_core.experiments.common import setup
+
+    fid_mod = importlib.import_module("lmvae_core.metrics.fid")  # the module: metrics exports a function fid
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path))
+    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
+    run.settings.update(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),
+                        collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=256, seeds=2, eval_n=50,
+                        iwae_k=5, probe_n=100, fid_n=50, clf_n=300, cal_k=5, cal_test=50, cl_rs=(0.0,),
+                        cl_seeds=1, cl_train_limit=300, cl_eval_n=20, cl_k=5)
+    run.force = True
+    grid = exp.train_all(run)
+    assert not grid.failures and len(grid.calls) == 1 + 1 + 4 + 1
+    assert [c.name for c in sorted(grid.calls, key=lambda c: -c.weight)][0] == "feature_classifier"
+
+    def trains(*a, **k):
+        raise AssertionError("trained again after train_all")
+
+    monkeypatch.setattr(cal_mod, "fit_joint_vae", trains)
+    monkeypatch.setattr(fid_mod, "classifier_state", trains)
+    monkeypatch.setattr(exp, "fit_model", trains)
+    monkeypatch.setattr(rexp, "fit_continual", trains)
+    assert math.isfinite(exp.calibration(run).log_likelihood)
+    rows = exp.sweep(run)  # evaluates (again, under force) but trains nothing
+    assert len(rows) == 4 and all(x["n_seeds"] == 2 for x in rows)
+    assert list(rexp.continual_all(run)) == [0.0]
