@@ -239,7 +239,8 @@ def project(jobs, measured: dict) -> dict:
         rows = []
         for k, e in kinds.items():
             m = measured[k]
-            rows.append({"kind": k.label, "train": k.train, "units": e["units"],
+            rows.append({"kind": k.label, "build": k.build, "args": json.loads(k.args), "train": k.train,
+                         "units": e["units"],
                          "unit": "optimiser steps" if k.train else "image-samples",
                          "cpu_s_per_unit": m["cpu_s"], "flops_per_unit": m["flops"], "ops_per_step": m["ops"],
                          "gpu_s_per_unit": m["gpu_s"], "cpu_hours": e["units"] * m["cpu_s"] / 3600,
@@ -272,12 +273,22 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reuse", default=None, help="a JSON this script wrote: re-count with its measurements (kinds "
+                                                  "it lacks are measured), e.g. after a settings change")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     jobs = paper_steps.all_jobs()
-    measured = {}
+    measured, old = {}, json.loads(Path(args.reuse).read_text()) if args.reuse else None
+    if old:
+        for v in old["notebooks"].values():
+            for r in v["kinds"]:
+                k = paper_steps.Kind(r["build"], json.dumps(r["args"], sort_keys=True), r["kind"], r["train"])
+                measured[k] = {"cpu_s": r["cpu_s_per_unit"], "flops": r["flops_per_unit"], "ops": r["ops_per_step"],
+                               "gpu_s": gpu_seconds(r["flops_per_unit"], r["ops_per_step"], r["train"])}
     for k in dict.fromkeys(j.kind for j in jobs):
+        if k in measured:
+            continue
         t0 = time.time()
         measured[k] = measure(k, args.steps, args.repeats)
         print(f"{k.label}: {measured[k]['cpu_s']:.3g} s/unit, {measured[k]['flops']:.3g} FLOP/unit, "
@@ -293,6 +304,10 @@ def main():
               "torch": torch.__version__, "device": f"cpu ({platform.processor() or platform.machine()}, "
                                                     f"{os.cpu_count()} cores)",
               "threads": args.threads, "load_average_start_end": [load0, os.getloadavg()]}
+    if old:  # the measurements (and so their conditions) are the reused run's
+        result |= {k: old[k] for k in ("torch", "device", "threads", "load_average_start_end")}
+        result["assumptions"]["cpu"] = old["assumptions"]["cpu"]
+        result["measurements_from"] = f"{args.reuse} (re-counted with --reuse)"
     total = {k: sum(v[k] for v in result["notebooks"].values()) for k in ("cpu_hours", "gpu_hours", "train_steps")}
     result["total"] = total
     for nb, v in result["notebooks"].items():

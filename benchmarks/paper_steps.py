@@ -235,11 +235,13 @@ def count_02(s: dict | None = None) -> list[Job]:
                 lgm_run(c, s, f"split {d}, {m}", m, split[d])
         c.add(f"feature classifier {d}", classifier(), steps(TRAIN[d], CLASSIFIER_BATCH,
                                                              epochs_for(TRAIN[d], s["fid_epochs"], s["clf_min_passes"])))
-    # the gamma ablation's gamma = 1 is the split experiment's lgm run (same cache key)
+    # lgm.gamma_ablation: gamma 0 is the 'replay' method and gamma 1 the 'lgm' method of the split experiment (the
+    # same cache keys); only the other values train
+    shared = {0.0: "replay", 1.0: "lgm"}
     for g in s["gammas"]:
-        if g != 1.0 or "lgm" not in s["methods"]:
+        if shared.get(g) not in s["methods"]:
             for _ in s["seeds"]:
-                lgm_run(c, s, f"gamma ablation {g}", "lgm", split[s["ablation_dataset"]], g)
+                lgm_run(c, s, f"gamma ablation {g}", "replay" if g == 0 else "lgm", split[s["ablation_dataset"]], g)
     perm = [min(TRAIN["mnist"], s["perm_train"] or TRAIN["mnist"])] * s["perm_tasks"]
     for m in s["perm_methods"]:
         for _ in s["seeds"]:
@@ -331,10 +333,17 @@ def ocm_run(c: Counter, s: dict, what: str, stream: str, method: str, test_n: in
     comps = ocm_exp.PAPER.get(stream, {}).get(method, (None, None, 1))[2] if m.get("dynamic") else 1
     c.add(f"{what}: IWAE", ocm_iwae(s), 2 * comps * (s["eval_n"] or test_n) * s["eval_k"])
     if m.get("dynamic"):
-        rounds = n // s["batch_size"] * s["batch_size"] // (s["stm_size"] + s["batch_size"])
-        c.add(f"{what}: R (expansion test)", ocm_iwae(s), rounds * (s["stm_size"] + s["ltm_capacity"]) * comps
-              * s["r_samples"], f"{comps} components (the paper's final count) and a full LTM: an upper estimate")
+        expansion_test(c, s, what, n, comps, "the paper's final count")
     return n_steps
+
+
+def expansion_test(c: Counter, s: dict, what: str, n: int, comps: int, why: str) -> None:
+    """Dynamic-OCM's R: IWAE-r_samples of STM u LTM for every component after each selection round (the STM fires
+    at stm_size images, order 'paper', the default of OCMConfig; above it, order 'code': continual/ocm.stm_full)."""
+    per_round = s["stm_size"] // s["batch_size"] + (s.get("order", "paper") == "code")
+    rounds = (n // s["batch_size"]) // per_round
+    c.add(f"{what}: R (expansion test)", ocm_iwae(s), rounds * (s["stm_size"] + s["ltm_capacity"]) * comps
+          * s["r_samples"], f"{comps} components ({why}) and a full LTM: an upper estimate")
 
 
 def count_04(s: dict | None = None) -> list[Job]:
@@ -403,6 +412,8 @@ def count_05(s: dict | None = None) -> list[Job]:
                                        ocm_s["per_round"], ocm_s["ltm_capacity"]),
                           "upper estimate: the LTM grows by per_round every round")
                     experts = ocm_s["max_components"] if method == "Dynamic-OCM" else 1
+                    if method == "Dynamic-OCM":
+                        expansion_test(c, ocm_s, what, sum(sizes), experts, "the cap")
                 else:
                     trainable = s["lmvae_experts"]
                     for t, n in enumerate(sizes):
