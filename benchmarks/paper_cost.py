@@ -121,8 +121,8 @@ def build_vae(a: dict, train: bool):
 
 
 def build_moe(a: dict, train: bool):
-    model = MoEVAE(MoEVAEConfig(n_experts=a["n_experts"], expert=VAEConfig(latent_dim=a["latent"], hidden=(a["hidden"],)),
-                                manager_hidden=(a["hidden"],)))
+    expert = VAEConfig(latent_dim=a["latent"], hidden=(a["hidden"],))
+    model = MoEVAE(MoEVAEConfig(n_experts=a["n_experts"], expert=expert, manager_hidden=(a["hidden"],)))
     return stepper(model, lambda b: model.loss(b), images(a["batch"], (1, 28, 28)))
 
 
@@ -298,8 +298,8 @@ def main():
                               "gpu": "projected, not measured: max(FLOPs / rate, ops x launch) per training step, "
                                      "FLOPs / rate per evaluation image-sample",
                               "eval_timed_on": f"{EVAL_ROWS} images x {EVAL_K} samples",
-                              "cpu": f"median of {args.repeats} repeats of {args.steps} steps after 2 warm-up steps (kinds slower than "
-                                     f"{SLOW_S} s per step: 2 repeats of 1 step after 1), "
+                              "cpu": f"median of {args.repeats} repeats of {args.steps} steps after 2 warm-up steps "
+                                     f"(kinds slower than {SLOW_S} s per step: 2 repeats of 1 step after 1), "
                                      f"{args.threads} thread(s); the machine was busy with other runs"},
               "torch": torch.__version__, "device": f"cpu ({platform.processor() or platform.machine()}, "
                                                     f"{os.cpu_count()} cores)",

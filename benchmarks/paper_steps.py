@@ -75,7 +75,8 @@ def steps(n: int, batch: int, epochs: float) -> int:
 
 # ---- kinds -----------------------------------------------------------------------------------------------------
 def vae(hidden, latent, batch, shape=(1, 28, 28), binarized: bool = False, replay: bool = False) -> Kind:
-    name = ("BinarizedVAE" if binarized else "VAE") + f" {'x'.join(map(str, shape))}-{'-'.join(map(str, hidden))}-{latent}"
+    net = f"{'x'.join(map(str, shape))}-{'-'.join(map(str, hidden))}-{latent}"
+    name = f"{'BinarizedVAE' if binarized else 'VAE'} {net}"
     return kind("vae", f"{name}, batch {batch}{' real + replay' if replay else ''}", hidden=list(hidden),
                 latent=latent, batch=batch, shape=list(shape), binarized=binarized, replay=replay)
 
@@ -94,7 +95,8 @@ def classifier(batch: int = CLASSIFIER_BATCH, mlp: bool = False) -> Kind:
 def calibration(c: Counter, spec) -> None:
     """experiments/calibration.py: a JointVAE trained on its dataset, IWAE-k on its test split."""
     n = min(TRAIN[spec.dataset], spec.train_limit or TRAIN[spec.dataset])
-    c.add("calibration: joint VAE", vae(spec.hidden, spec.latent, spec.batch_size), steps(n, spec.batch_size, spec.epochs))
+    c.add("calibration: joint VAE", vae(spec.hidden, spec.latent, spec.batch_size),
+          steps(n, spec.batch_size, spec.epochs))
     t = min(TEST[spec.dataset], spec.test_limit or TEST[spec.dataset])
     c.add("calibration: IWAE", iwae_vae(spec.hidden, spec.latent), t * spec.iwae_k)
 
@@ -114,7 +116,8 @@ def count_00(s: dict | None = None) -> list[Job]:
               "2 draws x every expert")
     calibration(c, moe_exp.joint_spec(s))
     n_abl = min(TRAIN["mnist"], s["ablation_train"] or TRAIN["mnist"])
-    c.add("balancing ablation (with and without)", moe, 2 * len(s["ablation_seeds"]) * steps(n_abl, b, s["ablation_epochs"]))
+    c.add("balancing ablation (with and without)", moe,
+          2 * len(s["ablation_seeds"]) * steps(n_abl, b, s["ablation_epochs"]))
     for comps in s["beyond_components"]:
         c.add(f"mixture-prior VAE, {comps} components",
               kind("mog", f"MoG-prior VAE 784-{s['hidden']}-{z}, {comps} components, batch {b}", hidden=s["hidden"],
@@ -197,7 +200,8 @@ def count_01(s: dict | None = None) -> list[Job]:
         n_img = sum(min(n_ev or TEST[d], TEST[d]) for d in dict.fromkeys(names))
         c.add(f"likelihood cost ({pair})", lmvae_iwae(s), (len(dict.fromkeys(names)) + 1) * n_img * k)
     # inference_time: the selected expert once to warm up and 3 times, every assigned expert 3 times
-    c.add("inference time (selected and all experts)", lmvae_iwae(s), (4 + 3 * len(seq)) * s["timing_n"] * s["timing_k"])
+    c.add("inference time (selected and all experts)", lmvae_iwae(s),
+          (4 + 3 * len(seq)) * s["timing_n"] * s["timing_k"])
     calibration(c, s["calibration"])
     return c.jobs
 
@@ -233,8 +237,8 @@ def count_02(s: dict | None = None) -> list[Job]:
         for m in s["methods"]:
             for _ in s["seeds"]:
                 lgm_run(c, s, f"split {d}, {m}", m, split[d])
-        c.add(f"feature classifier {d}", classifier(), steps(TRAIN[d], CLASSIFIER_BATCH,
-                                                             epochs_for(TRAIN[d], s["fid_epochs"], s["clf_min_passes"])))
+        clf_epochs = epochs_for(TRAIN[d], s["fid_epochs"], s["clf_min_passes"])
+        c.add(f"feature classifier {d}", classifier(), steps(TRAIN[d], CLASSIFIER_BATCH, clf_epochs))
     # lgm.gamma_ablation: gamma 0 is the 'replay' method and gamma 1 the 'lgm' method of the split experiment (the
     # same cache keys); only the other values train
     shared = {0.0: "replay", 1.0: "lgm"}
@@ -252,7 +256,8 @@ def count_02(s: dict | None = None) -> list[Job]:
 
 # ---- 03 ----------------------------------------------------------------------------------------------------------
 def ensemble_kind(s: dict, latent: int, members: int) -> Kind:
-    return kind("ensemble", f"BinarizedVAE ensemble of {members} stacked 784-{s['hidden']}-{latent}, batch {s['batch']}",
+    return kind("ensemble",
+                f"BinarizedVAE ensemble of {members} stacked 784-{s['hidden']}-{latent}, batch {s['batch']}",
                 hidden=s["hidden"], latent=latent, members=members, batch=s["batch"])
 
 
@@ -366,7 +371,8 @@ def count_04(s: dict | None = None) -> list[Job]:
                                  ("stm_size", s["ablation_stm"], "VAE-ELBO-OCM"),
                                  ("lambda2", s["ablation_lambda2"], "Dynamic-ELBO-OCM")):
         for v in values:
-            ocm_run(c, s, f"ablation {name}", "mnist", method, mnist_test, **({name: int(v)} if name == "stm_size" else {}))
+            over = {name: int(v)} if name == "stm_size" else {}  # the other values change no step count
+            ocm_run(c, s, f"ablation {name}", "mnist", method, mnist_test, **over)
     # the 'paper (Algorithm 2)' rule is the Table 1 run's configuration (same cache key) where the seeds agree
     for st in s["streams"]:
         for seed in s["direction_seeds"]:
@@ -434,7 +440,8 @@ def count_05(s: dict | None = None) -> list[Job]:
                 c.add(f"{what}: IWAE", iwae_vae(h, z), experts * n_eval * k,
                       "Dynamic-OCM at its component cap: an upper estimate" if method == "Dynamic-OCM" else "")
                 c.add(f"{what}: fitting capacity", classifier(100, mlp=True),
-                      steps(int(s["n_generated"] * 0.9), 100, s["fc_max_epochs"]), "at most fc_max_epochs (early stopped)")
+                      steps(int(s["n_generated"] * 0.9), 100, s["fc_max_epochs"]),
+                      "at most fc_max_epochs (early stopped)")
         clf_n = sum(min(TRAIN[d] // 5 if per_task else TRAIN[d], s["clf_train_per_task"] or TRAIN[d]) for d in datasets)
         if stream != "taskfree_mnist":  # shares split MNIST's classifier
             c.add(f"{stream}: feature classifier", classifier(),

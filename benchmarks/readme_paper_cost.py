@@ -19,9 +19,9 @@ def _hours(h: float) -> str:
 
 def cost_section(r: dict) -> str:
     a = r["assumptions"]
-    lines = ["`benchmarks/paper_cost.py` counts, from the experiment modules' `paper` settings, the optimiser steps and "
-             "evaluation passes (image-samples: images x IWAE samples) each notebook runs, builds each kind of step's "
-             "real model at paper size, times a few real steps on the CPU and counts their FLOPs "
+    lines = ["`benchmarks/paper_cost.py` counts, from the experiment modules' `paper` settings, the optimiser steps "
+             "and evaluation passes (image-samples: images x IWAE samples) each notebook runs, builds each kind of "
+             "step's real model at paper size, times a few real steps on the CPU and counts their FLOPs "
              "(`FlopCounterMode`). This section is written by `benchmarks/readme_paper_cost.py` from "
              "`benchmarks/paper_cost.json`.", "",
              "| notebook | training steps | evaluation image-samples | CPU hours (measured step times) "

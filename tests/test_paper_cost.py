@@ -81,6 +81,7 @@ def test_projection_and_readme_section(tmp_path):
     nb = {"train_steps": 10, "eval_image_samples": 0, "cpu_hours": 5.0, "gpu_hours": 2.0, "kinds": [kind]}
     r = {"notebooks": {"00_mixture_of_vaes": nb}, "total": {"train_steps": 10, "cpu_hours": 5.0, "gpu_hours": 2.0},
          "assumptions": {"gpu_rate_flops": 2e13, "launch_s_per_op": 5e-6, "cpu": "one thread"}, "torch": "x",
+         "threads": 1,
          "device": "cpu", "load_average_start_end": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]}
     (tmp_path / "c.json").write_text(json.dumps(r))
     readme = tmp_path / "README.md"
