@@ -307,7 +307,7 @@ def main():
     if old:  # the measurements (and so their conditions) are the reused run's
         result |= {k: old[k] for k in ("torch", "device", "threads", "load_average_start_end")}
         result["assumptions"]["cpu"] = old["assumptions"]["cpu"]
-        result["measurements_from"] = f"{args.reuse} (re-counted with --reuse)"
+        result["measurements_from"] = f"{Path(args.reuse).name}, an earlier run (re-counted with --reuse)"
     total = {k: sum(v[k] for v in result["notebooks"].values()) for k in ("cpu_hours", "gpu_hours", "train_steps")}
     result["total"] = total
     for nb, v in result["notebooks"].items():
