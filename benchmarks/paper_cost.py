@@ -1,0 +1,321 @@
+"""What `make reproduce` costs in the paper profile: steps per notebook, measured CPU step times, projected GPU hours.
+
+For every kind of step that benchmarks/paper_steps.py counts (from the experiment modules' `paper` SETTINGS), the
+package's real model is built at paper size and a few real steps are timed on the CPU (after warm-up; median of
+repeats; one thread), and the FLOPs of one step are counted with torch.utils.flop_counter.FlopCounterMode, with
+the aten operations it dispatches (views left out) as a proxy for the kernels a GPU would launch.
+
+CPU hours = units x measured seconds per unit. GPU hours = sum over kinds of units x max(FLOPs / R, ops x L):
+either the matrix arithmetic at a sustained rate R or the launch floor of small networks, whichever is larger.
+R and L are ASSUMPTIONS (no GPU was measured for this table), stated here and in the JSON:
+- R = 20 TFLOP/s: an H100's fp32 matrix rate with TF32 tensor cores is several times that at large sizes; the
+  matrices here (hundreds to a few thousand wide, batches of 64-300) reach a fraction of it. A GPU without TF32
+  (or fp32 strictly) would be 2-3x slower on the compute-bound kinds.
+- L = 5 us per dispatched operation: eager PyTorch's host overhead per kernel launch. The package compiles runs of
+  >= 2000 steps on CUDA (training.loop.should_compile), which fuses kernels, so the floor is pessimistic there.
+Evaluation (IWAE-k over test sets, R of Dynamic-OCM) runs in large chunks: its GPU time is FLOPs / R alone.
+The CPU times come from a machine busy with other runs (load average recorded), which inflates them.
+
+Usage: python benchmarks/paper_cost.py [--json benchmarks/paper_cost.json] [--repeats 3] [--steps 3]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paper_steps  # noqa: E402
+
+from lmvae_core.metrics.fid import FeatureClassifier  # noqa: E402
+from lmvae_core.metrics.fitting_capacity import MLPClassifier  # noqa: E402
+from lmvae_core.models.binarized import BinarizedVAE, BinarizedVAEConfig  # noqa: E402
+from lmvae_core.models.lgm import LGM, LGMConfig, fork, student_teacher_loss  # noqa: E402
+from lmvae_core.models.lmvae import LMVAE, LMVAEConfig  # noqa: E402
+from lmvae_core.models.mog_vae import MoGVAE, MoGVAEConfig  # noqa: E402
+from lmvae_core.models.moe_vae import MoEVAE, MoEVAEConfig  # noqa: E402
+from lmvae_core.models.ocm import OCM, OCMConfig  # noqa: E402
+from lmvae_core.models.vae import VAE, VAEConfig  # noqa: E402
+from lmvae_core.training.ensemble import train_ensemble  # noqa: E402
+from lmvae_core.training.loop import TrainConfig, make_optimizer  # noqa: E402
+from lmvae_core.training.step import train_step  # noqa: E402
+
+GPU_RATE = 20e12  # R, FLOP/s: an assumption (see the docstring)
+LAUNCH_S = 5e-6  # L, seconds per dispatched operation: an assumption (see the docstring)
+EVAL_ROWS, EVAL_K = 100, 50  # an evaluation kind is timed on 100 images x 50 samples (conv experts: 10 x 10)
+SLOW_S = 1.0  # a kind whose warm-up step takes longer is timed on single steps, two repeats
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten operations dispatched, views left out (they launch no kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not getattr(func, "is_view", False):
+            self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def images(n: int, shape, binary: bool = True) -> torch.Tensor:
+    x = torch.rand(n, *shape)
+    return torch.bernoulli(x) if binary else x
+
+
+def vae_config(a: dict, cls=VAEConfig, **extra) -> VAEConfig:
+    return cls(input_shape=tuple(a["shape"]), latent_dim=a["latent"], hidden=tuple(a["hidden"]), **extra)
+
+
+def stepper(model, loss_fn, x, params=None):
+    """run(n): n real optimiser steps of the package (training.step.train_step, fused Adam as make_optimizer)."""
+    params = [p for p in (params or model.parameters()) if p.requires_grad]
+    opt = make_optimizer(params, TrainConfig())
+
+    def run(n: int):
+        for _ in range(n):
+            train_step(loss_fn, x, opt, params)
+    return run
+
+
+def forward(model, x, k: int):
+    @torch.no_grad()
+    def run(n: int):
+        for _ in range(n):
+            model.log_weights(x, k)
+    run.per = x.shape[0] * k  # image-samples per call
+    return run
+
+
+# ---- builders: args (paper_steps.Kind.args) -> run(n) ---------------------------------------------------------
+def build_vae(a: dict, train: bool):
+    binarized = a.get("binarized", False)
+    cfg = vae_config(a, BinarizedVAEConfig, r=0.5) if binarized else vae_config(a)
+    model = (BinarizedVAE if binarized else VAE)(cfg)
+    if not train:
+        return forward(model, images(EVAL_ROWS, a["shape"]), EVAL_K)
+    x = images(a["batch"], a["shape"])
+    if not a.get("replay"):
+        return stepper(model, lambda b: model.loss(b), x)
+    old = copy.deepcopy(model).eval()  # generative replay (continual/vae.replay_loss): a batch sampled from `old`
+
+    def loss(b):
+        cur, terms = model.loss(b)
+        with torch.no_grad():
+            replay = torch.bernoulli(old.sample(b.shape[0]))
+        return (cur + model.loss(replay)[0]) / 2, terms
+    return stepper(model, loss, x)
+
+
+def build_moe(a: dict, train: bool):
+    expert = VAEConfig(latent_dim=a["latent"], hidden=(a["hidden"],))
+    model = MoEVAE(MoEVAEConfig(n_experts=a["n_experts"], expert=expert, manager_hidden=(a["hidden"],)))
+    return stepper(model, lambda b: model.loss(b), images(a["batch"], (1, 28, 28)))
+
+
+def build_mog(a: dict, train: bool):
+    model = MoGVAE(MoGVAEConfig(latent_dim=a["latent"], hidden=(a["hidden"],), n_components=a["components"]))
+    return stepper(model, lambda b: model.loss(b), images(a["batch"], (1, 28, 28)))
+
+
+def build_lmvae(a: dict, train: bool):
+    gaussian = a["likelihood"] == "gaussian"
+    expert = VAEConfig(input_shape=tuple(a["shape"]), latent_dim=a["latent"], arch=a["arch"], hidden=tuple(a["hidden"]),
+                       channels=tuple(a["channels"]), activation=a["activation"], likelihood=a["likelihood"],
+                       gaussian_std=a["gaussian_std"])
+    if not train:
+        return forward(VAE(expert), images(10, a["shape"], not gaussian), 10)
+    model = LMVAE(LMVAEConfig(expert=expert, n_experts=a["experts"]))  # every expert trainable, stacked
+    return stepper(model, lambda b: model.loss(b), images(a["batch"], a["shape"], not gaussian),
+                   model.experts.trainable_parameters())
+
+
+def build_ensemble(a: dict, train: bool):
+    """train_ensemble itself (stacked members, vmap): run(n) trains one epoch of n batches, set-up included;
+    measure() takes differences of two lengths to leave the set-up out."""
+    cfg = BinarizedVAEConfig(latent_dim=a["latent"], hidden=(a["hidden"],), r=0.5)
+    tcfg = TrainConfig(epochs=1, batch_size=a["batch"], progress=False)
+
+    def run(n: int):
+        train_ensemble(lambda: BinarizedVAE(cfg), torch.rand(n * a["batch"], 1, 28, 28), tcfg, range(a["members"]))
+    run.has_setup = True
+    return run
+
+
+def build_lgm(a: dict, train: bool):
+    cfg = LGMConfig(input_shape=tuple(a["shape"]), latent_dim=a["latent"], hidden=tuple(a["hidden"]),
+                    gamma_c=a["gamma"])
+    student = LGM(cfg)
+    if not train:
+        return forward(student, images(EVAL_ROWS, a["shape"]), EVAL_K)
+    teacher = None
+    if a["replay"]:
+        teacher, student = fork(student)
+
+    def loss(b):
+        replay = torch.bernoulli(teacher.sample(b.shape[0])) if teacher is not None else None
+        return student_teacher_loss(student, teacher, b, replay, a["gamma"], replay_weight=0.5 if replay is not None
+                                    else None)
+    return stepper(student, loss, images(a["batch"], a["shape"]))
+
+
+def build_ocm(a: dict, train: bool):
+    model = OCM(OCMConfig(hidden=a["hidden"], latent_dim=a["latent"], train_samples=a["samples"]))
+    if not train:
+        return forward(model, images(EVAL_ROWS, (1, 28, 28)), EVAL_K)
+    return stepper(model, lambda b: model.loss(b), images(a["batch"], (1, 28, 28)), model.trainable_parameters())
+
+
+def build_classifier(a: dict, train: bool):
+    model = MLPClassifier(10) if a["mlp"] else FeatureClassifier()
+    x, y = torch.rand(a["batch"], 1, 28, 28), torch.randint(10, (a["batch"],))
+    return stepper(model, lambda b: (F.cross_entropy(model(b[0]), b[1]), {}), (x, y))
+
+
+BUILDERS = {"vae": build_vae, "moe": build_moe, "mog": build_mog, "lmvae": build_lmvae, "ensemble": build_ensemble,
+            "lgm": build_lgm, "ocm": build_ocm, "classifier": build_classifier}
+
+
+def measure(k: paper_steps.Kind, steps: int, repeats: int) -> dict:
+    """Seconds, FLOPs and dispatched operations per unit (a step, or an image-sample for evaluation kinds)."""
+    torch.manual_seed(0)
+    run = BUILDERS[k.build](json.loads(k.args), k.train)
+    setup = getattr(run, "has_setup", False)
+    per = getattr(run, "per", 1)
+
+    def timed(n):
+        t0 = time.perf_counter()
+        run(n)
+        return time.perf_counter() - t0
+
+    if timed(1) > SLOW_S:  # warm-up; a slow kind (conv experts) gets fewer timed steps
+        steps, repeats = 1, 2
+    else:
+        run(1)
+
+    def counted(n):
+        with FlopCounterMode(display=False) as fc, OpCounter() as oc:
+            run(n)
+        return fc.get_total_flops(), oc.ops
+
+    if setup:  # differences of 1 + steps and 1 batches: the set-up cancels
+        times = [(timed(1 + steps) - timed(1)) / steps for _ in range(repeats)]
+        (f2, o2), (f1, o1) = counted(2), counted(1)
+        flops, ops = f2 - f1, o2 - o1
+    else:
+        times = [timed(steps) / steps for _ in range(repeats)]
+        flops, ops = counted(1)
+    return {"cpu_s": statistics.median(times) / per, "cpu_s_repeats": [t / per for t in times],
+            "flops": flops / per, "ops": ops, "gpu_s": gpu_seconds(flops / per, ops / per, k.train)}
+
+
+def gpu_seconds(flops: float, ops: float, train: bool) -> float:
+    """Projected GPU seconds per unit: compute at GPU_RATE, floored by launches for training steps."""
+    return max(flops / GPU_RATE, ops * LAUNCH_S) if train else flops / GPU_RATE
+
+
+def project(jobs, measured: dict) -> dict:
+    """Per notebook: totals and the per-kind breakdown."""
+    out = {}
+    for nb in paper_steps.COUNTERS:
+        kinds = defaultdict(lambda: {"units": 0, "calls": []})
+        for j in (j for j in jobs if j.notebook == nb):
+            e = kinds[j.kind]
+            e["units"] += j.units
+            e["calls"].append({"what": j.what, "units": j.units, **({"note": j.note} if j.note else {})})
+        rows = []
+        for k, e in kinds.items():
+            m = measured[k]
+            rows.append({"kind": k.label, "build": k.build, "args": json.loads(k.args), "train": k.train,
+                         "units": e["units"],
+                         "unit": "optimiser steps" if k.train else "image-samples",
+                         "cpu_s_per_unit": m["cpu_s"], "flops_per_unit": m["flops"], "ops_per_step": m["ops"],
+                         "gpu_s_per_unit": m["gpu_s"], "cpu_hours": e["units"] * m["cpu_s"] / 3600,
+                         "gpu_hours": e["units"] * m["gpu_s"] / 3600,
+                         "launch_bound": k.train and m["ops"] * LAUNCH_S > m["flops"] / GPU_RATE,
+                         "calls": merge_calls(e["calls"])})
+        rows.sort(key=lambda r: -r["gpu_hours"])
+        out[nb] = {"train_steps": sum(r["units"] for r in rows if r["train"]),
+                   "eval_image_samples": sum(r["units"] for r in rows if not r["train"]),
+                   "cpu_hours": sum(r["cpu_hours"] for r in rows), "gpu_hours": sum(r["gpu_hours"] for r in rows),
+                   "gpu_hours_train": sum(r["gpu_hours"] for r in rows if r["train"]),
+                   "gpu_hours_eval": sum(r["gpu_hours"] for r in rows if not r["train"]), "kinds": rows}
+    return out
+
+
+def merge_calls(calls: list[dict]) -> list[dict]:
+    """Calls with the same description summed (a run per seed becomes one line with its count)."""
+    merged: dict[str, dict] = {}
+    for c in calls:
+        m = merged.setdefault(c["what"], {"what": c["what"], "units": 0, "calls": 0} | ({"note": c["note"]}
+                                                                                      if "note" in c else {}))
+        m["units"] += c["units"]
+        m["calls"] += 1
+    return list(merged.values())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", default=None)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reuse", default=None, help="a JSON this script wrote: re-count with its measurements (kinds "
+                                                  "it lacks are measured), e.g. after a settings change")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    load0 = os.getloadavg()
+    jobs = paper_steps.all_jobs()
+    measured, old = {}, json.loads(Path(args.reuse).read_text()) if args.reuse else None
+    if old:
+        for v in old["notebooks"].values():
+            for r in v["kinds"]:
+                k = paper_steps.Kind(r["build"], json.dumps(r["args"], sort_keys=True), r["kind"], r["train"])
+                measured[k] = {"cpu_s": r["cpu_s_per_unit"], "flops": r["flops_per_unit"], "ops": r["ops_per_step"],
+                               "gpu_s": gpu_seconds(r["flops_per_unit"], r["ops_per_step"], r["train"])}
+    for k in dict.fromkeys(j.kind for j in jobs):
+        if k in measured:
+            continue
+        t0 = time.time()
+        measured[k] = measure(k, args.steps, args.repeats)
+        print(f"{k.label}: {measured[k]['cpu_s']:.3g} s/unit, {measured[k]['flops']:.3g} FLOP/unit, "
+              f"{measured[k]['ops']} ops ({time.time() - t0:.0f} s)", flush=True)
+    result = {"notebooks": project(jobs, measured),
+              "assumptions": {"gpu_rate_flops": GPU_RATE, "launch_s_per_op": LAUNCH_S,
+                              "gpu": "projected, not measured: max(FLOPs / rate, ops x launch) per training step, "
+                                     "FLOPs / rate per evaluation image-sample",
+                              "eval_timed_on": f"{EVAL_ROWS} images x {EVAL_K} samples",
+                              "cpu": f"median of {args.repeats} repeats of {args.steps} steps after 2 warm-up steps "
+                                     f"(kinds slower than {SLOW_S} s per step: 2 repeats of 1 step after 1), "
+                                     f"{args.threads} thread(s); the machine was busy with other runs"},
+              "torch": torch.__version__, "device": f"cpu ({platform.processor() or platform.machine()}, "
+                                                    f"{os.cpu_count()} cores)",
+              "threads": args.threads, "load_average_start_end": [load0, os.getloadavg()]}
+    if old:  # the measurements (and so their conditions) are the reused run's
+        result |= {k: old[k] for k in ("torch", "device", "threads", "load_average_start_end")}
+        result["assumptions"]["cpu"] = old["assumptions"]["cpu"]
+        result["measurements_from"] = f"{Path(args.reuse).name}, an earlier run (re-counted with --reuse)"
+    total = {k: sum(v[k] for v in result["notebooks"].values()) for k in ("cpu_hours", "gpu_hours", "train_steps")}
+    result["total"] = total
+    for nb, v in result["notebooks"].items():
+        print(f"{nb}: {v['train_steps']:,} steps, CPU {v['cpu_hours']:,.1f} h, GPU {v['gpu_hours']:,.2f} h")
+    print(f"total: CPU {total['cpu_hours']:,.1f} h, GPU {total['gpu_hours']:,.2f} h")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

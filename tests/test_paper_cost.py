@@ -1,0 +1,92 @@
+"""The paper-cost counting on settings whose steps are counted by hand, and its README section (no timing here)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    sys.path.insert(0, str(ROOT))  # paper_cost imports paper_steps as a sibling
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+steps_mod = load("paper_steps")
+cost = load("paper_cost")  # here, not in a test: its imports take a second or two
+readme_mod = load("readme_paper_cost")
+
+
+def by_what(jobs):
+    out = {}
+    for j in jobs:
+        out[j.what] = out.get(j.what, 0) + j.units
+    return out
+
+
+def test_notebook_00_counts_by_hand():
+    s = dict(datasets=("mnist",), n_experts=2, hidden=8, latent=2, epochs=2, batch=25_000, iwae_k=3, iwae_n=10,
+             ablation_seeds=(0,), ablation_epochs=1, ablation_train=50_000, beyond_components=(10,), beyond_epochs=1,
+             joint=dict(hidden=(8,), latent=2, epochs=1, batch_size=30_000, iwae_k=4))
+    got = by_what(steps_mod.count_00(s))
+    # 60,000 images in batches of 25,000: 3 steps per epoch (the last one short)
+    assert got["mixture on mnist"] == 6 and got["plain VAE on mnist"] == 6
+    assert got["IWAE of the mixture on mnist"] == 2 * 2 * 10 * 3  # two draws x 2 experts x 10 images x k=3
+    assert got["calibration: joint VAE"] == 2 and got["calibration: IWAE"] == 10_000 * 4
+    assert got["balancing ablation (with and without)"] == 2 * 1 * 2  # 2 balances x 1 seed x ceil(50,000/25,000)
+    assert got["mixture-prior VAE, 10 components"] == 3
+
+
+def test_lmvae_stream_trains_fewer_experts_each_task_and_probes_after_the_first():
+    s = dict(arch="mlp", size=None, latent=2, hidden=8, likelihood="bernoulli", gaussian_std=0.1, batch=20_000,
+             probe=64)
+    c = steps_mod.Counter("t")
+    steps_mod.lmvae_stream(c, s, "run", ["mnist", "fashion", "kmnist", "mnist"], n_experts=2, epochs=1,
+                           probe_epochs=1, threshold=0.1)
+    tasks = [(j.kind.label.split(" stacked")[0], j.units) for j in c.jobs if j.what == "run: tasks"]
+    # 2 experts stacked, then the one left, then a grown one; the repeat reuses (no training)
+    assert tasks == [("L-MVAE 2", 3), ("L-MVAE 1", 3), ("L-MVAE 1", 3)]
+    probes = [j.units for j in c.jobs if j.what == "run: probe experts"]
+    assert probes == [3, 3, 3]  # ceil((60,000 - 64) / 20,000) for tasks 1, 2 and 3
+    c = steps_mod.Counter("t")
+    steps_mod.lmvae_stream(c, s, "run", ["mnist", "fashion"], 1, 1, 1, rule="ratio")
+    assert not [j for j in c.jobs if "probe" in j.what]  # the ratio rule trains no probe
+
+
+def test_stream_steps_by_hand_and_as_the_official_count():
+    from lmvae_core.experiments.ocm_claims import official_steps
+
+    assert steps_mod.stream_steps(60_000, 64, 512, 100, 14, 2560) == official_steps(60_000) == 1_556_300
+    # 4 batches of 64, STM 128, one pass, a reservoir of 64: (128+0) + (192+64) + (64+64) + (128+64) rows
+    assert steps_mod.stream_steps(256, 64, 128, 1, 14, 2560, reservoir=64) == 2 + 4 + 2 + 3
+
+
+def test_counts_follow_the_settings():
+    from lmvae_core.experiments import binarized
+
+    s = dict(binarized.SETTINGS["paper"])
+    base = sum(j.units for j in steps_mod.count_03(s) if j.kind.build == "ensemble")
+    more = sum(j.units for j in steps_mod.count_03(s | {"epochs": 2 * s["epochs"]}) if j.kind.build == "ensemble")
+    assert more == 2 * base > 0
+
+
+def test_projection_and_readme_section(tmp_path):
+    assert cost.gpu_seconds(1e9, 10, True) == max(1e9 / cost.GPU_RATE, 10 * cost.LAUNCH_S)
+    assert cost.gpu_seconds(1e9, 10**6, False) == 1e9 / cost.GPU_RATE  # evaluation: no launch floor
+    kind = {"kind": "VAE step", "train": True, "units": 10, "gpu_hours": 2.0, "cpu_hours": 5.0}
+    nb = {"train_steps": 10, "eval_image_samples": 0, "cpu_hours": 5.0, "gpu_hours": 2.0, "kinds": [kind]}
+    r = {"notebooks": {"00_mixture_of_vaes": nb}, "total": {"train_steps": 10, "cpu_hours": 5.0, "gpu_hours": 2.0},
+         "assumptions": {"gpu_rate_flops": 2e13, "launch_s_per_op": 5e-6, "cpu": "one thread"}, "torch": "x",
+         "threads": 1,
+         "device": "cpu", "load_average_start_end": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]}
+    (tmp_path / "c.json").write_text(json.dumps(r))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{readme_mod.START}\nold\n{readme_mod.END}\nb\n")
+    readme_mod.update_readme(readme, tmp_path / "c.json")
+    text = readme.read_text()
+    assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | VAE step (100%) |" in text
+    assert text.startswith("a\n") and text.endswith("b\n")
