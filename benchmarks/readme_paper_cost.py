@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lmvae_core.readme import replace_section
+
 HERE = Path(__file__).resolve().parent
 START, END = "<!-- paper-cost:start -->", "<!-- paper-cost:end -->"
 
@@ -50,12 +52,7 @@ def cost_section(r: dict) -> str:
 
 
 def update_readme(readme: Path, results: Path = HERE / "paper_cost.json") -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{cost_section(json.loads(results.read_text()))}{END}{tail}")
+    replace_section(readme, START, END, cost_section(json.loads(results.read_text())))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lmvae_core.readme import replace_section
+
 HERE = Path(__file__).resolve().parent
 START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 # (key, what, target on 2 CPU cores, target on a GPU, how the number reads)
@@ -59,12 +61,7 @@ def speed_section(results_dir: Path = HERE) -> str:
 
 
 def update_readme(readme: Path) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{speed_section()}{END}{tail}")
+    replace_section(readme, START, END, speed_section())
 
 
 if __name__ == "__main__":

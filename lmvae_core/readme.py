@@ -70,10 +70,15 @@ def run_row(name: str, info: dict, verdicts: pd.Series) -> dict:
 def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:
     readme = readme or paths.repo_root() / "README.md"
     figures = figures or paths.repo_root() / "figures"
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text(readme, f"{head}{START}\n{results_section(figures)}{END}{tail}")
+    replace_section(readme, START, END, results_section(figures))
     return readme
+
+
+def replace_section(readme: Path, start: str, end: str, body: str) -> None:
+    """Rewrite what lies between two marker lines of a generated README section (the benchmarks' writers too)."""
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_text(readme, f"{head}{start}\n{body}{end}{tail}")
