@@ -158,8 +158,8 @@ def test_fidelity_benchmark_claims_know_schedule_calibration_and_seeds():
     lmvae = next(c for k, c in verdicts.items() if k.startswith("L-MVAE approaches"))
     assert lmvae.verdict == "reproduced" and lmvae.ci[0] < lmvae.ours < lmvae.ci[1]
     assert "25%" in lmvae.row()["schedule"]  # 5 of the paper profile's 20 epochs on full data
-    # the quick profile's 1,000 images x 3 epochs per task is 1.25% of the paper profile: not comparable
-    short = B.claims(_claims_runs(gap=6.0, spread=0.5), B.SETTINGS["quick"], "quick", good)
+    # the former quick profile, 1,000 images x 3 epochs per task, is 1.25% of the paper profile: not comparable
+    short = B.claims(_claims_runs(gap=6.0, spread=0.5), dict(full, train_per_task=1000, epochs=3), "quick", good)
     assert all(c.verdict == NOT_COMPARABLE and "schedule too short" in c.row()["why"] for c in short)
     # a missed calibration
     bad = Calibration("m", "mnist", "quick", 50, -140.0, -99.7, "x")
@@ -198,3 +198,14 @@ def test_fidelity_feature_classifier_floors(sample_cfg):
     s = B.SETTINGS["smoke"]
     a, b = (B.classifier_split(name, s, sample_cfg) for name in ("split_mnist", "taskfree_mnist"))
     assert torch.equal(a.x, b.x)  # one classifier, one cache entry for both MNIST streams
+
+
+def test_benchmark_schedule_counts_the_images_the_stream_really_had():
+    """Full task data offline is 16,825 Fashion-MNIST images, not 60,000: the schedule must say 2.8%, not 10%."""
+    from lmvae_core.experiments.benchmark_claims import schedule
+
+    s = dict(B.SETTINGS["quick"], train_per_task=None, epochs=2)
+    assert schedule(s, "split_mnist", 60_000).ours == 2 * 12_000
+    partial = schedule(s, "split_fashion", 16_825)
+    assert partial.ours == 2 * 16_825 / 5 and partial.paper == 20 * 12_000
+    assert partial.ours / partial.paper < partial.min_fraction
