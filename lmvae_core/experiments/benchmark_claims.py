@@ -128,15 +128,16 @@ def claims(per_run: pd.DataFrame, s: dict, profile: str, cal: Calibration | list
                      schedule=schedule(s, s0, n_train.get(s0)), calibrated=calibrated, ci=(d.lo, d.hi)))
     tf = "taskfree_mnist"
     if tf in streams:
-        out += _cndpm(per_run, s, profile, calibrated)
+        out += _cndpm(per_run, s, profile, calibrated, n_train.get(tf))
     return out
 
 
-def _cndpm(per_run: pd.DataFrame, s: dict, profile: str, calibrated: bool | None) -> list[Claim]:
+def _cndpm(per_run: pd.DataFrame, s: dict, profile: str, calibrated: bool | None,
+           n_train: int | None = None) -> list[Claim]:
     tf = "taskfree_mnist"
     note = ("CN-DPM: 16-sample ELBO-type bound in bits/dim converted to nats, an upper bound on the NLL looser "
             "than our IWAE; full data and long training vs our profile")
-    sch = schedule(s, tf, n_train.get(tf))
+    sch = schedule(s, tf, n_train)
     nll = {m: -_seeds(per_run, tf, m, "final_ll") for m in ("Joint VAE", "Fine-tune VAE", "VAE-OCM", "L-MVAE",
                                                                "Dynamic-OCM")}
     best_exp = "L-MVAE" if nll["L-MVAE"].mean() <= nll["Dynamic-OCM"].mean() else "Dynamic-OCM"
