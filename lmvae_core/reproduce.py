@@ -116,10 +116,11 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     executed_root.mkdir(parents=True, exist_ok=True)
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
+    caller_cache = os.environ.get("LMVAE_CACHE")
     if cold:
         cache = paths.work_root() / "cold-cache" / time.strftime("%Y%m%d-%H%M%S")
         cache.mkdir(parents=True, exist_ok=False)
-        os.environ["LMVAE_CACHE"] = str(cache)
+        os.environ["LMVAE_CACHE"] = str(cache)  # the kernels started below inherit it; restored after them
         echo(f"cold run: empty cache {cache}")
     results = []
     for i, name in enumerate(names, 1):
@@ -160,6 +161,11 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
                         else previous_cold(nb_out / "run_info.json", resolved))
             write_text(nb_out / "run_info.json", json.dumps(info, indent=1))
         echo(f"\n{name}: {status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
+    if cold:  # a library caller keeps its own cache after the call
+        if caller_cache is None:
+            os.environ.pop("LMVAE_CACHE", None)
+        else:
+            os.environ["LMVAE_CACHE"] = caller_cache
     echo(summary_table(results))
     write_text(executed_root / "summary.json", json.dumps(
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,

@@ -1,5 +1,6 @@
 """The reproduction pipeline on two tiny notebooks: one fails, the other still runs and is summarised."""
 import json
+import os
 
 import nbformat
 
@@ -110,11 +111,11 @@ pathlib.Path(out_dir, '00_mixture_of_vaes').mkdir(parents=True, exist_ok=True)
     run = lambda cold: reproduce("smoke", out=str(figs), executed_dir=str(tmp_path / "executed"),  # noqa: E731
                                  notebook_dir=nbs, echo=lambda *a, **k: None, cold=cold)
     assert run(True)[0].status == "ok"
+    assert os.environ["LMVAE_CACHE"] == str(tmp_path / "previous-cache")  # the caller's cache is back
     out = nbformat.read(tmp_path / "executed" / "00_mixture_of_vaes.ipynb", as_version=4).cells[-1].outputs[0]["text"]
     assert "previous-cache" not in out and str(tmp_path / "work" / "cold-cache") in out and "entries 0" in out
     cold = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
     assert cold["cold_seconds"] == cold["seconds"] and cold["cold_executor"] == "serial"
-    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "previous-cache"))
     assert run(False)[0].status == "ok"
     warm = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
     assert warm["cold_seconds"] == cold["cold_seconds"] and warm["finished"] >= cold["finished"]
