@@ -11,6 +11,8 @@ from .experiments.common import NOTEBOOKS
 from .results.atomic import write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+# Issue 13's budget for a cold `lmvae reproduce --profile quick --executor local` on 2 CPU cores.
+QUICK_BUDGET_S = {"notebook": 45 * 60, "all": 3 * 3600}
 GALLERY = {  # key figure per notebook, shown under the table when present
     "00_mixture_of_vaes": "samples_per_expert_mnist.png",
     "01_lmvae": "task_matrices_iwae.png",
@@ -22,7 +24,7 @@ GALLERY = {  # key figure per notebook, shown under the table when present
 
 
 def results_section(figures: Path) -> str:
-    frames, provenance = [], []
+    frames, provenance, infos = [], [], {}
     for name in NOTEBOOKS:
         claims = figures / name / "claims.csv"
         if not claims.exists():
@@ -32,7 +34,8 @@ def results_section(figures: Path) -> str:
         frames.append(df[["notebook", "claim", "paper", "ours", "criterion", "verdict", "profile"]])
         info = figures / name / "run_info.json"
         if info.exists():
-            provenance.append(run_row(name, json.loads(info.read_text()), df["verdict"]))
+            infos[name] = json.loads(info.read_text())
+            provenance.append(run_row(name, infos[name], df["verdict"]))
     if not frames:
         return "No results yet: run `make reproduce`."
     table = pd.concat(frames, ignore_index=True)
@@ -43,7 +46,7 @@ def results_section(figures: Path) -> str:
         lines += ["Run per notebook. *Last run*: the wall time of the run that wrote these results (models already in "
                   "the on-disk cache are reloaded, not retrained). *Cold*: the last `lmvae reproduce --cold` run, from "
                   "an empty cache, with the commit, executor and CPU count it ran on.", "",
-                  pd.DataFrame(provenance).to_markdown(index=False), ""]
+                  pd.DataFrame(provenance).to_markdown(index=False), "", budget_sentence(infos), ""]
     benchmark = figures / "05_benchmark"
     if (benchmark / "benchmark.md").exists():
         lines += ["### Every method on the same streams (notebook 05, mean ± std over seeds)", "",
@@ -64,7 +67,33 @@ def run_row(name: str, info: dict, verdicts: pd.Series) -> dict:
             "last run (s)": round(info["seconds"]),
             "cold (s)": "not measured" if cold is None else
             f"{cold:.0f} (commit {info['cold_commit']}, {info['cold_executor']}, {info['cold_cpus']} CPUs)",
+            "within budget": within_budget(info),
             "verdicts": ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))}
+
+
+def within_budget(info: dict) -> str:
+    """A quick run's cold time against the per-notebook budget ('-' for other profiles: they have none)."""
+    cold = info.get("cold_seconds")
+    if info["profile"] != "quick":
+        return "-"
+    if cold is None:
+        return "not measured"
+    return "yes" if cold <= QUICK_BUDGET_S["notebook"] else f"no (+{(cold - QUICK_BUDGET_S['notebook']) / 60:.0f} min)"
+
+
+def budget_sentence(infos: dict[str, dict]) -> str:
+    """The quick profile's cold times (run_info.json per notebook) summed against the 3-hour budget, and which
+    notebooks exceed 45 minutes."""
+    quick = {n: i for n, i in infos.items() if i["profile"] == "quick"}
+    measured = {n: i["cold_seconds"] for n, i in quick.items() if i.get("cold_seconds") is not None}
+    if not measured:
+        return "No cold quick run measured yet."
+    total = sum(measured.values())
+    over = [n[:2] for n, s in measured.items() if s > QUICK_BUDGET_S["notebook"]]
+    limit, minutes = QUICK_BUDGET_S["all"], QUICK_BUDGET_S["notebook"] // 60
+    return (f"Quick profile from an empty cache: {total / 3600:.2f} h in all for the {len(measured)} of {len(quick)} "
+            f"notebooks measured, {'within' if total <= limit else 'over'} the {limit / 3600:.0f}-hour budget for "
+            f"all six; " + (f"over {minutes} min each: {', '.join(over)}." if over else f"each within {minutes} min."))
 
 
 def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:

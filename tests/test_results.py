@@ -114,3 +114,26 @@ def test_readme_reports_cold_times_and_says_when_none_was_measured(tmp_path):
     row = lambda name: next(line for line in text.splitlines() if line.startswith(f"| {name}"))  # noqa: E731
     assert "not measured" in row("00_mixture_of_vaes")
     assert "1234 (commit def, local, 2 CPUs)" in row("01_lmvae") and "reproduced 1" in row("01_lmvae")
+    assert "| yes " in row("01_lmvae") and "| not measured " in row("00_mixture_of_vaes").split("CPUs")[-1]
+    assert "0.34 h in all for the 1 of 2 notebooks measured, within the 3-hour budget" in text
+    assert "each within 45 min." in text
+
+
+def test_readme_budget_flags_notebooks_over_45_minutes_and_the_total_over_3_hours(tmp_path):
+    from lmvae_core.readme import update_readme
+
+    figs = tmp_path / "figures"
+    for name, cold in (("00_mixture_of_vaes", 2700.0), ("03_binarized_regularization", 3152.4),
+                       ("04_ocm", 4603.2), ("05_benchmark", 3000.0)):
+        Outputs(figs / name).claims([Claim("a claim", "q", 0.8, AtLeast(0.7), "quick")], name)
+        (figs / name / "run_info.json").write_text(json.dumps(
+            {"profile": "quick", "commit": "abc", "seconds": cold, "cold_seconds": cold, "cold_commit": "abc",
+             "cold_executor": "local", "cold_cpus": 2}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    text = update_readme(readme, figs).read_text()
+    row = lambda name: next(line for line in text.splitlines() if line.startswith(f"| {name}"))  # noqa: E731
+    assert "| yes " in row("00_mixture_of_vaes")  # exactly 45 min is within
+    assert "no (+8 min)" in row("03_binarized_regularization") and "no (+32 min)" in row("04_ocm")
+    assert "3.74 h in all for the 4 of 4 notebooks measured, over the 3-hour budget" in text
+    assert "over 45 min each: 03, 04, 05." in text
