@@ -209,3 +209,25 @@ def test_benchmark_schedule_counts_the_images_the_stream_really_had():
     partial = schedule(s, "split_fashion", 16_825)
     assert partial.ours == 2 * 16_825 / 5 and partial.paper == 20 * 12_000
     assert partial.ours / partial.paper < partial.min_fraction
+
+
+def test_fitting_capacity_set_is_full_size_unless_capped(sample_cfg, monkeypatch):
+    """Lesort et al.'s full-size set by default; a cap (quick: 10,000) bounds the generated set that is labelled
+    and trained on, while FID still gets its n_generated images."""
+    from lmvae_core.metrics.fitting_capacity import fitting_set_size
+
+    assert fitting_set_size(60_000) == 60_000 and fitting_set_size(60_000, 10_000) == 10_000
+    assert fitting_set_size(16_825, 20_000) == 16_825  # never more than the real training set
+    seen = {}
+    monkeypatch.setattr(B, "fitting_capacity", lambda gen, gen_y, *a, **k: seen.setdefault("fc", len(gen)) and 0.5)
+    s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_max_epochs=1)
+    stream = B.build_stream("split_mnist", s, sample_cfg)
+    joint = stream.joint_train()
+    clf = train_classifier(joint.x, joint.y, TrainConfig(epochs=1), seed=0)
+    predict = clf.predict
+    monkeypatch.setattr(clf, "predict", lambda x: seen.setdefault("labelled", len(x)) and predict(x))
+    B.evaluate_run(stream, "Fine-tune VAE", s, 0, "cpu", clf)
+    assert seen == {"fc": len(joint.x), "labelled": len(joint.x)}
+    seen.clear()
+    B.evaluate_run(stream, "Fine-tune VAE", dict(s, fc_images=40), 0, "cpu", clf)
+    assert seen == {"fc": 40, "labelled": 60}  # FID's 60 images are labelled too (class coverage)

@@ -35,7 +35,7 @@ TASKS = {"split_mnist": 5, "split_fashion": 5, "taskfree_mnist": 5, "mnist_fashi
 
 
 def schedule(s: dict, stream: str, n_train: int | None = None) -> Schedule:
-    """n_train: the stream's training images as built (features' `n_fitting_capacity`); it counts what the run
+    """n_train: the stream's training images as built (features' `n_train`); it counts what the run
     really had where a dataset is partial offline (Fashion-MNIST: 16,825 images, not 60,000)."""
     per_task = n_train / TASKS[stream] if n_train else (s["train_per_task"] or FULL_TASK_IMAGES[stream])
     online = stream == "taskfree_mnist"
@@ -70,7 +70,7 @@ def features_frame(features: list[dict]) -> pd.DataFrame:
             rows.append({"stream": f["stream"], "dataset": c["dataset"], "classifier accuracy": round(c["accuracy"], 4),
                          "floor": c["floor"], "met": c["met"], "real-vs-real FID": round(f["real_fid"], 2),
                          "FID images": f["n_fid"], "real fitting capacity": round(f["real_fitting_capacity"], 4),
-                         "fitting-capacity images": f["n_fitting_capacity"]})
+                         "fitting-capacity images": f["n_fitting_capacity"], "training images": f["n_train"]})
     return pd.DataFrame(rows)
 
 
@@ -92,7 +92,7 @@ def claims(per_run: pd.DataFrame, s: dict, profile: str, cal: Calibration | list
     cal = cal[0] if isinstance(cal, list) and cal else cal
     calibrated = None if not cal else cal.met
     features_ok = {f["stream"]: all(c["met"] is not False for c in f["classifier"]) for f in (features or [])}
-    n_train = {f["stream"]: f["n_fitting_capacity"] for f in (features or [])}
+    n_train = {f["stream"]: f["n_train"] for f in (features or [])}
     out = []
     streams = list(dict.fromkeys(per_run["stream"]))
     memory_methods = ("Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-OCM", "Dynamic-OCM")

@@ -75,6 +75,12 @@ def fitting_capacity(gen_x: torch.Tensor, gen_y: torch.Tensor, test_x: torch.Ten
     return accuracy(clf, test_x, test_y)
 
 
+def fitting_set_size(n_train: int, cap: int | None = None) -> int:
+    """How many generated (and, for the ceiling, real) images fitting capacity trains on: as many as the real
+    training set (Lesort et al.'s "full-size", cap None), or at most `cap`, which makes the metric cheaper."""
+    return n_train if cap is None else min(cap, n_train)
+
+
 def real_fitting_capacity(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                           n_classes: int, **kwargs) -> float:
     """The same procedure on real training images: what a perfect generator would score."""
