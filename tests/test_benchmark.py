@@ -105,6 +105,7 @@ def test_every_learner_fits_and_evaluates(sample_cfg):
         r = B.evaluate_run(stream, method, s, 0, "cpu", clf)
         real[method] = r["real_rows"]
         m = TaskMatrix.from_dict(r["matrix"])
+        assert r["run_seconds"] > r["train_seconds"], method  # evaluation time is counted in the run's time
         for key in ("final_ll", "fid", "fitting_capacity", "train_seconds", "infer_ms_per_image"):
             assert math.isfinite(r[key]), (method, key, r[key])
         assert r["final_ll"] < 0 and 0 <= r["fitting_capacity"] <= 1, method

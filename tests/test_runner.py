@@ -155,7 +155,7 @@ def test_serial_reports_on_request_and_raises_by_default(tmp_path):
 
 
 # ---- the real thing: notebook 05's smoke grid ---------------------------------------------------------------
-TIMING = ("train_seconds", "infer_ms_per_image")
+TIMING = ("train_seconds", "infer_ms_per_image", "run_seconds")
 
 
 def _same(a, b, where=""):

@@ -190,7 +190,7 @@ def features_all(run: Run) -> list[dict]:
 
 def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, classifier) -> dict:
     """Fit one method on one stream with one seed through the driver and evaluate it with the shared code."""
-    k = s["iwae_k"]
+    k, start = s["iwae_k"], time.time()
     matrix = TaskMatrix(stream.names, higher_is_better=True)
 
     def on_boundary(t: int, learner):
@@ -210,8 +210,7 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
     infer_seconds = time.time() - t1
     sizes = [len(t.test_x) for t in stream.tasks]
     matrix.values[-1] = [float(part.mean()) for part in torch.split(ll, sizes)]
-    # the generated set for fitting capacity (fc_images, or as many images as the stream's training set); FID
-    # and class coverage use the first n_generated of them
+    # fitting capacity's generated set (fc_images); FID and class coverage read its first n_generated images
     n_fc = fitting_set_size(sum(len(t.train_x) for t in stream.tasks), s["fc_images"])
     gen = learner.sample(max(n_fc, s["n_generated"]), seed=seed).clamp(0, 1)
     gen_y = classifier.predict(gen)
@@ -223,6 +222,7 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
         "fitting_capacity": fitting_capacity(gen[:n_fc], gen_y[:n_fc], test_grey, test_y, stream.n_classes,
                                              s["fc_max_epochs"], seed=seed),
         "class_coverage": int(torch.unique(gen_y[: s["n_generated"]]).numel()),
+        "run_seconds": time.time() - start,  # training and evaluation (the entries above are computed first)
         "params": int(learner.n_params), "memory_images": int(learner.memory_images),
         "real_rows": result.real_rows, "replay_rows": result.replay_rows,
         "train_seconds": result.train_seconds, "infer_ms_per_image": 1000 * infer_seconds / len(test_x),

@@ -24,7 +24,9 @@ METRICS = {  # column: (label, higher is better)
 
 
 def per_run_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{k: r[k] for k in ("stream", "method", "seed", *METRICS)} for r in rows])
+    """One row per run; run_seconds (training plus evaluation, not in the summary) shows what evaluation costs."""
+    return pd.DataFrame([{k: r[k] for k in ("stream", "method", "seed", *METRICS)}
+                         | {"run_seconds": r.get("run_seconds", float("nan"))} for r in rows])
 
 
 def summarise(per_run: pd.DataFrame) -> pd.DataFrame:
