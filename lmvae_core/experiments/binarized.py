@@ -67,6 +67,7 @@ SETTINGS = {
     # 3,300-4,500 model-images/s in an ensemble, ~1,700 real images/s on a replay task): 2 sweep ensembles of
     # 1.8M (~420-515 s each), 2 at latent 50 (~405-550 s), 6 replay runs (~330 s), the calibration (~470 s, IWAE
     # included), the MNIST classifier (~420-690 s): 4,500-5,300 s in one grid (train_all), 38-44 min on 2 workers.
+    # Measured cold on a quiet 2-core machine (87d4d91): train_all 50.9 min, the notebook 52.5 min (over 45).
     "quick": dict(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), main_r=0.5,
                   hidden=256, latent=20, epochs=10, batch=128, sweep_train=None, eval_n=500, iwae_k=100,
                   probe_n=5000, fid_n=1000, clf_n=None, clf_epochs=3, clf_min_passes=150_000, seeds=3,
