@@ -78,7 +78,7 @@ def within_budget(info: dict) -> str:
         return "-"
     if cold is None:
         return "not measured"
-    return "yes" if cold <= QUICK_BUDGET_S["notebook"] else f"no (+{(cold - QUICK_BUDGET_S['notebook']) / 60:.0f} min)"
+    return "yes" if cold <= QUICK_BUDGET_S["notebook"] else f"no (+{(cold - QUICK_BUDGET_S['notebook']) / 60:.1f} min)"
 
 
 def budget_sentence(infos: dict[str, dict]) -> str:
