@@ -30,8 +30,8 @@
 # MNIST and 88% on Fashion-MNIST before its features or labels are trusted), **fitting capacity** (Lesort et
 # al. 2019: a classifier trained only on generated samples labelled by the feature classifier, as many as
 # the stream's training images or `fc_images` (quick: 10,000), early-stopped on a held-out part of those
-# samples, tested on the real test set), parameters at
-# inference, stored images, training time and inference time. Mixture models are evaluated as proper
+# samples, tested on the real test set), parameters at inference, stored images, training time and inference
+# time. Mixture models are evaluated as proper
 # densities, log sum_i pi_i p_i(x) (see the module docstring), not by picking one expert per image.
 
 # %% tags=["parameters"]
@@ -102,7 +102,8 @@ display(pd.Series(S["ocm"], name="OCM").to_frame())
 # The feature classifier's test accuracy per dataset against its floor, the FID of real training images
 # against the real test set at the generated sample size (what a perfect generator would score: FID is biased
 # upwards at small n), and the fitting capacity of as many real training images as the generated set has (the
-# same classifier and early stopping, trained on real instead of generated images). The calibration follows the main table.
+# same classifier and early stopping, trained on real instead of generated images). The calibration follows
+# the main table.
 
 # %%
 features = exp.features_all(run)
@@ -114,10 +115,11 @@ display(Markdown(feature_table.to_markdown(index=False)))
 # ## 1. Every method on every stream, every seed
 # Each (stream, method, seed) result is cached on disk by the full settings: a re-run reloads it.
 # Columns: final log-likelihood on the union of the test sets (IWAE, k = `iwae_k`); forgetting (mean over
-# tasks 0..T-2 of the best earlier minus the final log-likelihood; n/a for the offline references); FID and
-# FID from `n_generated` samples and fitting capacity from `fc_images`; parameters needed at inference; images stored (the joint VAE and
-# the offline mixture need the whole stream; OCM its long-term memory plus the short-term buffer); training
-# time (seconds, one CPU thread, evaluation excluded); inference time (the final IWAE-k evaluation, per image).
+# tasks 0..T-2 of the best earlier minus the final log-likelihood; n/a for the offline references); FID from
+# `n_generated` samples and fitting capacity from `fc_images`; parameters needed at inference; images stored
+# (the joint VAE and the offline mixture need the whole stream; OCM its long-term memory plus the short-term
+# buffer); training time (seconds, one CPU thread, evaluation excluded); inference time (the final IWAE-k
+# evaluation, per image).
 
 # %%
 rows = exp.run_all(run, progress=print if run.progress else None)
