@@ -78,7 +78,13 @@ def within_budget(info: dict) -> str:
         return "-"
     if cold is None:
         return "not measured"
-    return "yes" if cold <= QUICK_BUDGET_S["notebook"] else f"no (+{(cold - QUICK_BUDGET_S['notebook']) / 60:.1f} min)"
+    over = minutes_over(cold)
+    return "yes" if over <= 0 else f"no (+{over:.1f} min)"
+
+
+def minutes_over(cold_seconds: float) -> float:
+    """Minutes by which a cold quick run exceeds the per-notebook budget (<= 0: within it)."""
+    return (cold_seconds - QUICK_BUDGET_S["notebook"]) / 60
 
 
 def budget_sentence(infos: dict[str, dict]) -> str:
@@ -89,7 +95,7 @@ def budget_sentence(infos: dict[str, dict]) -> str:
     if not measured:
         return "No cold quick run measured yet."
     total = sum(measured.values())
-    over = [n[:2] for n, s in measured.items() if s > QUICK_BUDGET_S["notebook"]]
+    over = [n[:2] for n, s in measured.items() if minutes_over(s) > 0]
     limit, minutes = QUICK_BUDGET_S["all"], QUICK_BUDGET_S["notebook"] // 60
     return (f"Quick profile from an empty cache: {total / 3600:.2f} h in all for the {len(measured)} of {len(quick)} "
             f"notebooks measured, {'within' if total <= limit else 'over'} the {limit / 3600:.0f}-hour budget for "
