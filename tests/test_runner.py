@@ -188,21 +188,26 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
         run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-OCM"))
         return run
 
-    serial = run_grid(B.grid_calls(smoke_run(None, "serial")), None, progress=False)
+    serial_run = smoke_run(None, "serial")
+    serial = run_grid(B.grid_calls(serial_run), None, progress=False)
+    serial_features = B.features_all(serial_run)  # the metric references, in this process
     local_run = smoke_run("local:2", "local")
-    # the stream classifiers first, as run_all does on a cluster: under stream_classifier's own key (else the
-    # local cache would hold a second feature_classifier entry below)
-    run_grid(B.classifier_calls(local_run), local_run.executor, progress=False)
+    # the metric references first, a grid of their own on the cluster, after the stream classifiers (trained
+    # first under stream_classifier's own key, else the local cache would hold a second classifier entry)
+    _same(serial_features, B.features_all(local_run), "features")
     local = run_grid(B.grid_calls(local_run), local_run.executor, progress=False)
     assert serial.executor == "serial" and local.executor == "local:2"
     assert not serial.failures and not local.failures and len(local.results) == 4
     files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*.pt"))
     assert files == sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.pt"))
-    assert any(f.parts[0] == "benchmark" for f in files) and any(f.parts[0] == "feature_classifier" for f in files)
+    assert {f.parts[0] for f in files} == {"benchmark", "benchmark_features", "feature_classifier"}
     for f in files:
         _same(torch.load(tmp_path / "serial" / f, weights_only=False),
               torch.load(tmp_path / "local" / f, weights_only=False), str(f))
-    # the notebook's path after a cluster sweep: everything reloads, nothing is submitted (dead scheduler)
+    # the notebook's path after a cluster sweep: everything reloads, nothing is submitted (dead scheduler);
+    # run_all's grid also holds the calibration VAE, which the sweep above did not run: run it on the cluster
+    run_grid([B.calibration_call(local_run, B.calibration_spec(local_run.settings))], local_run.executor,
+             progress=False)
     local_run.executor = "tcp://127.0.0.1:9"
     rows = B.run_all(local_run)
     tables = [B.display_table(B.summarise(B.per_run_frame(r))).drop(columns=["train (s)", "inference (ms/img)"])

@@ -44,6 +44,11 @@ def schedule(s: dict, stream: str, n_train: int | None = None) -> Schedule:
                     "real image passes per task", MIN_FRACTION)
 
 
+def calibration_spec(s: dict) -> CalibrationVAE:
+    """The notebook's network (784-hidden-latent) jointly on MNIST at the profile's `calibration` schedule."""
+    return CalibrationVAE("mnist", (s["hidden"],), s["latent"], **s["calibration"])
+
+
 def calibration(run, summary: pd.DataFrame) -> list[Calibration]:
     """Two rows. First, the notebook's network (784-hidden-latent) trained jointly on MNIST at the profile's
     `calibration` schedule against the same network measured at its reference schedule: this checks the code,
@@ -52,8 +57,7 @@ def calibration(run, summary: pd.DataFrame) -> list[Calibration]:
     back (the claims' Schedule states that budget; this row shows its effect)."""
     s = run.settings
     key = {(200, 20): "mnist_784-200-20_10ep", (200, 50): "mnist_784-200-50_20ep"}.get((s["hidden"], s["latent"]))
-    spec = CalibrationVAE("mnist", (s["hidden"],), s["latent"], **s["calibration"])
-    rows = [calibrate(run, spec, key)]
+    rows = [calibrate(run, calibration_spec(s), key)]
     sub = summary[(summary["stream"] == CALIBRATION_STREAM) & (summary["method"] == "Joint VAE")]
     if len(sub):
         per_task = s["train_per_task"] or FULL_TASK_IMAGES[CALIBRATION_STREAM]

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ from ..data.streams import DataConfig, load_split
 from ..metrics.loglik import mean_iwae
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
+from ..results.runner import Call
 from ..runtime import pick_device, seed_everything
 from ..training.loop import TrainConfig, train
 
@@ -120,14 +122,23 @@ class Calibration:
         return {k: getattr(self, k) for k in CALIBRATION_COLUMNS} | {"tolerance": self.tolerance, "met": self.met}
 
 
+def fit_for_run(run, spec: JointVAE) -> dict:
+    return fit_joint_vae(spec, run.device, run.data_root, run.data().source, run.progress)
+
+
+def calibration_call(run, spec: JointVAE) -> Call:
+    """The joint VAE's training as a grid call (a notebook can run it beside its other runs on a cluster);
+    calibrate() reads the same cache entry."""
+    return Call("calibration", asdict(spec) | {"device": run.device.type}, fit_for_run, (run, spec),
+                {"method": "calibration VAE", "model": spec.model})
+
+
 def calibrate(run, spec: JointVAE, reference_key: str | None, tolerance: float = 3.0) -> Calibration:
     """Train (or load from the cache) the notebook's joint VAE in this run's profile and compare it with the
     reference. The run's profile decides spec (smoke: a few hundred images). reference_key None: no reference
     exists for this network (the smoke profile's tiny ones): the row is trained and shown, never `met`."""
-    key = asdict(spec) | {"device": run.device.type}
-    source = run.data().source
-    result = cached("calibration", key, lambda: fit_joint_vae(spec, run.device, run.data_root, source,
-                                                                   run.progress), force=run.force)
+    c = calibration_call(run, spec)
+    result = cached(c.name, c.config, partial(c.fn, *c.args), force=run.force)
     value, src = reference(reference_key) if reference_key else (float("nan"), "no reference for this network")
     return Calibration(spec.model, spec.dataset, run.profile, spec.iwae_k, round(result["log_likelihood"], 2),
                        value, src, tolerance)

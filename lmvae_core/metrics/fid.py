@@ -34,12 +34,14 @@ class FeatureClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
+    # Batches of 128: on one CPU thread, labelling 4,000 images took 2.5 s against 3.5 s in batches of 2,000
+    # (whose conv activations, 200 MB, do not fit in the cache).
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         return torch.cat([self(x[s:s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)])
 
     @torch.no_grad()
-    def embed(self, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         return torch.cat([self.features(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
 
 
