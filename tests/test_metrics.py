@@ -68,3 +68,20 @@ def test_feature_classifier_learns_and_is_cached(sample_cfg):
     noise = torch.rand_like(te.x[:500])
     from lmvae_core.metrics import fid
     assert fid(clf, te.x[:500], tr.x[:500]) < fid(clf, noise, tr.x[:500])
+
+
+def test_feature_classifier_key_does_not_depend_on_the_thread_count():
+    """A notebook (2 threads) and its Dask workers (1 thread) must key one classifier the same way: a float32 sum
+    as checksum did not (reduction order), and the workers retrained the MNIST classifier (issue 13's 05 run)."""
+    from lmvae_core.metrics.fid import classifier_key
+    from lmvae_core.runtime import cpu_threads
+
+    x = torch.rand(60000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    sample = x[:: 60000 // 97]
+    with cpu_threads(1):
+        one, float_one = classifier_key("mnist", x), float(sample.sum())
+    with cpu_threads(2):
+        two, float_two = classifier_key("mnist", x), float(sample.sum())
+    assert one == two
+    assert classifier_key("mnist", x + 1e-3) != one  # still a checksum of the data
+    print("float32 sums under 1 and 2 threads:", float_one, float_two)
