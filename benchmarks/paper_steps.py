@@ -361,7 +361,7 @@ def count_04(s: dict | None = None) -> list[Job]:
             for seed in seeds:
                 for m in methods:
                     ocm_run(c, s, f"{what} {st}, {m}", st, m, test_n)
-                if s["iid_baseline"] and "VAE-ELBO-OCM" in methods:
+                if seed in s["iid_seeds"] and "VAE-ELBO-OCM" in methods:
                     ocm_run(c, s, f"{what} {st}, i.i.d. baseline", st, "VAE-ELBO-OCM", test_n)
 
     table(s["streams"], tuple(ocm_exp.METHODS), s["seeds"], "Table 1:")
@@ -377,6 +377,8 @@ def count_04(s: dict | None = None) -> list[Job]:
     for st in s["streams"]:
         for seed in s["direction_seeds"]:
             for rule, over in ocm_exp.SELECTION_VARIANTS.items():
+                if seed not in s["selection_seeds"].get(rule, s["direction_seeds"]):
+                    continue
                 if seed in s["seeds"] and all(s[k] == v for k, v in over.items()):
                     continue
                 ocm_run(c, s, f"selection rules {rule}", st, "VAE-ELBO-OCM", sum(TEST[d] for d in ocm_exp.STREAMS[st]))

@@ -265,3 +265,42 @@ def test_fidelity_iid_baseline_at_the_same_step_count(tmp_path):
     assert set(per_run.method) == {"VAE-ELBO-OCM", exp.IID}
     model = exp.rebuild(iid, "cpu")
     assert model.config == exp.model_config(run.settings, "mnist", "VAE-ELBO-OCM")
+
+
+def test_stream_limit_is_shared_among_the_datasets_of_a_stream():
+    """quick's 20,000 images per stream: an even share per dataset, a small dataset's remainder to the others."""
+    from lmvae_core.experiments.ocm import shares
+
+    assert shares(20000, [60000]) == [20000]
+    assert shares(20000, [60000, 16825]) == [10000, 10000]
+    assert shares(20000, [60000, 16825, 3630]) == [8185, 8185, 3630]  # Omniglot's training drawers: 3,630
+    assert shares(20001, [5000, 60000]) == [5000, 15001]
+    assert shares(100, [30, 40]) == [30, 40]  # all there are where fewer
+    assert shares(None, [1, 2]) == [None, None]
+
+
+def test_sweep_runs_every_call_that_the_tables_and_studies_then_load(tmp_path, monkeypatch):
+    """After exp.sweep, Table 1, Table 3, the ablations, the selection rules and the calibration all load from
+    the cache: with a dead scheduler as executor, any call still to compute would fail to connect. The i.i.d.
+    baseline and the official code's rule run only at the seeds iid_seeds and selection_seeds give them."""
+    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.experiments import ocm_claims
+    from lmvae_core.experiments.common import setup
+    from lmvae_core.results.cache import is_cached
+
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
+    run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
+    run.settings.update(streams=("mnist",), seeds=(0, 1), cross_seeds=(), direction_seeds=(0, 1), iid_seeds=(1,),
+                        selection_seeds={"official code": (0,)}, ablation_lambda1=(), ablation_stm=(),
+                        ablation_lambda2=(), stream_limit=192, ablation_limit=192)
+    exp.sweep(run)
+    run.executor = "tcp://127.0.0.1:9"
+    per_run, _ = exp.table_runs(run, run.settings["streams"])
+    assert sorted(per_run[per_run.method == exp.IID].seed) == [1]
+    assert len(per_run) == 4 * 2 + 1
+    selection = exp.selection_study(run, run.settings["streams"])
+    assert sorted(map(tuple, selection[["rule", "seed"]].values)) == [
+        ("diverse", 0), ("diverse", 1), ("official code", 0), ("paper (Algorithm 2)", 0), ("paper (Algorithm 2)", 1)]
+    assert len(exp.ablations(run, "mnist")) == 2
+    cal = exp.calibration_call(run, run.settings["joint"])
+    assert is_cached(cal.name, cal.config) and ocm_claims.calibration(run).log_likelihood < 0

@@ -76,14 +76,26 @@ S = run.settings
 print(run)
 print(S)
 display(Markdown(
-    f"**Profile `{run.profile}`.** Stream: {S['stream_limit'] or 'all'} training images per dataset "
-    f"(class-balanced), batches of {S['batch_size']}; {S['epochs_per_batch']} pass(es) over STM u LTM per arriving "
+    f"**Profile `{run.profile}`.** Stream: {S['stream_limit'] or 'all'} training images per stream (shared "
+    f"among its datasets, class-balanced within each), batches of {S['batch_size']}; {S['epochs_per_batch']} pass(es) over STM u LTM per arriving "
     f"batch (the paper: 100); STM {S['stm_size']}, at most {S['per_round']} per round, LTM capacity "
     f"{S['ltm_capacity']}; ELBO with {S['train_samples']} sample(s), IWAE-{S['iwae_samples']} "
     f"(the paper: 50); lr {S['lr']}; test log-likelihood IWAE-{S['eval_k']} on "
     f"{S['eval_n'] or 'all'} test images; seeds {list(S['seeds'])}. Selection: {S['direction']} rule, "
     f"{S['kernel']} kernel, lambda1 {S['lambda1']}, order {S['order']}."
     + ("" if run.profile == "paper" else " These are reduced settings: the numbers below are not the paper's setting.")))
+
+# %% [markdown]
+# ## The runs
+# Every run of the notebook, as two grids on the executor (on a cluster no worker waits at the end of each
+# table): first the runs that need no other (Tables 1 and 3, the selection rules, the ablations, the
+# calibration VAE), then the reservoir runs of equal memory and the i.i.d. baselines, which read the memory
+# size and step count of a VAE-ELBO-OCM run. The sections below load them from the cache. The i.i.d.
+# baseline and the official code's selection rule run at the seeds `iid_seeds` and `selection_seeds` give:
+# no claim reads them.
+
+# %%
+exp.sweep(run)
 
 # %% [markdown]
 # ## 0. Calibration: the network trained jointly
@@ -132,8 +144,7 @@ run.out.figure(fig, "table1_bars");
 # label (20) in the histograms. The IWVAE row is not in the paper's Table 3.
 
 # %%
-per_run_cross, results_cross = exp.table_runs(run, ["cross"], ("VAE-ELBO-Random", "VAE-ELBO-OCM", "Dynamic-ELBO-OCM"),
-                                              seeds=S["cross_seeds"])
+per_run_cross, results_cross = exp.table_runs(run, ["cross"], exp.CROSS_METHODS, seeds=S["cross_seeds"])
 table3 = exp.summarise(per_run_cross)
 run.out.table(table3, "table3_cross_domain")
 table3.round(2)

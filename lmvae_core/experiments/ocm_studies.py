@@ -1,0 +1,69 @@
+"""Notebook 04's studies beside Tables 1 and 3: the ablations (lambda1, the STM size, lambda2) and the selection
+rules (Algorithm 2, the official code's setting, the diversity variant). Each is a list of grid calls, so that
+`ocm.sweep` can run them beside the tables' runs, and a function that runs them and returns the table."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..results.runner import Call
+from .common import Run
+from .ocm import SELECTION_VARIANTS, _grid, _row, stream_call
+
+
+def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
+    """lambda1 (selection threshold) and the STM size on VAE-ELBO-OCM, lambda2 (expansion threshold) on
+    Dynamic-ELBO-OCM, one at a time, on a shorter stream, with each method's default run as reference:
+    ((parameter, value, method), call) pairs."""
+    s = run.settings
+    grid = [("default", 0, "VAE-ELBO-OCM", {}), ("default", 0, "Dynamic-ELBO-OCM", {})] + \
+           [("lambda1", v, "VAE-ELBO-OCM", dict(lambda1=v)) for v in s["ablation_lambda1"]] + \
+           [("stm_size", v, "VAE-ELBO-OCM", dict(stm_size=int(v))) for v in s["ablation_stm"]] + \
+           [("lambda2", v, "Dynamic-ELBO-OCM", dict(lambda2=v)) for v in s["ablation_lambda2"]]
+    return [((name, value, method), stream_call(run, stream, method, s["ablation_seed"], s["ablation_limit"], **over))
+            for name, value, method, over in grid]
+
+
+def ablations(run: Run, stream: str = "mnist") -> pd.DataFrame:
+    """The ablation_calls as a grid, one row per finished run (a failed run is reported by the runner)."""
+    cells, calls = zip(*ablation_calls(run, stream))
+    runs = _grid(run, list(calls), "OCM ablations")
+    return pd.DataFrame([{"parameter": name, "value": value} | _row(stream, method, run.settings["ablation_seed"], r)
+                         for (name, value, method), r in zip(cells, runs.results) if r is not None])
+
+
+def class_coverage(labels: torch.Tensor) -> tuple[int, float]:
+    """Classes present in the memory and the normalised entropy of its class histogram."""
+    if len(labels) == 0:
+        return 0, 0.0
+    counts = np.bincount(labels.numpy())
+    counts = counts[counts > 0]
+    p = counts / counts.sum()
+    ent = float(-(p * np.log(p)).sum())
+    return len(counts), ent
+
+
+def selection_calls(run: Run, streams) -> list[tuple[tuple, Call]]:
+    """VAE-ELBO-OCM with each rule of SELECTION_VARIANTS on each stream, for the seeds `selection_seeds` gives the
+    rule (default: direction_seeds): ((stream, seed, rule), call) pairs. Algorithm 2's runs are Table 1's."""
+    s = run.settings
+    return [((st, seed, name), stream_call(run, st, "VAE-ELBO-OCM", seed, **over))
+            for st in streams for seed in s["direction_seeds"] for name, over in SELECTION_VARIANTS.items()
+            if seed in s["selection_seeds"].get(name, s["direction_seeds"])]
+
+
+def selection_study(run: Run, streams) -> pd.DataFrame:
+    """VAE-ELBO-OCM with each selection rule of SELECTION_VARIANTS: Algorithm 2 (the default), the official code's
+    kernel and lambda1 = 0.35, and the diversity variant (keep samples far from the LTM)."""
+    rows = []
+    cells, calls = zip(*selection_calls(run, streams))
+    grid = _grid(run, list(calls), "OCM selection rules")
+    for (stream, seed, name), r in zip(cells, grid.results):
+        if r is not None:  # a failed run is reported by the runner and left out
+            n_cls, ent = class_coverage(r["memory_labels"])
+            rows.append({"stream": stream, "seed": seed, "rule": name, **SELECTION_VARIANTS[name],
+                         "ll_best": r["metrics"]["ll_best"], "ll_mixture": r["metrics"]["ll_mixture"],
+                         "memory": r["memory_size"], "classes_in_memory": n_cls, "memory_entropy": ent,
+                         "steps": r["steps"]})
+    return pd.DataFrame(rows)
