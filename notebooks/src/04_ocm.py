@@ -290,10 +290,13 @@ display(Markdown(table.to_markdown(index=False)))
 # %% [markdown]
 # ## What was and was not reproduced
 # Read the verdicts above: they are recomputed on every run. The committed outputs come from the
-# `quick` profile, which is not the paper's setting: a class-balanced subsample of each stream, two
-# passes over STM u LTM per arriving batch instead of one hundred, a larger learning rate, a 1-sample
-# ELBO and IWAE-5 instead of 50 samples, an expansion threshold lambda2 raised to match how much R moves
-# from training progress alone on this short schedule, two seeds and IWAE-50 on 500 test images.
+# `quick` profile, which is not the paper's setting: 20,000 images per stream (class-balanced, shared
+# among a stream's datasets), one pass over STM u LTM per arriving batch instead of one hundred, a larger
+# learning rate, a 1-sample ELBO and IWAE-5 instead of 50 samples, Dynamic-OCM's R on a 1-sample bound
+# instead of IWAE-1000 (measured on split MNIST, seed 0, against 10 samples: the same expansions, 0.5 nats
+# lower, 37% less training time), an expansion threshold lambda2 raised to match how much R moves from
+# training progress alone on this short schedule, three seeds (one for the i.i.d. baseline and the
+# official code's selection rule) and IWAE-50 on 500 test images.
 #
 # **Why the verdicts are `not comparable` on short schedules.** An earlier version of this notebook
 # judged "kernel selection beats the reservoir" and "dynamic beats one component" from a few hundred Adam
