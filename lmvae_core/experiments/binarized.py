@@ -25,6 +25,7 @@ from ..training.ensemble import train_ensemble
 from ..training.loop import TrainConfig
 from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's binarized.claims)
 from .calibration import JointVAE, calibrate, calibration_frame, fit_joint_vae  # noqa: F401  (re-exported)
+from .calibration import calibration_call as shared_calibration_call
 from .common import Run
 
 # The official code (zizhao-hu/BVAE, engine.py) takes |KL - C| of the KL summed over a batch of 64, with C = 10
@@ -122,17 +123,12 @@ def calibration(run: Run):
 
 
 def calibration_call(run: Run) -> Call:
-    """The calibration VAE as a grid call, under calibrate()'s own cache name and key."""
+    """The calibration VAE as a grid call (calibration.calibration_call: calibrate()'s own cache name and key),
+    weighted by its cost."""
     spec = calibration_spec(run.settings)
     n_test = len(load_split("mnist", "test", run.data(test_limit=spec.test_limit)).x)
     cost = spec.epochs * _n_train(run, "mnist", spec.train_limit) + IWAE_SAMPLE * spec.iwae_k * n_test
-    return Call("calibration", asdict(spec) | {"device": run.device.type}, fit_calibration, (run,),
-                {"part": "calibration"}, weight=cost / 1e5)
-
-
-def fit_calibration(run: Run) -> dict:
-    """What calibrate() caches for this run (module level for Dask workers)."""
-    return fit_joint_vae(calibration_spec(run.settings), run.device, run.data_root, run.data().source, run.progress)
+    return replace(shared_calibration_call(run, spec), cell={"part": "calibration"}, weight=cost / 1e5)
 
 
 def _n_train(run: Run, dataset: str, limit: int | None) -> int:

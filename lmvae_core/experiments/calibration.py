@@ -123,6 +123,7 @@ class Calibration:
 
 
 def fit_for_run(run, spec: JointVAE) -> dict:
+    """What calibrate() caches for this run (module level for Dask workers)."""
     return fit_joint_vae(spec, run.device, run.data_root, run.data().source, run.progress)
 
 

@@ -142,8 +142,9 @@ def load_stream(run: Run, stream: str, limit: int | None) -> tuple[Split, Split]
     within each dataset. Omniglot (105x105) is resized to 28x28 on load."""
     names = STREAMS[stream]
     cfgs = [run.data(size=28 if name == "omniglot" else None) for name in names]
-    limits = shares(limit, [len(load_split(n, "train", c)) for n, c in zip(names, cfgs)]) if len(names) > 1 \
-        else [limit]
+    # a dataset's size is only needed (a full load) where a limit is shared among several datasets
+    limits = shares(limit, [len(load_split(n, "train", c)) for n, c in zip(names, cfgs)]) \
+        if len(names) > 1 and limit is not None else [limit] * len(names)
     trains, tests = [], []
     for i, (name, cfg, lim) in enumerate(zip(names, cfgs, limits)):
         tr, te = load_split(name, "train", replace(cfg, train_limit=lim)), load_split(name, "test", cfg)
