@@ -94,6 +94,27 @@ def test_streams_are_well_formed(sample_cfg):
     assert [sorted(torch.unique(t.train_y).tolist()) for t in free.tasks][0] == [0, 1]
 
 
+def test_task_free_chunks_of_unequal_classes_keep_each_test_image_once():
+    """Full MNIST has unequal class counts, so 5 equal chunks of the class-sorted stream straddle classes: each
+    class's test images go to the chunk holding most of its training images, and the union is the test set."""
+    from lmvae_core.data.benchmark_streams import BenchStream, BenchTask, _chunked
+
+    counts = [6, 7, 6, 6, 6, 5, 6, 6, 6, 6]  # 60 images, chunks of 12: like MNIST's 5923, 6742, 5958, ...
+    tasks = []
+    for c in range(0, 10, 2):
+        y = torch.cat([torch.full((counts[c],), c), torch.full((counts[c + 1],), c + 1)])
+        ty = torch.tensor([c] * 3 + [c + 1] * 3)
+        tasks.append(BenchTask(f"{c}", torch.rand(len(y), 1, 28, 28), y, torch.rand(6, 1, 28, 28).round(),
+                               torch.rand(6, 1, 28, 28), ty))
+    free = _chunked(BenchStream("taskfree_mnist", tasks, 10, batch_size=4))
+    assert [len(t.train_x) for t in free.tasks] == [12] * 5
+    assert sorted(torch.unique(free.tasks[1].train_y).tolist()) == [1, 2, 3]  # straddles three classes
+    assert [sorted(torch.unique(t.test_y).tolist()) for t in free.tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    test_x, _, test_y = free.union_test()
+    assert len(test_x) == 30 and torch.bincount(test_y).tolist() == [3] * 10  # every test image once
+    assert free.tasks[1].name == "chunk 1 (1-2-3; test 2-3)"
+
+
 def test_every_learner_fits_and_evaluates(sample_cfg):
     s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_max_epochs=1)
     stream = B.build_stream("split_mnist", s, sample_cfg)

@@ -62,15 +62,23 @@ def _task(name, train: Split, test: Split, offset: int = 0) -> BenchTask:
 
 def _chunked(stream: BenchStream) -> BenchStream:
     """No task labels: the class-sorted stream cut into 5 equal consecutive chunks (position only), every
-    image seen once. A chunk's test set is the test images of the chunk's classes."""
+    image seen once. Each class's test images belong to the chunk that holds most of its training images, so
+    the union of the chunks' test sets is the stream's test set, each image once. On a class-balanced subset
+    the chunks are exactly the 2-class stages; on full MNIST (unequal class counts) a chunk's training images
+    straddle up to 3 classes while its test set keeps the 2 classes it holds most of."""
     order, joint = stream.task_free().order, stream.joint_train()
     tests = Split.concat([Split(task.test_grey, task.test_y) for task in stream.tasks])
+    parts = torch.tensor_split(order, 5)
+    classes = torch.unique(joint.y)
+    counts = torch.stack([torch.bincount(joint.y[idx], minlength=int(classes.max()) + 1)[classes] for idx in parts])
+    owner = counts.argmax(0)  # per class: the chunk with most of its training images
     new = []
-    for i, idx in enumerate(torch.tensor_split(order, 5)):
-        classes = torch.unique(joint.y[idx])
-        te = tests.where(classes.tolist())
-        new.append(BenchTask(f"chunk {i} ({'-'.join(map(str, classes.tolist()))})", joint.x[idx], joint.y[idx],
-                             binarize_fixed(te.x), te.x, te.y))
+    for i, idx in enumerate(parts):
+        seen = torch.unique(joint.y[idx]).tolist()
+        owned = classes[owner == i].tolist() or [int(classes[counts[i].argmax()])]  # a chunk owns >= 1 class
+        te = tests.where(owned)
+        label = "-".join(map(str, seen)) + ("" if owned == seen else f"; test {'-'.join(map(str, owned))}")
+        new.append(BenchTask(f"chunk {i} ({label})", joint.x[idx], joint.y[idx], binarize_fixed(te.x), te.x, te.y))
     return BenchStream(stream.name, new, stream.n_classes, online=True, batch_size=stream.batch_size,
                        seed=stream.seed)
 
