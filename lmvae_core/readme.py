@@ -45,7 +45,9 @@ def results_section(figures: Path) -> str:
     if provenance:
         lines += ["Run per notebook. *Last run*: the wall time of the run that wrote these results (models already in "
                   "the on-disk cache are reloaded, not retrained). *Cold*: the last `lmvae reproduce --cold` run, from "
-                  "an empty cache, with the commit, executor and CPU count it ran on.", "",
+                  "an empty cache, with the commit, executor and CPU count it ran on, and, where measured, the machine probe "
+                  "(784-200-20 VAE training steps per second on one thread, taken before the run: machines with the "
+                  "same core count differ, so cold times of two machines compare through their probes).", "",
                   pd.DataFrame(provenance).to_markdown(index=False), "", budget_sentence(infos), ""]
     benchmark = figures / "05_benchmark"
     if (benchmark / "benchmark.md").exists():
@@ -66,7 +68,8 @@ def run_row(name: str, info: dict, verdicts: pd.Series) -> dict:
     return {"notebook": name, "profile": info["profile"], "commit": info["commit"],
             "last run (s)": round(info["seconds"]),
             "cold (s)": "not measured" if cold is None else
-            f"{cold:.0f} (commit {info['cold_commit']}, {info['cold_executor']}, {info['cold_cpus']} CPUs)",
+            f"{cold:.0f} (commit {info['cold_commit']}, {info['cold_executor']}, {info['cold_cpus']} CPUs"
+            + (f", probe {info['cold_probe_steps_per_s']:.0f} steps/s)" if "cold_probe_steps_per_s" in info else ")"),
             "within budget": within_budget(info),
             "verdicts": ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))}
 

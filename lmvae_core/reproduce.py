@@ -117,6 +117,7 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
     caller_cache = os.environ.get("LMVAE_CACHE")
+    probe = machine_probe() if cold else None  # before any kernel starts, so that nothing of ours contends
     if cold:
         cache = paths.work_root() / "cold-cache" / time.strftime("%Y%m%d-%H%M%S")
         cache.mkdir(parents=True, exist_ok=False)
@@ -157,7 +158,7 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         if status == "ok" and nb_out.exists():
             info = {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
                     "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "executor": executor or "serial"}
-            info.update(cold_time(commit, seconds, executor) if cold
+            info.update(cold_time(commit, seconds, executor, probe) if cold
                         else previous_cold(nb_out / "run_info.json", resolved))
             write_text(nb_out / "run_info.json", json.dumps(info, indent=1))
         echo(f"\n{name}: {status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
@@ -173,10 +174,42 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     return results
 
 
-def cold_time(commit: str, seconds: float, executor: str | None) -> dict:
-    """The fields a cold run records: its wall time from an empty cache, with the commit and executor it ran on."""
-    return {"cold_seconds": round(seconds, 1), "cold_commit": commit, "cold_executor": executor or "serial",
+def cold_time(commit: str, seconds: float, executor: str | None, probe: float | None = None) -> dict:
+    """The fields a cold run records: its wall time from an empty cache, with the commit and executor it ran on,
+    and the machine probe (VAE steps per second on one thread) measured before the call's first notebook."""
+    info = {"cold_seconds": round(seconds, 1), "cold_commit": commit, "cold_executor": executor or "serial",
             "cold_cpus": os.cpu_count()}
+    if probe is not None:
+        info["cold_probe_steps_per_s"] = round(probe, 1)
+    return info
+
+
+def machine_probe(steps: int = 300, warmup: int = 30) -> float:
+    """Training steps per second of a 784-200-20 VAE at batch 64 on one thread (Adam, dynamic binarisation).
+    Machines of the same core count differ (the same run has trained 3x faster on one than on another), so
+    a cold time is only read together with this number; cold times of two machines compare through the
+    ratio of their probes, not directly."""
+    import torch
+
+    from .models import VAE, VAEConfig
+    from .training.loop import TrainConfig, make_optimizer
+    from .training.step import train_step
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        model = VAE(VAEConfig(hidden=(200,), latent_dim=20))
+        opt = make_optimizer(model.parameters(), TrainConfig())
+        params = list(model.parameters())
+        x = torch.rand(64, 1, 28, 28, generator=gen)
+        for i in range(warmup + steps):
+            if i == warmup:
+                t0 = time.perf_counter()
+            train_step(model.loss, torch.bernoulli(x, generator=gen), opt, params)
+        return steps / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def previous_cold(run_info: Path, profile: str) -> dict:

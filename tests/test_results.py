@@ -119,6 +119,24 @@ def test_readme_reports_cold_times_and_says_when_none_was_measured(tmp_path):
     assert "each within 45 min." in text
 
 
+def test_cold_run_records_the_machine_probe_and_the_readme_shows_it(tmp_path):
+    from lmvae_core.readme import update_readme
+    from lmvae_core.reproduce import cold_time, machine_probe
+
+    probe = machine_probe(steps=5, warmup=1)  # real VAE steps on one thread: a positive, finite rate
+    assert 0 < probe < float("inf")
+    info = cold_time("abc", 100.04, "local", probe=123.46)
+    assert info["cold_probe_steps_per_s"] == 123.5 and info["cold_seconds"] == 100.0
+    assert "cold_probe_steps_per_s" not in cold_time("abc", 1.0, None)  # older runs have no probe
+    figs = tmp_path / "figures"
+    Outputs(figs / "01_lmvae").claims([Claim("a claim", "q", 0.8, AtLeast(0.7), "quick")], "01_lmvae")
+    (figs / "01_lmvae" / "run_info.json").write_text(json.dumps({"profile": "quick", "commit": "abc", "seconds": 1.0}
+                                                                | info))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    assert "100 (commit abc, local, 2 CPUs, probe 124 steps/s)" in update_readme(readme, figs).read_text()
+
+
 def test_readme_budget_flags_notebooks_over_45_minutes_and_the_total_over_3_hours(tmp_path):
     from lmvae_core.readme import update_readme
 
