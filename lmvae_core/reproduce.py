@@ -117,8 +117,9 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
     caller_cache = os.environ.get("LMVAE_CACHE")
-    probe = machine_probe() if cold else None  # before any kernel starts, so that nothing of ours contends
+    probe = None
     if cold:
+        probe = machine_probe()  # before any kernel starts, so that nothing of ours contends
         cache = paths.work_root() / "cold-cache" / time.strftime("%Y%m%d-%H%M%S")
         cache.mkdir(parents=True, exist_ok=False)
         os.environ["LMVAE_CACHE"] = str(cache)  # the kernels started below inherit it; restored after them
@@ -192,12 +193,11 @@ def machine_probe(steps: int = 300, warmup: int = 30) -> float:
     import torch
 
     from .models import VAE, VAEConfig
+    from .runtime import cpu_threads
     from .training.loop import TrainConfig, make_optimizer
     from .training.step import train_step
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1):
         gen = torch.Generator().manual_seed(0)
         model = VAE(VAEConfig(hidden=(200,), latent_dim=20))
         opt = make_optimizer(model.parameters(), TrainConfig())
@@ -208,8 +208,6 @@ def machine_probe(steps: int = 300, warmup: int = 30) -> float:
                 t0 = time.perf_counter()
             train_step(model.loss, torch.bernoulli(x, generator=gen), opt, params)
         return steps / (time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def previous_cold(run_info: Path, profile: str) -> dict:

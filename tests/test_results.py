@@ -134,7 +134,8 @@ def test_cold_run_records_the_machine_probe_and_the_readme_shows_it(tmp_path):
                                                                 | info))
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
-    assert "100 (commit abc, local, 2 CPUs, probe 124 steps/s)" in update_readme(readme, figs).read_text()
+    text = update_readme(readme, figs).read_text()
+    assert f"100 (commit abc, local, {info['cold_cpus']} CPUs, probe 124 steps/s)" in text
 
 
 def test_readme_budget_flags_notebooks_over_45_minutes_and_the_total_over_3_hours(tmp_path):
