@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROFILE ?= auto
 # the grids of notebooks 02-05 run on a local Dask cluster, one single-threaded worker per core (or per GPU)
 EXECUTOR ?= local
-# on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json
+# on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json, or every GPU check at once: bash benchmarks/gpu_run.sh OUT_DIR
 BENCH_JSON ?= benchmarks/results_cpu.json
 
 .PHONY: install reproduce test lab bench clean

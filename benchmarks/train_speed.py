@@ -11,6 +11,12 @@
    Python loop over 10 separate VAEs (one backward, one fused Adam over all their parameters).
 4. ensemble_vs_separate: 5 seeds trained as one stacked ensemble (`train_ensemble`) against the same
    5 runs one after the other (`stacked=False`, the same random draws).
+On CUDA, the VAE is also timed epoch by epoch over full MNIST in the package's ways of running a step
+(eager, torch.compile, the whole step as a CUDA graph replaying 8 steps at a time, compile and graph
+with 1 or 8 steps per replay): `gpu_epoch_ms` holds each one's
+steady epoch (median of the epochs after the first) and `gpu_first_epoch_s` the first epoch, which pays
+the compile and the capture. `vae_vs_dataloader` and `mnist_epoch_ms` use the long-run default there
+(compile and graph).
 The contenders alternate over several rounds and the medians are reported, so that background load
 affects both alike. The load average at the start and end is recorded, since other jobs may share the CPU.
 
@@ -127,6 +133,29 @@ def time_project(x: torch.Tensor, n_images: int) -> float:
     return data.shape[0] / (time.perf_counter() - t0)
 
 
+# TrainConfig settings of each way to run the step on CUDA; the last is what long CUDA runs use ('auto')
+GPU_VARIANTS = {"eager": {"compile": False, "cuda_graph": False}, "compiled": {"compile": True, "cuda_graph": False},
+                "graph": {"compile": False, "cuda_graph": True},
+                "compiled_graph_1_step_per_replay": {"compile": True, "cuda_graph": True, "graph_steps": 1},
+                "compiled_graph": {"compile": True, "cuda_graph": True}}
+
+
+def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]:
+    """Seconds of each epoch of the 784-400-20 VAE over all of x through `training.train`."""
+    model = make_vae().to(x.device)
+    marks = []
+
+    def on_epoch(epoch, means):  # after the epoch's one host read of its loss terms
+        sync(x.device)
+        marks.append(time.perf_counter())
+
+    sync(x.device)
+    marks.append(time.perf_counter())
+    train(model, x, TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings),
+          on_epoch=on_epoch)
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
 def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
@@ -196,16 +225,27 @@ def main() -> None:
     # warm-up, so that first-call allocation and kernel selection are not timed
     time_project(x, 1280), time_reference(root, device, 1280), time_matmul(device)
     time_mixture(x, True, 2), time_mixture(x, False, 2), time_ensemble(x, True, 256), time_ensemble(x, False, 256)
+    cuda = device.type == "cuda"
+    if cuda:
+        for v in GPU_VARIANTS.values():
+            time_epochs(x, v, epochs=2)
     runs = {k: [] for k in ("reference", "project", "matmul", "mixture", "loop", "ensemble", "separate")}
+    epochs = {v: [] for v in GPU_VARIANTS}
     for r in range(args.rounds):
         runs["reference"].append(time_reference(root, device, args.images))
-        runs["project"].append(time_project(x, args.images))
+        if cuda:
+            for v, flags in GPU_VARIANTS.items():
+                epochs[v].append(time_epochs(x, flags))
+            runs["project"].append(x.shape[0] / statistics.median(epochs["compiled_graph"][-1][1:]))
+        else:
+            runs["project"].append(time_project(x, args.images))
         runs["matmul"].append(time_matmul(device))
         runs["mixture"].append(time_mixture(x, True, args.mixture_steps))
         runs["loop"].append(time_mixture(x, False, args.mixture_steps))
         runs["ensemble"].append(time_ensemble(x, True, args.ensemble_images))
         runs["separate"].append(time_ensemble(x, False, args.ensemble_images))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items())
+              + "".join(f"; {v} epochs {[round(t * 1000, 1) for t in e[-1]]} ms" for v, e in epochs.items() if e))
     m = {k: statistics.median(v) for k, v in runs.items()}
     flops = step_flops_per_image(make_vae())
     vae_gflops = m["project"] * flops / 1e9
@@ -224,6 +264,9 @@ def main() -> None:
                       "ensemble5_stacked_member_images": m["ensemble"], "ensemble5_separate_member_images": m["separate"]},
         "vae_step_mflop_per_image": flops / 1e6,
         "mnist_epoch_ms": 60000 / m["project"] * 1000,
+        **({"gpu_epoch_ms": {v: 1000 * statistics.median(t for run in e for t in run[1:]) for v, e in epochs.items()},
+            "gpu_first_epoch_s": {v: statistics.median(run[0] for run in e) for v, e in epochs.items()},
+            "gpu_epoch_images": x.shape[0]} if cuda else {}),
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
         "load_average_start_end": [list(load_before), list(os.getloadavg())],
         "settings": {"images": args.images, "mixture_steps": args.mixture_steps,
@@ -233,6 +276,9 @@ def main() -> None:
           f"-> {result['vae_vs_dataloader']:.2f}x; VAE {vae_gflops:.1f} GFLOP/s of {m['matmul']:.1f} measured "
           f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop; "
           f"ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
+    if cuda:
+        print("steady epoch ms: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_epoch_ms"].items())
+              + "; first epoch s: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_first_epoch_s"].items()))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -86,7 +86,17 @@ def test_projection_and_readme_section(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(r))
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{readme_mod.START}\nold\n{readme_mod.END}\nb\n")
-    readme_mod.update_readme(readme, tmp_path / "c.json")
+    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "none.json")
     text = readme.read_text()
     assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | VAE step (100%) |" in text
-    assert text.startswith("a\n") and text.endswith("b\n")
+    assert text.startswith("a\n") and text.endswith("b\n") and "GPU measurement" not in text
+    # with a GPU measurement: an eager step of 10 us per counted operation is twice the assumed 5 us
+    ops = readme_mod.eager_step_ops()
+    steps = 469  # ceil(60000 / 128)
+    gpu = {"device": "GPU", "gpu_epoch_images": 60000,
+           "gpu_epoch_ms": {"eager": ops * 10e-3 * steps, "compiled_graph": ops * 2.5e-3 * steps}}
+    (tmp_path / "g.json").write_text(json.dumps(gpu))
+    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "g.json")
+    text = readme.read_text()
+    assert f"dispatches {ops} operations" in text and "10.0 us per operation" in text
+    assert "about 2.0 times the projected time" in text and "0.5 times the projection's floor" in text

@@ -156,6 +156,10 @@ def test_serial_reports_on_request_and_raises_by_default(tmp_path):
 
 # ---- the real thing: notebook 05's smoke grid ---------------------------------------------------------------
 TIMING = ("train_seconds", "infer_ms_per_image", "run_seconds")
+# On a CPU two processes compute bit for bit the same; on a GPU, kernels that reduce with atomics (and cuBLAS's
+# choice of algorithm per process) make two trainings differ in the last bits (seen: a smoke FID of 0.08298811
+# against 0.08298810 on an H200), so there the comparison allows a relative 1e-4.
+EXACT = not torch.cuda.is_available()
 
 
 def _same(a, b, where=""):
@@ -169,9 +173,11 @@ def _same(a, b, where=""):
         for i, (x, y) in enumerate(zip(a, b)):
             _same(x, y, f"{where}[{i}]")
     elif torch.is_tensor(a):
-        assert torch.equal(a, b), where
+        assert torch.equal(a, b) if EXACT else torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-6), where
     elif isinstance(a, float) and a != a:
         assert b != b, where
+    elif isinstance(a, float) and not EXACT:
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6), where
     else:
         assert a == b, where
 

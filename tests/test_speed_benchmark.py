@@ -36,3 +36,24 @@ def test_readme_section_marks_met_and_missed_targets(tmp_path):
     rows = {line.split("|")[1].strip()[:20]: line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| measure |")}
     assert [r.rstrip(" |").endswith(v) for r, v in zip(rows.values(), ["yes", "**no**", "yes", "**no**"])] == [True] * 4
     assert "3.20x" in text and "0.41" in text and "No GPU run" in text
+
+
+def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
+    speed = load("readme_speed")
+    base = {"roofline_fraction": 0.05, "matmul_gflops": 1.0, "vae_gflops": 1.0, "vae_step_mflop_per_image": 3.28,
+            "device": "gpu", "torch": "x", "threads": 16, "load_average_start_end": [[0.1] * 3, [0.1] * 3],
+            "settings": {"rounds": 3}, "gpu_epoch_images": 60000, "gpu_epoch_ms": {"eager": 900.0, "compiled_graph": 30.0},
+            "img_per_s": {"vae_project": 1, "vae_dataloader_reference": 1, "mixture10_batched": 1, "mixture10_loop": 1,
+                          "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1}}
+    cpu = base | {"vae_vs_dataloader": 3.2, "mixture_vs_loop": 1.6, "ensemble_vs_separate": 1.1, "mnist_epoch_ms": 7000.0}
+    gpu = base | {"vae_vs_dataloader": 120.0, "mixture_vs_loop": 4.0, "ensemble_vs_separate": 4.5, "mnist_epoch_ms": 30.0}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(cpu))
+    (tmp_path / "results_gpu.json").write_text(json.dumps(gpu))
+    text = speed.speed_section(tmp_path)
+    cpu_part, gpu_part = text.split("**GPU**")
+    assert "MNIST epoch" not in cpu_part.split("Raw rates")[0]  # a GPU-only target
+    epoch_row = next(line for line in gpu_part.splitlines() if "MNIST epoch (60,000 images)" in line)
+    assert epoch_row.endswith("| 30.0 | 35.0 | yes |")
+    mixture_row = next(line for line in gpu_part.splitlines() if line.startswith("| mixture of 10"))
+    assert mixture_row.endswith("| 4.00x | 5x | **no** |")
+    assert "eager 900.0 ms" in gpu_part and "No GPU run" not in text

@@ -149,3 +149,38 @@ def test_loss_monitor_terms_may_change_between_steps():
     m.update(torch.tensor(float("inf")), {"a": torch.tensor(5.0)})
     with pytest.raises(NonFiniteLossError, match="step 2; terms: a=5"):
         m.close()
+
+
+def test_loss_monitor_takes_blocks_of_steps_like_single_steps():
+    """A replayed block of K steps reports its K losses stacked: same means as K single updates, and a NaN
+    inside a block is named by its own step."""
+    from lmvae_core.training import LossMonitor
+
+    losses = torch.arange(10.0)
+    single, block = LossMonitor(check_every=100), LossMonitor(check_every=100)
+    for v in losses:
+        single.update(v, {"a": v * 2})
+    block.update(losses[:4], {"a": losses[:4] * 2}, steps=4)
+    for v in losses[4:6]:
+        block.update(v, {"a": v * 2})
+    block.update(losses[6:], {"a": losses[6:] * 2}, steps=4)
+    assert block.step == single.step == 10
+    assert block.means() == single.means() == {"a": 9.0}
+    bad = LossMonitor(check_every=3, where=lambda s: f"step {s}")
+    bad.update(torch.zeros(2), {"a": torch.zeros(2)}, steps=2)
+    with pytest.raises(NonFiniteLossError, match=r"at step 4; terms: a=-1"):
+        bad.update(torch.tensor([0.0, 0.0, float("nan")]), {"a": torch.tensor([0.0, 0.0, -1.0])}, steps=3)
+
+
+def test_epoch_blocks_hold_the_same_batches_in_the_same_order(mnist_sample):
+    from lmvae_core.training import epoch_batches
+    from lmvae_core.training.graphs import StepBlock
+
+    x = mnist_sample.x[:300]
+    torch.manual_seed(3)
+    plain = [b for _, b in epoch_batches(x, 2, 64, binarize=None)]
+    torch.manual_seed(3)
+    blocks = list(epoch_batches(x, 2, 64, binarize=None, block=3))
+    assert [len(b) if isinstance(b, StepBlock) else 1 for _, b in blocks] == [3, 1, 1] * 2
+    flat = [r for _, b in blocks for r in (b.batches.unbind(0) if isinstance(b, StepBlock) else [b])]
+    assert len(flat) == len(plain) and all(torch.equal(a, b) for a, b in zip(flat, plain))

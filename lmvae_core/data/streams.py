@@ -86,14 +86,22 @@ class DataConfig:
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu", drop_last: bool = False) -> Iterator[torch.Tensor]:
-    """Index tensors over range(n), on the device, shuffled by the given generator."""
+                  device: torch.device | str = "cpu", drop_last: bool = False, block: int = 1) -> Iterator[torch.Tensor]:
+    """Index tensors over range(n), on the device, shuffled by the given generator.
+
+    block > 1 yields `block` consecutive full batches at once as one [block, batch_size] tensor (views of the
+    same permutation, so the batches are those of block=1), then the batches left over one by one."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = (torch.randperm(n, generator=generator, device="cpu").to(device) if shuffle
              else torch.arange(n, device=device))
     stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for start in range(0, stop, batch_size):
+    start, span = 0, block * batch_size
+    if block > 1:
+        for start in range(0, n - n % span, span):
+            yield order[start:start + span].view(block, batch_size)
+        start = n - n % span
+    for start in range(start, stop, batch_size):
         yield order[start:start + batch_size]
 
 

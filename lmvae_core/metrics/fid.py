@@ -2,7 +2,9 @@
 
 Inception weights cannot be downloaded offline, and for 28x28 digits a classifier trained on the
 data is the better feature extractor anyway (as in Lesort et al. 2019). The classifier is trained
-once per dataset and configuration and cached on disk. The distance itself is pytorch-fid's.
+once per dataset and configuration and cached on disk. The distance is the usual closed form between two
+fitted Gaussians (Heusel et al. 2017), computed here rather than by pytorch-fid, whose call of
+`scipy.linalg.sqrtm(..., disp=False)` fails on SciPy releases that removed `disp` (seen on a GPU image).
 """
 from __future__ import annotations
 
@@ -125,13 +127,30 @@ def classifier_check(classifier: FeatureClassifier, dataset: str, test_x: torch.
 
 
 def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Tensor | np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (pytorch-fid's formula)."""
+    """Frechet distance between Gaussians fitted to two feature sets:
+    |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))."""
     a = np.asarray(features_a.detach().cpu() if torch.is_tensor(features_a) else features_a, dtype=np.float64)
     b = np.asarray(features_b.detach().cpu() if torch.is_tensor(features_b) else features_b, dtype=np.float64)
-    # imported here: pytorch_fid pulls in torchvision.models, seconds of start-up for every `lmvae` command
-    from pytorch_fid.fid_score import calculate_frechet_distance
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * _trace_sqrt_product(s_a, s_b))
 
-    return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+
+def _trace_sqrt_product(s_a: np.ndarray, s_b: np.ndarray, eps: float = 1e-6) -> float:
+    """tr((S_a S_b)^(1/2)). A singular product (fewer samples than features) can make sqrtm fail: then both
+    covariances get eps on the diagonal. Round-off leaves a tiny imaginary part, which is dropped; a large
+    one means the covariances are not valid and is an error."""
+    from scipy import linalg  # imported here: scipy.linalg costs start-up time for every `lmvae` command
+
+    root = linalg.sqrtm(s_a @ s_b)
+    if not np.isfinite(root).all():
+        offset = np.eye(len(s_a)) * eps
+        root = linalg.sqrtm((s_a + offset) @ (s_b + offset))
+    if np.iscomplexobj(root):
+        if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
+            raise ValueError(f"sqrt of the covariance product has imaginary part {np.abs(root.imag).max():.3g}")
+        root = root.real
+    return float(np.trace(root))
 
 
 def fid(classifier: FeatureClassifier, generated: torch.Tensor, real: torch.Tensor) -> float:

@@ -58,6 +58,9 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 @register_model
 class VAE(Configured):
     config_class = VAEConfig
+    # loss() is a pure function of the batch, device buffers and torch's device RNG, so `train()` may replay
+    # its step as a CUDA graph (training/graphs.py); a subclass with host-side state per step sets False
+    graph_safe = True
 
     def build(self, c: VAEConfig) -> None:
         if c.arch == "mlp":

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ..data.preprocess import binarize_dynamic, binarize_static
 from ..data.streams import batch_indices
+from .graphs import CudaGraphStep, StepBlock, should_graph
 from .step import LossMonitor, NonFiniteLossError, train_step  # noqa: F401  (NonFiniteLossError re-exported)
 
 
@@ -31,6 +32,10 @@ class TrainConfig:
     compile_min_steps: int = 2000
     compile_mode: str = "default"  # 'reduce-overhead' adds CUDA graphs (launch-bound small models)
     autocast: str | None = None  # 'bf16': bfloat16 autocast for the loss (paper runs on a GPU); None: fp32
+    # Replay the whole step (forward, backward, Adam) as one CUDA graph (training/graphs.py): 'auto' does so on
+    # CUDA for a graph-safe model loss in runs of at least compile_min_steps steps; True/False force it.
+    cuda_graph: bool | str = "auto"
+    graph_steps: int = 8  # optimiser steps per graph replay (fewer host launches per step; the same batches)
 
     def __post_init__(self):
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
@@ -39,6 +44,10 @@ class TrainConfig:
             raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {self.binarize!r}")
         if self.compile not in (True, False, "auto"):
             raise ValueError(f"compile must be 'auto', True or False, got {self.compile!r}")
+        if self.graph_steps < 1:
+            raise ValueError(f"graph_steps must be at least 1, got {self.graph_steps}")
+        if self.cuda_graph not in (True, False, "auto"):
+            raise ValueError(f"cuda_graph must be 'auto', True or False, got {self.cuda_graph!r}")
         if self.autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
 
@@ -54,9 +63,10 @@ def should_compile(cfg: TrainConfig, device: torch.device, steps: int) -> bool:
     return bool(cfg.compile)
 
 
-def compiled_loss(loss_fn: Callable, cfg: TrainConfig) -> Callable:
+def compiled_loss(loss_fn: Callable, cfg: TrainConfig, graphs_allowed: bool = True) -> Callable:
     """The loss function under torch.compile (fixed shapes: the short last batch gets its own graph)."""
-    return torch.compile(loss_fn, mode=cfg.compile_mode, dynamic=False)
+    mode = cfg.compile_mode if graphs_allowed or "reduce-overhead" not in cfg.compile_mode else "default"
+    return torch.compile(loss_fn, mode=mode, dynamic=False)
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -83,15 +93,18 @@ def steps_per_epoch(n: int, batch_size: int, epochs: int = 1, max_steps: int | N
 
 
 def epoch_batches(x: torch.Tensor, epochs: int, batch_size: int, binarize: str | None = "dynamic",
-                  max_steps: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-    """(epoch, batch) pairs: each epoch binarises x afresh and slices it by a fresh random permutation."""
+                  max_steps: int | None = None, block: int = 1) -> Iterator[tuple[int, torch.Tensor]]:
+    """(epoch, batch) pairs: each epoch binarises x afresh and slices it by a fresh random permutation.
+    block > 1 (CUDA graphs, without max_steps) yields runs of `block` consecutive batches as one `StepBlock`
+    (the same batches in the same order), then the epoch's remaining batches one by one."""
     per_epoch = steps_per_epoch(x.shape[0], batch_size, epochs, max_steps)
+    block = block if max_steps is None else 1
     for epoch in range(epochs):
         data = binarized(x, binarize)
-        for s, idx in enumerate(batch_indices(x.shape[0], batch_size, device=x.device)):
+        for s, idx in enumerate(batch_indices(x.shape[0], batch_size, device=x.device, block=block)):
             if s == per_epoch:
                 break
-            yield epoch, data[idx]
+            yield epoch, (StepBlock(data[idx]) if idx.dim() == 2 else data[idx])
 
 
 def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[torch.Tensor], tuple],
@@ -101,8 +114,16 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
                 on_epoch: Callable[[int, dict], None] | None = None, step_options: dict | None = None) -> list[dict]:
     """The one training loop of the package: one `train_step` per (epoch, batch) pair; returns one dict of
     mean loss terms per epoch. The terms stay on the device until the end of an epoch (one host sync then,
-    and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call."""
+    and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call;
+    step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`)."""
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    options = dict(step_options or {})
+    if options.pop("cuda_graph", False):
+        step = CudaGraphStep(loss_fn, optimizer, params, grad_clip, options.get("autocast"),
+                             buffers=list(model.buffers()) if model is not None else [])
+    else:
+        def step(batch):
+            return train_step(loss_fn, batch, optimizer, params, grad_clip, **options)
     where = (lambda s: f"epoch {s // per_epoch}, step {s}") if per_epoch else None
     monitor = LossMonitor(check_every, where=where)
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
@@ -124,8 +145,8 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
             close_epoch(current, monitor.step - start)
             start = monitor.step
         current = epoch
-        loss, terms = train_step(loss_fn, batch, optimizer, params, grad_clip, **(step_options or {}))
-        monitor.update(loss, terms)
+        loss, terms = step(batch)
+        monitor.update(loss, terms, steps=len(batch) if isinstance(batch, StepBlock) else 1)
         if on_step:
             on_step(monitor.step)
     if current is not None:
@@ -146,14 +167,21 @@ def train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig,
 
     loss_fn(batch) -> (scalar loss, {name: scalar}) defaults to model.loss."""
     per_epoch = steps_per_epoch(x.shape[0], cfg.batch_size)
+    steps = cfg.epochs * per_epoch
+    # only the model's own loss is known to be graph-safe (a custom loss_fn may keep host-side state)
+    whole_step_graph = should_graph(cfg.cuda_graph, x.device, steps, cfg.compile_min_steps,
+                                    loss_fn is None and getattr(model, "graph_safe", False))
     loss_fn = loss_fn or model.loss
-    compiled = should_compile(cfg, x.device, cfg.epochs * per_epoch)
+    compiled = should_compile(cfg, x.device, steps)
     if compiled:
-        loss_fn = compiled_loss(loss_fn, cfg)
+        # inside a whole-step graph, torch.compile only fuses kernels (its own CUDA graphs would nest)
+        loss_fn = compiled_loss(loss_fn, cfg, graphs_allowed=not whole_step_graph)
     # CUDA graphs (mode 'reduce-overhead') reuse static output buffers: train_step copies the terms out.
-    graphs = compiled and "reduce-overhead" in cfg.compile_mode and x.device.type == "cuda"
-    step_options = {"autocast": AUTOCAST[cfg.autocast], "cudagraphs": graphs}
-    return fit_batches(epoch_batches(x, cfg.epochs, cfg.batch_size, cfg.binarize), loss_fn,
+    graphs = (compiled and not whole_step_graph and "reduce-overhead" in cfg.compile_mode
+              and x.device.type == "cuda")
+    step_options = {"autocast": AUTOCAST[cfg.autocast], "cudagraphs": graphs, "cuda_graph": whole_step_graph}
+    block = cfg.graph_steps if whole_step_graph else 1
+    return fit_batches(epoch_batches(x, cfg.epochs, cfg.batch_size, cfg.binarize, block=block), loss_fn,
                        optimizer or make_optimizer(model.parameters(), cfg), model, cfg.grad_clip,
                        cfg.check_every, cfg.epochs * per_epoch, per_epoch, cfg.progress, desc, on_step, on_epoch,
                        step_options)

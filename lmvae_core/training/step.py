@@ -67,20 +67,27 @@ class LossMonitor:
         self._layout: tuple[tuple[str, tuple], ...] | None = None  # (name, shape) of each packed term
         self._sum: torch.Tensor | None = None
         self._folded: dict[str, torch.Tensor] = {}  # sums of terms from an earlier layout
-        self._pending: list[tuple[int, torch.Tensor]] = []  # (step, packed loss and terms) since the last check
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (first step, rows [steps, 1 + terms]) since the check
+        self._pending_steps = 0
 
-    def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        layout = tuple((k, tuple(v.shape)) for k, v in terms.items())
+    def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], steps: int = 1) -> None:
+        """Record one step, or `steps` consecutive steps whose loss and terms are stacked along a leading axis
+        (a replayed block of steps, training/graphs.py)."""
+        lead = () if steps == 1 else (steps,)
+        layout = tuple((k, tuple(v.shape[len(lead):])) for k, v in terms.items())
         if layout != self._layout:
             self.check()  # pending rows are unpacked with the layout they were recorded in (rare: one sync)
             self._fold()
             self._layout = layout
-        row = torch.cat([loss.detach().reshape(1).float(), *(v.detach().reshape(-1).float() for v in terms.values())])
-        self._sum = row.clone() if self._sum is None else self._sum.add_(row)
-        self._pending.append((self.step, row))
-        self._count += 1
-        self.step += 1
-        if len(self._pending) >= self.check_every:
+        rows = torch.cat([loss.detach().reshape(steps, 1).float(),
+                          *(v.detach().reshape(steps, -1).float() for v in terms.values())], 1)
+        total = rows[0] if steps == 1 else rows.sum(0)
+        self._sum = total.clone() if self._sum is None else self._sum.add_(total)
+        self._pending.append((self.step, rows))
+        self._count += steps
+        self.step += steps
+        self._pending_steps += steps
+        if self._pending_steps >= self.check_every:
             self.check()
 
     def _unpack(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -102,13 +109,18 @@ class LossMonitor:
         """Raise NonFiniteLossError naming the first non-finite step since the last check (one host sync)."""
         if not self._pending:
             return
-        losses = torch.stack([row[0] for _, row in self._pending])
+        losses = torch.cat([rows[:, 0] for _, rows in self._pending])
         if not bool(torch.isfinite(losses).all()):
             bad = int((~torch.isfinite(losses)).nonzero()[0, 0])
-            step, row = self._pending[bad]
+            for first, rows in self._pending:
+                if bad < len(rows):
+                    break
+                bad -= len(rows)
+            row = rows[bad]
             parts = ", ".join(f"{k}={_fmt(v)}" for k, v in self._unpack(row).items())
-            raise NonFiniteLossError(f"non-finite loss {_fmt(row[0])} at {self.where(step)}; terms: {parts}")
+            raise NonFiniteLossError(f"non-finite loss {_fmt(row[0])} at {self.where(first + bad)}; terms: {parts}")
         self._pending.clear()
+        self._pending_steps = 0
 
     def means_tensors(self, reset: bool = True) -> dict[str, torch.Tensor]:
         """Mean of every term since the last reset, as CPU tensors (terms may be vectors, e.g. one

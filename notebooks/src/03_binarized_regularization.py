@@ -294,7 +294,9 @@ for r in show_rs:
     model = exp.load_model(run, ds0, "VAE", r)
     dims = proj[r]["order"][:5]
     values = torch.linspace(-(r + 3), r + 3, 11)
-    img = exp.traversal(model, torch.bernoulli(test_x[:1], generator=torch.Generator().manual_seed(0)), dims, values)
+    # drawn on the CPU (a seeded CPU generator cannot draw on a GPU), so the image is the same on every device
+    x0 = torch.bernoulli(test_x[:1].cpu(), generator=torch.Generator().manual_seed(0)).to(test_x.device)
+    img = exp.traversal(model, x0, dims, values)
     fig = plots.show_images(img, nrow=len(values), title=f"{ds0} VAE, r={r:g}: traversals from {-(r + 3):g} to {r + 3:g}",
                             row_labels=[f"z{d}" for d in dims])
     run.out.figure(fig, f"traversal_r{r:g}")
