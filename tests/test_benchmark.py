@@ -115,6 +115,39 @@ def test_task_free_chunks_of_unequal_classes_keep_each_test_image_once():
     assert free.tasks[1].name == "chunk 1 (1-2-3; test 2-3)"
 
 
+def test_offline_references_of_the_task_free_stream_are_split_mnists_runs(sample_cfg):
+    """The offline methods see a stream's union at once: the task-free stream's union is split MNIST's (the same
+    training images in another order, the same binarised test images), so its offline cells reuse those runs."""
+    from lmvae_core.data.benchmark_streams import BenchStream, _chunked, _task
+    from lmvae_core.data.streams import Split
+    from lmvae_core.experiments.common import Run
+
+    def same_union(a, b):
+        for x, y in zip(a.union_test(), b.union_test()):
+            assert torch.equal(x, y)
+        ja, jb = a.joint_train(), b.joint_train()
+        key = lambda j: sorted(zip(j.y.tolist(), j.x.flatten(1).sum(1).tolist()))  # noqa: E731
+        assert key(ja) == key(jb)
+
+    s = B.SETTINGS["smoke"]
+    same_union(B.build_stream("split_mnist", s, sample_cfg), B.build_stream("taskfree_mnist", s, sample_cfg))
+    counts = [6, 7, 6, 6, 6, 5, 6, 6, 6, 6]  # unequal classes, as on full MNIST: chunks straddle classes
+    tasks = [_task(f"{c}", Split(torch.rand(counts[c] + counts[c + 1], 1, 28, 28),
+                                 torch.tensor([c] * counts[c] + [c + 1] * counts[c + 1])),
+                   Split(torch.rand(6, 1, 28, 28), torch.tensor([c] * 3 + [c + 1] * 3))) for c in range(0, 10, 2)]
+    split = BenchStream("split_mnist", tasks, 10, batch_size=4)
+    same_union(split, _chunked(split))
+
+    run = Run("05_benchmark", "smoke", 0, "cpu", None, None, False, False, dict(s), None, "cpu")
+    calls = B.grid_calls(run)
+    cells = {tuple(c.cell.values()) for c in calls}
+    n_offline_free = len(B.OFFLINE) * len(s["seeds"])
+    assert len(calls) == len(B.grid_cells(s)) - n_offline_free == len(cells)
+    assert ("taskfree_mnist", "Joint VAE", 0) not in cells and ("taskfree_mnist", "LGM", 0) in cells
+    assert B.run_key(run, "taskfree_mnist", "Joint VAE", 0) == B.run_key(run, "split_mnist", "Joint VAE", 0)
+    assert B.run_key(run, "taskfree_mnist", "LGM", 0) != B.run_key(run, "split_mnist", "LGM", 0)
+
+
 def test_every_learner_fits_and_evaluates(sample_cfg):
     s = dict(B.SETTINGS["smoke"], iwae_k=3, n_generated=60, fc_max_epochs=1)
     stream = B.build_stream("split_mnist", s, sample_cfg)
