@@ -24,7 +24,9 @@
 # each class's test images belong to the chunk that holds most of its training images, so the chunks' test sets
 # are the 2-class stages and their union is the test set, each image once (until 5119ec8 a straddled class's
 # test images were counted in two chunks). The joint VAE and the offline mixture see all data at once, for the
-# usual number of epochs, on every stream.
+# usual number of epochs, on every stream. On the task-free stream that data is split MNIST's (the same training
+# images and the same test sets; `test_offline_references_of_the_task_free_stream_are_split_mnists_runs`), so
+# their split MNIST runs are reported for it under its name, not trained a second time.
 #
 # Metrics, the same code for all: the per-task matrix (IWAE log-likelihood on each task's test images after
 # each task), the final average log-likelihood on the union of the stream's test sets (one fixed k for all,
