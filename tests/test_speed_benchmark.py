@@ -57,3 +57,16 @@ def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
     mixture_row = next(line for line in gpu_part.splitlines() if line.startswith("| mixture of 10"))
     assert mixture_row.endswith("| 4.00x | 5x | **no** |")
     assert "eager 900.0 ms" in gpu_part and "No GPU run" not in text
+
+
+def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
+    grid = load("readme_grid_speed")
+    r = {"grid": {"streams": ["split_mnist"], "methods": ["a", "b"], "seeds": [0], "runs": 2}, "serial_seconds": 100.0,
+         "local_seconds": 50.0, "speedup_local_vs_serial": 2.0, "executor": "local", "workers": 2, "cores": 2,
+         "serial_torch_threads": 2, "same_results": True, "load_average_before": [0.1, 0.1, 0.1],
+         "load_average_after": [2.5, 1.0, 0.5], "torch": "x", "finished": "today"}
+    text = grid.grid_section(r)
+    assert "**2.00x** against the 1.7x target: met" in text and "identical results" in text
+    assert "nothing else running" in text and "not measured here" not in text
+    slow = grid.grid_section(r | {"speedup_local_vs_serial": 0.8, "same_results": False, "load_average_before": [3.0] * 3})
+    assert "**0.80x**" in slow and "missed" in slow and "other processes on the cores" in slow and "different" in slow
