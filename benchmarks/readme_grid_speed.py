@@ -23,8 +23,10 @@ def grid_section(r: dict) -> str:
     before = r["load_average_before"][0]
     busy = (f"{'with other processes on the cores' if before > r['cores'] * 0.5 else 'with nothing else running'} "
             f"(1-minute load average {before:.1f} before the run)")
+    computed = (f", of which {g['computed_runs']} are trained: the task-free stream's offline references are split "
+                "MNIST's runs" if g.get("computed_runs", g["runs"]) != g["runs"] else "")
     lines = [f"Speed: `benchmarks/grid_speed.py` runs a fixed subset of notebook 05's quick grid ({', '.join(g['streams'])}; "
-             f"{len(g['methods'])} methods; seeds {', '.join(map(str, g['seeds']))}: {g['runs']} runs) from an empty "
+             f"{len(g['methods'])} methods; seeds {', '.join(map(str, g['seeds']))}: {g['runs']} runs{computed}) from an empty "
              f"cache serially and then with `executor=\"{r['executor']}\"`, in one invocation, and writes "
              "`benchmarks/results_grid_cpu.json`; this paragraph is written from it by `benchmarks/readme_grid_speed.py`. "
              f"The committed run ({r['finished']}, {r['cores']} cores, {busy}, torch {r['torch']}): "
