@@ -140,9 +140,8 @@ GPU_VARIANTS = {"eager": {"compile": False, "cuda_graph": False}, "compiled": {"
                 "compiled_graph": {"compile": True, "cuda_graph": True}}
 
 
-def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]:
-    """Seconds of each epoch of the 784-400-20 VAE over all of x through `training.train`."""
-    model = make_vae().to(x.device)
+def timed_train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> list[float]:
+    """`training.train(model, x, cfg)`, returning the seconds of each epoch (the first pays compile and capture)."""
     marks = []
 
     def on_epoch(epoch, means):  # after the epoch's one host read of its loss terms
@@ -151,9 +150,14 @@ def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]
 
     sync(x.device)
     marks.append(time.perf_counter())
-    train(model, x, TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings),
-          on_epoch=on_epoch)
+    train(model, x, cfg, on_epoch=on_epoch)
     return [b - a for a, b in zip(marks, marks[1:])]
+
+
+def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]:
+    """Seconds of each epoch of the 784-400-20 VAE over all of x through `training.train`."""
+    return timed_train(make_vae().to(x.device), x,
+                       TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings))
 
 
 def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
