@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 
-def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[float, list[dict], int, int]:
+def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[float, list[dict], int, int, dict]:
     """The notebook's own path, benchmark.run_all: on a cluster the stream classifiers first, then every run,
-    costliest first."""
+    costliest first. Also returns each computed run's own seconds (on a cluster, measured on its worker)."""
     from lmvae_core.experiments import benchmark as B
     from lmvae_core.experiments.common import setup
 
@@ -35,12 +35,18 @@ def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[flo
     # rows expected; offline cells of the task-free stream reuse split MNIST's runs (fewer calls than rows)
     n = len(B.grid_cells(run.settings))
     computed = len(B.grid_calls(run))
+    per_run = {}
+
+    def echo(line: str) -> None:  # "stream=..., method=..., seed=0: 12.3 s" from the grid runner
+        label, _, took = line.rpartition(": ")
+        per_run[label] = float(took.removesuffix(" s")) if took.endswith(" s") else None
+
     t0 = time.perf_counter()
-    rows = B.run_all(run)
+    rows = B.run_all(run, progress=echo)
     seconds = time.perf_counter() - t0
     if len(rows) != n:
         raise RuntimeError(f"{n - len(rows)} of {n} cells missing: runs failed (printed above)")
-    return seconds, rows, n, computed
+    return seconds, rows, n, computed, per_run
 
 
 def main() -> None:
@@ -61,19 +67,27 @@ def main() -> None:
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="lmvae_grid_") as tmp:
-        serial_s, serial_rows, n, computed = grid_seconds(None, streams, seeds, Path(tmp) / "serial")
-        local_s, local_rows, _, _ = grid_seconds(args.executor, streams, seeds, Path(tmp) / "local")
+        serial_s, serial_rows, n, computed, serial_runs = grid_seconds(None, streams, seeds, Path(tmp) / "serial")
+        local_s, local_rows, _, _, local_runs = grid_seconds(args.executor, streams, seeds, Path(tmp) / "local")
     load_after = os.getloadavg()
     # The same runs, so the same results (timing columns aside): a speed-up that changed results would not count.
     same = all(a["final_ll"] == b["final_ll"] and a["fid"] == b["fid"] for a, b in zip(serial_rows, local_rows))
     from lmvae_core.results.cluster import gpu_count, local_cores
+
+    workers = gpu_count() or local_cores()
+    busy = sum(v for v in local_runs.values() if v)
 
     result = {
         "grid": {"notebook": "05_benchmark", "profile": "quick", "streams": streams, "methods": list(METHOD_NAMES),
                  "seeds": seeds, "runs": n, "computed_runs": computed},
         "serial_seconds": round(serial_s, 1), "local_seconds": round(local_s, 1),
         "speedup_local_vs_serial": round(serial_s / local_s, 2),
-        "executor": args.executor, "workers": gpu_count() or local_cores(), "cores": local_cores(),
+        "executor": args.executor, "workers": workers, "cores": local_cores(),
+        # where the parallel time goes: the runs' own seconds serially and on the workers (side by side), and
+        # how much of the workers' time the runs filled (the rest: classifier stage, start-up, idle at the end)
+        "run_seconds": {"serial": serial_runs, "local": local_runs},
+        "sum_run_seconds": {"serial": round(sum(v for v in serial_runs.values() if v), 1), "local": round(busy, 1)},
+        "worker_utilisation": round(busy / (workers * local_s), 3),
         "serial_torch_threads": torch.get_num_threads(),
         "same_results": same,
         "load_average_before": [round(x, 2) for x in load_before],

@@ -71,6 +71,34 @@ def _precision(p: dict) -> list[str]:
             f"{gap['max_abs_diff_per_image']:.2f} on one image)."]
 
 
+def _within(bound: float, target: float) -> str:
+    return "within reach" if bound >= target else "**out of reach on this CPU**"
+
+
+def _bounds(b: dict) -> list[str]:
+    """What the CPU allows at all (benchmarks/cpu_bounds.py): ceilings for the CPU targets, measured."""
+    quick = next(v for k, v in b["parallel"].items() if "quick" in k)
+    name = next(k for k in b["parallel"] if "quick" in k)
+    return [f"**What this CPU allows** (`benchmarks/cpu_bounds.py`, `benchmarks/results_cpu_bounds.json`, "
+            f"{b['finished'][:10]}, medians of {len(b['rounds']['square'])} rounds; a ceiling below a target means "
+            "no code change can meet that target on this machine):",
+            "",
+            f"- The VAE step's own matrix products, run alone back to back, reach {b['step_gemm_fraction']:.2f} of the "
+            f"1024x1024 rate ({b['gflops']['vae_step_gemms']:.0f} of {b['gflops']['square_1024']:.0f} GFLOP/s): the "
+            f"ceiling for the roofline fraction, target 0.6, {_within(b['step_gemm_fraction'], 0.6)}. The rest of the "
+            "step (loss, activations, sampling, Adam) runs on the same cores and takes the difference.",
+            f"- Stacking 10 experts' products into batched ones gains {b['mixture_gemm_bound']:.2f}x in rate. Adding "
+            "every fixed cost of the loop's operations (the loop's whole step at batch 1, "
+            f"{b['mixture_ms']['loop_step_batch1']:.1f} of {b['mixture_ms']['loop_step']:.1f} ms) as if stacking removed "
+            f"it, the mixture could be at most {b['mixture_bound']:.2f}x the loop: target 1.5x, "
+            f"{_within(b['mixture_bound'], 1.5)}.",
+            f"- The same training run as two one-thread processes side by side against one process with 2 threads: "
+            f"{quick['parallel_bound']:.2f}x for {name} (2 threads speed one run up {quick['two_threads_speedup']:.2f}x, "
+            f"and two runs side by side each take {quick['side_by_side_slowdown']:.2f}x their time alone). That is "
+            "the most `executor=\"local\"` can gain over a serial grid before any scheduling or per-run cost: "
+            f"target 1.7x, {_within(quick['parallel_bound'], 1.7)}."]
+
+
 def speed_section(results_dir: Path = HERE) -> str:
     lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run, alternating "
              "the contenders over rounds and taking medians. This section is written by `benchmarks/readme_speed.py` "
@@ -79,6 +107,9 @@ def speed_section(results_dir: Path = HERE) -> str:
         path = results_dir / name
         if path.exists():
             lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/{name}`):", "", *_table(json.loads(path.read_text()), gpu)]
+    bounds = results_dir / "results_cpu_bounds.json"
+    if bounds.exists():
+        lines += ["", *_bounds(json.loads(bounds.read_text()))]
     precision = results_dir / "results_gpu_precision.json"
     if precision.exists():
         lines += ["", *_precision(json.loads(precision.read_text()))]

@@ -171,7 +171,7 @@ def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10) -> float:
+def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = 128) -> float:
     """Images per second through all k experts (each image counted once per step)."""
     torch.manual_seed(0)
     if batched:
@@ -187,7 +187,7 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10) -> flo
         def loss_fn(b):
             return sum(e.terms(b)["loss"].mean() for e in experts)
     opt = make_optimizer(params, TrainConfig())
-    batches = x[: 128 * steps].split(128)
+    batches = x[: batch * steps].split(batch)
     sync(x.device)
     t0 = time.perf_counter()
     for b in batches:
@@ -196,7 +196,7 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10) -> flo
         loss.backward()
         opt.step()
     sync(x.device)
-    return len(batches) * 128 / (time.perf_counter() - t0)
+    return len(batches) * batch / (time.perf_counter() - t0)
 
 
 def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2, 3, 4)) -> float:

@@ -224,7 +224,36 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
 
     workers = set(CL._LOCAL["local:2"][1].run(os.getpid).values())
     assert {r["pid"] for r in run_grid(toy_grid("reuse"), "local:2", progress=False).results} <= workers
+    # Dask's default MALLOC_TRIM_THRESHOLD_ (every large tensor a fresh mmap) is not passed to the workers,
+    # while its one-thread settings are
+    env = CL._LOCAL["local:2"][1].run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+    assert set(env.values()) == {(None, "1")}
     shutdown()  # the local cluster outlives a grid (notebooks run several); not this test
+
+
+def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
+    """On a cluster the feature classifiers train first, as a stage of their own; calls that need none (the
+    calibration VAE) run in that stage too, and once the classifiers are cached there is no stage at all."""
+    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.experiments import benchmark_features as BF
+    from lmvae_core.experiments.common import setup
+
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
+    run = setup("05_benchmark", "smoke", out_dir=str(tmp_path / "out"), progress=False, settings=B.SETTINGS,
+                executor="local:2")
+    run.settings.update(streams=("split_mnist", "taskfree_mnist"))
+    stages = []
+    monkeypatch.setattr(BF, "run_grid", lambda calls, *a, **k: stages.append([c.name for c in calls]))
+    extra = Call("toy", {"x": 1}, int)
+    assert BF.classifiers_first(run, B.grid_calls(run), alongside=[extra]) == B.grid_calls(run)
+    assert len(stages) == 1 and stages[0][-1] == "toy" and set(stages[0][:-1]) == {"feature_classifier"}
+    stages.clear()
+    monkeypatch.setattr(BF, "is_cached", lambda name, config, root=None: name == "feature_classifier")
+    BF.classifiers_first(run, B.grid_calls(run), alongside=[extra])
+    assert stages == []
+    run.executor = None  # serially the classifiers train inside the first run of each stream
+    BF.classifiers_first(run, B.grid_calls(run), alongside=[extra])
+    assert stages == []
 
 
 # ---- lmvae reproduce --executor -----------------------------------------------------------------------------

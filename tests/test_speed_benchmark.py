@@ -70,3 +70,17 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     assert "nothing else running" in text and "not measured here" not in text
     slow = grid.grid_section(r | {"speedup_local_vs_serial": 0.8, "same_results": False, "load_average_before": [3.0] * 3})
     assert "**0.80x**" in slow and "missed" in slow and "other processes on the cores" in slow and "different" in slow
+    timed = r | {"run_seconds": {"serial": {"a": 10.0, "b": 20.0, "c": 40.0}, "local": {"a": 11.0, "b": 30.0, "c": 40.0}},
+                 "worker_utilisation": 0.8}
+    bounds = {"finished": "2026-12-04 15:00:00", "parallel": {"784-200-20, batch 64 (notebook 05 quick)": {"parallel_bound": 1.6}}}
+    text = grid.grid_section(timed, bounds)
+    assert "took 1.10x its serial time (median; 1.00x to 1.50x)" in text and "busy 80%" in text and "1.60x" in text
+
+
+def test_cpu_bounds_times_exactly_the_products_of_the_step():
+    """cpu_bounds.py's list of matrix products is the step train_speed.py counts: the same FLOPs."""
+    bounds, bench = load("cpu_bounds"), load("train_speed")
+    gemms = bounds.step_gemms(bounds.vae_layers(400, 20), 128)
+    assert len(gemms) == 4 + 4 + 3  # forward, weight gradients, input gradients of all but the first layer
+    assert 2 * sum(m * k * n for m, k, n in gemms) == 128 * bench.step_flops_per_image(VAE(hidden=(400,), latent_dim=20))
+    assert bounds.gemm_rate(gemms[:1], experts=2, batched=True, reps=1) > 0

@@ -243,8 +243,8 @@ def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dic
     """Every (stream, method, seed) of the settings, one grid on run.executor; progress gets a line per
     computed run. Runs that failed (on Dask: twice) are printed with their cell and traceback and left out."""
     # the calibration VAE (read by calibration() below) is one more independent call of the grid
-    cal = calibration_call(run, calibration_spec(run.settings))
-    calls = classifiers_first(run, grid_calls(run)) + [replace(cal, weight=10.0)]  # it starts first: ~4 min
+    cal = replace(calibration_call(run, calibration_spec(run.settings)), weight=10.0)  # it starts first: ~4 min
+    calls = classifiers_first(run, grid_calls(run), alongside=[cal]) + [cal]
     grid = run_grid(calls, run.executor, force=run.force, progress=run.progress, desc="benchmark", echo=progress)
     done = {tuple(c.cell.values()): r for c, r in zip(grid.calls, grid.results) if r is not None and c.name == "benchmark"}
     return [done[key] | {"stream": stream} for stream, method, seed in grid_cells(run.settings)

@@ -4,6 +4,7 @@ never on a method or seed, so they are computed once per stream, as small grids 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Sequence
 
 import torch
 
@@ -93,9 +94,13 @@ def classifier_calls(run: Run) -> list[Call]:
     return list(calls.values())
 
 
-def classifiers_first(run: Run, calls: list[Call]) -> list[Call]:
+def classifiers_first(run: Run, calls: list[Call], alongside: Sequence[Call] = ()) -> list[Call]:
     """On a cluster, with `calls` not all cached, the streams' feature classifiers train first as a small grid:
-    otherwise the first calls of a stream, started together, would each train the same classifier."""
+    otherwise the first calls of a stream, started together, would each train the same classifier.
+    `alongside`: calls that need no classifier, run in the same stage so that no worker idles while the
+    classifiers train (all MNIST streams share one); the grid after it loads them from the cache."""
     if resolve_executor(run.executor) != "serial" and not all(is_cached(c.name, c.config) for c in calls):
-        run_grid(classifier_calls(run), run.executor, progress=run.progress, desc="benchmark: classifiers")
+        todo = [c for c in classifier_calls(run) if not is_cached(c.name, c.config)]
+        if todo:  # else `alongside` runs in the grid after, with the others
+            run_grid(todo + list(alongside), run.executor, progress=run.progress, desc="benchmark: classifiers")
     return calls

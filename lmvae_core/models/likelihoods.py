@@ -9,6 +9,43 @@ import torch.nn.functional as F
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
+class _BernoulliLogProb(torch.autograd.Function):
+    """x * l - softplus(l), elementwise, with softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
+
+    Why not F.binary_cross_entropy_with_logits or F.softplus: on a CPU both go through ATen's log1p, which is
+    not vectorised (about 10 ns per element on one thread against 1 ns for exp); over a batch of MNIST logits
+    it took more time than the step's three largest matrix products, and most of an IWAE evaluation.
+    log(1 + e) for e = exp(-|l|) in (0, 1] differs from log1p(e) by at most half an ulp of 1.0 (6e-8 nats
+    per pixel); against a float64 reference the sum over an image is as accurate as the fused loss (tested).
+    The backward is the exact derivative, x - sigmoid(l), in one pass (autograd through the formula would
+    take six). Written for torch.func: vmap, per-sample grad (LGM) and torch.compile all work through it."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x * logits - logits.clamp_min(0) - torch.log(1 + torch.exp(-logits.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, x = ctx.saved_tensors
+        g_logits = grad * (x - torch.sigmoid(logits)) if ctx.needs_input_grad[0] else None
+        g_x = (grad * logits).sum_to_size(x.shape) if ctx.needs_input_grad[1] else None
+        return (None if g_logits is None else g_logits.sum_to_size(logits.shape)), g_x
+
+
+def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log p(x | logits) per pixel (x broadcast against logits). On CUDA the fused BCE kernel (one launch,
+    vectorised log1p there); on a CPU the same quantity without log1p (see _BernoulliLogProb)."""
+    if logits.is_cuda:
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return _BernoulliLogProb.apply(logits, x)
+
+
 def log_likelihood(kind: str, x: torch.Tensor, out: torch.Tensor, gaussian_std: float = 0.1) -> torch.Tensor:
     """log p(x|z) per image. `out` holds Bernoulli logits, or Gaussian means before a sigmoid.
 
@@ -16,7 +53,7 @@ def log_likelihood(kind: str, x: torch.Tensor, out: torch.Tensor, gaussian_std: 
     """
     n_pix = x[0].numel()
     if kind == "bernoulli":
-        ll = -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
+        ll = bernoulli_log_prob(x, out)
     elif kind == "gaussian":
         mean = torch.sigmoid(out)
         ll = -0.5 * ((x - mean) / gaussian_std) ** 2 - math.log(gaussian_std) - 0.5 * math.log(2 * math.pi)

@@ -42,11 +42,11 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import register_model
 from ..metrics.loglik import iwae_log_likelihood
+from .likelihoods import bernoulli_log_prob
 from .vae import LOG_2PI, standard_normal_log_prob
 
 DIRECTIONS = ("similar", "diverse")
@@ -177,11 +177,6 @@ def _apply(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return y.reshape(*h.shape[:-1], w.shape[1])
 
 
-def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """log p(x | logits) summed over pixels; x [B, D] broadcast against logits [..., B, D]."""
-    return (x * logits - F.softplus(logits)).sum(-1)
-
-
 @register_model
 class OCM(nn.Module):
     config_class = OCMConfig
@@ -264,7 +259,7 @@ class OCM(nn.Module):
         eps = torch.randn(mu.shape[0], k, *mu.shape[1:], device=mu.device)
         z = mu.unsqueeze(1) + eps * std.unsqueeze(1)
         logits = self.decode_logits(z, _w=w)
-        log_px = bernoulli_log_prob(x.flatten(1), logits)
+        log_px = bernoulli_log_prob(x.flatten(1), logits).sum(-1)
         log_pz = standard_normal_log_prob(z)
         log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
         return log_px + log_pz - log_qz

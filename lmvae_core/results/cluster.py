@@ -66,21 +66,35 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+# Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to the OS).
+# Setting any malloc threshold switches off glibc's adaptive mmap threshold, so every tensor above 128 KiB is
+# a fresh mmap, zero-filled page by page and unmapped when freed: the runs of notebook 05's grid spent 45% of
+# their time in the kernel and took 2-4x their serial time on a worker (benchmarks/results_grid_cpu.json).
+# None keeps the nanny from setting it (distributed.nanny._get_env_variables), and it is also taken out of this
+# process's environment, which the workers inherit: an earlier Dask cluster of this process (a nanny sets its
+# pre-spawn variables in its own process) or the shell may have put it there. For `dask worker`, see the README.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 def local_cluster(n_workers: int | None = None):
     """One single-threaded worker process per core, or per GPU on a CUDA machine (CUDA_VISIBLE_DEVICES set per
     worker, so each run's device 'cuda' is its own GPU). The dashboard is off: nothing here serves web pages."""
+    import dask
+
     distributed = _import_distributed()
     gpus = gpu_count()
-    if gpus:
-        n = min(n_workers or gpus, gpus)
-        spec = {f"gpu{i}": {"cls": distributed.Nanny,
-                            "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(i)},
-                                        "silence_logs": 30}}
-                for i in range(n)}
-        return distributed.SpecCluster(workers=spec, scheduler={"cls": distributed.Scheduler,
-                                                                "options": {"dashboard_address": None}})
-    return distributed.LocalCluster(n_workers=n_workers or local_cores(), threads_per_worker=1, processes=True,
-                                    dashboard_address=None)
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # read by glibc at start only: nothing changes for this process
+    with dask.config.set(WORKER_CONFIG):  # read when the nannies are made, i.e. here
+        if gpus:
+            n = min(n_workers or gpus, gpus)
+            spec = {f"gpu{i}": {"cls": distributed.Nanny,
+                                "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+                                            "silence_logs": 30}}
+                    for i in range(n)}
+            return distributed.SpecCluster(workers=spec, scheduler={"cls": distributed.Scheduler,
+                                                                    "options": {"dashboard_address": None}})
+        return distributed.LocalCluster(n_workers=n_workers or local_cores(), threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
 
 
 # The local cluster of each 'local'/'local:N' executor this process started: a notebook runs several grids,
