@@ -71,14 +71,26 @@ def _precision(p: dict) -> list[str]:
             f"{gap['max_abs_diff_per_image']:.2f} on one image)."]
 
 
-def _within(bound: float, target: float) -> str:
-    return "within reach" if bound >= target else "**out of reach on this CPU**"
+def _within(bound: float, target: float, rounds: list[float] | None = None) -> str:
+    """A median ceiling below the target rules it out only if no round reached the target either."""
+    if bound >= target:
+        return "within reach"
+    if rounds and max(rounds) >= target:
+        return "below it at the median, but not ruled out: a round reached it (a noisy machine)"
+    return "**out of reach on this CPU**"
+
+
+def _per_round(p: dict) -> list[float]:
+    """The parallel bound of each round (the rounds pair up in time), so its spread shows."""
+    r = p["rounds"]
+    return sorted(2 * a / b for a, b in zip(r["one_process_2_threads"], r["two_processes_1_thread"]))
 
 
 def _bounds(b: dict) -> list[str]:
     """What the CPU allows at all (benchmarks/cpu_bounds.py): ceilings for the CPU targets, measured."""
     quick = next(v for k, v in b["parallel"].items() if "quick" in k)
     name = next(k for k in b["parallel"] if "quick" in k)
+    each = _per_round(quick)
     return [f"**What this CPU allows** (`benchmarks/cpu_bounds.py`, `benchmarks/results_cpu_bounds.json`, "
             f"{b['finished'][:10]}, medians of {len(b['rounds']['square'])} rounds; a ceiling below a target means "
             "no code change can meet that target on this machine):",
@@ -93,10 +105,12 @@ def _bounds(b: dict) -> list[str]:
             f"it, the mixture could be at most {b['mixture_bound']:.2f}x the loop: target 1.5x, "
             f"{_within(b['mixture_bound'], 1.5)}.",
             f"- The same training run as two one-thread processes side by side against one process with 2 threads: "
-            f"{quick['parallel_bound']:.2f}x for {name} (2 threads speed one run up {quick['two_threads_speedup']:.2f}x, "
+            f"{quick['parallel_bound']:.2f}x for {name} ({each[0]:.2f}x to {each[-1]:.2f}x over the rounds; "
+            "2 threads speed one run up "
+            f"{quick['two_threads_speedup']:.2f}x, "
             f"and two runs side by side each take {quick['side_by_side_slowdown']:.2f}x their time alone). That is "
             "the most `executor=\"local\"` can gain over a serial grid before any scheduling or per-run cost: "
-            f"target 1.7x, {_within(quick['parallel_bound'], 1.7)}."]
+            f"target 1.7x, {_within(quick['parallel_bound'], 1.7, each)}."]
 
 
 def speed_section(results_dir: Path = HERE) -> str:

@@ -84,3 +84,18 @@ def test_cpu_bounds_times_exactly_the_products_of_the_step():
     assert len(gemms) == 4 + 4 + 3  # forward, weight gradients, input gradients of all but the first layer
     assert 2 * sum(m * k * n for m, k, n in gemms) == 128 * bench.step_flops_per_image(VAE(hidden=(400,), latent_dim=20))
     assert bounds.gemm_rate(gemms[:1], experts=2, batched=True, reps=1) > 0
+
+
+def test_readme_bounds_rule_a_target_out_only_when_every_round_misses_it():
+    speed = load("readme_speed")
+    par = {"parallel_bound": 1.5, "two_threads_speedup": 1.3, "side_by_side_slowdown": 1.0,
+           "rounds": {"one_process_2_threads": [6.0, 6.0, 6.0], "two_processes_1_thread": [8.0, 8.0, 8.0]}}
+    b = {"finished": "2026-12-04 16:00:00", "rounds": {"square": [1, 2, 3]}, "step_gemm_fraction": 0.8,
+         "gflops": {"vae_step_gemms": 120, "square_1024": 150}, "mixture_gemm_bound": 1.1, "mixture_bound": 1.4,
+         "mixture_ms": {"loop_step_batch1": 20.0, "loop_step": 55.0}, "parallel": {"784-200-20 (quick)": par}}
+    text = "\n".join(speed._bounds(b))
+    assert "0.80 of the 1024x1024 rate" in text and "target 0.6, within reach" in text
+    assert "at most 1.40x the loop: target 1.5x, **out of reach on this CPU**" in text
+    assert "1.50x to 1.50x over the rounds" in text and "target 1.7x, **out of reach on this CPU**" in text
+    par["rounds"]["two_processes_1_thread"][0] = 6.5  # one round at 1.85x: below at the median, not ruled out
+    assert "not ruled out" in "\n".join(speed._bounds(b))
