@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # train_speed.time_mixture: the mixture loop exactly as that benchmark times it
+sys.path.insert(0, str(HERE))  # train_speed: its matmul rate and mixture loop, exactly as that benchmark times them
 NETS = {"784-400-20, batch 128 (train_speed.py)": (400, 20, 128),
         "784-200-20, batch 64 (notebook 05 quick)": (200, 20, 64)}
 
@@ -89,15 +89,6 @@ def gemm_rate(gemms, experts: int = 1, batched: bool = False, reps: int = 30) ->
     seconds = time.perf_counter() - t0
     flops = 2 * experts * sum(m * k * n for m, k, n in gemms) * reps
     return flops / seconds / 1e9
-
-
-def square_rate(n: int = 1024, reps: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
 # ---- 3. the parallel bound: worker processes --------------------------------------------------------------
@@ -163,14 +154,14 @@ def main() -> None:
     torch.set_num_threads(2)
     load_start = os.getloadavg()
 
-    from train_speed import time_mixture
+    from train_speed import time_matmul, time_mixture
 
     hidden, latent, batch = NETS["784-400-20, batch 128 (train_speed.py)"]
     gemms = step_gemms(vae_layers(hidden, latent), batch)
     x = (torch.rand(128 * 30, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     rates = {"square": [], "step": [], "loop10": [], "bmm10": [], "loop10_step_ms": [], "loop10_step_ms_batch1": []}
     for _ in range(args.rounds):
-        rates["square"].append(square_rate())
+        rates["square"].append(time_matmul(torch.device("cpu")))
         rates["step"].append(gemm_rate(gemms))
         rates["loop10"].append(gemm_rate(gemms, experts=10))
         rates["bmm10"].append(gemm_rate(gemms, experts=10, batched=True))
