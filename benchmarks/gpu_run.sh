@@ -1,17 +1,56 @@
 #!/usr/bin/env bash
-# The GPU checks of the speed issue, in one go, on a CUDA machine: the speed benchmark (results_gpu.json),
-# the GPU paths' effect on a trained model (precision_gpu.json), then the test suite with CUDA present
-# (tests/test_cuda.py runs every notebook's smoke profile on device 'cuda').
+# The GPU checks of the speed issue, in one go, on a CUDA machine, inside a time budget (a lent GPU is short):
+#   1. the tests that touch the GPU (tests/test_cuda.py runs every notebook's smoke profile on device 'cuda');
+#   2. the speed benchmark (results_gpu.json);
+#   3. optionally one notebook's paper profile from an empty cache, timed (PAPER_NOTEBOOK=00_mixture_of_vaes),
+#      in the time left, its log, claims and run_info packed into paper_<notebook>.tgz;
+#   4. optionally the GPU paths' effect on a trained model (PRECISION=1: precision_gpu.json);
+#   5. the rest of the test suite in whatever time is left.
 # Usage: bash benchmarks/gpu_run.sh OUT_DIR [DATA_ROOT]   (DATA_ROOT: a torchvision root with full MNIST)
+# GPU_BUDGET_S (default 560) bounds the whole script; every step gets a timeout inside it.
 set -uo pipefail
 out=${1:?usage: gpu_run.sh OUT_DIR [DATA_ROOT]}
-root=${2:-${LMVAE_DATA:-data}}
+root=$(realpath "${2:-${LMVAE_DATA:-data}}")
 mkdir -p "$out"
+out=$(realpath "$out")
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg LMVAE_OFFLINE=1
 py=${PYTHON:-python3}
+budget=${GPU_BUDGET_S:-560}
+SECONDS=0
+left() { local s=$((budget - SECONDS)); echo $((s > 1 ? s : 1)); }
+at_most() { local l; l=$(left); echo $(($1 < l ? $1 : l)); }
+step() { echo "[gpu_run] $(date -u +%T) t=${SECONDS}s: $*" | tee -a "$out/steps.log"; }
+
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-$py benchmarks/train_speed.py --device cuda --data-root "$root" --mixture-steps 200 --ensemble-images 25600 \
-    --rounds 3 --json "$out/results_gpu.json" 2>&1 | tee "$out/bench.log"
-$py benchmarks/gpu_precision.py --data-root "$root" --json "$out/precision_gpu.json" 2>&1 | tee "$out/precision.log"
-LMVAE_PROFILE=smoke timeout "${TEST_TIMEOUT:-300}" $py -m pytest tests -p no:cacheprovider -q -n "${TEST_WORKERS:-8}" \
-    -o addopts="" --continue-on-collection-errors ${TEST_ARGS:-} 2>&1 | tee "$out/tests.log"
+gpu_tests="tests/test_cuda.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
+step "tests with CUDA present: $gpu_tests"
+LMVAE_PROFILE=smoke timeout "$(at_most "${TEST_TIMEOUT:-150}")" $py -m pytest $gpu_tests -p no:cacheprovider -q \
+    -n "${TEST_WORKERS:-12}" -o addopts="" 2>&1 | tee "$out/tests_gpu.log"
+step "speed benchmark"
+timeout "$(at_most "${BENCH_TIMEOUT:-240}")" $py benchmarks/train_speed.py --device cuda --data-root "$root" \
+    --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/results_gpu.json" 2>&1 | tee "$out/bench.log"
+if [ -n "${PAPER_NOTEBOOK:-}" ]; then
+    nb=$PAPER_NOTEBOOK
+    paper=$(mktemp -d)
+    limit=$(at_most "${PAPER_TIMEOUT:-300}")
+    step "paper profile of $nb from an empty cache, at most ${limit}s"
+    start=$SECONDS
+    LMVAE_PROFILE=paper LMVAE_DATA="$root" LMVAE_WORK="$paper/work" LMVAE_OUT="$paper/figures" \
+        PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "$limit" $py "notebooks/src/$nb.py" >"$paper/$nb.log" 2>&1
+    rc=$?
+    echo "{\"notebook\": \"$nb\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit}" \
+        | tee "$paper/paper_run.json"
+    tail -c 4000 "$paper/$nb.log"
+    (cd "$paper" && tar czf "$out/paper_$nb.tgz" paper_run.json "$nb.log" $(cd "$paper" && find figures -name '*.csv' \
+        -o -name '*.json' -o -name '*.md' 2>/dev/null))
+fi
+if [ -n "${PRECISION:-}" ]; then
+    step "GPU paths against the calibration"
+    timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/precision_gpu.json" \
+        2>&1 | tee "$out/precision.log"
+fi
+step "the rest of the test suite, in the time left"
+rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_training.py -e test_vae.py -e test_runner.py)
+LMVAE_PROFILE=smoke timeout "$(left)" $py -m pytest $rest -p no:cacheprovider -q -n "${TEST_WORKERS:-12}" \
+    -o addopts="" 2>&1 | tail -n 30 | tee "$out/tests_rest.log"
+step "done"

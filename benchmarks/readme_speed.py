@@ -22,6 +22,8 @@ ROWS = [
      "{:.2f}x"),
     ("roofline_fraction", "VAE step's matrix-product rate / measured fp32 matmul rate", 0.6, None, "{:.2f}"),
     ("mixture_vs_loop", "mixture of 10 experts (stacked weights, vmap) vs a loop over 10 VAEs", 1.5, 5.0, "{:.2f}x"),
+    ("mixture_vs_loop_graphed", "the same pair, each side's step replayed as a CUDA graph (how train() runs long "
+     "graph-safe runs on CUDA)", None, 5.0, "{:.2f}x"),
     ("ensemble_vs_separate", "ensemble of 5 seeds (one stacked computation) vs 5 separate runs", 1.0, 4.0, "{:.2f}x"),
     ("mnist_epoch_ms", "one MNIST epoch (60,000 images) of the 784-400-20 VAE, ms, at most", None, 35.0, "{:.1f}"),
 ]
@@ -30,6 +32,8 @@ ROWS = [
 def _table(r: dict, gpu: bool) -> list[str]:
     lines = ["| measure | measured | target | met |", "|---|---|---|---|"]
     for key, what, cpu_target, gpu_target, fmt in ROWS:
+        if key not in r:
+            continue  # measured on one kind of device only, or by an older version of the benchmark
         target = gpu_target if gpu else cpu_target
         if target is None and key in AT_MOST:
             continue  # a GPU-only target
@@ -51,10 +55,32 @@ def _table(r: dict, gpu: bool) -> list[str]:
         lines += ["", f"Steady MNIST epoch of the VAE ({r['gpu_epoch_images']:,} images, median of the epochs after the "
                   f"first) by way of running the step: {ways}. 'graph' replays the whole step (forward, backward, Adam) "
                   "as one CUDA graph, 8 steps per replay unless stated; 'compiled graph' is what long CUDA runs use."]
+        if "mixture10_batched_graphed" in ips:
+            lines[-1] += (f" Graphed mixture {ips['mixture10_batched_graphed']:,.0f} vs graphed loop "
+                          f"{ips['mixture10_loop_graphed']:,.0f} img/s.")
+        lines += _kernels(r)
     if max(r["load_average_start_end"][0][0], r["load_average_start_end"][1][0]) > r["threads"]:
         lines += ["", f"Other jobs shared the machine during this run (load average above its {r['threads']} threads): "
                   "the rates are far below a quiet machine's and the ratios are noisy; re-run it on a quiet machine."]
     return lines
+
+
+def _kernels(r: dict) -> list[str]:
+    """Where a GPU step's time goes: its kernels' summed device time against the step's wall time."""
+    k = r.get("gpu_step_kernels") or {}
+    steps = -(-r["gpu_epoch_images"] // 128)
+    parts = []
+    for way, p in k.items():
+        if "kernels_per_step" not in p or not p["kernels_per_step"]:
+            continue
+        wall = 1000 * r["gpu_epoch_ms"][way] / steps
+        top = ", ".join(f"{t['kernel'][:40]} {t['us_per_step']:.1f} us" for t in p["top"][:3])
+        parts.append(f"{way.replace('_', ' ')}: {p['kernels_per_step']:.0f} kernels, {p['kernel_us_per_step']:.0f} us of "
+                     f"kernel time in a {wall:.0f} us step ({p['kernel_us_per_step'] / wall:.0%}; largest: {top})")
+    if not parts:
+        return []
+    return ["", "One training step's GPU kernels (torch.profiler over an epoch, `gpu_step_kernels`): " + "; ".join(parts)
+            + ". Kernel time near the step's wall time means the kernels themselves, not launches, set the pace."]
 
 
 def _precision(p: dict) -> list[str]:

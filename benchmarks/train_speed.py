@@ -8,15 +8,19 @@
    the layers: forward 2*MACs, backward 2*MACs for the weight gradients plus 2*MACs for the input
    gradients of every layer but the first, whose input, the data, needs none), and their ratio.
 3. mixture_vs_loop: an ExpertMixture of 10 such experts (weights stacked, one vmapped step) against a
-   Python loop over 10 separate VAEs (one backward, one fused Adam over all their parameters).
+   Python loop over 10 separate VAEs (one backward, one fused Adam over all their parameters). On CUDA both
+   sides are also run the way train() runs a long graph-safe loss there, the whole step replayed as a CUDA
+   graph 8 steps at a time (`mixture_vs_loop_graphed`; `mixture_vs_loop` stays the eager pair, which on a GPU
+   counts the host's kernel launches more than the batching).
 4. ensemble_vs_separate: 5 seeds trained as one stacked ensemble (`train_ensemble`) against the same
    5 runs one after the other (`stacked=False`, the same random draws).
 On CUDA, the VAE is also timed epoch by epoch over full MNIST in the package's ways of running a step
 (eager, torch.compile, the whole step as a CUDA graph replaying 8 steps at a time, compile and graph
-with 1 or 8 steps per replay): `gpu_epoch_ms` holds each one's
+with 1 or 8 steps per replay, and that last with TF32 matrix products): `gpu_epoch_ms` holds each one's
 steady epoch (median of the epochs after the first) and `gpu_first_epoch_s` the first epoch, which pays
 the compile and the capture. `vae_vs_dataloader` and `mnist_epoch_ms` use the long-run default there
-(compile and graph).
+(compile and graph, fp32). `gpu_step_kernels` counts the GPU kernels of one step and their summed
+time (torch.profiler over an epoch, eager-compiled and graphed), which tells launch gaps from kernel time.
 The contenders alternate over several rounds and the medians are reported, so that background load
 affects both alike. The load average at the start and end is recorded, since other jobs may share the CPU.
 
@@ -44,6 +48,7 @@ from lmvae_core.data.idx import write_mnist_root
 from lmvae_core.models import VAE, ExpertMixture
 from lmvae_core.runtime import pick_device
 from lmvae_core.training import TrainConfig, make_optimizer, train, train_ensemble
+from lmvae_core.training.graphs import CudaGraphStep, StepBlock
 
 
 class ExamplesVAE(nn.Module):
@@ -137,7 +142,9 @@ def time_project(x: torch.Tensor, n_images: int) -> float:
 GPU_VARIANTS = {"eager": {"compile": False, "cuda_graph": False}, "compiled": {"compile": True, "cuda_graph": False},
                 "graph": {"compile": False, "cuda_graph": True},
                 "compiled_graph_1_step_per_replay": {"compile": True, "cuda_graph": True, "graph_steps": 1},
-                "compiled_graph": {"compile": True, "cuda_graph": True}}
+                "compiled_graph": {"compile": True, "cuda_graph": True},
+                # TF32 matrix products (10-bit mantissa; not what train() does by default): what the tensor cores add
+                "compiled_graph_tf32": {"compile": True, "cuda_graph": True, "tf32": True}}
 
 
 def timed_train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> list[float]:
@@ -156,8 +163,40 @@ def timed_train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> list[flo
 
 def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]:
     """Seconds of each epoch of the 784-400-20 VAE over all of x through `training.train`."""
-    return timed_train(make_vae().to(x.device), x,
-                       TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings))
+    settings = dict(settings)
+    tf32 = settings.pop("tf32", False)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        return timed_train(make_vae().to(x.device), x,
+                           TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def step_kernels(x: torch.Tensor, settings: dict) -> dict:
+    """GPU kernels per training step of the VAE and their summed device time (torch.profiler over the second of
+    two epochs, so that compile and capture stay out). Kernel time well under the step's wall time means the GPU
+    waits between kernels (launches, or the gaps inside a graph); close to it, the kernels themselves set the pace."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = make_vae().to(x.device)
+    cfg = TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False, **settings)
+    train(model, x, cfg)
+    steps = -(-x.shape[0] // cfg.batch_size)
+    sync(x.device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        train(model, x, cfg)
+        sync(x.device)
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:12]
+    return {"kernels_per_step": len(kernels) / steps,
+            "kernel_us_per_step": sum(sum(v) for v in by_name.values()) / steps,
+            "top": [{"kernel": k[:120], "calls_per_step": len(v) / steps, "us_per_step": sum(v) / steps}
+                    for k, v in top]}
 
 
 def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
@@ -171,8 +210,11 @@ def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = 128) -> float:
-    """Images per second through all k experts (each image counted once per step)."""
+def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = 128,
+                 graph: bool = False) -> float:
+    """Images per second through all k experts (each image counted once per step). graph (CUDA): the whole step
+    replayed as a CUDA graph, 8 steps per replay, as train() runs long graph-safe runs; the first block, which
+    captures, is not timed."""
     torch.manual_seed(0)
     if batched:
         mix = ExpertMixture(make_vae, k).to(x.device)
@@ -187,6 +229,20 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch:
         def loss_fn(b):
             return sum(e.terms(b)["loss"].mean() for e in experts)
     opt = make_optimizer(params, TrainConfig())
+    if graph:
+        per_replay = 8
+        blocks = [StepBlock(b.view(per_replay, batch, *x.shape[1:]))
+                  for b in x[: batch * per_replay * (steps // per_replay + 1)].split(batch * per_replay)]
+        stepper = CudaGraphStep(lambda b: (loss_fn(b), {}), opt, params)
+        stepper(blocks[0])  # warm-up and capture
+        sync(x.device)
+        t0 = time.perf_counter()
+        for b in blocks[1:]:
+            stepper(b)
+        sync(x.device)
+        if stepper.failed or stepper.eager_steps:
+            raise RuntimeError(f"the mixture's step did not run as a graph: {stepper.failed}")
+        return (len(blocks) - 1) * per_replay * batch / (time.perf_counter() - t0)
     batches = x[: batch * steps].split(batch)
     sync(x.device)
     t0 = time.perf_counter()
@@ -233,7 +289,10 @@ def main() -> None:
     if cuda:
         for v in GPU_VARIANTS.values():
             time_epochs(x, v, epochs=2)
+        time_mixture(x, True, 16, graph=True), time_mixture(x, False, 16, graph=True)
     runs = {k: [] for k in ("reference", "project", "matmul", "mixture", "loop", "ensemble", "separate")}
+    if cuda:
+        runs |= {"mixture_graphed": [], "loop_graphed": []}
     epochs = {v: [] for v in GPU_VARIANTS}
     for r in range(args.rounds):
         runs["reference"].append(time_reference(root, device, args.images))
@@ -246,11 +305,23 @@ def main() -> None:
         runs["matmul"].append(time_matmul(device))
         runs["mixture"].append(time_mixture(x, True, args.mixture_steps))
         runs["loop"].append(time_mixture(x, False, args.mixture_steps))
+        if cuda:
+            runs["mixture_graphed"].append(time_mixture(x, True, args.mixture_steps, graph=True))
+            runs["loop_graphed"].append(time_mixture(x, False, args.mixture_steps, graph=True))
         runs["ensemble"].append(time_ensemble(x, True, args.ensemble_images))
         runs["separate"].append(time_ensemble(x, False, args.ensemble_images))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items())
               + "".join(f"; {v} epochs {[round(t * 1000, 1) for t in e[-1]]} ms" for v, e in epochs.items() if e))
     m = {k: statistics.median(v) for k, v in runs.items()}
+    kernels = {}
+    if cuda:
+        for v in ("compiled", "compiled_graph"):
+            try:
+                kernels[v] = step_kernels(x, GPU_VARIANTS[v])
+            except Exception as e:  # noqa: BLE001  (the profile is a diagnostic; it must not lose the timings)
+                kernels[v] = {"error": f"{type(e).__name__}: {e}"}
+            print(f"{v}: {kernels[v].get('kernels_per_step', '?')} kernels per step, "
+                  f"{kernels[v].get('kernel_us_per_step', '?')} us of kernel time per step")
     flops = step_flops_per_image(make_vae())
     vae_gflops = m["project"] * flops / 1e9
     result = {
@@ -259,18 +330,21 @@ def main() -> None:
         "vae_gflops": vae_gflops,
         "roofline_fraction": vae_gflops / m["matmul"],
         "mixture_vs_loop": m["mixture"] / m["loop"],
+        **({"mixture_vs_loop_graphed": m["mixture_graphed"] / m["loop_graphed"]} if cuda else {}),
         "ensemble_vs_separate": m["ensemble"] / m["separate"],
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "img_per_s": {"vae_project": m["project"], "vae_dataloader_reference": m["reference"],
                       "mixture10_batched": m["mixture"], "mixture10_loop": m["loop"],
+                      **({"mixture10_batched_graphed": m["mixture_graphed"], "mixture10_loop_graphed": m["loop_graphed"]}
+                         if cuda else {}),
                       "ensemble5_stacked_member_images": m["ensemble"], "ensemble5_separate_member_images": m["separate"]},
         "vae_step_mflop_per_image": flops / 1e6,
         "mnist_epoch_ms": 60000 / m["project"] * 1000,
         **({"gpu_epoch_ms": {v: 1000 * statistics.median(t for run in e for t in run[1:]) for v, e in epochs.items()},
             "gpu_first_epoch_s": {v: statistics.median(run[0] for run in e) for v, e in epochs.items()},
-            "gpu_epoch_images": x.shape[0]} if cuda else {}),
+            "gpu_epoch_images": x.shape[0], "gpu_step_kernels": kernels} if cuda else {}),
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
         "load_average_start_end": [list(load_before), list(os.getloadavg())],
         "settings": {"images": args.images, "mixture_steps": args.mixture_steps,
@@ -278,7 +352,8 @@ def main() -> None:
     }
     print(f"\nmedians of {args.rounds} rounds: VAE {m['project']:.0f} img/s vs DataLoader {m['reference']:.0f} "
           f"-> {result['vae_vs_dataloader']:.2f}x; VAE {vae_gflops:.1f} GFLOP/s of {m['matmul']:.1f} measured "
-          f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop; "
+          f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop "
+          f"({result.get('mixture_vs_loop_graphed', float('nan')):.2f}x both graphed); "
           f"ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
     if cuda:
         print("steady epoch ms: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_epoch_ms"].items())

@@ -59,6 +59,28 @@ def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
     assert "eager 900.0 ms" in gpu_part and "No GPU run" not in text
 
 
+def test_readme_gpu_table_shows_the_graphed_mixture_and_where_a_step_goes(tmp_path):
+    speed = load("readme_speed")
+    gpu = {"vae_vs_dataloader": 50.0, "roofline_fraction": 0.05, "mixture_vs_loop": 4.0, "mixture_vs_loop_graphed": 6.5,
+           "ensemble_vs_separate": 3.0, "mnist_epoch_ms": 93.8, "matmul_gflops": 1.0, "vae_gflops": 1.0,
+           "vae_step_mflop_per_image": 3.28, "device": "gpu", "torch": "x", "threads": 16,
+           "load_average_start_end": [[0.1] * 3, [0.1] * 3], "settings": {"rounds": 3}, "gpu_epoch_images": 60000,
+           "gpu_epoch_ms": {"compiled": 938.0, "compiled_graph": 93.8},
+           "gpu_step_kernels": {"compiled": {"kernels_per_step": 30, "kernel_us_per_step": 100.0,
+                                             "top": [{"kernel": "gemm", "calls_per_step": 7, "us_per_step": 50.0}]},
+                                "compiled_graph": {"error": "RuntimeError: no profiler"}},
+           "img_per_s": {"vae_project": 1, "vae_dataloader_reference": 1, "mixture10_batched": 1, "mixture10_loop": 1,
+                         "mixture10_batched_graphed": 650, "mixture10_loop_graphed": 100,
+                         "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1}}
+    (tmp_path / "results_gpu.json").write_text(json.dumps(gpu))
+    text = speed.speed_section(tmp_path)
+    graphed = next(line for line in text.splitlines() if line.startswith("| the same pair"))
+    assert graphed.endswith("| 6.50x | 5x | yes |")
+    # 469 steps per epoch: 938 ms -> 2000 us a step, of which the kernels take 100 us (5%); the failed profile is left out
+    assert "compiled: 30 kernels, 100 us of kernel time in a 2000 us step (5%; largest: gemm 50.0 us)" in text
+    assert "compiled graph:" not in text and "Graphed mixture 650 vs graphed loop 100 img/s" in text
+
+
 def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     grid = load("readme_grid_speed")
     r = {"grid": {"streams": ["split_mnist"], "methods": ["a", "b"], "seeds": [0], "runs": 2}, "serial_seconds": 100.0,

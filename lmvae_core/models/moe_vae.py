@@ -55,6 +55,9 @@ def balance_penalty(p: torch.Tensor, kind: str) -> torch.Tensor:
 @register_model
 class MoEVAE(Configured):
     config_class = MoEVAEConfig
+    # The loss reads nothing from the host (the experts' noise is drawn on the device, the gate and the balancing
+    # term are tensor ops), so train() may replay its whole step as a CUDA graph (training/graphs.py).
+    graph_safe = True
 
     def build(self, c: MoEVAEConfig) -> None:
         self.manager = nn.Sequential(nn.Flatten(), mlp([math.prod(c.expert.input_shape), *c.manager_hidden,

@@ -17,9 +17,11 @@ Models whose `loss` satisfies this say so with `graph_safe = True` (the VAE fami
 only those on its own, other loops opt in.
 
 Faithfulness: capturing needs a few warm-up steps (Adam's state, cuBLAS workspaces, compiled
-kernels). They run on a copy's worth of work and are then undone: the parameters and the optimiser's
-state are restored in place, so the first replayed step starts from exactly the state an eager step
-would have. `test_training.py` checks the graphed trajectory against the eager one on a GPU.
+kernels). They run on a copy's worth of work and are then undone: the parameters, the optimiser's
+state and the CUDA random generator are restored in place, so the first replayed step starts from
+exactly the state an eager step would have and draws the same random numbers (without the generator's
+restore, the warm-up's draws would shift every later draw of the run). `test_cuda.py` checks the graphed
+trajectory against the eager one on a GPU, for a deterministic loss and for a VAE's random one.
 """
 from __future__ import annotations
 
@@ -130,6 +132,8 @@ class CudaGraphStep:
         static = tuple(t.clone() for t in _tensors(batch))
         arg = _like(batch, static)
         snapshot = self._snapshot()
+        device = static[0].device
+        rng = torch.cuda.get_rng_state(device)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -137,6 +141,7 @@ class CudaGraphStep:
                 self._eager(arg)
         torch.cuda.current_stream().wait_stream(side)
         self._restore(snapshot)
+        torch.cuda.set_rng_state(rng, device)  # the warm-up's draws are undone too
         self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients in its own pool
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
