@@ -115,6 +115,11 @@ def test_remote_workers_results_are_written_by_the_client(cluster):
 
 def test_costliest_runs_are_submitted_first(cluster):
     """Two workers, four runs in grid order of rising weight: the two heaviest start first."""
+    # A worker's first call imports torch and the package before it starts; under load (seen on a 16-core GPU
+    # machine running 12 test processes) that took longer than a run here, and a light run on the other, warm
+    # worker started first. So both workers import first.
+    with distributed.Client(cluster.scheduler_address) as client:
+        client.run(started_at, 0.0)
     calls = [Call("order", {"i": i}, started_at, (0.5,), {"i": i}, weight=float(i)) for i in range(4)]
     grid = run_grid(calls, executor=cluster.scheduler_address, progress=False)
     first_two = sorted(range(4), key=lambda i: grid.results[i])[:2]
@@ -156,10 +161,6 @@ def test_serial_reports_on_request_and_raises_by_default(tmp_path):
 
 # ---- the real thing: notebook 05's smoke grid ---------------------------------------------------------------
 TIMING = ("train_seconds", "infer_ms_per_image", "run_seconds")
-# On a CPU two processes compute bit for bit the same; on a GPU, kernels that reduce with atomics (and cuBLAS's
-# choice of algorithm per process) make two trainings differ in the last bits (seen: a smoke FID of 0.08298811
-# against 0.08298810 on an H200), so there the comparison allows a relative 1e-4.
-EXACT = not torch.cuda.is_available()
 
 
 def _same(a, b, where=""):
@@ -173,11 +174,9 @@ def _same(a, b, where=""):
         for i, (x, y) in enumerate(zip(a, b)):
             _same(x, y, f"{where}[{i}]")
     elif torch.is_tensor(a):
-        assert torch.equal(a, b) if EXACT else torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-6), where
+        assert torch.equal(a, b), where
     elif isinstance(a, float) and a != a:
         assert b != b, where
-    elif isinstance(a, float) and not EXACT:
-        assert a == pytest.approx(b, rel=1e-4, abs=1e-6), where
     else:
         assert a == b, where
 
@@ -188,8 +187,12 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
 
     def smoke_run(executor, name):
         monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / name))
-        run = setup("05_benchmark", "smoke", out_dir=str(tmp_path / "out"), progress=False, settings=B.SETTINGS,
-                    executor=executor)
+        # On the CPU, where two processes compute bit for bit the same. On a GPU two processes' trainings differ in
+        # the last bits (cuDNN's and cuBLAS's choice of algorithm per process, reductions with atomics), and training
+        # grows the difference: seen on an H200, a smoke FID off by 1e-7 relative, then, on another, a stream
+        # classifier's weights off by more than 1e-4. That no test could bound; the GPU workers are checked below.
+        run = setup("05_benchmark", "smoke", device="cpu", out_dir=str(tmp_path / "out"), progress=False,
+                    settings=B.SETTINGS, executor=executor)
         # a fixed subset of the smoke grid: split MNIST, four kinds of learner (two runs per worker)
         run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-OCM"))
         return run
@@ -231,6 +234,26 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
     shutdown()  # the local cluster outlives a grid (notebooks run several); not this test
 
 
+def gpu_seen():
+    """What a worker's run sees of the GPUs."""
+    return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "count": torch.cuda.device_count(),
+            "device": torch.zeros(1, device="cuda").device.type, "pid": os.getpid()}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_local_cluster_gives_each_gpu_a_worker_that_sees_only_it():
+    from lmvae_core.results import cluster as CL
+
+    n = torch.cuda.device_count()
+    grid = run_grid([Call("gpu_seen", {"i": i}, gpu_seen, (), {"i": i}) for i in range(2 * n)], "local",
+                    progress=False)
+    assert not grid.failures
+    assert {r["visible"] for r in grid.results} <= {str(i) for i in range(n)}
+    assert {(r["count"], r["device"]) for r in grid.results} == {(1, "cuda")}
+    assert len({r["pid"] for r in grid.results}) <= n
+    CL.shutdown()
+
+
 def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
     """On a cluster the feature classifiers train first, as a stage of their own; calls that need none (the
     calibration VAE) run in that stage too, and once the classifiers are cached there is no stage at all."""
@@ -258,7 +281,7 @@ def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
 
 # ---- lmvae reproduce --executor -----------------------------------------------------------------------------
 def test_reproduce_passes_executor_to_the_grid_notebooks_only(tmp_path):
-    import nbformat
+    nbformat = pytest.importorskip("nbformat")  # a dependency of the project; missing only on a bare GPU machine
 
     from lmvae_core.cli import main
     from lmvae_core.reproduce import reproduce
