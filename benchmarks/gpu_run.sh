@@ -38,7 +38,9 @@ if [ -n "${PAPER_NOTEBOOK:-}" ]; then
     LMVAE_PROFILE=paper LMVAE_DATA="$root" LMVAE_WORK="$paper/work" LMVAE_OUT="$paper/figures" \
         PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "$limit" $py "notebooks/src/$nb.py" >"$paper/$nb.log" 2>&1
     rc=$?
-    echo "{\"notebook\": \"$nb\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit}" \
+    device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    echo "{\"notebook\": \"$nb\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit, \"device\": \"$device\", \"commit\": \"$commit\", \"cache\": \"empty (a fresh machine)\"}" \
         | tee "$paper/paper_run.json"
     tail -c 4000 "$paper/$nb.log"
     (cd "$paper" && tar czf "$out/paper_$nb.tgz" paper_run.json "$nb.log" $(cd "$paper" && find figures -name '*.csv' \

@@ -59,23 +59,30 @@ def test_graphs_only_on_cuda_and_auto_only_for_safe_long_runs():
         TrainConfig(cuda_graph="sometimes")
 
 
-@cuda_only
-def test_graphed_training_follows_the_eager_trajectory(mnist_sample, monkeypatch):
-    """Two epochs of 300 images in batches of 64, three steps per replay: graphs for a block of 3 x 64, one 64
-    and the last 44. The warm-up is undone: the parameters, the buffer the loss updates and the per-epoch
-    losses match eager training."""
+def eager_and_graphed(make, mnist_sample, monkeypatch, **settings):
+    """The same model (made after seed 0) trained eagerly and as CUDA graphs: two epochs of 300 images in batches
+    of 64, three steps per replay. Returns (model, history) of each and the graphed run's CudaGraphStep."""
     monkeypatch.setattr(loop_module, "CudaGraphStep", RecordingGraphStep)
     RecordingGraphStep.made.clear()
     x = mnist_sample.x[:300].to("cuda")
     runs = {}
     for graph in (False, True):
         torch.manual_seed(0)
-        model = TinyAE().to("cuda")
-        hist = train(model, x, TrainConfig(epochs=2, batch_size=64, binarize=None, progress=False, compile=False,
-                                           cuda_graph=graph, graph_steps=3))
+        model = make().to("cuda")
+        hist = train(model, x, TrainConfig(epochs=2, batch_size=64, progress=False, compile=False, cuda_graph=graph,
+                                           graph_steps=3, **settings))
         runs[graph] = (model, hist)
-    (eager, h_eager), (graphed, h_graphed) = runs[False], runs[True]
     [stepper] = RecordingGraphStep.made
+    return runs[False], runs[True], stepper
+
+
+@cuda_only
+def test_graphed_training_follows_the_eager_trajectory(mnist_sample, monkeypatch):
+    """Two epochs of 300 images in batches of 64, three steps per replay: graphs for a block of 3 x 64, one 64
+    and the last 44. The warm-up is undone: the parameters, the buffer the loss updates and the per-epoch
+    losses match eager training."""
+    (eager, h_eager), (graphed, h_graphed), stepper = eager_and_graphed(TinyAE, mnist_sample, monkeypatch,
+                                                                        binarize=None)
     assert len(stepper.graphs) == 3 and stepper.eager_steps == 0 and stepper.failed is None
     assert int(graphed.calls) == int(eager.calls) == 10  # the warm-up's loss calls were undone too
     for p, q in zip(eager.parameters(), graphed.parameters()):
@@ -97,18 +104,7 @@ def test_graphed_random_loss_draws_what_eager_draws(mnist_sample, monkeypatch, m
     """A loss with random numbers (the reparameterisation noise; for the mixture, drawn under vmap per expert) and
     dynamic binarisation between epochs: the graphed run replays the eager run's draws, because the warm-up's
     draws are undone with the generator's state, so both runs follow one trajectory."""
-    monkeypatch.setattr(loop_module, "CudaGraphStep", RecordingGraphStep)
-    RecordingGraphStep.made.clear()
-    x = mnist_sample.x[:300].to("cuda")
-    runs = {}
-    for graph in (False, True):
-        torch.manual_seed(0)
-        model = make().to("cuda")
-        hist = train(model, x, TrainConfig(epochs=2, batch_size=64, progress=False, compile=False,
-                                           cuda_graph=graph, graph_steps=3))
-        runs[graph] = (model, hist)
-    (eager, h_eager), (graphed, h_graphed) = runs[False], runs[True]
-    [stepper] = RecordingGraphStep.made
+    (eager, h_eager), (graphed, h_graphed), stepper = eager_and_graphed(make, mnist_sample, monkeypatch)
     assert stepper.failed is None and stepper.eager_steps == 0
     for p, q in zip(eager.parameters(), graphed.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
