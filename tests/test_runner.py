@@ -268,14 +268,14 @@ def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
     stages = []
     monkeypatch.setattr(BF, "run_grid", lambda calls, *a, **k: stages.append([c.name for c in calls]))
     extra = Call("toy", {"x": 1}, int)
-    assert BF.classifiers_first(run, B.grid_calls(run), alongside=[extra]) == B.grid_calls(run)
+    BF.train_classifiers_first(run, B.grid_calls(run), alongside=[extra])
     assert len(stages) == 1 and stages[0][-1] == "toy" and set(stages[0][:-1]) == {"feature_classifier"}
     stages.clear()
     monkeypatch.setattr(BF, "is_cached", lambda name, config, root=None: name == "feature_classifier")
-    BF.classifiers_first(run, B.grid_calls(run), alongside=[extra])
+    BF.train_classifiers_first(run, B.grid_calls(run), alongside=[extra])
     assert stages == []
     run.executor = None  # serially the classifiers train inside the first run of each stream
-    BF.classifiers_first(run, B.grid_calls(run), alongside=[extra])
+    BF.train_classifiers_first(run, B.grid_calls(run), alongside=[extra])
     assert stages == []
 
 

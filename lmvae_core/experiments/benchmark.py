@@ -42,8 +42,9 @@ from ..results.cache import cached
 from ..results.runner import Call, run_grid
 from .benchmark_report import (METRICS, display_table, per_run_frame, ranking, ranking_sentence,  # noqa: F401
                                stream_figure, summarise)
-from .benchmark_features import (classifier_calls, classifier_name, classifier_split, classifiers_first,  # noqa: F401
-                                 clf_epochs, feature_calls, features_all, stream_classifier, stream_features)
+from .benchmark_features import (classifier_calls, classifier_name, classifier_split, clf_epochs,  # noqa: F401
+                                 feature_calls, features_all, stream_classifier, stream_features,
+                                 train_classifiers_first)
 from .common import Run
 
 METHOD_NAMES = ("Fine-tune VAE", "Joint VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-OCM",
@@ -244,7 +245,9 @@ def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dic
     computed run. Runs that failed (on Dask: twice) are printed with their cell and traceback and left out."""
     # the calibration VAE (read by calibration() below) is one more independent call of the grid
     cal = replace(calibration_call(run, calibration_spec(run.settings)), weight=10.0)  # it starts first: ~4 min
-    calls = classifiers_first(run, grid_calls(run), alongside=[cal]) + [cal]
+    calls = grid_calls(run)
+    train_classifiers_first(run, calls, alongside=[cal])
+    calls = calls + [cal]
     grid = run_grid(calls, run.executor, force=run.force, progress=run.progress, desc="benchmark", echo=progress)
     done = {tuple(c.cell.values()): r for c, r in zip(grid.calls, grid.results) if r is not None and c.name == "benchmark"}
     return [done[key] | {"stream": stream} for stream, method, seed in grid_cells(run.settings)

@@ -73,7 +73,8 @@ def feature_calls(run: Run) -> list[Call]:
 
 def features_all(run: Run) -> list[dict]:
     """stream_features of every stream, a grid on run.executor (serially: 10 minutes of a quick run)."""
-    calls = classifiers_first(run, feature_calls(run))
+    calls = feature_calls(run)
+    train_classifiers_first(run, calls)
     return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc="benchmark: references").done()
 
 
@@ -94,7 +95,7 @@ def classifier_calls(run: Run) -> list[Call]:
     return list(calls.values())
 
 
-def classifiers_first(run: Run, calls: list[Call], alongside: Sequence[Call] = ()) -> list[Call]:
+def train_classifiers_first(run: Run, calls: list[Call], alongside: Sequence[Call] = ()) -> None:
     """On a cluster, with `calls` not all cached, the streams' feature classifiers train first as a small grid:
     otherwise the first calls of a stream, started together, would each train the same classifier.
     `alongside`: calls that need no classifier, run in the same stage so that no worker idles while the
@@ -103,4 +104,3 @@ def classifiers_first(run: Run, calls: list[Call], alongside: Sequence[Call] = (
         todo = [c for c in classifier_calls(run) if not is_cached(c.name, c.config)]
         if todo:  # else `alongside` runs in the grid after, with the others
             run_grid(todo + list(alongside), run.executor, progress=run.progress, desc="benchmark: classifiers")
-    return calls

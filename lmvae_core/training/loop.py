@@ -115,7 +115,9 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
     """The one training loop of the package: one `train_step` per (epoch, batch) pair; returns one dict of
     mean loss terms per epoch. The terms stay on the device until the end of an epoch (one host sync then,
     and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call;
-    step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`)."""
+    step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`).
+    on_step(steps done so far) is called after each batch, or after each block of steps a graph replays at once
+    (a `StepBlock`), so the count it receives can advance by more than one."""
     params = [p for g in optimizer.param_groups for p in g["params"]]
     options = dict(step_options or {})
     if options.pop("cuda_graph", False):
@@ -179,9 +181,9 @@ def train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig,
     # CUDA graphs (mode 'reduce-overhead') reuse static output buffers: train_step copies the terms out.
     graphs = (compiled and not whole_step_graph and "reduce-overhead" in cfg.compile_mode
               and x.device.type == "cuda")
-    step_options = {"autocast": AUTOCAST[cfg.autocast], "cudagraphs": graphs, "cuda_graph": whole_step_graph}
+    step_options = {"autocast": AUTOCAST[cfg.autocast], "compiled_cudagraphs": graphs, "cuda_graph": whole_step_graph}
     block = cfg.graph_steps if whole_step_graph else 1
     return fit_batches(epoch_batches(x, cfg.epochs, cfg.batch_size, cfg.binarize, block=block), loss_fn,
                        optimizer or make_optimizer(model.parameters(), cfg), model, cfg.grad_clip,
-                       cfg.check_every, cfg.epochs * per_epoch, per_epoch, cfg.progress, desc, on_step, on_epoch,
+                       cfg.check_every, steps, per_epoch, cfg.progress, desc, on_step, on_epoch,
                        step_options)

@@ -23,16 +23,16 @@ class NonFiniteLossError(FloatingPointError):
 
 def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
                params: Iterable[nn.Parameter] | None = None, grad_clip: float | None = None,
-               autocast: torch.dtype | None = None, cudagraphs: bool = False
+               autocast: torch.dtype | None = None, compiled_cudagraphs: bool = False
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss_fn(batch) -> (scalar loss, {name: scalar}); one backward and optimiser step.
     Returns the detached loss and terms, still on the device.
 
     autocast: run loss_fn under torch.autocast with this dtype (e.g. torch.bfloat16); the returned
-    terms are float32 either way. cudagraphs: loss_fn was compiled with CUDA graphs
-    (mode='reduce-overhead'): mark the step and copy the outputs out of the graph's static buffers,
-    which the next replay overwrites."""
-    if cudagraphs:
+    terms are float32 either way. compiled_cudagraphs: loss_fn was compiled with torch.compile's own CUDA
+    graphs (mode='reduce-overhead'; not the whole-step graph of training/graphs.py): mark the step and copy the
+    outputs out of the graph's static buffers, which the next replay overwrites."""
+    if compiled_cudagraphs:
         torch.compiler.cudagraph_mark_step_begin()
     if autocast is not None:
         device_type = (batch[0] if isinstance(batch, (tuple, list)) else batch).device.type
@@ -47,7 +47,7 @@ def train_step(loss_fn: LossFn, batch, optimizer: torch.optim.Optimizer,
             params = [p for g in optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
-    if autocast is not None or cudagraphs:
+    if autocast is not None or compiled_cudagraphs:
         return loss.detach().float().clone(), {k: v.detach().float().clone() for k, v in terms.items()}
     return loss.detach(), {k: v.detach() for k, v in terms.items()}
 
@@ -68,13 +68,13 @@ class LossMonitor:
         self._sum: torch.Tensor | None = None
         self._folded: dict[str, torch.Tensor] = {}  # sums of terms from an earlier layout
         self._pending: list[tuple[int, torch.Tensor]] = []  # (first step, rows [steps, 1 + terms]) since the check
-        self._pending_steps = 0
+        self._checked_at = 0  # self.step at the last check
 
     def update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], steps: int = 1) -> None:
         """Record one step, or `steps` consecutive steps whose loss and terms are stacked along a leading axis
         (a replayed block of steps, training/graphs.py)."""
-        lead = () if steps == 1 else (steps,)
-        layout = tuple((k, tuple(v.shape[len(lead):])) for k, v in terms.items())
+        skip = 1 if steps > 1 else 0  # the leading axis of stacked steps
+        layout = tuple((k, tuple(v.shape[skip:])) for k, v in terms.items())
         if layout != self._layout:
             self.check()  # pending rows are unpacked with the layout they were recorded in (rare: one sync)
             self._fold()
@@ -86,8 +86,7 @@ class LossMonitor:
         self._pending.append((self.step, rows))
         self._count += steps
         self.step += steps
-        self._pending_steps += steps
-        if self._pending_steps >= self.check_every:
+        if self.step - self._checked_at >= self.check_every:
             self.check()
 
     def _unpack(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,7 +119,7 @@ class LossMonitor:
             parts = ", ".join(f"{k}={_fmt(v)}" for k, v in self._unpack(row).items())
             raise NonFiniteLossError(f"non-finite loss {_fmt(row[0])} at {self.where(first + bad)}; terms: {parts}")
         self._pending.clear()
-        self._pending_steps = 0
+        self._checked_at = self.step
 
     def means_tensors(self, reset: bool = True) -> dict[str, torch.Tensor]:
         """Mean of every term since the last reset, as CPU tensors (terms may be vectors, e.g. one
