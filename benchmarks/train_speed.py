@@ -188,7 +188,10 @@ def step_kernels(x: torch.Tensor, settings: dict) -> dict:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         train(model, x, cfg)
         sync(x.device)
-    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    # device-side events, less the annotation ranges that span kernels (an optimiser step's, inductor's
+    # "## Call CompiledFxGraph ... ##"): counting those would count their kernels twice
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+               and not getattr(e, "is_user_annotation", False) and "#" not in e.name]
     by_name: dict[str, list[float]] = {}
     for e in kernels:
         by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
