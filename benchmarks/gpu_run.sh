@@ -43,8 +43,8 @@ if [ -n "${PAPER_NOTEBOOK:-}" ]; then
     echo "{\"notebook\": \"$nb\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit, \"device\": \"$device\", \"commit\": \"$commit\", \"cache\": \"empty (a fresh machine)\"}" \
         | tee "$paper/paper_run.json"
     tail -c 4000 "$paper/$nb.log"
-    (cd "$paper" && tar czf "$out/paper_$nb.tgz" paper_run.json "$nb.log" $(cd "$paper" && find figures -name '*.csv' \
-        -o -name '*.json' -o -name '*.md' 2>/dev/null))
+    (cd "$paper" && tar czf "$out/paper_$nb.tgz" paper_run.json "$nb.log" \
+        $(find figures -name '*.csv' -o -name '*.json' -o -name '*.md' 2>/dev/null))
 fi
 if [ -n "${PRECISION:-}" ]; then
     step "GPU paths against the calibration"

@@ -79,9 +79,9 @@ def _kernels(r: dict) -> list[str]:
         count = p["kernels_per_step"] - sum(t["calls_per_step"] for t in notes)
         busy = p["kernel_us_per_step"] - sum(t["us_per_step"] for t in notes)
         wall = 1000 * r["gpu_epoch_ms"][way] / steps
-        top = ", ".join(f"{_short(t['kernel'])} {t['us_per_step']:.1f} us" for t in p["top"] if t not in notes)
+        top = [f"{_short(t['kernel'])} {t['us_per_step']:.1f} us" for t in p["top"] if t not in notes][:3]
         parts.append(f"{way.replace('_', ' ')}: {count:.0f} kernels, {busy:.0f} us of kernel time in a {wall:.0f} us "
-                     f"step ({busy / wall:.0%}; the largest: {', '.join(top.split(', ')[:3])})")
+                     f"step ({busy / wall:.0%}; the largest: {', '.join(top)})")
     if not parts:
         return []
     return ["", "One training step's GPU kernels (torch.profiler over an epoch, `gpu_step_kernels`): " + "; ".join(parts)

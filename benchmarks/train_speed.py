@@ -49,6 +49,7 @@ from lmvae_core.models import VAE, ExpertMixture
 from lmvae_core.runtime import pick_device
 from lmvae_core.training import TrainConfig, make_optimizer, train, train_ensemble
 from lmvae_core.training.graphs import CudaGraphStep, StepBlock
+from lmvae_core.training.loop import steps_per_epoch
 
 
 class ExamplesVAE(nn.Module):
@@ -183,7 +184,7 @@ def step_kernels(x: torch.Tensor, settings: dict) -> dict:
     model = make_vae().to(x.device)
     cfg = TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False, **settings)
     train(model, x, cfg)
-    steps = -(-x.shape[0] // cfg.batch_size)
+    steps = steps_per_epoch(x.shape[0], cfg.batch_size)
     sync(x.device)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         train(model, x, cfg)

@@ -102,25 +102,21 @@ def test_projection_and_readme_section(tmp_path):
     assert "about 2.0 times the projected time" in text and "0.5 times the projection's floor" in text
 
 
-def test_readme_reports_a_paper_run_against_its_projection(tmp_path):
+def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch):
     """A paper-profile notebook run on a GPU (gpu_run.sh's paper_run.json and the notebook's claims.csv) is set
     against the projected seconds, with the verdicts counted from the claims; a run that stopped says so."""
     r = {"notebooks": {"00_mixture_of_vaes": {"gpu_hours": 0.1}}}
     logs = tmp_path / "gpu_logs"
-    for nb, rc in (("00_mixture_of_vaes", 0),):
-        run = logs / f"paper_{nb}"
-        run.mkdir(parents=True)
-        (run / "paper_run.json").write_text(json.dumps({"notebook": nb, "rc": rc, "seconds": 400, "device": "H200",
-                                                         "commit": "abc1234"}))
-        (run / "claims.csv").write_text("claim,verdict\na,reproduced\nb,not comparable\nc,reproduced\n")
-    readme_mod.HERE = tmp_path  # paths in the sentence are relative to the repository (HERE's parent)
-    try:
-        text = readme_mod.paper_runs(r, logs)
-        assert "paper profile ran in 400 s from an empty cache on an H200 (commit abc1234), against 360 s projected" in text
-        assert "2 reproduced, 1 not comparable" in text
-        (logs / "paper_00_mixture_of_vaes" / "paper_run.json").write_text(json.dumps(
-            {"notebook": "00_mixture_of_vaes", "rc": 124, "seconds": 336, "device": "H200", "commit": "abc1234"}))
-        assert "stopped (exit code 124) after 336 s" in readme_mod.paper_runs(r, logs)
-        assert readme_mod.paper_runs(r, tmp_path / "none") == ""
-    finally:
-        readme_mod.HERE = ROOT
+    run = logs / "paper_00_mixture_of_vaes"
+    run.mkdir(parents=True)
+    (run / "paper_run.json").write_text(json.dumps({"notebook": "00_mixture_of_vaes", "rc": 0, "seconds": 400,
+                                                     "device": "H200", "commit": "abc1234"}))
+    (run / "claims.csv").write_text("claim,verdict\na,reproduced\nb,not comparable\nc,reproduced\n")
+    monkeypatch.setattr(readme_mod, "HERE", tmp_path)  # the sentence's paths are relative to HERE's parent
+    text = readme_mod.paper_runs(r, logs)
+    assert "paper profile ran in 400 s from an empty cache on an H200 (commit abc1234), against 360 s projected" in text
+    assert "2 reproduced, 1 not comparable" in text
+    (run / "paper_run.json").write_text(json.dumps(
+        {"notebook": "00_mixture_of_vaes", "rc": 124, "seconds": 336, "device": "H200", "commit": "abc1234"}))
+    assert "stopped (exit code 124) after 336 s" in readme_mod.paper_runs(r, logs)
+    assert readme_mod.paper_runs(r, tmp_path / "none") == ""
