@@ -103,7 +103,8 @@ def test_weights_stay_stacked_and_experts_see_optimizer_steps(mnist_sample):
         opt.step()
     assert [id(p) for p in m.trainable_parameters()] == [id(p) for p in stacks]  # no re-stacking per step
     for stack, p, b in zip(stacks, m.experts[2].parameters(), before):
-        assert torch.equal(p, stack[2]) and not torch.equal(p, b)  # the expert is a view of the stack
+        row = stack[2] if p.dim() < 2 else stack[2].t()  # Linear weights are stored transposed (models/stacking.py)
+        assert torch.equal(p, row) and not torch.equal(p, b)  # the expert is a view of the stack
 
 
 def test_copy_and_dtype_change_keep_the_experts_linked(mnist_sample):
@@ -115,7 +116,7 @@ def test_copy_and_dtype_change_keep_the_experts_linked(mnist_sample):
     with torch.no_grad():
         c.trainable_parameters()[0].add_(1.0)
     first = next(c.experts[0].parameters())
-    assert first.dtype == torch.float64 and torch.equal(first, c.trainable_parameters()[0][0])
+    assert first.dtype == torch.float64 and torch.equal(first, c.trainable_parameters()[0][0].t())  # stored transposed
     assert not torch.equal(next(m.experts[0].parameters()).double(), first)  # the copy has its own storage
 
 

@@ -11,6 +11,8 @@ re-pointed to row k of the stacks (they share storage), so an optimiser step on 
 the expert at once, and an in-place change through the expert lands in the stack. The experts are
 therefore not registered submodules: `mixture.parameters()` lists every weight once, as stacks.
 Adding or freezing an expert rebuilds the stacks (rare); rebuild the optimiser afterwards.
+The stacks of Linear weights are stored transposed, [K, in, out], the layout their gradients arrive in under
+vmap (models/stacking.py: no copy of the gradient per step); the model reads them through a transposed view.
 Checkpoints keep the per-expert layout (`experts.{k}.{name}`), independent of which are frozen.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .base import MODEL_REGISTRY, register_model
+from .stacking import as_stack, linear_weights, stored
 from .vae import VAE
 
 GROUPS = ("trainable", "frozen")
@@ -60,6 +63,7 @@ class ExpertMixture(nn.Module):
         first = experts[0]
         self._param_names = [n for n, _ in first.named_parameters()]
         self._buffer_names = [n for n, _ in first.named_buffers()]
+        self._transposed = linear_weights(first)  # stored as [K, in, out] (models/stacking.py)
         self._experts: list[nn.Module] = []
         for e in experts:
             self._experts.append(self._adopt(e))
@@ -101,6 +105,7 @@ class ExpertMixture(nn.Module):
             with torch.no_grad():
                 for n in self._param_names:
                     data = torch.stack([self._experts[k].get_parameter(n).detach() for k in ids])
+                    data = stored(data) if n in self._transposed else data
                     self.register_parameter(_slot(group, n), nn.Parameter(data, requires_grad=group == "trainable"))
                 for n in self._buffer_names:
                     data = torch.stack([self._experts[k].get_buffer(n).detach() for k in ids])
@@ -114,15 +119,20 @@ class ExpertMixture(nn.Module):
                 e = self._experts[k]
                 for n in self._param_names:
                     p = e.get_parameter(n)
-                    p.data = self._parameters[_slot(group, n)].data[i]
+                    p.data = self._stack(group, n).data[i]
                     p.requires_grad_(group == "trainable")
                     p.grad = None
                 for n in self._buffer_names:
                     e.get_buffer(n).data = self._buffers[_slot(group, n, True)][i]
                 e._mixture_owner = weakref.ref(self)
 
+    def _stack(self, group: str, name: str) -> torch.Tensor:
+        """The stack [K, ...] of parameter `name` in the experts' own layout (a view for a Linear weight)."""
+        kept = self._parameters[_slot(group, name)]
+        return as_stack(kept) if name in self._transposed else kept
+
     def _stacks(self, group: str, rows: list[int] | None = None):
-        params = {n: self._parameters[_slot(group, n)] for n in self._param_names}
+        params = {n: self._stack(group, n) for n in self._param_names}
         buffers = {n: self._buffers[_slot(group, n, True)] for n in self._buffer_names}
         if rows is not None and rows != list(range(len(self._ids[group]))):
             index = torch.as_tensor(rows, device=self.frozen_mask.device)
@@ -224,7 +234,7 @@ class ExpertMixture(nn.Module):
         """Expert k's gradients: its rows of the stacks' .grad (None for a frozen expert or before backward)."""
         group, i = self._where(k)
         grads = {n: self._parameters[_slot(group, n)].grad for n in self._param_names}
-        return {n: None if g is None else g[i] for n, g in grads.items()}
+        return {n: None if g is None else (as_stack(g) if n in self._transposed else g)[i] for n, g in grads.items()}
 
     # -- evaluation -------------------------------------------------------------------------------
     def _where(self, k: int) -> tuple[str, int]:

@@ -7,6 +7,8 @@ the shared model code runs once per step under `vmap` (`functional_call`), each 
 gathered by index from the device data, and one optimiser steps every stack. Adam is elementwise,
 so one Adam over the stacks is S separate Adams; the members' losses are summed, so each member's
 gradient is its own.
+The stacks of Linear weights are kept transposed ([S, in, out], the layout their gradients arrive in
+under vmap; models/stacking.py) and read through a transposed view, so no gradient is copied per step.
 
 Random numbers: member s draws everything from its own generators seeded with seeds[s], in a fixed
 order (per epoch a permutation; per batch the Bernoulli binarisation, then the Gaussian noise).
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from ..models.stacking import as_stack, linear_weights, stored
 from .loop import TrainConfig, binarized, make_optimizer
 from .step import LossMonitor, train_step
 
@@ -135,10 +138,16 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
         step_fn = None
     else:
         params, buffers = stack_module_state(models)
+        transposed = linear_weights(models[0])
+        kept = {k: stored(v.detach()).requires_grad_() if k in transposed else v for k, v in params.items()}
+
+        def stacks():  # the stacks in the members' layout: a transposed view of each kept Linear weight
+            return {k: as_stack(v) if k in transposed else v for k, v in kept.items()}
+
         template = copy.deepcopy(models[0]).to("meta")
         kl = None if weights[0] is None else torch.tensor(weights, device=device)
-        optimizer = (make_optimizer(params.values(), TrainConfig(lr=lrs[0], betas=cfg.betas))
-                     if len(set(lrs)) == 1 else StackedAdam(params.values(), lrs, cfg.betas))
+        optimizer = (make_optimizer(kept.values(), TrainConfig(lr=lrs[0], betas=cfg.betas))
+                     if len(set(lrs)) == 1 else StackedAdam(kept.values(), lrs, cfg.betas))
 
         def one(p, b, xb, eps, w):
             return _member_loss(lambda xx, ee: functional_call(template, (p, b), (xx,), {"op": "terms", "eps": ee}),
@@ -148,10 +157,10 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
 
         def step_fn(batch):
             xb, eps = batch
-            losses, terms = batched(params, buffers, xb, eps, kl)
+            losses, terms = batched(stacks(), buffers, xb, eps, kl)
             return losses.sum(), terms  # independent members: the sum's gradient is each member's own
 
-        grads = list(params.values())
+        grads = list(kept.values())
     histories = [[] for _ in models]
     monitor = LossMonitor(cfg.check_every, where=lambda s: f"epoch {s // math.ceil(n / bs)}, step {s}")
     for epoch in range(cfg.epochs):
@@ -180,7 +189,8 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
     monitor.close()
     if not plain:
         with torch.no_grad():
+            final = stacks()
             for s, m in enumerate(models):
                 for name, t in [*m.named_parameters(), *m.named_buffers()]:
-                    t.copy_((params if name in params else buffers)[name][s])
+                    t.copy_((final if name in final else buffers)[name][s])
     return histories
