@@ -29,8 +29,25 @@ ROWS = [
 ]
 
 
+# each ratio's contenders in a result's "rounds" (measured one right after the other in every round)
+PAIRS = {"vae_vs_dataloader": ("project", "reference"), "mixture_vs_loop": ("mixture", "loop"),
+         "mixture_vs_loop_graphed": ("mixture_graphed", "loop_graphed"), "ensemble_vs_separate": ("ensemble", "separate")}
+
+
+def round_ratios(r: dict, key: str) -> list[float]:
+    """The measure in each round, sorted (empty when the result keeps no rounds for it). A round's contenders run
+    one after the other, so the spread over rounds shows how much the machine moved the median."""
+    rounds = r.get("rounds", {})
+    if key == "roofline_fraction" and rounds.get("project") and rounds.get("matmul"):
+        return sorted(ips * r["vae_step_mflop_per_image"] / 1000 / mm for ips, mm in zip(rounds["project"], rounds["matmul"]))
+    a, b = PAIRS.get(key, (None, None))
+    if not rounds.get(a) or not rounds.get(b):
+        return []
+    return sorted(x / y for x, y in zip(rounds[a], rounds[b]))
+
+
 def _table(r: dict, gpu: bool) -> list[str]:
-    lines = ["| measure | measured | target | met |", "|---|---|---|---|"]
+    lines = ["| measure | measured (median) | rounds | target | met |", "|---|---|---|---|---|"]
     for key, what, cpu_target, gpu_target, fmt in ROWS:
         if key not in r:
             continue  # measured on one kind of device only, or by an older version of the benchmark
@@ -39,8 +56,10 @@ def _table(r: dict, gpu: bool) -> list[str]:
             continue  # a GPU-only target
         ok = target is not None and (r[key] <= target if key in AT_MOST else r[key] >= target)
         met = "n/a" if target is None else ("yes" if ok else "**no**")
-        lines.append(f"| {what} | {fmt.format(r[key])} | {'-' if target is None else fmt.format(target).replace('.00', '')} "
-                     f"| {met} |")
+        each = round_ratios(r, key)
+        spread = f"{fmt.format(each[0])} to {fmt.format(each[-1])}" if each else "-"
+        lines.append(f"| {what} | {fmt.format(r[key])} | {spread} | "
+                     f"{'-' if target is None else fmt.format(target).replace('.00', '')} | {met} |")
     ips = r["img_per_s"]
     lines += ["", f"Raw rates (medians of {r['settings']['rounds']} alternating rounds): VAE {ips['vae_project']:,.0f} img/s, "
               f"DataLoader reference {ips['vae_dataloader_reference']:,.0f} img/s; VAE step {r['vae_gflops']:.1f} GFLOP/s "

@@ -38,6 +38,26 @@ def test_readme_section_marks_met_and_missed_targets(tmp_path):
     assert "3.20x" in text and "0.41" in text and "No GPU run" in text
 
 
+
+def test_readme_table_shows_each_measure_over_the_rounds(tmp_path):
+    speed = load("readme_speed")
+    result = {"vae_vs_dataloader": 2.0, "roofline_fraction": 0.4, "mixture_vs_loop": 1.2, "ensemble_vs_separate": 1.0,
+              "matmul_gflops": 100.0, "vae_gflops": 40.0, "vae_step_mflop_per_image": 4.0, "device": "cpu", "torch": "x",
+              "threads": 2, "load_average_start_end": [[0.5, 0.4, 0.3], [0.6, 0.5, 0.4]], "settings": {"rounds": 3},
+              "img_per_s": {"vae_project": 1, "vae_dataloader_reference": 1, "mixture10_batched": 1, "mixture10_loop": 1,
+                            "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1},
+              "rounds": {"project": [10000, 20000, 15000], "reference": [10000, 5000, 6000], "matmul": [100, 100, 50],
+                         "mixture": [30, 36, 24], "loop": [20, 30, 24], "ensemble": [9, 10, 11], "separate": [10, 10, 10]}}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    assert speed.round_ratios(result, "vae_vs_dataloader") == [1.0, 2.5, 4.0]
+    assert speed.round_ratios(result, "roofline_fraction") == [0.4, 0.8, 1.2]  # img/s * MFLOP / 1000 / GFLOP/s
+    assert speed.round_ratios(result, "mnist_epoch_ms") == []
+    rows = [line for line in speed.speed_section(tmp_path).splitlines() if line.startswith("| ")]
+    assert rows[1].endswith("| 2.00x | 1.00x to 4.00x | 3x | **no** |")
+    assert rows[2].endswith("| 0.40 | 0.40 to 1.20 | 0.60 | **no** |")
+    assert rows[3].endswith("| 1.20x | 1.00x to 1.50x | 1.50x | **no** |")
+    assert rows[4].endswith("| 1.00x | 0.90x to 1.10x | 1x | yes |")
+
 def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
     speed = load("readme_speed")
     base = {"roofline_fraction": 0.05, "matmul_gflops": 1.0, "vae_gflops": 1.0, "vae_step_mflop_per_image": 3.28,
@@ -53,9 +73,9 @@ def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
     cpu_part, gpu_part = text.split("**GPU**")
     assert "MNIST epoch" not in cpu_part.split("Raw rates")[0]  # a GPU-only target
     epoch_row = next(line for line in gpu_part.splitlines() if "MNIST epoch (60,000 images)" in line)
-    assert epoch_row.endswith("| 30.0 | 35.0 | yes |")
+    assert epoch_row.endswith("| 30.0 | - | 35.0 | yes |")
     mixture_row = next(line for line in gpu_part.splitlines() if line.startswith("| mixture of 10"))
-    assert mixture_row.endswith("| 4.00x | 5x | **no** |")
+    assert mixture_row.endswith("| 4.00x | - | 5x | **no** |")
     assert "eager 900.0 ms" in gpu_part and "No GPU run" not in text
 
 
@@ -79,7 +99,7 @@ def test_readme_gpu_table_shows_the_graphed_mixture_and_where_a_step_goes(tmp_pa
     (tmp_path / "results_gpu.json").write_text(json.dumps(gpu))
     text = speed.speed_section(tmp_path)
     graphed = next(line for line in text.splitlines() if line.startswith("| the same pair"))
-    assert graphed.endswith("| 6.50x | 5x | yes |")
+    assert graphed.endswith("| 6.50x | - | 5x | yes |")
     # 469 steps per epoch: 938 ms -> 2000 us a step, of which the kernels take 100 us (5%): the annotation range
     # (its kernels are among the others) is not counted; the failed profile is left out
     assert ("compiled: 30 kernels, 100 us of kernel time in a 2000 us step (5%; the largest: "
