@@ -71,14 +71,15 @@ def eager_step_ops(batch: int = 128) -> int:
 
 def launch_check(r: dict, gpu: dict) -> str:
     """The launch assumption against the committed GPU measurement of the same kind of step."""
-    steps = math.ceil(gpu["gpu_epoch_images"] / 128)
+    batch = gpu.get("settings", {}).get("batch_size", 128)  # 128: results written before train_speed.py recorded it
+    steps = math.ceil(gpu["gpu_epoch_images"] / batch)
     eager_us = gpu["gpu_epoch_ms"]["eager"] * 1000 / steps
     graphed_us = gpu["gpu_epoch_ms"]["compiled_graph"] * 1000 / steps
-    ops = eager_step_ops()
+    ops = eager_step_ops(batch)
     per_op = eager_us / ops
     assumed = r["assumptions"]["launch_s_per_op"] * 1e6
     return (f"Checked against the one GPU measurement (`benchmarks/results_gpu.json`, {gpu['device']}): an eager training "
-            f"step of the 784-400-20 VAE at batch 128 dispatches {ops} operations and took {eager_us:,.0f} us, "
+            f"step of the 784-400-20 VAE at batch {batch} dispatches {ops} operations and took {eager_us:,.0f} us, "
             f"{per_op:.1f} us per operation against the assumed L = {assumed:g} us, so eager launch-bound steps would "
             f"take about {per_op / assumed:.1f} times the projected time on that machine. The same step compiled and "
             f"replayed as a CUDA graph (what `train()` does on CUDA for runs of 2,000 steps or more) took "

@@ -87,7 +87,7 @@ def _table(r: dict, gpu: bool) -> list[str]:
 def _kernels(r: dict) -> list[str]:
     """Where a GPU step's time goes: its kernels' summed device time against the step's wall time."""
     k = r.get("gpu_step_kernels") or {}
-    steps = -(-r["gpu_epoch_images"] // 128)
+    steps = -(-r["gpu_epoch_images"] // r["settings"].get("batch_size", 128))  # 128: results written before it was recorded
     parts = []
     for way, p in k.items():
         if "kernels_per_step" not in p or not p["kernels_per_step"]:

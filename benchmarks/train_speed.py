@@ -52,6 +52,9 @@ from lmvae_core.training.graphs import CudaGraphStep, StepBlock
 from lmvae_core.training.loop import steps_per_epoch
 
 
+BATCH = 128  # the batch size of every timed step (pytorch/examples' VAE), recorded in the results' settings
+
+
 class ExamplesVAE(nn.Module):
     """The architecture of pytorch/examples vae/main.py."""
 
@@ -107,7 +110,7 @@ def time_reference(root: str, device, n_images: int) -> float:
     from torchvision import datasets, transforms
 
     ds = datasets.MNIST(root, train=True, download=False, transform=transforms.ToTensor())
-    loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True,
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True,
                                          **({"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}))
     model = ExamplesVAE().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -134,7 +137,7 @@ def time_project(x: torch.Tensor, n_images: int) -> float:
     data = x[:n_images]
     sync(x.device)
     t0 = time.perf_counter()
-    train(model, data, TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False))
+    train(model, data, TrainConfig(epochs=1, batch_size=BATCH, binarize=None, progress=False))
     sync(x.device)
     return data.shape[0] / (time.perf_counter() - t0)
 
@@ -170,7 +173,7 @@ def time_epochs(x: torch.Tensor, settings: dict, epochs: int = 4) -> list[float]
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
         return timed_train(make_vae().to(x.device), x,
-                           TrainConfig(epochs=epochs, batch_size=128, binarize=None, progress=False, **settings))
+                           TrainConfig(epochs=epochs, batch_size=BATCH, binarize=None, progress=False, **settings))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
 
@@ -182,7 +185,7 @@ def step_kernels(x: torch.Tensor, settings: dict) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     model = make_vae().to(x.device)
-    cfg = TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False, **settings)
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, binarize=None, progress=False, **settings)
     train(model, x, cfg)
     steps = steps_per_epoch(x.shape[0], cfg.batch_size)
     sync(x.device)
@@ -214,7 +217,7 @@ def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = 128,
+def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = BATCH,
                  graph: bool = False) -> float:
     """Images per second through all k experts (each image counted once per step). graph (CUDA): the whole step
     replayed as a CUDA graph, 8 steps per replay, as train() runs long graph-safe runs; the first block, which
@@ -262,7 +265,7 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch:
 def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2, 3, 4)) -> float:
     """Member-images per second: each of the len(seeds) members sees n_images once."""
     data = x[:n_images]
-    cfg = TrainConfig(epochs=1, batch_size=128, binarize=None, progress=False)
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, binarize=None, progress=False)
     sync(x.device)
     t0 = time.perf_counter()
     train_ensemble(make_vae, data, cfg, seeds=list(seeds), stacked=stacked)
@@ -351,7 +354,7 @@ def main() -> None:
             "gpu_epoch_images": x.shape[0], "gpu_step_kernels": kernels} if cuda else {}),
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
         "load_average_start_end": [list(load_before), list(os.getloadavg())],
-        "settings": {"images": args.images, "mixture_steps": args.mixture_steps,
+        "settings": {"batch_size": BATCH, "images": args.images, "mixture_steps": args.mixture_steps,
                      "ensemble_images": args.ensemble_images, "rounds": args.rounds},
     }
     print(f"\nmedians of {args.rounds} rounds: VAE {m['project']:.0f} img/s vs DataLoader {m['reference']:.0f} "
