@@ -22,7 +22,7 @@ the compile and the capture. `vae_vs_dataloader` and `mnist_epoch_ms` use the lo
 (compile and graph, fp32). `gpu_step_kernels` counts the GPU kernels of one step and their summed
 time (torch.profiler over an epoch, eager-compiled and graphed), which tells launch gaps from kernel time.
 The contenders alternate over several rounds and the medians are reported, so that background load
-affects both alike. The load average at the start and end is recorded, since other jobs may share the CPU.
+affects both alike; each pair runs one right after the other, in swapped order every other round. The load average at the start and end is recorded, since other jobs may share the CPU.
 
 Usage: python benchmarks/train_speed.py [--device auto] [--images 12800] [--rounds 3] [--json FILE]
 """
@@ -301,22 +301,28 @@ def main() -> None:
     if cuda:
         runs |= {"mixture_graphed": [], "loop_graphed": []}
     epochs = {v: [] for v in GPU_VARIANTS}
+    def project() -> float:
+        if not cuda:
+            return time_project(x, args.images)
+        for v, flags in GPU_VARIANTS.items():
+            epochs[v].append(time_epochs(x, flags))
+        return x.shape[0] / statistics.median(epochs["compiled_graph"][-1][1:])
+
+    def pair(r: int, first: tuple, second: tuple) -> None:
+        """Time two contenders one right after the other, in swapped order every other round, so that neither
+        always runs in the state the other leaves behind (caches, the allocator's free blocks)."""
+        for name, timed in (first, second) if r % 2 == 0 else (second, first):
+            runs[name].append(timed())
+
+    steps, images = args.mixture_steps, args.ensemble_images
     for r in range(args.rounds):
-        runs["reference"].append(time_reference(root, device, args.images))
-        if cuda:
-            for v, flags in GPU_VARIANTS.items():
-                epochs[v].append(time_epochs(x, flags))
-            runs["project"].append(x.shape[0] / statistics.median(epochs["compiled_graph"][-1][1:]))
-        else:
-            runs["project"].append(time_project(x, args.images))
+        pair(r, ("reference", lambda: time_reference(root, device, args.images)), ("project", project))
         runs["matmul"].append(time_matmul(device))
-        runs["mixture"].append(time_mixture(x, True, args.mixture_steps))
-        runs["loop"].append(time_mixture(x, False, args.mixture_steps))
+        pair(r, ("mixture", lambda: time_mixture(x, True, steps)), ("loop", lambda: time_mixture(x, False, steps)))
         if cuda:
-            runs["mixture_graphed"].append(time_mixture(x, True, args.mixture_steps, graph=True))
-            runs["loop_graphed"].append(time_mixture(x, False, args.mixture_steps, graph=True))
-        runs["ensemble"].append(time_ensemble(x, True, args.ensemble_images))
-        runs["separate"].append(time_ensemble(x, False, args.ensemble_images))
+            pair(r, ("mixture_graphed", lambda: time_mixture(x, True, steps, graph=True)),
+                 ("loop_graphed", lambda: time_mixture(x, False, steps, graph=True)))
+        pair(r, ("ensemble", lambda: time_ensemble(x, True, images)), ("separate", lambda: time_ensemble(x, False, images)))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items())
               + "".join(f"; {v} epochs {[round(t * 1000, 1) for t in e[-1]]} ms" for v, e in epochs.items() if e))
     m = {k: statistics.median(v) for k, v in runs.items()}
@@ -359,9 +365,9 @@ def main() -> None:
     }
     print(f"\nmedians of {args.rounds} rounds: VAE {m['project']:.0f} img/s vs DataLoader {m['reference']:.0f} "
           f"-> {result['vae_vs_dataloader']:.2f}x; VAE {vae_gflops:.1f} GFLOP/s of {m['matmul']:.1f} measured "
-          f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop "
-          f"({result.get('mixture_vs_loop_graphed', float('nan')):.2f}x both graphed); "
-          f"ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
+          f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop"
+          + (f" ({result['mixture_vs_loop_graphed']:.2f}x both graphed)" if cuda else "")
+          + f"; ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
     if cuda:
         print("steady epoch ms: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_epoch_ms"].items())
               + "; first epoch s: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_first_epoch_s"].items()))
