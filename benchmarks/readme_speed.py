@@ -69,6 +69,7 @@ def _table(r: dict, gpu: bool) -> list[str]:
               f"{ips['ensemble5_separate_member_images']:,.0f} member-images/s. Device: {r['device']}, torch {r['torch']}, "
               f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
               f"{r['load_average_start_end'][1][0]:.2f}."]
+    lines += _spread(r)
     if "gpu_epoch_ms" in r:
         ways = ", ".join(f"{k.replace('_', ' ')} {v:,.1f} ms" for k, v in r["gpu_epoch_ms"].items())
         lines += ["", f"Steady MNIST epoch of the VAE ({r['gpu_epoch_images']:,} images, median of the epochs after the "
@@ -82,6 +83,16 @@ def _table(r: dict, gpu: bool) -> list[str]:
         lines += ["", f"Other jobs shared the machine during this run (load average above its {r['threads']} threads): "
                   "the rates are far below a quiet machine's and the ratios are noisy; re-run it on a quiet machine."]
     return lines
+
+
+def _spread(r: dict) -> list[str]:
+    """How far the machine moved the contenders between rounds: each one's fastest round over its slowest."""
+    rounds = {k: v for k, v in r.get("rounds", {}).items() if v and k != "matmul"}
+    if not rounds:
+        return []
+    each = ", ".join(f"{k.replace('_', ' ')} {max(v) / min(v):.2f}x" for k, v in rounds.items())
+    return ["", f"Fastest round over slowest, per contender: {each}. A contender that moves much more than the other "
+            "side of its pair moves that pair's ratio with it; the rounds column above shows by how much."]
 
 
 def _kernels(r: dict) -> list[str]:
@@ -185,8 +196,9 @@ def _bounds(b: dict) -> list[str]:
 
 
 def speed_section(results_dir: Path = HERE) -> str:
-    lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run, alternating "
-             "the contenders over rounds and taking medians. This section is written by `benchmarks/readme_speed.py` "
+    lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the two "
+             "contenders run one right after the other, in swapped order every other round (results written before "
+             "this kept one order), and the table gives the median over the rounds and the range of each round's own value. This section is written by `benchmarks/readme_speed.py` "
              "from the committed results files."]
     for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
         path = results_dir / name

@@ -59,6 +59,9 @@ def test_readme_table_shows_each_measure_over_the_rounds(tmp_path):
     assert rows[2].endswith("| 0.40 | 0.40 to 1.20 | 0.60 | **no** |")
     assert rows[3].endswith("| 1.20x | 1.00x to 1.50x | 1.50x | **no** |")
     assert rows[4].endswith("| 1.00x | 0.90x to 1.10x | 1x | yes |")
+    spread = speed._spread(result)[1]  # each contender's fastest round over its slowest; the matmul is no contender
+    assert "project 2.00x, reference 2.00x, mixture 1.50x, loop 1.50x, ensemble 1.22x, separate 1.00x." in spread
+    assert "matmul" not in spread and speed._spread(cpu_result()) == []
 
 
 def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
