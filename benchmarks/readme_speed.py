@@ -198,8 +198,8 @@ def _bounds(b: dict) -> list[str]:
 def speed_section(results_dir: Path = HERE) -> str:
     lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the two "
              "contenders run one right after the other, in swapped order every other round (results written before "
-             "this kept one order), and the table gives the median over the rounds and the range of each round's own value. This section is written by `benchmarks/readme_speed.py` "
-             "from the committed results files."]
+             "this kept one order), and the table gives the median over the rounds and the range of each round's own "
+             "value. This section is written by `benchmarks/readme_speed.py` from the committed results files."]
     for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
         path = results_dir / name
         if path.exists():
