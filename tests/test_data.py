@@ -82,3 +82,17 @@ def test_resize_and_rgb(mnist_sample):
 def test_limits_are_class_balanced():
     s = load_split("mnist", "train", DataConfig(source="sample", train_limit=100))
     assert len(s) == 100 and torch.bincount(s.y).tolist() == [10] * 10
+
+
+def test_dynamic_binarisation_draws_each_pixel_with_its_intensity_as_probability():
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0])
+    x = p.repeat(100_000, 1)
+    b = binarize_dynamic(x, torch.Generator().manual_seed(1))
+    assert b.dtype == x.dtype and set(b.unique().tolist()) <= {0.0, 1.0}
+    freq = b.mean(0)
+    assert freq[0] == 0 and freq[4] == 1  # never above an intensity of 0, always at 1
+    sd = (p * (1 - p) / x.shape[0]).sqrt()
+    assert ((freq - p).abs() <= 4 * sd + 1e-9).all(), freq
+    # the same generator state gives the same draw
+    assert torch.equal(binarize_dynamic(x[:10], torch.Generator().manual_seed(5)),
+                       binarize_dynamic(x[:10], torch.Generator().manual_seed(5)))

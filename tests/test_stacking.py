@@ -3,7 +3,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from lmvae_core.models import VAE, ExpertMixture
-from lmvae_core.models.stacking import as_stack, linear_weights, stored
+from lmvae_core.models.stacking import as_stack, as_stacks, linear_weights, stored
 
 
 def make():
@@ -62,3 +62,11 @@ def test_mixture_keeps_linear_weights_transposed_and_the_experts_see_them(mnist_
         assert w.data_ptr() == kept[n][1].data_ptr() and torch.equal(w, kept[n][1].t())  # a view of the stack
         assert kept[n].grad.data_ptr() == seen[n]  # no copy of the gradient
         assert torch.equal(m.expert_grads(1)[n], kept[n].grad[1].t())
+
+
+def test_as_stacks_views_only_the_named_tensors_and_keeps_none():
+    kept = {"w": torch.arange(24.0).view(2, 3, 4), "b": torch.zeros(2, 4), "g": None}
+    out = as_stacks(kept, {"w", "g"})
+    assert out["w"].shape == (2, 4, 3) and out["w"].data_ptr() == kept["w"].data_ptr()
+    assert torch.equal(out["w"][1], kept["w"][1].t())
+    assert out["b"] is kept["b"] and out["g"] is None

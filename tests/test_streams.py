@@ -46,3 +46,14 @@ def test_batch_indices_cover_everything_once():
     idx = torch.cat(list(batch_indices(1000, 128, generator=g)))
     assert torch.equal(idx.sort().values, torch.arange(1000))
     assert sum(1 for _ in batch_indices(1000, 128, drop_last=True)) == 7
+
+
+def test_take_rows_is_indexing_by_rows():
+    from lmvae_core.data.streams import take_rows
+
+    x = torch.randn(50, 1, 4, 4)
+    idx = torch.randperm(50)[:12]
+    assert torch.equal(take_rows(x, idx), x[idx])
+    assert torch.equal(take_rows(x, idx.view(3, 4)), x[idx.view(3, 4)])  # a block of batches
+    y = torch.arange(50)
+    assert torch.equal(take_rows(y, idx), y[idx])

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.preprocess import binarize_dynamic
+from ..data.streams import take_rows
 from ..metrics import iwae_log_likelihood
 from ..models.lgm import (LGM, LGMConfig, add_fisher, anneal, diagonal_fisher, ewc_penalty, fork,
                           student_teacher_loss)
@@ -100,7 +101,7 @@ class LGMLearner(BaseLearner):
                 replay = teacher.sample(real.shape[0], generator=gd)
             elif pool is not None:
                 idx = torch.randint(0, pool.shape[0], (real.shape[0],), device=self.device, generator=gd)
-                replay = binarize_dynamic(pool[idx], gd)
+                replay = binarize_dynamic(take_rows(pool, idx), gd)
             if replay is not None:
                 self.replayed_rows += replay.shape[0]
             loss, terms = student_teacher_loss(student, teacher, real, replay, self.gamma_c,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.preprocess import binarize_dynamic
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from ..training.loop import fit_batches, make_optimizer
@@ -60,7 +61,7 @@ class OCMLearner(BaseLearner):
         data = torch.cat([self.stm_x, self.ltm_x])
         n, bs = data.shape[0], self.config.batch_size
         for _ in range(epochs):
-            xb_all = torch.bernoulli(data)
+            xb_all = binarize_dynamic(data)
             order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
             for s in range(0, n, bs):
                 self.steps += 1
@@ -92,7 +93,7 @@ class OCMLearner(BaseLearner):
         return {"scores_mean": float("nan"), "added": len(moves)}
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(torch.bernoulli(x) if self.config.embed_binarized else x)
+        return self.model.embed(binarize_dynamic(x) if self.config.embed_binarized else x)
 
     def choose(self) -> tuple[torch.Tensor, dict]:
         """The STM samples that pass the kernel rule against the current LTM, best first (caps not applied)."""
@@ -127,7 +128,7 @@ class OCMLearner(BaseLearner):
 
     def memory_loglik(self) -> float:
         """R: mean IWAE log-likelihood of STM u LTM, averaged over components."""
-        data = torch.bernoulli(torch.cat([self.stm_x, self.ltm_x]), generator=None)
+        data = binarize_dynamic(torch.cat([self.stm_x, self.ltm_x]))
         return float(self.model.iwae_per_component(data, self.config.r_samples).mean())
 
     def maybe_expand(self, r: float) -> bool:

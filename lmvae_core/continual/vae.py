@@ -13,6 +13,7 @@ from dataclasses import asdict
 import torch
 from torch import nn
 
+from ..data.preprocess import binarize_dynamic
 from ..metrics import iwae_log_likelihood, mixture_log_likelihood
 from ..models.binarized import BinarizedVAE, BinarizedVAEConfig
 from ..models.mixture import ExpertMixture
@@ -54,7 +55,7 @@ def replay_loss(learner: "SequentialVAE", old: nn.Module, t: int):
 
     def loss_fn(batch):
         with torch.no_grad():
-            replay = torch.bernoulli(old.sample(batch.shape[0]))
+            replay = binarize_dynamic(old.sample(batch.shape[0]))
         learner.replayed_rows += batch.shape[0]
         cur, terms = model.loss(batch)
         rep, _ = model.loss(replay)
@@ -122,7 +123,7 @@ class MixtureOfVAEs(BaseLearner):
         history = self.fit(task, self.model.loss, make_optimizer(self.model.parameters(), self.optim), self.model)
         x = task.x
         with torch.no_grad():
-            gates = [self.model.gate(torch.bernoulli(x[i:i + 2000])) for i in range(0, len(x), 2000)]
+            gates = [self.model.gate(binarize_dynamic(x[i:i + 2000])) for i in range(0, len(x), 2000)]
         self.usage = torch.cat(gates).mean(0).cpu()
         self._memory_images = x.shape[0]
         self.tasks_done += 1

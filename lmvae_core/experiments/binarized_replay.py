@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..continual import SequentialVAE, from_train_config, pack, run_stream
-from ..data.preprocess import binarize_fixed
+from ..data.preprocess import binarize_dynamic, binarize_fixed
 from ..data.streams import class_split_stream, load_split
 from ..metrics import TaskMatrix, fid
 from ..models.binarized import BinarizedVAE
@@ -44,7 +44,7 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
         for rnd in range(s["overhead_rounds"] + 1):
             idx = [torch.randint(0, x.shape[0], (s["batch"],), generator=g).to(x.device)
                    for _ in range(s["overhead_steps"])]
-            batches = [torch.bernoulli(x[i]) for i in idx]
+            batches = [binarize_dynamic(x[i]) for i in idx]
             for name in (("plain", "binarized") if rnd % 2 == 0 else ("binarized", "plain")):
                 m, opt = models[name], opts[name]
                 m.train()

@@ -10,13 +10,17 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 class _BernoulliLogProb(torch.autograd.Function):
-    """x * l - softplus(l), elementwise, with softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
+    """x * l - softplus(l), elementwise, computed as log(sigmoid(|l|)) - max(l, 0) + x * l.
 
     Why not F.binary_cross_entropy_with_logits or F.softplus: on a CPU both go through ATen's log1p, which is
     not vectorised (about 10 ns per element on one thread against 1 ns for exp); over a batch of MNIST logits
     it took more time than the step's three largest matrix products, and most of an IWAE evaluation.
-    log(1 + e) for e = exp(-|l|) in (0, 1] differs from log1p(e) by at most half an ulp of 1.0 (6e-8 nats
-    per pixel); against a float64 reference the sum over an image is as accurate as the fused loss (tested).
+    softplus(l) = max(l, 0) - log(sigmoid(|l|)); sigmoid(|l|) lies in [0.5, 1), so its rounding (half an ulp of
+    1.0) moves the log by at most 6e-8 nats per pixel, as log(1 + exp(-|l|)) would; against a float64 reference
+    the sum over an image is as accurate as the fused loss (tested). Six passes over the logits (abs, sigmoid,
+    log, clamp, sub, addcmul; log and sub in place) where exp(-|l|) took nine: forward and backward of a 128 x 784
+    batch on 2 CPU threads, medians of 15 alternating rounds in one process, 306 and 304 against 489 and 365 us
+    (two runs).
     The backward is the exact derivative, x - sigmoid(l), in one pass (autograd through the formula would
     take six). Written for torch.func: vmap, per-sample grad (LGM) and torch.compile all work through it."""
 
@@ -24,7 +28,8 @@ class _BernoulliLogProb(torch.autograd.Function):
 
     @staticmethod
     def forward(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x * logits - logits.clamp_min(0) - torch.log(1 + torch.exp(-logits.abs()))
+        # in place only on tensors made here from the logits (under vmap, x may be batched where the logits are not)
+        return torch.addcmul(torch.sigmoid(logits.abs()).log_().sub_(logits.clamp_min(0)), x, logits)
 
     @staticmethod
     def setup_context(ctx, inputs, output):

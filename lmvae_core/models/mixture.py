@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .base import MODEL_REGISTRY, register_model
-from .stacking import as_stack, linear_weights, stored
+from .stacking import as_stacks, linear_weights, stored
 from .vae import VAE
 
 GROUPS = ("trainable", "frozen")
@@ -115,24 +115,26 @@ class ExpertMixture(nn.Module):
     def _link(self) -> None:
         """Point every expert's tensors at its rows of the stacks (after a restack, .to(), a copy)."""
         for group, ids in self._ids.items():
+            stacks = as_stacks(self._kept(group), self._transposed) if ids else {}
             for i, k in enumerate(ids):
                 e = self._experts[k]
                 for n in self._param_names:
                     p = e.get_parameter(n)
-                    p.data = self._stack(group, n).data[i]
+                    p.data = stacks[n].data[i]
                     p.requires_grad_(group == "trainable")
                     p.grad = None
                 for n in self._buffer_names:
                     e.get_buffer(n).data = self._buffers[_slot(group, n, True)][i]
                 e._mixture_owner = weakref.ref(self)
 
-    def _stack(self, group: str, name: str) -> torch.Tensor:
-        """The stack [K, ...] of parameter `name` in the experts' own layout (a view for a Linear weight)."""
-        kept = self._parameters[_slot(group, name)]
-        return as_stack(kept) if name in self._transposed else kept
+    def _kept(self, group: str, attr: str | None = None) -> dict[str, torch.Tensor | None]:
+        """The group's stored stacks by parameter name (attr='grad': their gradients), in the stored layout."""
+        kept = {n: self._parameters[_slot(group, n)] for n in self._param_names}
+        return kept if attr is None else {n: getattr(t, attr) for n, t in kept.items()}
 
     def _stacks(self, group: str, rows: list[int] | None = None):
-        params = {n: self._stack(group, n) for n in self._param_names}
+        """The group's stacks [K, ...] in the experts' own layout (a view for a Linear weight), and its buffers."""
+        params = as_stacks(self._kept(group), self._transposed)
         buffers = {n: self._buffers[_slot(group, n, True)] for n in self._buffer_names}
         if rows is not None and rows != list(range(len(self._ids[group]))):
             index = torch.as_tensor(rows, device=self.frozen_mask.device)
@@ -233,8 +235,8 @@ class ExpertMixture(nn.Module):
     def expert_grads(self, k: int) -> dict[str, torch.Tensor | None]:
         """Expert k's gradients: its rows of the stacks' .grad (None for a frozen expert or before backward)."""
         group, i = self._where(k)
-        grads = {n: self._parameters[_slot(group, n)].grad for n in self._param_names}
-        return {n: None if g is None else (as_stack(g) if n in self._transposed else g)[i] for n, g in grads.items()}
+        grads = as_stacks(self._kept(group, "grad"), self._transposed)
+        return {n: None if g is None else g[i] for n, g in grads.items()}
 
     # -- evaluation -------------------------------------------------------------------------------
     def _where(self, k: int) -> tuple[str, int]:

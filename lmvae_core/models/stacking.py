@@ -34,4 +34,10 @@ def as_stack(kept: torch.Tensor) -> torch.Tensor:
     return kept.transpose(1, 2)
 
 
-__all__ = ["as_stack", "linear_weights", "stored"]
+def as_stacks(kept: dict[str, torch.Tensor | None], transposed: set[str]) -> dict[str, torch.Tensor | None]:
+    """Every kept tensor (or gradient) in the model's layout: `as_stack` for the names in `transposed`, the others
+    as they are (None stays None)."""
+    return {k: as_stack(v) if k in transposed and v is not None else v for k, v in kept.items()}
+
+
+__all__ = ["as_stack", "as_stacks", "linear_weights", "stored"]

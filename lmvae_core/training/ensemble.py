@@ -28,7 +28,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..models.stacking import as_stack, linear_weights, stored
+from ..data.preprocess import binarize_dynamic
+from ..data.streams import take_rows
+from ..models.stacking import as_stacks, linear_weights, stored
 from .loop import TrainConfig, binarized, make_optimizer
 from .step import LossMonitor, train_step
 
@@ -52,7 +54,7 @@ class _MemberDraws:
         return torch.randperm(n, generator=self.order).to(device)
 
     def batch(self, xb: torch.Tensor, mode: str | None) -> torch.Tensor:
-        return torch.bernoulli(xb, generator=self.noise) if mode == "dynamic" else xb
+        return binarize_dynamic(xb, self.noise) if mode == "dynamic" else xb
 
     def eps(self, n: int, latent_dim: int, device) -> torch.Tensor:
         return torch.randn(n, latent_dim, generator=self.noise, device=device)
@@ -142,7 +144,7 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
         kept = {k: stored(v.detach()).requires_grad_() if k in transposed else v for k, v in params.items()}
 
         def stacks():  # the stacks in the members' layout: a transposed view of each kept Linear weight
-            return {k: as_stack(v) if k in transposed else v for k, v in kept.items()}
+            return as_stacks(kept, transposed)
 
         template = copy.deepcopy(models[0]).to("meta")
         kl = None if weights[0] is None else torch.tensor(weights, device=device)
@@ -167,7 +169,7 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
         order = torch.stack([d.permutation(n, device) for d in draws])  # [S, n]
         for start in range(0, n, bs):
             idx = order[:, start:start + bs]
-            xb = torch.stack([d.batch(x[i], mode) for d, i in zip(draws, idx)])
+            xb = torch.stack([d.batch(take_rows(x, i), mode) for d, i in zip(draws, idx)])
             eps = torch.stack([d.eps(idx.shape[1], latent, device) for d in draws])
             if plain:
                 loss, terms = train_step(lambda b: _member_loss(
