@@ -69,7 +69,7 @@ def _table(r: dict, gpu: bool) -> list[str]:
               f"{ips['ensemble5_separate_member_images']:,.0f} member-images/s. Device: {r['device']}, torch {r['torch']}, "
               f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
               f"{r['load_average_start_end'][1][0]:.2f}."]
-    lines += _spread(r)
+    lines += _spread(r) + _processes(r)
     if "gpu_epoch_ms" in r:
         ways = ", ".join(f"{k.replace('_', ' ')} {v:,.1f} ms" for k, v in r["gpu_epoch_ms"].items())
         lines += ["", f"Steady MNIST epoch of the VAE ({r['gpu_epoch_images']:,} images, median of the epochs after the "
@@ -93,6 +93,21 @@ def _spread(r: dict) -> list[str]:
     each = ", ".join(f"{k.replace('_', ' ')} {max(v) / min(v):.2f}x" for k, v in rounds.items())
     return ["", f"Fastest round over slowest, per contender: {each}. A contender that moves much more than the other "
             "side of its pair moves that pair's ratio with it; the rounds column above shows by how much."]
+
+
+def _processes(r: dict) -> list[str]:
+    """A pooled run (train_speed.py --processes N): how far apart the processes' own medians fell."""
+    each = r.get("per_process")
+    if not each:
+        return []
+    names = {"vae_vs_dataloader": "VAE vs DataLoader", "roofline_fraction": "roofline fraction",
+             "mixture_vs_loop": "mixture vs loop", "ensemble_vs_separate": "ensemble vs separate"}
+    ranges = "; ".join(f"{name} {min(p[k] for p in each):.2f} to {max(p[k] for p in each):.2f}"
+                       for k, name in names.items() if all(k in p for p in each))
+    return ["", f"The rounds come from {len(each)} fresh processes run one after the other, "
+            f"{r['settings'].get('rounds_per_process', '?')} rounds each, pooled: on this machine a process tends to "
+            f"keep one speed for its plain VAE step, so one process's rounds sample one speed. Each process's own "
+            f"medians ranged: {ranges}."]
 
 
 def _kernels(r: dict) -> list[str]:

@@ -157,3 +157,52 @@ def test_readme_bounds_rule_a_target_out_only_when_every_round_misses_it():
     par["rounds"] = {"one_process_2_threads": [6.0, 7.0, 6.0], "two_processes_1_thread": [8.0, 8.0, 8.0]}
     text = "\n".join(speed._bounds(b))
     assert "target 1.7x, **out of reach on this CPU**: from each contender's fastest round it is 1.50x" in text
+
+
+def test_pooled_runs_pool_every_process_rounds_and_keep_each_process_medians(monkeypatch):
+    """--processes N: the medians are taken over the rounds of all N child processes together."""
+    import argparse
+    import torch
+
+    bench = load("train_speed")
+    real_run = bench.subprocess.run
+
+    # child i measures every contender at rate 1 in its rounds, except the project at 10 * (i + 1) img/s
+    def fake_run(cmd, check=False, **kwargs):
+        if "--json" not in cmd:  # another caller (platform.processor() runs uname)
+            return real_run(cmd, check=check, **kwargs)
+        i = fake_run.calls
+        fake_run.calls += 1
+        rounds = {k: [1.0, 1.0] for k in ("reference", "matmul", "mixture", "loop", "ensemble", "separate")}
+        rounds["project"] = [10.0 * (i + 1)] * 2
+        args = argparse.Namespace(images=1, mixture_steps=1, ensemble_images=1, rounds=2)
+        child = bench.summarise(rounds, {}, {}, torch.device("cpu"), 0, args)
+        child["load_average_start_end"] = [[i, 0, 0], [i + 0.5, 0, 0]]
+        Path(cmd[cmd.index("--json") + 1]).write_text(json.dumps(child))
+    fake_run.calls = 0
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    args = argparse.Namespace(processes=3, rounds=2, images=1, mixture_steps=1, ensemble_images=1, data_root=None)
+    r = bench.pooled(args)
+    assert fake_run.calls == 3
+    assert r["rounds"]["project"] == [10.0, 10.0, 20.0, 20.0, 30.0, 30.0]
+    assert r["vae_vs_dataloader"] == 20.0  # the median of the pooled rounds, not of one process
+    assert [p["vae_vs_dataloader"] for p in r["per_process"]] == [10.0, 20.0, 30.0]
+    assert r["settings"]["rounds"] == 6 and r["settings"]["processes"] == 3 and r["settings"]["rounds_per_process"] == 2
+    assert r["load_average_start_end"] == [[0, 0, 0], [2.5, 0, 0]]
+
+
+def test_readme_says_when_the_rounds_were_pooled_from_several_processes(tmp_path):
+    speed = load("readme_speed")
+    result = cpu_result(vae_vs_dataloader=2.0, roofline_fraction=0.4, mixture_vs_loop=1.2, ensemble_vs_separate=1.0,
+                        matmul_gflops=100.0, vae_gflops=40.0, vae_step_mflop_per_image=4.0,
+                        per_process=[{"vae_vs_dataloader": 2.5, "roofline_fraction": 0.5, "mixture_vs_loop": 1.1,
+                                      "ensemble_vs_separate": 0.9},
+                                     {"vae_vs_dataloader": 1.9, "roofline_fraction": 0.3, "mixture_vs_loop": 1.4,
+                                      "ensemble_vs_separate": 1.3}])
+    result["settings"] |= {"processes": 2, "rounds_per_process": 4}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    text = speed.speed_section(tmp_path)
+    assert "from 2 fresh processes run one after the other, 4 rounds each, pooled" in text
+    assert ("VAE vs DataLoader 1.90 to 2.50; roofline fraction 0.30 to 0.50; mixture vs loop 1.10 to 1.40; "
+            "ensemble vs separate 0.90 to 1.30.") in text
+    assert speed._processes(cpu_result()) == []
