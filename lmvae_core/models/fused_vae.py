@@ -5,7 +5,7 @@ bookkeeping for those (a graph node per operation, saved tensors, the activation
 kernels) cost about a quarter of the step. This module computes the same loss as `VAE.terms` (the same
 operations in the forward pass, so the same values) and writes the gradients of every weight directly: one
 autograd node for the whole network. Measured through `train` side by side in one process, alternating
-(784-400-20, batch 128, 2 threads, MNIST, 3 processes of 5 rounds): 33.0-34.7k against 31.4-32.6k img/s in the
+(784-400-20, batch 128, 2 threads, MNIST, 3 processes of 5 rounds): 32.8-34.7k against 31.4-32.6k img/s in the
 rounds after each process's first, about 1.06x; a sketch that skipped the loss value's own passes reached 1.25x,
 so computing the reported loss takes most of the rest.
 
