@@ -103,15 +103,8 @@ def first_layer_ms(layers, batch: int, experts: int = 10, reps: int = 30) -> flo
     torch.manual_seed(0)
     x, w, g = torch.randn(batch, i), torch.randn(i, experts * o), torch.randn(batch, experts * o)
     xb, wb, gb = x.expand(experts, batch, i), torch.randn(experts, i, o), torch.randn(experts, o, batch)
-
-    def timed(f) -> float:
-        f()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            f()
-        return 1e3 * (time.perf_counter() - t0) / reps
-
-    return min(timed(lambda: (x @ w, g.t() @ x)), timed(lambda: (torch.bmm(xb, wb), torch.bmm(gb, xb))))
+    wide = ms_per_call(lambda: (x @ w, g.t() @ x), reps)
+    return min(wide, ms_per_call(lambda: (torch.bmm(xb, wb), torch.bmm(gb, xb)), reps))
 
 
 def adam_ms(params, reps: int = 30) -> float:
@@ -122,11 +115,16 @@ def adam_ms(params, reps: int = 30) -> float:
     for p in params:
         p.grad = torch.randn_like(p)
     opt = make_optimizer(params, TrainConfig())
-    for _ in range(3):
-        opt.step()
+    return ms_per_call(opt.step, reps, warmup=3)
+
+
+def ms_per_call(f, reps: int, warmup: int = 1) -> float:
+    """Milliseconds per call of f(), called `reps` times back to back after `warmup` untimed calls."""
+    for _ in range(warmup):
+        f()
     t0 = time.perf_counter()
     for _ in range(reps):
-        opt.step()
+        f()
     return 1e3 * (time.perf_counter() - t0) / reps
 
 
@@ -207,13 +205,13 @@ def main() -> None:
     from train_speed import time_matmul, time_mixture
 
     hidden, latent, batch = NETS["784-400-20, batch 128 (train_speed.py)"]
-    gemms = step_gemms(vae_layers(hidden, latent), batch)
+    layers = vae_layers(hidden, latent)
+    gemms = step_gemms(layers, batch)
     x = (torch.rand(128 * 30, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     from lmvae_core.models import ExpertMixture
 
     from train_speed import make_vae
 
-    layers = vae_layers(hidden, latent)
     flops_first10 = 2 * 10 * sum(m * k * n for m, k, n in step_gemms(layers[:1], batch))  # forward, weight gradient
     mixture_params = ExpertMixture(make_vae, 10).trainable_parameters()
     rates = {"square": [], "step": [], "loop10": [], "bmm10": [], "loop10_step_ms": [], "loop10_step_ms_batch1": [],

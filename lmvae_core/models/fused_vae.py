@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .likelihoods import _BernoulliLogProb
+
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # VAE.encode clamps logvar to this range; the gradient stops outside it
 
 
@@ -51,7 +53,6 @@ def fused_loss(model, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Te
     head = model.encoder.head
     dec = _linears(model.decoder.net)
     params = [t for layer in (*enc, head, *dec) for t in (layer.weight, layer.bias)]
-    # the same random draw as VAE.reparameterize: one standard normal per latent, after the encoder
     latent = model.config.latent_dim
     loss, recon, kl = _FusedVAELoss.apply(x.reshape(x.shape[0], -1), latent, float(model.config.beta),
                                           len(enc), len(dec), *params)
@@ -77,7 +78,7 @@ class _FusedVAELoss(torch.autograd.Function):
         head = torch.addmm(b[n_enc], h, w[n_enc].t())
         mu, raw_logvar = head[:, :latent], head[:, latent:]
         logvar = raw_logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
-        eps = torch.randn_like(mu)
+        eps = torch.randn_like(mu)  # the same draw as VAE.reparameterize: after the encoder, one per latent
         std = torch.exp(0.5 * logvar)
         z = mu + eps * std
         h = z
@@ -91,10 +92,10 @@ class _FusedVAELoss(torch.autograd.Function):
                 acts.append(h)
             else:
                 logits = a
-        # -log p(x|z) per image, the formula of likelihoods._BernoulliLogProb
-        log_px = torch.addcmul(torch.sigmoid(logits.abs()).log_().sub_(logits.clamp_min(0)), x, logits)
-        recon = -log_px.sum(-1)
-        kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1)
+        from .vae import gaussian_kl  # (vae.py imports this module)
+
+        recon = -_BernoulliLogProb.forward(logits, x).sum(-1)  # the likelihood's own CPU formula, without its node
+        kl = gaussian_kl(mu, logvar).sum(-1)
         loss = (recon + beta * kl).mean()
         ctx.save_for_backward(x, logits, mu, raw_logvar, eps, std, *params, *acts[1:], *pre)
         ctx.dims = (latent, beta, n_enc, n_dec, len(params), len(acts) - 1)
