@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                           "(default: serial, or $LMVAE_DASK_SCHEDULER)")
     rep.add_argument("--cold", action="store_true",
                      help="start from an empty cache (a fresh folder under the work root, shared by the notebooks of "
-                          "this call) and record the wall time as `cold_seconds` in each run_info.json")
+                          "this call) and record the wall time as `cold_seconds` in each run_info.json; the "
+                          "cache is deleted at the end")
+    rep.add_argument("--keep-cold-cache", action="store_true",
+                     help="with --cold: keep the cold run's cache folder instead of deleting it at the end")
     rep.add_argument("--offline", action="store_true",
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = reproduce(args.profile, args.only, args.out, args.executed, args.in_place,
                                 offline=args.offline, data_root=args.data_root, executor=args.executor,
-                                cold=args.cold)
+                                cold=args.cold, keep_cold_cache=args.keep_cold_cache)
         except DataMissingError as err:
             print(f"lmvae reproduce: nothing was run.\n{err}", file=sys.stderr)
             return 3

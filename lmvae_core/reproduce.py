@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -89,12 +91,15 @@ def error_line(err: Exception) -> str:
 def reproduce(profile: str | None = "auto", only: str | None = None, out: str | None = None,
               executed_dir: str | None = None, in_place: bool = False, echo=print,
               notebook_dir: str | Path | None = None, offline: bool = False, data_root: str | None = None,
-              stream=None, executor: str | None = None, cold: bool = False) -> list[NotebookResult]:
+              stream=None, executor: str | None = None, cold: bool = False,
+              keep_cold_cache: bool = False) -> list[NotebookResult]:
     """Check every selected notebook's data (fetching what is missing unless offline), then run them in order.
     executor: passed to the notebooks with grids (02-05) as their `executor` parameter: 'local', or a Dask
     scheduler address (None: serial, or $LMVAE_DASK_SCHEDULER). cold: point $LMVAE_CACHE (inherited by the kernels
     and the Dask workers) at a new empty folder, so that nothing is reloaded, and record each notebook's time as
-    `cold_seconds`; without it run_info.json keeps the last cold time (with its commit) beside `seconds`.
+    `cold_seconds`; without it run_info.json keeps the last cold time (with its commit) beside `seconds`. The cold
+    cache is deleted when the run ends, however it ends (keep_cold_cache=True keeps it); the cold caches of
+    earlier runs that were killed before they could delete theirs are deleted when the next cold run starts.
 
     Raises DataMissingError before any kernel starts when data is missing and cannot be fetched. `stream`
     receives the kernels' output and the per-cell status lines (default: standard output)."""
@@ -102,6 +107,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     from .data.requirements import ensure
     from .results.atomic import write_text
 
+    if keep_cold_cache and not cold:
+        raise ValueError("keep_cold_cache applies to a cold run: pass cold=True (the CLI's --cold) too")
     stream = stream or sys.stdout
     resolved = resolve_profile(profile)
     if executor is not None:
@@ -117,62 +124,128 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
     caller_cache = os.environ.get("LMVAE_CACHE")
-    probe = None
+    probe = cache = None
     if cold:
         probe = machine_probe()  # before any kernel starts, so that nothing of ours contends
-        cache = paths.work_root() / "cold-cache" / time.strftime("%Y%m%d-%H%M%S")
-        cache.mkdir(parents=True, exist_ok=False)
+        cache = new_cold_cache(echo)
         os.environ["LMVAE_CACHE"] = str(cache)  # the kernels started below inherit it; restored after them
         echo(f"cold run: empty cache {cache}")
     results = []
-    for i, name in enumerate(names, 1):
-        source = notebook_dir / f"{name}.ipynb"
-        target = source if in_place else executed_root / f"{name}.ipynb"
-        nb_out = figures / name
-        reporter = CellReporter(name, stream, previous_cell_times(executed_root / f"{name}.ipynb"),
-                                previous_total(nb_out / "run_info.json", resolved))
-        echo(f"[{i}/{len(names)}] {name} (profile {resolved}) ...", flush=True)
-        before = file_stamp(nb_out / "claims.csv")
-        t0 = time.time()
-        params = {"profile": resolved, "progress": True}
-        if offline:
-            params["offline"] = True
-        if out:
-            params["out_dir"] = str(Path(out).resolve())
-        if executor is not None and name in GRID_NOTEBOOKS:
-            params["executor"] = executor
-        if data_root:
-            params["data_root"] = str(Path(data_root).resolve())
-        try:
-            pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
-                                progress_bar=False, kernel_name="python3", engine_name=ENGINE,
-                                on_cell=reporter, stdout_file=stream, stderr_file=stream)
-            status, error = "ok", ""
-        except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
-            status, error = "failed", error_line(err)
-        if in_place and target.exists():
-            strip_injected_parameters(target)
-        seconds = time.time() - t0
-        verdicts = verdict_counts(nb_out / "claims.csv", before) if status == "ok" else {}
-        result = NotebookResult(name, status, seconds, target, error, verdicts)
-        results.append(result)
-        if status == "ok" and nb_out.exists():
-            info = {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
-                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "executor": executor or "serial"}
-            info.update(cold_time(commit, seconds, executor, probe) if cold
-                        else previous_cold(nb_out / "run_info.json", resolved))
-            write_text(nb_out / "run_info.json", json.dumps(info, indent=1))
-        echo(f"\n{name}: {status} in {seconds:.0f}s" + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
-    if cold:  # a library caller keeps its own cache after the call
-        if caller_cache is None:
-            os.environ.pop("LMVAE_CACHE", None)
-        else:
-            os.environ["LMVAE_CACHE"] = caller_cache
+    try:
+        for i, name in enumerate(names, 1):
+            source = notebook_dir / f"{name}.ipynb"
+            target = source if in_place else executed_root / f"{name}.ipynb"
+            nb_out = figures / name
+            reporter = CellReporter(name, stream, previous_cell_times(executed_root / f"{name}.ipynb"),
+                                    previous_total(nb_out / "run_info.json", resolved))
+            echo(f"[{i}/{len(names)}] {name} (profile {resolved}) ...", flush=True)
+            before = file_stamp(nb_out / "claims.csv")
+            t0 = time.time()
+            params = {"profile": resolved, "progress": True}
+            if offline:
+                params["offline"] = True
+            if out:
+                params["out_dir"] = str(Path(out).resolve())
+            if executor is not None and name in GRID_NOTEBOOKS:
+                params["executor"] = executor
+            if data_root:
+                params["data_root"] = str(Path(data_root).resolve())
+            try:
+                pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
+                                    progress_bar=False, kernel_name="python3", engine_name=ENGINE,
+                                    on_cell=reporter, stdout_file=stream, stderr_file=stream)
+                status, error = "ok", ""
+            except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
+                status, error = "failed", error_line(err)
+            if in_place and target.exists():
+                strip_injected_parameters(target)
+            seconds = time.time() - t0
+            verdicts = verdict_counts(nb_out / "claims.csv", before) if status == "ok" else {}
+            result = NotebookResult(name, status, seconds, target, error, verdicts)
+            results.append(result)
+            if status == "ok" and nb_out.exists():
+                info = {"profile": resolved, "commit": commit, "seconds": round(seconds, 1),
+                        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "executor": executor or "serial"}
+                info.update(cold_time(commit, seconds, executor, probe) if cold
+                            else previous_cold(nb_out / "run_info.json", resolved))
+                write_text(nb_out / "run_info.json", json.dumps(info, indent=1))
+            echo(f"\n{name}: {status} in {seconds:.0f}s"
+                 + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
+    finally:
+        if cold:  # a library caller keeps its own cache after the call
+            if caller_cache is None:
+                os.environ.pop("LMVAE_CACHE", None)
+            else:
+                os.environ["LMVAE_CACHE"] = caller_cache
+            if keep_cold_cache:
+                echo(f"cold run: kept its cache {cache} ({_size_text(cache)})")
+            else:
+                echo(f"cold run: removed its cache {cache} ({_size_text(cache)})")
+                _remove_cold_cache(cache)
     echo(summary_table(results))
     write_text(executed_root / "summary.json", json.dumps(
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
           "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
     return results
+
+
+# A cold run writes "pid@host" into <its cache folder>.owner, beside the folder (which stays empty at the start);
+# the folder is an orphan once that process is gone.
+COLD_OWNER = ".owner"
+
+
+def _owner_file(folder: Path) -> Path:
+    return folder.with_name(folder.name + COLD_OWNER)
+
+
+def _remove_cold_cache(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    _owner_file(folder).unlink(missing_ok=True)
+
+
+def new_cold_cache(echo=print) -> Path:
+    """A new, empty cache folder for a cold run under <work root>/cold-cache, owned by this process. The orphans
+    of earlier cold runs (killed before they could delete their cache) are deleted first: a cold cache holds
+    nothing that a later run reads, and 42 of them once filled 17 GB."""
+    root = paths.work_root() / "cold-cache"
+    for folder in orphan_cold_caches(root):
+        echo(f"cold run: removing the cache an earlier cold run left behind, {folder} ({_size_text(folder)})")
+        _remove_cold_cache(folder)
+    cache = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    cache.mkdir(parents=True, exist_ok=False)
+    _owner_file(cache).write_text(f"{os.getpid()}@{socket.gethostname()}")
+    return cache
+
+
+def orphan_cold_caches(root: Path) -> list[Path]:
+    """Folders under root whose owner process no longer runs on this host, or that have no owner (left by
+    versions that did not delete their cold cache). A folder owned by another host (a shared disk) is kept."""
+    orphans = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not folder.is_dir():
+            continue
+        owner = _owner_file(folder)
+        if owner.is_file():
+            pid, _, host = owner.read_text().strip().partition("@")
+            if host != socket.gethostname() or (pid.isdigit() and _running(int(pid))):
+                continue
+        orphans.append(folder)
+    return orphans
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _size_text(folder: Path) -> str:
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
+    return f"{size / 2**20:.1f} MB"
 
 
 def cold_time(commit: str, seconds: float, executor: str | None, probe: float | None = None) -> dict:

@@ -3,6 +3,7 @@ import json
 import os
 
 import nbformat
+import pytest
 
 from lmvae_core.reproduce import reproduce
 
@@ -114,8 +115,61 @@ pathlib.Path(out_dir, '00_mixture_of_vaes').mkdir(parents=True, exist_ok=True)
     assert os.environ["LMVAE_CACHE"] == str(tmp_path / "previous-cache")  # the caller's cache is back
     out = nbformat.read(tmp_path / "executed" / "00_mixture_of_vaes.ipynb", as_version=4).cells[-1].outputs[0]["text"]
     assert "previous-cache" not in out and str(tmp_path / "work" / "cold-cache") in out and "entries 0" in out
+    assert list((tmp_path / "work" / "cold-cache").iterdir()) == []  # the cold run deleted its cache
     cold = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
     assert cold["cold_seconds"] == cold["seconds"] and cold["cold_executor"] == "serial"
     assert run(False)[0].status == "ok"
     warm = json.loads((figs / "00_mixture_of_vaes" / "run_info.json").read_text())
     assert warm["cold_seconds"] == cold["cold_seconds"] and warm["finished"] >= cold["finished"]
+
+
+def test_cold_cache_is_deleted_however_the_run_ends_and_orphans_go_at_the_next_cold_run(tmp_path, monkeypatch):
+    """The cold cache goes when the run stops with an error too (and the caller's cache comes back); keep_cold_cache
+    keeps it; a new cold run deletes the caches of killed runs (owner gone, or no owner) but not live or foreign ones."""
+    import socket
+    import subprocess
+    import sys
+
+    from lmvae_core import reproduce as rep
+
+    monkeypatch.setenv("LMVAE_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "previous-cache"))
+    root = tmp_path / "work" / "cold-cache"
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "00_mixture_of_vaes.ipynb", """
+import os, pathlib
+pathlib.Path(os.environ['LMVAE_CACHE'], 'entry.pt').write_bytes(b'x' * 1000)
+""")
+    run = lambda **kw: reproduce("smoke", out=str(tmp_path / "figs"), executed_dir=str(tmp_path / "executed"),  # noqa: E731
+                                 notebook_dir=nbs, echo=lambda *a, **k: None, cold=True, **kw)
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rep, "error_line", broken)
+    write_notebook(nbs / "01_lmvae.ipynb", "raise RuntimeError('boom')")
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert list(root.iterdir()) == [] and os.environ["LMVAE_CACHE"] == str(tmp_path / "previous-cache")
+    (nbs / "01_lmvae.ipynb").unlink()
+
+    kept = run(keep_cold_cache=True)
+    assert kept[0].status == "ok"
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    assert [p.name for p in folder.iterdir()] == ["entry.pt"] and rep._owner_file(folder).is_file()
+    with pytest.raises(ValueError, match="cold"):
+        reproduce("smoke", notebook_dir=nbs, keep_cold_cache=True)
+
+    # the kept folder's owner (this process) still runs: it stays; orphans go
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    for name, owner in (("dead", f"{dead.stdout.strip()}@{host}"), ("no-owner", None),
+                        ("live", f"{os.getpid()}@{host}"), ("foreign", f"1@{host}-elsewhere")):
+        (root / name).mkdir()
+        if owner:
+            rep._owner_file(root / name).write_text(owner)
+    assert sorted(p.name for p in rep.orphan_cold_caches(root)) == ["dead", "no-owner"]
+    new = rep.new_cold_cache(echo=lambda *a, **k: None)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted([folder.name, "live", "foreign", new.name])
+    assert not (root / "dead.owner").exists() and list(new.iterdir()) == [] and rep._owner_file(new).is_file()
