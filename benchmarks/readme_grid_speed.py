@@ -21,7 +21,20 @@ START, END = "<!-- grid-speed:start -->", "<!-- grid-speed:end -->"
 TARGET = 1.7  # issue "Sweeps that outgrow one machine": local cluster vs serial on 2 cores
 
 
-def grid_section(r: dict, bounds: dict | None = None) -> str:
+def thread_sentence(t: dict) -> str:
+    """What benchmarks/thread_invariance.py found: which models train to the same bits with 1 and 2 threads."""
+    vae, clf = t["vae_784_200_20_2_epochs"], t["split_mnist_feature_classifier"]
+    fids = clf["fid_2000_train_vs_test"]
+    same = lambda c: "bitwise the same" if c["identical"] else (  # noqa: E731
+        f"not the same (parameters up to {c['max_abs_parameter_difference']:.2g} apart)")
+    return (f"`benchmarks/thread_invariance.py` ({t['finished']}) found a cause in the thread count (the serial side "
+            "runs torch's 2 threads, a worker 1): a 784-200-20 VAE trained with 1 and with 2 threads comes out "
+            f"{same(vae)}, but notebook 05's split-MNIST feature classifier comes out {same(clf)}, so the FID and "
+            "fitting capacity read through it change with the executor (FID of 2,000 real training images: "
+            + " against ".join(f"{v:.1f} with {k} thread{'s' if k != '1' else ''}" for k, v in fids.items()) + ").")
+
+
+def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = None) -> str:
     g = r["grid"]
     ratio = r["speedup_local_vs_serial"]
     # the load after the run counts the run itself; only the load before says whether others shared the cores
@@ -41,7 +54,8 @@ def grid_section(r: dict, bounds: dict | None = None) -> str:
              f"The two gave {'identical' if r['same_results'] else 'different'} results (final log-likelihood and "
              "FID of every run)."]
     if not r["same_results"]:
-        lines.append("The serial side sums in another order (several intra-op threads against one per worker), a "
+        lines.append(thread_sentence(threads) if threads else
+                     "The serial side sums in another order (several intra-op threads against one per worker), a "
                      "likely cause that was not checked.")
     runs = r.get("run_seconds")
     if runs:  # where the parallel time went (grid_speed.py records each run's own seconds on both sides)
@@ -62,9 +76,11 @@ def grid_section(r: dict, bounds: dict | None = None) -> str:
 
 
 def update_readme(readme: Path, results: Path = HERE / "results_grid_cpu.json",
-                  bounds: Path = HERE / "results_cpu_bounds.json") -> None:
+                  bounds: Path = HERE / "results_cpu_bounds.json",
+                  threads: Path = HERE / "results_thread_invariance.json") -> None:
     b = json.loads(bounds.read_text()) if bounds.exists() else None
-    replace_section(readme, START, END, grid_section(json.loads(results.read_text()), b))
+    t = json.loads(threads.read_text()) if threads.exists() else None
+    replace_section(readme, START, END, grid_section(json.loads(results.read_text()), b, t))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,23 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     bounds["parallel"]["784-200-20, batch 64 (notebook 05 quick)"]["rounds"] = {
         "one_process_2_threads": [3.0, 4.0], "two_processes_1_thread": [5.0, 4.0]}
     assert "1.60x at the median of its rounds, 1.50x from each side's fastest round" in grid.grid_section(timed, bounds)
+    threads = {"finished": "today", "vae_784_200_20_2_epochs": {"identical": True, "max_abs_parameter_difference": 0.0},
+               "split_mnist_feature_classifier": {"identical": False, "max_abs_parameter_difference": 0.2153,
+                                                  "fid_2000_train_vs_test": {"1": 23.47, "2": 21.44}}}
+    differ = r | {"same_results": False}
+    traced = grid.grid_section(differ, None, threads)
+    assert "not checked" not in traced and "VAE trained with 1 and with 2 threads comes out bitwise the same" in traced
+    assert "classifier comes out not the same (parameters up to 0.22 apart)" in traced
+    assert "23.5 with 1 thread against 21.4 with 2 threads" in traced
+    assert "not checked" in grid.grid_section(differ)  # no check committed: the guess says it is a guess
+
+
+def test_thread_invariance_compares_every_parameter_bitwise():
+    inv = load("thread_invariance")
+    a = {"w": torch.ones(3), "b": torch.zeros(2)}
+    assert inv.compare(a, {k: v.clone() for k, v in a.items()}) == {"identical": True, "max_abs_parameter_difference": 0.0}
+    moved = inv.compare(a, {"w": torch.tensor([1.0, 1.0, 1.5]), "b": torch.zeros(2)})
+    assert not moved["identical"] and moved["max_abs_parameter_difference"] == 0.5
 
 
 def test_cpu_bounds_times_exactly_the_products_of_the_step():
