@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,8 +212,9 @@ def new_cold_cache(echo=print) -> Path:
     for folder in orphan_cold_caches(root):
         echo(f"cold run: removing the cache an earlier cold run left behind, {folder} ({_size_text(folder)})")
         _remove_cold_cache(folder)
-    cache = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    cache.mkdir(parents=True, exist_ok=False)
+    root.mkdir(parents=True, exist_ok=True)
+    # a unique name even for two cold runs of one process within a second (the first one's cache kept)
+    cache = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-", dir=root))
     _owner_file(cache).write_text(f"{os.getpid()}@{socket.gethostname()}")
     return cache
 
