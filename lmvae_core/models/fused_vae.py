@@ -72,7 +72,6 @@ class _FusedVAELoss(torch.autograd.Function):
     def forward(ctx, x, latent, beta, n_enc, n_dec, *params):
         w = [params[i] for i in range(0, len(params), 2)]
         b = [params[i] for i in range(1, len(params), 2)]
-        batch = x.shape[0]
         acts = [x]  # the input of every Linear layer, in order (after the first, ReLU outputs: their masks too)
         h = x
         for i in range(n_enc):
