@@ -2,7 +2,7 @@
 
 Both runs compute the same (stream, method, seed) runs from an empty cache each (two temporary cache folders),
 in one invocation, one after the other: first serially in this process exactly as the notebook does by default
-(torch's default thread count), then with executor="local" (one single-threaded worker process per core).
+(each run on runtime.RESULT_THREADS torch threads, as a worker computes it), then with executor="local" (one single-threaded worker process per core).
 The ratio serial / local is the point; the machine's load average before and after is recorded because other
 processes sharing the cores change both times.
 
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from lmvae_core.runtime import RESULT_THREADS
 
 
 def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[float, list[dict], int, int, dict]:
@@ -88,7 +90,8 @@ def main() -> None:
         "run_seconds": {"serial": serial_runs, "local": local_runs},
         "sum_run_seconds": {"serial": round(sum(v for v in serial_runs.values() if v), 1), "local": round(busy, 1)},
         "worker_utilisation": round(busy / (workers * local_s), 3),
-        "serial_torch_threads": torch.get_num_threads(),
+        "serial_torch_threads": RESULT_THREADS,  # what each serial run computes on (results/runner.py)
+        "process_torch_threads": torch.get_num_threads(),
         "same_results": same,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],

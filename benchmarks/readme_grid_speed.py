@@ -24,14 +24,45 @@ TARGET = 1.7  # issue "Sweeps that outgrow one machine": local cluster vs serial
 def thread_sentence(t: dict) -> str:
     """What benchmarks/thread_invariance.py found: which models train to the same bits with 1 and 2 threads."""
     vae, clf = t["vae_784_200_20_2_epochs"], t["split_mnist_feature_classifier"]
-    fids = clf["fid_2000_train_vs_test"]
+    fids = " against ".join(f"{v:.1f} with {k} thread{'s' if k != '1' else ''}"
+                            for k, v in clf["fid_2000_train_vs_test"].items())
     same = lambda c: "bitwise the same" if c["identical"] else (  # noqa: E731
         f"not the same (parameters up to {c['max_abs_parameter_difference']:.2g} apart)")
+    if "split_mnist_feature_classifier_unpinned" in t:  # run after the package fixed its thread count
+        n = t["result_threads"]
+        return (f"`benchmarks/thread_invariance.py` ({t['finished']}) trains in fresh processes with 1 and with 2 "
+                f"torch threads: a 784-200-20 VAE comes out {same(vae)}; notebook 05's split-MNIST feature classifier, "
+                f"trained at the caller's thread count, comes out {same(t['split_mnist_feature_classifier_unpinned'])}; "
+                f"trained through the package, which trains and reads its classifiers on {n} thread"
+                f"{'s' if n != 1 else ''} (`runtime.RESULT_THREADS`), it comes out {same(clf)} (FID of 2,000 real "
+                f"training images: {fids}).")
     return (f"`benchmarks/thread_invariance.py` ({t['finished']}) found a cause in the thread count (the serial side "
             "runs torch's 2 threads, a worker 1): a 784-200-20 VAE trained with 1 and with 2 threads comes out "
             f"{same(vae)}, but notebook 05's split-MNIST feature classifier comes out {same(clf)}, so the FID and "
-            "fitting capacity read through it change with the executor (FID of 2,000 real training images: "
-            + " against ".join(f"{v:.1f} with {k} thread{'s' if k != '1' else ''}" for k, v in fids.items()) + ").")
+            f"fitting capacity read through it change with the executor (FID of 2,000 real training images: {fids}).")
+
+
+def serial_threads_sentence(r: dict, bounds: dict | None) -> str:
+    """Since the thread fix a serial grid runs each run on one thread, as a worker does: say what that costs."""
+    n, process = r["serial_torch_threads"], r.get("process_torch_threads", r["serial_torch_threads"])
+    if n >= process:
+        return ""
+    text = (f"The serial side runs each run on {n} thread, as a worker does, so that both executors give the same "
+            f"results (`runtime.RESULT_THREADS`); its process has {process}.")
+    if bounds:
+        quick = next(v for k, v in bounds["parallel"].items() if "quick" in k)
+        if "two_threads_speedup" in quick:
+            text += (f" A second thread speeds one run up {quick['two_threads_speedup']:.2f}x (`cpu_bounds.py`), so "
+                     f"against a serial grid on {process} threads the cluster would gain about "
+                     f"{r['speedup_local_vs_serial'] / quick['two_threads_speedup']:.2f}x.")
+    return text
+
+
+def serial_threads(r: dict) -> str:
+    n, process = r["serial_torch_threads"], r.get("process_torch_threads", r["serial_torch_threads"])
+    if n < process:
+        return f"each run on {n} torch thread in a {process}-thread process"
+    return f"torch's {n} threads in one process"
 
 
 def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = None) -> str:
@@ -48,14 +79,16 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
              f"cache serially and then with `executor=\"{r['executor']}\"`, in one invocation, and writes "
              "`benchmarks/results_grid_cpu.json`; this paragraph is written from it by `benchmarks/readme_grid_speed.py`. "
              f"The committed run ({r['finished']}, {r['cores']} cores, {busy}, torch {r['torch']}): "
-             f"{r['serial_seconds']:,.1f} s serially (torch's {r['serial_torch_threads']} threads in one process) "
+             f"{r['serial_seconds']:,.1f} s serially ({serial_threads(r)}) "
              f"against {r['local_seconds']:,.1f} s on the local cluster ({r['workers']} workers, one thread each), "
              f"**{ratio:.2f}x** against the {TARGET}x target: {'met' if ratio >= TARGET else 'missed'}. "
              f"The two gave {'identical' if r['same_results'] else 'different'} results (final log-likelihood and "
              "FID of every run)."]
-    if not r["same_results"]:
-        lines.append(thread_sentence(threads) if threads else
-                     "The serial side sums in another order (several intra-op threads against one per worker), a "
+    lines.append(serial_threads_sentence(r, bounds))
+    if threads:
+        lines.append(thread_sentence(threads))
+    elif not r["same_results"]:
+        lines.append("The serial side sums in another order (several intra-op threads against one per worker), a "
                      "likely cause that was not checked.")
     runs = r.get("run_seconds")
     if runs:  # where the parallel time went (grid_speed.py records each run's own seconds on both sides)
@@ -72,7 +105,7 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
                      f"grid's network ({name}): {b['parallel_bound']:.2f}x at the median of its rounds"
                      + (f", {parallel_fastest(b):.2f}x from each side's fastest round (the README's speed section says why "
                         "the two differ)." if "rounds" in b else "."))
-    return " ".join(lines) + "\n"
+    return " ".join(line for line in lines if line) + "\n"
 
 
 def update_readme(readme: Path, results: Path = HERE / "results_grid_cpu.json",

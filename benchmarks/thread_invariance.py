@@ -3,8 +3,11 @@
 Each contender runs in a fresh process with its thread count fixed before anything is computed:
 1. vae: a 784-200-20 VAE trained 2 epochs on 6,400 MNIST images (batch 64, seed 0); compared parameter by parameter.
 2. classifier: notebook 05's split-MNIST feature classifier at quick settings (the conv net its FID and fitting
-   capacity read), trained from an empty cache; compared parameter by parameter, and through the FID of 2,000
-   training images against the test images, the number the notebook reports for real data.
+   capacity read), trained through the package from an empty cache (which trains and reads classifiers on
+   runtime.RESULT_THREADS threads whatever the caller's setting); compared parameter by parameter, and through the
+   FID of 2,000 training images against the test images, the number the notebook reports for real data.
+3. classifier_unpinned: the same training at the process's own thread count (fit_classifier without its
+   one_thread wrapper): does torch itself give other bits with another thread count?
 Bitwise equality is the question (a speed-up that changes results does not count as the same run); the largest
 absolute parameter difference says how far apart the two ended.
 
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from lmvae_core.runtime import RESULT_THREADS
+
 THREADS = (1, 2)
 
 
@@ -32,8 +37,9 @@ def contender(threads: int, out: str) -> None:
     os.environ["LMVAE_CACHE"] = tempfile.mkdtemp(prefix="lmvae_threads_")
     from lmvae_core.data import DataConfig, load_split
     from lmvae_core.experiments import benchmark as B
+    from lmvae_core.experiments import benchmark_features as BF
     from lmvae_core.experiments.common import setup
-    from lmvae_core.metrics.fid import real_fid
+    from lmvae_core.metrics.fid import FeatureClassifier, fit_classifier, real_fid
     from lmvae_core.models import VAE
     from lmvae_core.training import TrainConfig, train
 
@@ -49,8 +55,14 @@ def contender(threads: int, out: str) -> None:
     train_x = torch.cat([t.train_x for t in stream.tasks])
     test_grey = torch.cat([t.test_grey for t in stream.tasks])
     fid = real_fid(clf, train_x, test_grey, n=2000)
-    torch.save({"vae": {k: v.clone() for k, v in vae.state_dict().items()},
-                "classifier": {k: v.clone() for k, v in clf.state_dict().items()}, "fid": fid}, out)
+    joint = BF.classifier_split("split_mnist", run.settings, run.data())
+    torch.manual_seed(0)  # as metrics.fid.train_classifier does
+    free = FeatureClassifier(joint.x.shape[1], int(joint.y.max()) + 1, joint.x.shape[-1])
+    cfg = TrainConfig()  # classifier_state's batch size and learning rate
+    fit_classifier.__wrapped__(free, joint.x, joint.y, BF.clf_epochs(run.settings, len(joint.x)), cfg.batch_size,
+                               cfg.lr, 0)
+    state = lambda m: {k: v.clone() for k, v in m.state_dict().items()}  # noqa: E731
+    torch.save({"vae": state(vae), "classifier": state(clf), "classifier_unpinned": state(free), "fid": fid}, out)
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -81,6 +93,11 @@ def main() -> None:
         "vae_784_200_20_2_epochs": compare(one["vae"], two["vae"]),
         "split_mnist_feature_classifier": compare(one["classifier"], two["classifier"])
         | {"fid_2000_train_vs_test": {str(t): saved[t]["fid"] for t in THREADS}},
+        "split_mnist_feature_classifier_unpinned": compare(one["classifier_unpinned"], two["classifier_unpinned"]),
+        # the control: at the package's own thread count the unpinned training is the package's, bit for bit
+        f"unpinned_at_{RESULT_THREADS}_thread_equals_package": compare(saved[RESULT_THREADS]["classifier_unpinned"],
+                                                                       saved[RESULT_THREADS]["classifier"])["identical"],
+        "result_threads": RESULT_THREADS,
         "torch": torch.__version__, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 
@@ -74,3 +75,21 @@ def cpu_threads(n: int | None = 1, device: str | torch.device | None = None):
         return
     with temporarily(torch.get_num_threads, torch.set_num_threads, n):
         yield
+
+
+# Results are computed on one CPU thread wherever the thread count would change them. torch's CPU convolutions and
+# some of its matrix products split their sums by thread, so notebook 05's feature classifier trained with 2 threads
+# ended up to 0.22 away from the one trained with 1, and the FID it gave moved from 23.5 to 21.4
+# (benchmarks/results_thread_invariance.json). The cache key holds no thread count, so without this a cached
+# classifier, FID or fitting capacity would depend on whether the main process (2 threads) or a Dask worker (1) made it.
+RESULT_THREADS = 1
+
+
+def one_thread(fn):
+    """Run fn with torch on RESULT_THREADS CPU threads (restored afterwards): its result cannot depend on the
+    caller's thread count."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with cpu_threads(RESULT_THREADS):
+            return fn(*args, **kwargs)
+    return wrapper

@@ -98,3 +98,64 @@ def test_feature_classifier_key_does_not_depend_on_the_thread_count():
     assert one == two
     assert classifier_key("mnist", x + 1e-3) != one  # still a checksum of the data
     print("float32 sums under 1 and 2 threads:", float_one, float_two)
+
+
+def _under_threads(n: int, fn):
+    from lmvae_core.runtime import cpu_threads
+
+    with cpu_threads(n):
+        return fn()
+
+
+def test_classifier_fid_and_fitting_capacity_do_not_depend_on_the_callers_thread_count(sample_cfg):
+    """torch's CPU convolutions and matrix products sum in another order with another thread count: the same
+    classifier trained by a 2-thread notebook and by a 1-thread Dask worker came out up to 0.22 apart, and its FID
+    moved from 23.5 to 21.4 (benchmarks/results_thread_invariance.json). The metrics fix their own thread count,
+    so every bit is the same whoever calls them; without it the classifiers' weights differ on this data."""
+    from lmvae_core.data import load_split
+    from lmvae_core.metrics import fid
+    from lmvae_core.metrics.fid import FeatureClassifier, fit_classifier
+
+    tr, te = load_split("mnist", "train", sample_cfg), load_split("mnist", "test", sample_cfg)
+
+    def train():
+        torch.manual_seed(0)
+        clf = fit_classifier(FeatureClassifier(), tr.x, tr.y, epochs=1, batch_size=64, lr=1e-3)
+        emb = clf.embed(te.x)
+        return clf.state_dict(), emb, fid(clf, te.x[:300], tr.x[:300])
+
+    (one, emb1, fid1), (two, emb2, fid2) = (_under_threads(n, train) for n in (1, 2))
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert torch.equal(emb1, emb2) and fid1 == fid2
+
+
+
+def test_fitting_capacity_trains_its_classifier_on_the_result_thread_count(sample_cfg, monkeypatch):
+    """Its MLP also trains to other bits with 2 threads (3,000 sample digits in batches of 1,000: one epoch gives
+    other weights, but rarely another accuracy, so the test watches the thread count the training sees)."""
+    from lmvae_core.data import load_split
+    from lmvae_core.metrics import fitting_capacity as FC
+    from lmvae_core.runtime import RESULT_THREADS
+
+    seen, fit = [], FC.fit_early_stopped
+    monkeypatch.setattr(FC, "fit_early_stopped", lambda *a, **k: (seen.append(torch.get_num_threads()), fit(*a, **k))[1])
+    tr, te = load_split("mnist", "train", sample_cfg), load_split("mnist", "test", sample_cfg)
+    _under_threads(2, lambda: FC.fitting_capacity(tr.x[:500], tr.y[:500], te.x, te.y, 10, max_epochs=1))
+    assert seen == [RESULT_THREADS]
+
+
+def test_one_thread_restores_the_callers_setting_also_on_an_error():
+    from lmvae_core.runtime import RESULT_THREADS, cpu_threads, one_thread
+
+    @one_thread
+    def seen(fail=False):
+        if fail:
+            raise RuntimeError("planned")
+        return torch.get_num_threads()
+
+    with cpu_threads(2):
+        assert seen() == RESULT_THREADS
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="planned"):
+            seen(fail=True)
+        assert torch.get_num_threads() == 2

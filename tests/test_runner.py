@@ -314,3 +314,22 @@ def test_run_resolves_device_auto_again_where_it_is_unpickled(monkeypatch, tmp_p
     monkeypatch.setattr(common, "pick_device", lambda d: torch.device("meta"))  # "the worker's machine"
     assert pickle.loads(blobs[0]).device == torch.device("meta")
     assert pickle.loads(blobs[1]).device == torch.device("cpu")  # an explicit device stays as asked
+
+
+def threads_seen(i):
+    return torch.get_num_threads()
+
+
+def test_every_executor_runs_a_call_on_the_result_thread_count(tmp_path, monkeypatch):
+    """Serially, as on a local worker, a run computes on runtime.RESULT_THREADS threads, so its cached result does
+    not depend on the executor; the caller's own setting comes back after a serial grid."""
+    from lmvae_core.runtime import RESULT_THREADS, cpu_threads
+
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "serial"))
+    calls = [Call("threads", {"i": i}, threads_seen, (i,), {"i": i}) for i in range(2)]
+    with cpu_threads(2):
+        assert run_grid(calls, None, progress=False).results == [RESULT_THREADS] * 2
+        assert torch.get_num_threads() == 2
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "local"))
+    assert run_grid(calls, "local:2", progress=False).results == [RESULT_THREADS] * 2
+    shutdown()

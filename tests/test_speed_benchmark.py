@@ -144,6 +144,20 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     assert "classifier comes out not the same (parameters up to 0.22 apart)" in traced
     assert "23.5 with 1 thread against 21.4 with 2 threads" in traced
     assert "not checked" in grid.grid_section(differ)  # no check committed: the guess says it is a guess
+    # after the fix: the serial grid runs each run on one thread; the classifier is pinned, the raw training is not
+    fixed = threads | {"result_threads": 1,
+                       "split_mnist_feature_classifier": {"identical": True, "max_abs_parameter_difference": 0.0,
+                                                          "fid_2000_train_vs_test": {"1": 23.47, "2": 23.47}},
+                       "split_mnist_feature_classifier_unpinned": {"identical": False,
+                                                                   "max_abs_parameter_difference": 0.2153}}
+    bounds["parallel"]["784-200-20, batch 64 (notebook 05 quick)"]["two_threads_speedup"] = 1.25
+    now = grid.grid_section(r | {"serial_torch_threads": 1, "process_torch_threads": 2}, bounds, fixed)
+    assert "serially (each run on 1 torch thread in a 2-thread process)" in now and "identical results" in now
+    assert "trained at the caller's thread count, comes out not the same (parameters up to 0.22 apart)" in now
+    assert "on 1 thread (`runtime.RESULT_THREADS`), it comes out bitwise the same" in now
+    assert "23.5 with 1 thread against 23.5 with 2 threads" in now
+    assert "speeds one run up 1.25x" in now and "would gain about 1.60x" in now  # 2.00 / 1.25
+    assert "would gain" not in grid.grid_section(r, bounds, fixed)  # an older run: the serial side had 2 threads
 
 
 def test_thread_invariance_compares_every_parameter_bitwise():

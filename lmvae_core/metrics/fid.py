@@ -17,6 +17,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..results.cache import cached
+from ..runtime import one_thread
 from ..training.loop import TrainConfig
 
 
@@ -39,10 +40,12 @@ class FeatureClassifier(nn.Module):
 
     # Batches of 128: on one CPU thread, labelling 4,000 images took 2.5 s against 3.5 s in batches of 2,000
     # (whose conv activations, 200 MB, do not fit in the cache).
+    @one_thread
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         return torch.cat([self(x[s:s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)])
 
+    @one_thread
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         return torch.cat([self.features(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
@@ -56,6 +59,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig = TrainC
     return fit_classifier(clf, x, y, cfg.epochs, cfg.batch_size, cfg.lr, seed)
 
 
+@one_thread
 def fit_classifier(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
                    seed: int = 0) -> nn.Module:
     """Cross-entropy training with Adam over shuffled index batches; returns the model in eval mode."""

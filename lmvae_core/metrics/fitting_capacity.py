@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import one_thread
+
 
 class MLPClassifier(nn.Module):
     def __init__(self, n_classes: int, in_dim: int = 784, hidden: int = 256):
@@ -64,6 +66,7 @@ def fit_early_stopped(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, val_frac
     return clf.eval(), {"epochs": epochs, "val_accuracy": best}
 
 
+@one_thread  # the classifier's training depends on the thread count (runtime.RESULT_THREADS)
 def fitting_capacity(gen_x: torch.Tensor, gen_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                      n_classes: int, max_epochs: int = 50, batch: int = 100, seed: int = 0,
                      val_fraction: float = 0.1, patience: int = 3) -> float:

@@ -11,6 +11,11 @@ function with its arguments, and the grid cell it fills (e.g. stream, method, se
   configuration and traceback while the rest of the grid completes; serially the default is errors='raise',
   today's behaviour: the first error stops the notebook (CI and smoke runs must not hide a broken method);
 - shows one progress bar over the grid (done / total, failures in the postfix).
+
+Every run computes on runtime.RESULT_THREADS torch threads, serially as on a local worker, so a cached result does
+not depend on the executor that made it: torch's CPU kernels sum in another order with another thread count
+(benchmarks/results_thread_invariance.json). Serially this gives up the 1.24x that a second thread gives one run
+(benchmarks/results_cpu_bounds.json); `executor="local"` runs one single-threaded run per core instead.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import paths
+from ..runtime import RESULT_THREADS, cpu_threads
 from .cache import cache_file, cached, config_key, is_cached, store
 from .cluster import FORWARDED_ENV, dask_client, is_local, resolve_executor
 
@@ -193,6 +199,11 @@ def _fail(i: int, c: Call, err: BaseException, tb: str, attempts: int) -> Failur
 
 
 def _run_serial(calls, todo, force, root, errors, results, failures, bar):
+    with cpu_threads(RESULT_THREADS):  # as a local worker computes it (module docstring)
+        _run_serial_calls(calls, todo, force, root, errors, results, failures, bar)
+
+
+def _run_serial_calls(calls, todo, force, root, errors, results, failures, bar):
     for i in todo:
         c = calls[i]
         t0, n_failed = time.time(), len(failures)
@@ -216,7 +227,7 @@ def _run_dask(client, calls, todo, force, root, local, results, failures, bar):
     # torch thread each. Remote workers use their own $LMVAE_CACHE (shared or not) and settings.
     worker_root = str(root) if local else None
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} if local else None
-    threads = 1 if local else None
+    threads = RESULT_THREADS if local else None
     futures = {}
     for rank, i in enumerate(sorted(todo, key=lambda i: -calls[i].weight)):  # stable: grid order among equals
         c = calls[i]
