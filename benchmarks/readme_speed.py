@@ -105,9 +105,10 @@ def _processes(r: dict) -> list[str]:
              "mixture_vs_loop": "mixture vs loop", "ensemble_vs_separate": "ensemble vs separate"}
     ranges = "; ".join(f"{name} {min(p[k] for p in each):.2f} to {max(p[k] for p in each):.2f}"
                        for k, name in names.items() if all(k in p for p in each))
+    why = ("on a machine where the plain VAE step has two speeds (`cpu_modes` below), a process tends to keep one, so "
+           "one process's rounds sample one speed")
     return ["", f"The rounds come from {len(each)} fresh processes run one after the other, "
-            f"{r['settings'].get('rounds_per_process', '?')} rounds each, pooled: on this machine a process tends to "
-            f"keep one speed for its plain VAE step, so one process's rounds sample one speed. Each process's own "
+            f"{r['settings'].get('rounds_per_process', '?')} rounds each, pooled: {why}. Each process's own "
             f"medians ranged: {ranges}."]
 
 
@@ -231,10 +232,29 @@ def _bounds(b: dict) -> list[str]:
             f"target 1.7x, {_within(quick['parallel_bound'], 1.7, each, parallel_fastest(quick))}."]
 
 
+def two_speeds(m: dict) -> bool:
+    """Whether cpu_modes found two speeds: the split at the widest gap leaves at least 2 rounds on each side, the
+    slow side's first step at least twice the fast side's (relative to the repeat), and a median speed 10% lower.
+    Otherwise the widest gap is just the largest step in one cloud of rounds."""
+    fast, slow = m["groups"]
+    return (min(fast["rounds"], slow["rounds"]) >= 2 and slow["ratio_min"] >= 2 * fast["ratio_max"]
+            and slow["img_per_s"] <= 0.9 * fast["img_per_s"])
+
+
 def _modes(m: dict) -> list[str]:
-    """The VAE step's two speeds on this VM (benchmarks/cpu_modes.py)."""
+    """The VAE step's two speeds on this VM, or that this machine showed one (benchmarks/cpu_modes.py)."""
     fast, slow = m["groups"]
     n = sum(g["rounds"] for g in m["groups"])
+    if not two_speeds(m):
+        lo, hi = min(fast["ratio_min"], slow["ratio_min"]), max(fast["ratio_max"], slow["ratio_max"])
+        speeds = [g["img_per_s_min"] for g in m["groups"]] + [g["img_per_s_max"] for g in m["groups"]]
+        return [f"**One speed for the CPU step on this machine** (`benchmarks/cpu_modes.py`, "
+                f"`benchmarks/results_cpu_modes.json`, {m['finished'][:10]}, {m['processes']} fresh processes of "
+                f"{n // m['processes']} rounds, {m['threads']} threads). Inside `train`, the script times the optimizer "
+                "step right after each backward pass and the same step repeated at once (then undone). In every round "
+                f"the first step took {lo:.2f}x to {hi:.2f}x the repeat, and the rounds ran at {min(speeds):,.0f} to "
+                f"{max(speeds):,.0f} img/s: no second, slower speed. Other machines of this project showed one, a first "
+                "step several times the repeat, which moved every CPU ratio with it; this one did not."]
     return [f"**Why the CPU step has two speeds** (`benchmarks/cpu_modes.py`, `benchmarks/results_cpu_modes.json`, "
             f"{m['finished'][:10]}, {m['processes']} fresh processes of {n // m['processes']} rounds, "
             f"{m['threads']} threads). Inside `train`, the script times the optimizer step right after each backward "

@@ -156,7 +156,8 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     assert "trained at the caller's thread count, comes out not the same (parameters up to 0.22 apart)" in now
     assert "on 1 thread (`runtime.RESULT_THREADS`), it comes out bitwise the same" in now
     assert "23.5 with 1 thread against 23.5 with 2 threads" in now
-    assert "speeds one run up 1.25x" in now and "would gain about 1.60x" in now  # 2.00 / 1.25
+    assert "speeds one run up 1.25x" in now and "would gain about 1.60x: the target, like for like, missed" in now
+    assert "not like for like" in now  # 2.00 / 1.25 = 1.60 < 1.7
     assert "would gain" not in grid.grid_section(r, bounds, fixed)  # an older run: the serial side had 2 threads
 
 
@@ -225,6 +226,15 @@ def test_cpu_modes_probe_times_each_optimizer_step_and_leaves_training_unchanged
     text = "\n".join(load("readme_speed")._modes(m))
     assert "2 fresh processes of 2 rounds, 2 threads" in text and "2 rounds at 1.5x to 1.6x ran at 30,500 img/s" in text
     assert "2 rounds at 6.0x to 6.5x ran at 18,500 img/s (18,000 to 19,000), first step 1.25 ms, repeat 0.20 ms" in text
+    assert "two speeds" in text and load("readme_speed").two_speeds(m)
+    # one cloud of rounds (a machine without the slow mode): the widest gap splits off one round, not a second speed
+    one = [{"first_step_ms": 0.28, "repeat_step_ms": r, "img_per_s": v}
+           for r, v in ((0.27, 44000), (0.28, 43000), (0.27, 44500), (0.283, 43200))]
+    m1 = m | {"groups": list(modes.split_at_widest_gap(one))}
+    assert not load("readme_speed").two_speeds(m1)
+    text = "\n".join(load("readme_speed")._modes(m1))
+    assert "One speed for the CPU step on this machine" in text and "no second, slower speed" in text
+    assert "0.99x to 1.04x the repeat" in text and "43,000 to 44,500 img/s" in text and "two speeds" not in text
 
 
 def test_readme_bounds_rule_a_target_out_only_when_every_round_misses_it():
