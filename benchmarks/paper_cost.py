@@ -14,7 +14,7 @@ R and L are ASSUMPTIONS (no GPU was measured for this table), stated here and in
 - L = 5 us per dispatched operation: eager PyTorch's host overhead per kernel launch. The package compiles runs of
   >= 2000 steps on CUDA (training.loop.should_compile), which fuses kernels, so the floor is pessimistic there.
 Evaluation (IWAE-k over test sets, R of Dynamic-OCM) runs in large chunks: its GPU time is FLOPs / R alone.
-The CPU times come from a machine busy with other runs (load average recorded), which inflates them.
+The machine's load average is recorded at the start and end: other runs on the cores inflate the CPU times.
 
 Usage: python benchmarks/paper_cost.py [--json benchmarks/paper_cost.json] [--repeats 3] [--steps 3]
 """
@@ -300,7 +300,7 @@ def main():
                               "eval_timed_on": f"{EVAL_ROWS} images x {EVAL_K} samples",
                               "cpu": f"median of {args.repeats} repeats of {args.steps} steps after 2 warm-up steps "
                                      f"(kinds slower than {SLOW_S} s per step: 2 repeats of 1 step after 1), "
-                                     f"{args.threads} thread(s); the machine was busy with other runs"},
+                                     f"{args.threads} thread(s); other runs on the cores inflate them (see load_average_start_end)"},
               "torch": torch.__version__, "device": f"cpu ({platform.processor() or platform.machine()}, "
                                                     f"{os.cpu_count()} cores)",
               "threads": args.threads, "load_average_start_end": [load0, os.getloadavg()]}

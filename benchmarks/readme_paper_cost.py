@@ -46,9 +46,11 @@ def cost_section(r: dict) -> str:
                   "package's torch.compile of long runs lowers it); evaluation at FLOPs / R. Launch-bound kinds "
                   "(`launch_bound` in the JSON) scale with the host's launch overhead, the others with the GPU's "
                   "rate. CPU hours: the steps times the measured seconds per step (medians of repeated real steps "
-                  f"after warm-up, {r['threads']} thread, torch {r['torch']}, {r['device']}) on a machine busy with "
-                  f"other runs (load average up to {load:.1f}), so they are inflated. "
-                  "Counts that depend on what a run decides (L-MVAE's reuse test, Dynamic-OCM's "
+                  f"after warm-up, {r['threads']} thread, torch {r['torch']}, {r['device']}) "
+                  + (f"on a machine busy with other runs (load average up to {load:.1f}), so they are inflated. "
+                     if load > r["threads"] + 0.5 else  # the run itself keeps `threads` cores busy
+                     f"with nothing else running (load average up to {load:.1f}). ")
+                  + "Counts that depend on what a run decides (L-MVAE's reuse test, Dynamic-OCM's "
                   "expansions, early stopping) take the expected or the largest value; the per-kind breakdown with "
                   "every call is in the JSON."]
     return "\n".join(lines) + "\n"
@@ -75,11 +77,18 @@ def launch_check(r: dict, gpu: dict) -> str:
     steps = math.ceil(gpu["gpu_epoch_images"] / batch)
     eager_us = gpu["gpu_epoch_ms"]["eager"] * 1000 / steps
     graphed_us = gpu["gpu_epoch_ms"]["compiled_graph"] * 1000 / steps
-    ops = eager_step_ops(batch)
+    # the count of the code that was timed, where train_speed.py recorded it; else today's code's count, which a
+    # later change (a11f327's fused ReLU backward: 83 -> 78 operations) can have lowered, so the time per operation
+    # below is then an upper estimate, and the sentence says so
+    recorded = "eager_step_ops" in gpu
+    ops = gpu["eager_step_ops"] if recorded else eager_step_ops(batch)
     per_op = eager_us / ops
     assumed = r["assumptions"]["launch_s_per_op"] * 1e6
+    counted = ("dispatches" if recorded else
+               "dispatches, as the current code counts them (the timed code is older and may have dispatched more, "
+               "so the time per operation is an upper estimate),")
     return (f"Checked against the one GPU measurement (`benchmarks/results_gpu.json`, {gpu['device']}): an eager training "
-            f"step of the 784-400-20 VAE at batch {batch} dispatches {ops} operations and took {eager_us:,.0f} us, "
+            f"step of the 784-400-20 VAE at batch {batch} {counted} {ops} operations and took {eager_us:,.0f} us, "
             f"{per_op:.1f} us per operation against the assumed L = {assumed:g} us, so eager launch-bound steps would "
             f"take about {per_op / assumed:.1f} times the projected time on that machine. The same step compiled and "
             f"replayed as a CUDA graph (what `train()` does on CUDA for runs of 2,000 steps or more) took "

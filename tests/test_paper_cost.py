@@ -90,6 +90,11 @@ def test_projection_and_readme_section(tmp_path):
     text = readme.read_text()
     assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | VAE step (100%) |" in text
     assert text.startswith("a\n") and text.endswith("b\n") and "GPU measurement" not in text
+    assert "busy with other runs (load average up to 2.0), so they are inflated" in text  # one thread, load 2
+    idle = r | {"load_average_start_end": [[0.2, 0.2, 0.2], [1.0, 1.0, 1.0]]}  # the run's own thread only
+    (tmp_path / "idle.json").write_text(json.dumps(idle))
+    readme_mod.update_readme(readme, tmp_path / "idle.json", gpu=tmp_path / "none.json", logs=tmp_path / "no_logs")
+    assert "with nothing else running (load average up to 1.0)" in readme.read_text()
     # with a GPU measurement: an eager step of 10 us per counted operation is twice the assumed 5 us
     ops = readme_mod.eager_step_ops()
     steps = 469  # ceil(60000 / 128)
@@ -98,8 +103,14 @@ def test_projection_and_readme_section(tmp_path):
     (tmp_path / "g.json").write_text(json.dumps(gpu))
     readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "g.json", logs=tmp_path / "no_logs")
     text = readme.read_text()
-    assert f"dispatches {ops} operations" in text and "10.0 us per operation" in text
+    assert f"as the current code counts them" in text and "upper estimate" in text  # no count beside the timing
+    assert f"), {ops} operations" in text and "10.0 us per operation" in text
     assert "about 2.0 times the projected time" in text and "0.5 times the projection's floor" in text
+    # the count recorded beside the timing (train_speed.py on a GPU) is the divisor, whatever today's code counts
+    (tmp_path / "g.json").write_text(json.dumps(gpu | {"eager_step_ops": 2 * ops}))
+    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "g.json", logs=tmp_path / "no_logs")
+    text = readme.read_text()
+    assert f"dispatches {2 * ops} operations" in text and "5.0 us per operation" in text and "upper estimate" not in text
 
 
 def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch):
