@@ -396,3 +396,27 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     rows = exp.sweep(run)  # evaluates (again, under force) but trains nothing
     assert len(rows) == 4 and all(x["n_seeds"] == 2 for x in rows)
     assert list(rexp.continual_all(run)) == [0.0]
+
+
+def test_overhead_times_both_models_through_autograd_and_the_fused_plain_beside(monkeypatch):
+    """The claim's ratio is the regulariser's own cost: the plain VAE's steps take the autograd path, as the binarized
+    VAE's must; the package's fused plain VAE is timed in the same rounds and reported as its own ratio."""
+    from lmvae_core.experiments import binarized as exp
+    from lmvae_core.experiments import binarized_replay as rexp
+    from lmvae_core.experiments.common import setup
+    from lmvae_core.models import fused_vae
+
+    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
+    run.settings.update(objectives=("VAE",), hidden=16, latent=3, sweep_train=256, overhead_steps=2, overhead_rounds=2)
+    paths, step = [], rexp.train_step
+
+    def watched(loss, batch, opt):
+        model = loss.__self__
+        paths.append((type(model).__name__, fused_vae.applies(model, batch)))
+        return step(loss, batch, opt)
+
+    monkeypatch.setattr(rexp, "train_step", watched)
+    (row,) = rexp.overhead(run)
+    assert set(paths) == {("VAE", False), ("BinarizedVAE", False), ("VAE", True)}
+    assert {"ratio", "ratio vs fused", "ms/step plain (fused)"} <= set(row) and row["blocks"] == 2
+    assert fused_vae.applies(VAE(hidden=(16,), latent_dim=2), torch.rand(4, 1, 28, 28))  # restored

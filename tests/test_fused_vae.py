@@ -83,3 +83,14 @@ def test_autograd_path_wherever_the_fused_loss_does_not_apply():
     seen = []
     torch.func.vmap(lambda xi: seen.append(fused_vae.applies(model, xi)) or xi.sum())(x)
     assert seen == [False]
+
+
+def test_disabled_sends_every_vae_through_autograd_and_restores():
+    x = torch.rand(4, 1, 28, 28)
+    model = VAE(hidden=(16,), latent_dim=2)
+    with fused_vae.disabled():
+        assert not fused_vae.applies(model, x)
+        with pytest.raises(RuntimeError, match="planned"), fused_vae.disabled():
+            raise RuntimeError("planned")
+        assert not fused_vae.applies(model, x)  # the inner block restored the outer one's setting
+    assert fused_vae.applies(model, x)

@@ -2,6 +2,8 @@
 MNIST with r = 0 against r > 0, over seeds (lmvae_core.experiments.binarized holds the r sweep)."""
 from __future__ import annotations
 
+import contextlib
+import copy
 import time
 from dataclasses import replace
 
@@ -12,6 +14,7 @@ from ..continual import SequentialVAE, from_train_config, pack, run_stream
 from ..data.preprocess import binarize_dynamic, binarize_fixed
 from ..data.streams import class_split_stream, load_split
 from ..metrics import TaskMatrix, fid
+from ..models import fused_vae
 from ..models.binarized import BinarizedVAE
 from ..models.vae import VAE, VAEConfig
 from ..results.runner import Call
@@ -24,7 +27,13 @@ from .common import Run
 # -- overhead: time per training step, side by side -------------------------------------------------------
 def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
     """Time per training step of the core VAE and of BinarizedVAE (r = main_r) for each objective, measured
-    in interleaved blocks in one process on the same batches. Not cached: it is a measurement."""
+    in interleaved blocks in one process on the same batches. Not cached: it is a measurement.
+
+    Both models train through autograd ("plain" runs under fused_vae.disabled()), so the ratio is the regulariser's
+    own cost, which is what the paper claims is small. The package's plain VAE on the CPU takes the fused loss
+    (models/fused_vae.py), which BinarizedVAE's prior does not fit: "plain (fused)" is timed in the same rounds, and
+    "ratio vs fused" is what a user of this package pays, our implementation's speed-up included. Before
+    2026-12-05 the claim read that second ratio (1.06 and 1.12 on two machines)."""
     s = run.settings
     x = load_split(dataset, "train", run.data(train_limit=s["sweep_train"])).x
     rows = []
@@ -37,7 +46,8 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
         binar = BinarizedVAE(replace(model_config(s, objective, s["main_r"]), capacity_scope="image")).to(x.device)
         binar.load_state_dict(plain.state_dict())
         tcfg = TrainConfig(batch_size=s["batch"])
-        models = {"plain": plain, "binarized": binar}
+        fused = copy.deepcopy(plain)
+        models = {"plain": plain, "binarized": binar, "plain (fused)": fused}
         opts = {k: make_optimizer(m.parameters(), tcfg) for k, m in models.items()}
         times: dict[str, list[float]] = {k: [] for k in models}
         g = torch.Generator().manual_seed(run.seed)
@@ -45,23 +55,27 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
             idx = [torch.randint(0, x.shape[0], (s["batch"],), generator=g).to(x.device)
                    for _ in range(s["overhead_steps"])]
             batches = [binarize_dynamic(x[i]) for i in idx]
-            for name in (("plain", "binarized") if rnd % 2 == 0 else ("binarized", "plain")):
+            order = ("plain", "binarized", "plain (fused)")
+            for name in (order if rnd % 2 == 0 else order[::-1]):
                 m, opt = models[name], opts[name]
                 m.train()
                 if x.device.type == "cuda":
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                for b in batches:
-                    train_step(m.loss, b, opt)
+                with fused_vae.disabled() if name == "plain" else contextlib.nullcontext():
+                    for b in batches:
+                        train_step(m.loss, b, opt)
                 if x.device.type == "cuda":
                     torch.cuda.synchronize()
                 if rnd > 0:  # round 0 warms up
                     times[name].append((time.perf_counter() - t0) / len(batches))
-        p, b = np.median(times["plain"]), np.median(times["binarized"])
+        p, b, f = (np.median(times[k]) for k in ("plain", "binarized", "plain (fused)"))
         paired = np.array(times["binarized"]) / np.array(times["plain"])
+        vs_fused = np.array(times["binarized"]) / np.array(times["plain (fused)"])
         rows.append({"objective": objective, "r": s["main_r"], "ms/step plain": 1000 * p,
                      "ms/step binarized": 1000 * b, "ratio": float(np.median(paired)),
                      "ratio IQR low": float(np.percentile(paired, 25)), "ratio IQR high": float(np.percentile(paired, 75)),
+                     "ms/step plain (fused)": 1000 * f, "ratio vs fused": float(np.median(vs_fused)),
                      "blocks": len(times["plain"]), "steps/block": s["overhead_steps"]})
     return rows
 
