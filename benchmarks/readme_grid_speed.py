@@ -42,10 +42,16 @@ def thread_sentence(t: dict) -> str:
             f"fitting capacity read through it change with the executor (FID of 2,000 real training images: {fids}).")
 
 
+def _threads(r: dict) -> tuple[int, int]:
+    """(threads each serial run computes on, threads of the serial process); equal in runs before the thread fix,
+    which recorded only the process's."""
+    return r["serial_torch_threads"], r.get("process_torch_threads", r["serial_torch_threads"])
+
+
 def serial_threads_sentence(r: dict, bounds: dict | None) -> str:
     """Since the thread fix a serial grid runs each run on one thread, as a worker does: say what that costs, and
     judge the target like for like too (it was set when the serial side ran torch's 2 threads)."""
-    n, process = r["serial_torch_threads"], r.get("process_torch_threads", r["serial_torch_threads"])
+    n, process = _threads(r)
     if n >= process:
         return ""
     text = (f"The serial side runs each run on {n} thread, as a worker does, so that both executors give the same "
@@ -61,7 +67,7 @@ def serial_threads_sentence(r: dict, bounds: dict | None) -> str:
 
 
 def serial_threads(r: dict) -> str:
-    n, process = r["serial_torch_threads"], r.get("process_torch_threads", r["serial_torch_threads"])
+    n, process = _threads(r)
     if n < process:
         return f"each run on {n} torch thread in a {process}-thread process"
     return f"torch's {n} threads in one process"

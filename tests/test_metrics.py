@@ -110,7 +110,7 @@ def _under_threads(n: int, fn):
 def test_classifier_fid_and_fitting_capacity_do_not_depend_on_the_callers_thread_count(sample_cfg):
     """torch's CPU convolutions and matrix products sum in another order with another thread count: the same
     classifier trained by a 2-thread notebook and by a 1-thread Dask worker came out up to 0.22 apart, and its FID
-    moved from 23.5 to 21.4 (benchmarks/results_thread_invariance.json). The metrics fix their own thread count,
+    moved from 23.5 to 21.4 (benchmarks/results_thread_invariance.json at 715b557). The metrics fix their own thread count,
     so every bit is the same whoever calls them; without it the classifiers' weights differ on this data."""
     from lmvae_core.data import load_split
     from lmvae_core.metrics import fid
@@ -127,7 +127,6 @@ def test_classifier_fid_and_fitting_capacity_do_not_depend_on_the_callers_thread
     (one, emb1, fid1), (two, emb2, fid2) = (_under_threads(n, train) for n in (1, 2))
     assert all(torch.equal(one[k], two[k]) for k in one)
     assert torch.equal(emb1, emb2) and fid1 == fid2
-
 
 
 def test_fitting_capacity_trains_its_classifier_on_the_result_thread_count(sample_cfg, monkeypatch):

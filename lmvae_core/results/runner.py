@@ -14,8 +14,8 @@ function with its arguments, and the grid cell it fills (e.g. stream, method, se
 
 Every run computes on runtime.RESULT_THREADS torch threads, serially as on a local worker, so a cached result does
 not depend on the executor that made it: torch's CPU kernels sum in another order with another thread count
-(benchmarks/results_thread_invariance.json). Serially this gives up the 1.24x that a second thread gives one run
-(benchmarks/results_cpu_bounds.json); `executor="local"` runs one single-threaded run per core instead.
+(benchmarks/results_thread_invariance.json). Serially this gives up what a second thread gives one run (1.24x and
+1.33x on two machines, benchmarks/results_cpu_bounds.json); `executor="local"` runs one single-threaded run per core.
 """
 from __future__ import annotations
 
@@ -157,7 +157,8 @@ def run_grid(calls: list[Call], executor=None, force: bool = False, progress: bo
     bar = _Progress(len(calls), len(calls) - len(todo), desc, progress, echo, failures)
     try:
         if serial:
-            _run_serial(calls, todo, force, root, errors, results, failures, bar)
+            with cpu_threads(RESULT_THREADS):  # as a local worker computes it (module docstring)
+                _run_serial(calls, todo, force, root, errors, results, failures, bar)
         elif todo:
             with dask_client(resolved) as client:
                 _run_dask(client, calls, todo, force, root, is_local(resolved), results, failures, bar)
@@ -199,11 +200,6 @@ def _fail(i: int, c: Call, err: BaseException, tb: str, attempts: int) -> Failur
 
 
 def _run_serial(calls, todo, force, root, errors, results, failures, bar):
-    with cpu_threads(RESULT_THREADS):  # as a local worker computes it (module docstring)
-        _run_serial_calls(calls, todo, force, root, errors, results, failures, bar)
-
-
-def _run_serial_calls(calls, todo, force, root, errors, results, failures, bar):
     for i in todo:
         c = calls[i]
         t0, n_failed = time.time(), len(failures)
