@@ -11,9 +11,12 @@
    Python loop over 10 separate VAEs (one backward, one fused Adam over all their parameters). On CUDA both
    sides are also run the way train() runs a long graph-safe loss there, the whole step replayed as a CUDA
    graph 8 steps at a time (`mixture_vs_loop_graphed`; `mixture_vs_loop` stays the eager pair, which on a GPU
-   counts the host's kernel launches more than the batching).
+   counts the host's kernel launches more than the batching). `mixture_vs_own_loss_loop`: the same mixture against
+   the loop through each VAE's own `loss`, which on the CPU has a hand-written backward (models/fused_vae.py) as
+   the stacked mixture's terms do there (models/fused_stack.py): it tells the batching's gain from the fusion's.
 4. ensemble_vs_separate: 5 seeds trained as one stacked ensemble (`train_ensemble`) against the same
-   5 runs one after the other (`stacked=False`, the same random draws).
+   5 runs one after the other (`stacked=False`, the same random draws, autograd through `terms`).
+   `ensemble_vs_train_runs`: against 5 runs of `train()`, the package's loop for one model (fused on the CPU).
 On CUDA, the VAE is also timed epoch by epoch over full MNIST in the package's ways of running a step
 (eager, torch.compile, the whole step as a CUDA graph replaying 8 steps at a time, compile and graph
 with 1 or 8 steps per replay, and that last with TF32 matrix products): `gpu_epoch_ms` holds each one's
@@ -222,10 +225,11 @@ def time_matmul(device, n: int = 1024, reps: int = 20) -> float:
 
 
 def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch: int = BATCH,
-                 graph: bool = False) -> float:
+                 graph: bool = False, own_loss: bool = False) -> float:
     """Images per second through all k experts (each image counted once per step). graph (CUDA): the whole step
     replayed as a CUDA graph, 8 steps per replay, as train() runs long graph-safe runs; the first block, which
-    captures, is not timed."""
+    captures, is not timed. own_loss (the loop): each VAE's `loss`, which on the CPU takes its fused backward
+    (models/fused_vae.py), instead of autograd through `terms`."""
     torch.manual_seed(0)
     if batched:
         mix = ExpertMixture(make_vae, k).to(x.device)
@@ -238,6 +242,8 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch:
         params = [p for e in experts for p in e.parameters()]
 
         def loss_fn(b):
+            if own_loss:
+                return sum(e.loss(b)[0] for e in experts)
             return sum(e.terms(b)["loss"].mean() for e in experts)
     opt = make_optimizer(params, TrainConfig())
     if graph:
@@ -266,13 +272,20 @@ def time_mixture(x: torch.Tensor, batched: bool, steps: int, k: int = 10, batch:
     return len(batches) * batch / (time.perf_counter() - t0)
 
 
-def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2, 3, 4)) -> float:
-    """Member-images per second: each of the len(seeds) members sees n_images once."""
+def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2, 3, 4), via_train: bool = False) -> float:
+    """Member-images per second: each of the len(seeds) members sees n_images once. via_train (not stacked): the
+    separate runs through `train()`, the package's loop for one model (on the CPU, the fused VAE loss), instead of
+    the ensemble's own one-member reference (autograd through `terms`, with the ensemble's random draws)."""
     data = x[:n_images]
     cfg = TrainConfig(epochs=1, batch_size=BATCH, binarize=None, progress=False)
     sync(x.device)
     t0 = time.perf_counter()
-    train_ensemble(make_vae, data, cfg, seeds=list(seeds), stacked=stacked)
+    if via_train:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            train(make_vae().to(x.device), data, cfg)
+    else:
+        train_ensemble(make_vae, data, cfg, seeds=list(seeds), stacked=stacked)
     sync(x.device)
     return len(seeds) * data.shape[0] / (time.perf_counter() - t0)
 
@@ -308,12 +321,14 @@ def main() -> None:
     # warm-up, so that first-call allocation and kernel selection are not timed
     time_project(x, 1280), time_reference(root, device, 1280), time_matmul(device)
     time_mixture(x, True, 2), time_mixture(x, False, 2), time_ensemble(x, True, 256), time_ensemble(x, False, 256)
+    time_mixture(x, False, 2, own_loss=True), time_ensemble(x, False, 256, via_train=True)
     cuda = device.type == "cuda"
     if cuda:
         for v in GPU_VARIANTS.values():
             time_epochs(x, v, epochs=2)
         time_mixture(x, True, 16, graph=True), time_mixture(x, False, 16, graph=True)
-    runs = {k: [] for k in ("reference", "project", "matmul", "mixture", "loop", "ensemble", "separate")}
+    runs = {k: [] for k in ("reference", "project", "matmul", "mixture", "loop", "own_loss_loop", "ensemble",
+                            "separate", "train_runs")}
     if cuda:
         runs |= {"mixture_graphed": [], "loop_graphed": []}
     epochs = {v: [] for v in GPU_VARIANTS}
@@ -324,21 +339,24 @@ def main() -> None:
             epochs[v].append(time_epochs(x, flags))
         return x.shape[0] / statistics.median(epochs["compiled_graph"][-1][1:])
 
-    def pair(r: int, first: tuple, second: tuple) -> None:
-        """Time two contenders one right after the other, in swapped order every other round, so that neither
-        always runs in the state the other leaves behind (caches, the allocator's free blocks)."""
-        for name, timed in (first, second) if r % 2 == 0 else (second, first):
+    def pair(r: int, first: tuple, *others: tuple) -> None:
+        """Time contenders one right after the other, in an order rotated every round, so that none always runs
+        in the state another leaves behind (caches, the allocator's free blocks)."""
+        contenders = [first, *others]
+        for name, timed in contenders[r % len(contenders):] + contenders[:r % len(contenders)]:
             runs[name].append(timed())
 
     steps, images = args.mixture_steps, args.ensemble_images
     for r in range(args.rounds):
         pair(r, ("reference", lambda: time_reference(root, device, args.images)), ("project", project))
         runs["matmul"].append(time_matmul(device))
-        pair(r, ("mixture", lambda: time_mixture(x, True, steps)), ("loop", lambda: time_mixture(x, False, steps)))
+        pair(r, ("mixture", lambda: time_mixture(x, True, steps)), ("loop", lambda: time_mixture(x, False, steps)),
+             ("own_loss_loop", lambda: time_mixture(x, False, steps, own_loss=True)))
         if cuda:
             pair(r, ("mixture_graphed", lambda: time_mixture(x, True, steps, graph=True)),
                  ("loop_graphed", lambda: time_mixture(x, False, steps, graph=True)))
-        pair(r, ("ensemble", lambda: time_ensemble(x, True, images)), ("separate", lambda: time_ensemble(x, False, images)))
+        pair(r, ("ensemble", lambda: time_ensemble(x, True, images)), ("separate", lambda: time_ensemble(x, False, images)),
+             ("train_runs", lambda: time_ensemble(x, False, images, via_train=True)))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items())
               + "".join(f"; {v} epochs {[round(t * 1000, 1) for t in e[-1]]} ms" for v, e in epochs.items() if e))
     kernels = {}
@@ -369,6 +387,9 @@ def summarise(runs: dict, epochs: dict, kernels: dict, device, n_images: int, ar
         "mixture_vs_loop": m["mixture"] / m["loop"],
         **({"mixture_vs_loop_graphed": m["mixture_graphed"] / m["loop_graphed"]} if cuda else {}),
         "ensemble_vs_separate": m["ensemble"] / m["separate"],
+        # the same against the package's fastest way to run each one alone, where it has one (older files lack them)
+        **({"mixture_vs_own_loss_loop": m["mixture"] / m["own_loss_loop"]} if "own_loss_loop" in m else {}),
+        **({"ensemble_vs_train_runs": m["ensemble"] / m["train_runs"]} if "train_runs" in m else {}),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -376,7 +397,9 @@ def summarise(runs: dict, epochs: dict, kernels: dict, device, n_images: int, ar
                       "mixture10_batched": m["mixture"], "mixture10_loop": m["loop"],
                       **({"mixture10_batched_graphed": m["mixture_graphed"], "mixture10_loop_graphed": m["loop_graphed"]}
                          if cuda else {}),
-                      "ensemble5_stacked_member_images": m["ensemble"], "ensemble5_separate_member_images": m["separate"]},
+                      "ensemble5_stacked_member_images": m["ensemble"], "ensemble5_separate_member_images": m["separate"],
+                      **({"mixture10_own_loss_loop": m["own_loss_loop"]} if "own_loss_loop" in m else {}),
+                      **({"ensemble5_train_runs_member_images": m["train_runs"]} if "train_runs" in m else {})},
         "vae_step_mflop_per_image": flops / 1e6,
         "mnist_epoch_ms": 60000 / m["project"] * 1000,
         **({"gpu_epoch_ms": {v: 1000 * statistics.median(t for run in e for t in run[1:]) for v, e in epochs.items()},
@@ -392,6 +415,7 @@ def summarise(runs: dict, epochs: dict, kernels: dict, device, n_images: int, ar
 
 
 RATIOS = ("vae_vs_dataloader", "roofline_fraction", "mixture_vs_loop", "ensemble_vs_separate")
+AGAINST_FUSED = ("mixture_vs_own_loss_loop", "ensemble_vs_train_runs")  # the issue's targets read RATIOS
 
 
 def pooled(args) -> dict:
@@ -413,7 +437,7 @@ def pooled(args) -> dict:
             children.append(json.loads(out.read_text()))
     runs = {k: [v for c in children for v in c["rounds"][k]] for k in children[0]["rounds"]}
     result = summarise(runs, {}, {}, torch.device("cpu"), 0, args)
-    result["per_process"] = [{k: c[k] for k in RATIOS} for c in children]
+    result["per_process"] = [{k: c[k] for k in RATIOS + AGAINST_FUSED if k in c} for c in children]
     result["load_average_start_end"] = [children[0]["load_average_start_end"][0],
                                         children[-1]["load_average_start_end"][1]]
     result["settings"] |= {"processes": args.processes, "rounds_per_process": args.rounds}
@@ -429,7 +453,10 @@ def finish(result: dict, args) -> None:
           f"{result['vae_gflops']:.1f} GFLOP/s of {result['matmul_gflops']:.1f} measured "
           f"-> {result['roofline_fraction']:.2f}; mixture of 10 {result['mixture_vs_loop']:.2f}x the loop"
           + (f" ({result['mixture_vs_loop_graphed']:.2f}x both graphed)" if cuda else "")
-          + f"; ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs; load {os.getloadavg()}")
+          + (f" ({result['mixture_vs_own_loss_loop']:.2f}x a loop of fused VAEs)" if "mixture_vs_own_loss_loop" in result else "")
+          + f"; ensemble of 5 {result['ensemble_vs_separate']:.2f}x separate runs"
+          + (f" ({result['ensemble_vs_train_runs']:.2f}x runs of train())" if "ensemble_vs_train_runs" in result else "")
+          + f"; load {os.getloadavg()}")
     if cuda:
         print("steady epoch ms: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_epoch_ms"].items())
               + "; first epoch s: " + ", ".join(f"{v} {t:.1f}" for v, t in result["gpu_first_epoch_s"].items()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..data.preprocess import binarize_dynamic
+from ..data.streams import take_rows
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from ..training.loop import fit_batches, make_optimizer
@@ -67,7 +68,7 @@ class OCMLearner(BaseLearner):
                 self.steps += 1
                 self.replayed_rows += min(bs, n - s)
                 # one "epoch" for the loop: the mean loss over all passes is read once per arriving batch
-                yield 0, xb_all[order[s:s + bs]]
+                yield 0, take_rows(xb_all, order[s:s + bs])
 
     def train_memory(self, epochs: int | None = None) -> float:
         """`epochs` (default epochs_per_batch) passes over STM u LTM. The loss terms stay on the device and

@@ -13,7 +13,7 @@ import torch
 from ..continual import Budget, OCMLearner, pack, restore
 from ..continual import run_stream as drive
 from ..data.preprocess import binarize_dynamic, binarize_fixed
-from ..data.streams import Split, TaskFreeStream, load_split
+from ..data.streams import Split, TaskFreeStream, load_split, take_rows
 from ..models.ocm import OCM, OCMConfig
 from ..results.cache import cached, is_cached
 from ..results.runner import Call, GridRun, run_grid
@@ -266,7 +266,7 @@ def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
                     if taken[0] == steps:
                         return
                     taken[0] += 1
-                    yield 0, binarize_dynamic(train.x[order[i:i + bs]])
+                    yield 0, binarize_dynamic(take_rows(train.x, order[i:i + bs]))
 
         start = time.time()
         fit_batches(batches(), model.loss, opt, model, check_every=1 << 30)

@@ -84,6 +84,15 @@ def _relu_backward(grad: torch.Tensor, relu_output: torch.Tensor) -> torch.Tenso
     return torch.ops.aten.threshold_backward(grad, relu_output, 0)
 
 
+def unpack_saved(saved: tuple, n_params: int, n_acts: int):
+    """What `_FusedVAELoss` (and fused_stack's stacked terms) save, in their order: the input, logits, mu, raw logvar,
+    eps and std; then the weights and biases; then every Linear layer's input after the first. Returns those six,
+    the weights (every other parameter) and every Linear layer's input, the first one being the input."""
+    head = saved[:6]
+    weights = saved[6:6 + n_params:2]
+    return head, weights, [saved[0], *saved[6 + n_params:6 + n_params + n_acts]]
+
+
 class _FusedVAELoss(torch.autograd.Function):
     """forward(x [B, D], latent, beta, n_enc, n_dec, *weights and biases) -> (loss, recon mean, kl mean)."""
 
@@ -125,11 +134,7 @@ class _FusedVAELoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_recon, _grad_kl):
         latent, beta, n_enc, n_dec, n_params, n_acts = ctx.dims
-        saved = ctx.saved_tensors
-        x, logits, mu, raw_logvar, eps, std = saved[:6]
-        params = saved[6:6 + n_params]
-        acts = [x, *saved[6 + n_params:6 + n_params + n_acts]]
-        w = [params[i] for i in range(0, n_params, 2)]
+        (x, logits, mu, raw_logvar, eps, std), w, acts = unpack_saved(ctx.saved_tensors, n_params, n_acts)
         needs = ctx.needs_input_grad[5:]
         grads: list[torch.Tensor | None] = [None] * n_params
         scale = grad_loss / x.shape[0]  # d mean / d (each image's loss)

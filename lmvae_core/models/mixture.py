@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import fused_stack
 from .base import MODEL_REGISTRY, register_model
 from .stacking import as_stacks, linear_weights, stored
 from .vae import VAE
@@ -132,14 +133,17 @@ class ExpertMixture(nn.Module):
         kept = {n: self._parameters[_slot(group, n)] for n in self._param_names}
         return kept if attr is None else {n: getattr(t, attr) for n, t in kept.items()}
 
+    def _rows(self, group: str, stacks: dict, rows: list[int] | None) -> dict:
+        """The stacks' rows `rows` (all of them: the stacks themselves)."""
+        if rows is None or rows == list(range(len(self._ids[group]))):
+            return stacks
+        index = torch.as_tensor(rows, device=self.frozen_mask.device)
+        return {n: t.index_select(0, index) for n, t in stacks.items()}
+
     def _stacks(self, group: str, rows: list[int] | None = None):
         """The group's stacks [K, ...] in the experts' own layout (a view for a Linear weight), and its buffers."""
-        params = as_stacks(self._kept(group), self._transposed)
-        buffers = {n: self._buffers[_slot(group, n, True)] for n in self._buffer_names}
-        if rows is not None and rows != list(range(len(self._ids[group]))):
-            index = torch.as_tensor(rows, device=self.frozen_mask.device)
-            params = {n: t.index_select(0, index) for n, t in params.items()}
-            buffers = {n: t.index_select(0, index) for n, t in buffers.items()}
+        params = as_stacks(self._rows(group, self._kept(group), rows), self._transposed)
+        buffers = self._rows(group, {n: self._buffers[_slot(group, n, True)] for n in self._buffer_names}, rows)
         return params, buffers
 
     def _apply(self, fn, recurse: bool = True):
@@ -257,9 +261,12 @@ class ExpertMixture(nn.Module):
         """Run method `op` of every expert (or of `ids`) on the same inputs: outputs stacked as [K, ...].
 
         batched=False runs the plain Python loop over experts (the reference the batched path is
-        tested against). The batched path runs one vmap per stack that holds a requested expert."""
+        tested against). The batched path runs one vmap per stack that holds a requested expert; for the
+        training terms of MLP VAEs on the CPU, one `fused_stack.stacked_terms` per stack instead (the same
+        values with a hand-written backward; models/fused_stack.py), also for a single expert."""
         ids = list(range(len(self))) if ids is None else [int(k) for k in ids]
-        if not batched or len(ids) == 1:
+        fused = batched and op == "terms" and not kwargs and fused_stack.applies(self._experts[0], x)
+        if not fused and (not batched or len(ids) == 1):
             return _stack_outputs([self._call_one(k, x, op, kwargs) for k in ids])
         parts, order = [], []
         for group in GROUPS:
@@ -267,8 +274,14 @@ class ExpertMixture(nn.Module):
             mine = [k for k in ids if k in members]
             if not mine:
                 continue
-            params, buffers = self._stacks(group, [members.index(k) for k in mine])
+            rows = [members.index(k) for k in mine]
             template = self._experts[mine[0]]
+            if fused:  # the same terms with a hand-written backward (CPU speed; models/fused_stack.py)
+                recon, kl, _ = fused_stack.stacked_terms(template, self._rows(group, self._kept(group), rows), x)
+                parts.append({"loss": template.objective(recon, kl), "recon": recon, "kl": kl, "elbo": -(recon + kl)})
+                order += mine
+                continue
+            params, buffers = self._stacks(group, rows)
 
             def one(p, b, inp):
                 return functional_call(template, (p, b), (inp,), {"op": op, **kwargs})
