@@ -265,8 +265,10 @@ class ExpertMixture(nn.Module):
         training terms of MLP VAEs on the CPU, one `fused_stack.stacked_terms` per stack instead (the same
         values with a hand-written backward; models/fused_stack.py), also for a single expert."""
         ids = list(range(len(self))) if ids is None else [int(k) for k in ids]
-        fused = batched and op == "terms" and not kwargs and fused_stack.applies(self._experts[0], x)
-        if not fused and (not batched or len(ids) == 1):
+        def fused(k: int) -> bool:  # expert k's stack, like the vmap below, runs with expert k as the template
+            return batched and op == "terms" and not kwargs and fused_stack.applies(self._experts[k], x)
+
+        if not batched or (len(ids) == 1 and not fused(ids[0])):
             return _stack_outputs([self._call_one(k, x, op, kwargs) for k in ids])
         parts, order = [], []
         for group in GROUPS:
@@ -276,7 +278,7 @@ class ExpertMixture(nn.Module):
                 continue
             rows = [members.index(k) for k in mine]
             template = self._experts[mine[0]]
-            if fused:  # the same terms with a hand-written backward (CPU speed; models/fused_stack.py)
+            if fused(mine[0]):  # the same terms with a hand-written backward (CPU speed; models/fused_stack.py)
                 recon, kl, _ = fused_stack.stacked_terms(template, self._rows(group, self._kept(group), rows), x)
                 parts.append({"loss": template.objective(recon, kl), "recon": recon, "kl": kl, "elbo": -(recon + kl)})
                 order += mine
