@@ -22,17 +22,24 @@ ROWS = [
     ("vae_vs_dataloader", "VAE 784-400-20 step (device tensors, index batches) vs the DataLoader reference", 3.0, 100.0,
      "{:.2f}x"),
     ("roofline_fraction", "VAE step's matrix-product rate / measured fp32 matmul rate", 0.6, None, "{:.2f}"),
-    ("mixture_vs_loop", "mixture of 10 experts (stacked weights, vmap) vs a loop over 10 VAEs", 1.5, 5.0, "{:.2f}x"),
+    ("mixture_vs_loop", "mixture of 10 experts (stacked weights; on the CPU one fused stacked step, else vmap) vs a "
+     "loop over 10 VAEs (autograd)", 1.5, 5.0, "{:.2f}x"),
+    ("mixture_vs_own_loss_loop", "the same mixture vs a loop over 10 VAEs each through its own fused loss (CPU): "
+     "what the stacking gains over the fusion", None, None, "{:.2f}x"),
     ("mixture_vs_loop_graphed", "the same pair, each side's step replayed as a CUDA graph (how train() runs long "
      "graph-safe runs on CUDA)", None, 5.0, "{:.2f}x"),
-    ("ensemble_vs_separate", "ensemble of 5 seeds (one stacked computation) vs 5 separate runs", 1.0, 4.0, "{:.2f}x"),
+    ("ensemble_vs_separate", "ensemble of 5 seeds (one stacked computation) vs 5 separate runs (autograd, the same "
+     "draws)", 1.0, 4.0, "{:.2f}x"),
+    ("ensemble_vs_train_runs", "the same ensemble vs 5 runs of `train()`, the package's loop for one model (fused "
+     "loss on the CPU)", None, None, "{:.2f}x"),
     ("mnist_epoch_ms", "one MNIST epoch (60,000 images) of the 784-400-20 VAE, ms, at most", None, 35.0, "{:.1f}"),
 ]
 
 
 # each ratio's contenders in a result's "rounds" (measured one right after the other in every round)
 PAIRS = {"vae_vs_dataloader": ("project", "reference"), "mixture_vs_loop": ("mixture", "loop"),
-         "mixture_vs_loop_graphed": ("mixture_graphed", "loop_graphed"), "ensemble_vs_separate": ("ensemble", "separate")}
+         "mixture_vs_loop_graphed": ("mixture_graphed", "loop_graphed"), "ensemble_vs_separate": ("ensemble", "separate"),
+         "mixture_vs_own_loss_loop": ("mixture", "own_loss_loop"), "ensemble_vs_train_runs": ("ensemble", "train_runs")}
 
 
 def round_ratios(r: dict, key: str) -> list[float]:
@@ -65,9 +72,13 @@ def _table(r: dict, gpu: bool) -> list[str]:
     lines += ["", f"Raw rates (medians of {r['settings']['rounds']} alternating rounds): VAE {ips['vae_project']:,.0f} img/s, "
               f"DataLoader reference {ips['vae_dataloader_reference']:,.0f} img/s; VAE step {r['vae_gflops']:.1f} GFLOP/s "
               f"({r['vae_step_mflop_per_image']:.2f} MFLOP per image) against {r['matmul_gflops']:.1f} GFLOP/s for a "
-              f"1024x1024 fp32 matmul; mixture {ips['mixture10_batched']:,.0f} vs loop {ips['mixture10_loop']:,.0f} img/s; "
-              f"ensemble {ips['ensemble5_stacked_member_images']:,.0f} vs separate "
-              f"{ips['ensemble5_separate_member_images']:,.0f} member-images/s. Device: {r['device']}, torch {r['torch']}, "
+              f"1024x1024 fp32 matmul; mixture {ips['mixture10_batched']:,.0f} vs loop {ips['mixture10_loop']:,.0f} img/s"
+              + (f" (loop of fused VAEs {ips['mixture10_own_loss_loop']:,.0f})" if "mixture10_own_loss_loop" in ips else "")
+              + f"; ensemble {ips['ensemble5_stacked_member_images']:,.0f} vs separate "
+              f"{ips['ensemble5_separate_member_images']:,.0f}"
+              + (f" (runs of train() {ips['ensemble5_train_runs_member_images']:,.0f})"
+                 if "ensemble5_train_runs_member_images" in ips else "")
+              + f" member-images/s. Device: {r['device']}, torch {r['torch']}, "
               f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
               f"{r['load_average_start_end'][1][0]:.2f}."]
     lines += _spread(r) + _processes(r)
@@ -102,7 +113,8 @@ def _processes(r: dict) -> list[str]:
     if not each:
         return []
     names = {"vae_vs_dataloader": "VAE vs DataLoader", "roofline_fraction": "roofline fraction",
-             "mixture_vs_loop": "mixture vs loop", "ensemble_vs_separate": "ensemble vs separate"}
+             "mixture_vs_loop": "mixture vs loop", "mixture_vs_own_loss_loop": "mixture vs loop of fused VAEs",
+             "ensemble_vs_separate": "ensemble vs separate", "ensemble_vs_train_runs": "ensemble vs runs of train()"}
     ranges = "; ".join(f"{name} {min(p[k] for p in each):.2f} to {max(p[k] for p in each):.2f}"
                        for k, name in names.items() if all(k in p for p in each))
     why = ("on a machine where the plain VAE step has two speeds (`cpu_modes` below), a process tends to keep one, so "
@@ -271,10 +283,11 @@ def _modes(m: dict) -> list[str]:
 
 
 def speed_section(results_dir: Path = HERE) -> str:
-    lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the two "
-             "contenders run one right after the other, in swapped order every other round (results written before "
-             "this kept one order), and the table gives the median over the rounds and the range of each round's own "
-             "value. This section is written by `benchmarks/readme_speed.py` from the committed results files."]
+    lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the "
+             "contenders run one right after the other, in an order rotated every round (two contenders: swapped every "
+             "other round; results written before this kept one order), and the table gives the median over the "
+             "rounds and the range of each round's own value. This section is written by `benchmarks/readme_speed.py` "
+             "from the committed results files."]
     for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
         path = results_dir / name
         if path.exists():

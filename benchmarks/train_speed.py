@@ -25,7 +25,8 @@ the compile and the capture. `vae_vs_dataloader` and `mnist_epoch_ms` use the lo
 (compile and graph, fp32). `gpu_step_kernels` counts the GPU kernels of one step and their summed
 time (torch.profiler over an epoch, eager-compiled and graphed), which tells launch gaps from kernel time.
 The contenders alternate over several rounds and the medians are reported, so that background load
-affects both alike; each pair runs one right after the other, in swapped order every other round. The load
+affects both alike; the contenders of a ratio run one right after the other, in an order rotated every round
+(two contenders: swapped every other round; the mixture and the ensemble have a third, their fused reference). The load
 average at the start and end is recorded, since other jobs may share the CPU.
 
 Usage: python benchmarks/train_speed.py [--device auto] [--images 12800] [--rounds 3] [--processes 1] [--json FILE]

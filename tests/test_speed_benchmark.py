@@ -317,3 +317,29 @@ def test_readme_says_when_the_rounds_were_pooled_from_several_processes(tmp_path
     assert ("VAE vs DataLoader 1.90 to 2.50; roofline fraction 0.30 to 0.50; mixture vs loop 1.10 to 1.40; "
             "ensemble vs separate 0.90 to 1.30.") in text
     assert speed._processes(cpu_result()) == []
+
+
+def test_fused_references_are_shown_beside_the_targets_without_one(tmp_path):
+    """The mixture against a loop of fused VAEs, and the ensemble against runs of train(): rows with no target (n/a),
+    their per-round ratios from their own contenders, and their rates in the raw line; older files without them
+    show neither."""
+    speed = load("readme_speed")
+    result = cpu_result(vae_vs_dataloader=2.0, roofline_fraction=0.4, mixture_vs_loop=1.5, ensemble_vs_separate=1.4,
+                        mixture_vs_own_loss_loop=1.25, ensemble_vs_train_runs=1.2,
+                        matmul_gflops=100.0, vae_gflops=40.0, vae_step_mflop_per_image=4.0,
+                        rounds={"mixture": [30, 36], "loop": [20, 24], "own_loss_loop": [24, 30],
+                                "ensemble": [12, 14], "separate": [10, 10], "train_runs": [10, 14]})
+    result["img_per_s"] |= {"mixture10_own_loss_loop": 4321, "ensemble5_train_runs_member_images": 8765}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    assert speed.round_ratios(result, "mixture_vs_own_loss_loop") == [1.2, 1.25]
+    assert speed.round_ratios(result, "ensemble_vs_train_runs") == [1.0, 1.2]
+    text = speed.speed_section(tmp_path)
+    row = next(line for line in text.splitlines() if "through its own fused loss" in line)
+    assert row.split("|")[2].strip() == "1.25x" and row.rstrip(" |").endswith("n/a")
+    row = next(line for line in text.splitlines() if "runs of `train()`" in line)
+    assert row.split("|")[2].strip() == "1.20x" and row.rstrip(" |").endswith("n/a")
+    assert "loop of fused VAEs 4,321" in text and "runs of train() 8,765" in text
+    for key in ("mixture_vs_own_loss_loop", "ensemble_vs_train_runs"):
+        del result[key]
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    assert "own fused loss" not in speed.speed_section(tmp_path).split("Raw rates")[0]
