@@ -100,12 +100,17 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
                      "likely cause that was not checked.")
     runs = r.get("run_seconds")
     if runs:  # where the parallel time went (grid_speed.py records each run's own seconds on both sides)
-        per_run = sorted(runs["local"][k] / v for k, v in runs["serial"].items() if v and runs["local"].get(k))
+        ratios = {k: runs["local"][k] / v for k, v in runs["serial"].items() if v and runs["local"].get(k)}
+        per_run = sorted(ratios.values())
         lines.append(f"On a worker, side by side with the other, a run took {statistics.median(per_run):.2f}x its serial "
                      f"time (median; {per_run[0]:.2f}x to {per_run[-1]:.2f}x), and the runs of the main grid kept the "
                      f"workers busy {r['worker_utilisation']:.0%} of the cluster's wall time (the rest: the stage "
                      "before the grid, which trains the stream classifiers with the calibration VAE alongside, "
                      "start-up, and the end of the grid, when one worker waits for the other's last run).")
+        quick = [k for k, v in ratios.items() if v < 0.5]
+        if quick:  # serially, the first run of a stream also trains the stream's classifier (the cluster's first stage)
+            lines.append(f"Below 0.5x: {', '.join(quick)}; serially such a run also trains what it needs first (its "
+                         "stream's classifier), which on the cluster the stage before the grid had trained.")
     if bounds:
         name, b = next((k, v) for k, v in bounds["parallel"].items() if "quick" in k)
         lines.append(f"For comparison, `benchmarks/cpu_bounds.py` ({bounds['finished'][:10]}) measured the most two "

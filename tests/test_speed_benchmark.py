@@ -132,6 +132,9 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
     bounds = {"finished": "2026-12-04 15:00:00", "parallel": {"784-200-20, batch 64 (notebook 05 quick)": {"parallel_bound": 1.6}}}
     text = grid.grid_section(timed, bounds)
     assert "took 1.10x its serial time (median; 1.00x to 1.50x)" in text and "busy 80%" in text and "1.60x at the" in text
+    assert "Below 0.5x" not in text
+    first = timed | {"run_seconds": {"serial": {"a": 90.0, "b": 20.0}, "local": {"a": 9.0, "b": 21.0}}}
+    assert "Below 0.5x: a; serially such a run also trains" in grid.grid_section(first, bounds)
     bounds["parallel"]["784-200-20, batch 64 (notebook 05 quick)"]["rounds"] = {
         "one_process_2_threads": [3.0, 4.0], "two_processes_1_thread": [5.0, 4.0]}
     assert "1.60x at the median of its rounds, 1.50x from each side's fastest round" in grid.grid_section(timed, bounds)
