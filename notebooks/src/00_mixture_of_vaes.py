@@ -14,8 +14,9 @@
 # means of a plain VAE of the experts' architecture. GMVAE and VaDE are reference points only. Section 5 shows
 # why the accuracy stops near those baselines; section 6 goes **beyond the post** with one mixture variant.
 #
-# The model is `lmvae_core.models.MoEVAE`. The K experts run in one batched computation
-# (`ExpertMixture`, `torch.func.vmap`), not a Python loop. This notebook only calls the core and plots.
+# The model is `lmvae_core.models.MoEVAE`. The K experts run in one batched computation (`ExpertMixture`:
+# `torch.func.vmap`, and on a CPU one stacked step with a hand-written backward, `models/fused_stack.py`), not a
+# Python loop. This notebook only calls the core and plots.
 
 # %% tags=["parameters"]
 import os
