@@ -107,9 +107,9 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
                      f"workers busy {r['worker_utilisation']:.0%} of the cluster's wall time (the rest: the stage "
                      "before the grid, which trains the stream classifiers with the calibration VAE alongside, "
                      "start-up, and the end of the grid, when one worker waits for the other's last run).")
-        quick = [k for k, v in ratios.items() if v < 0.5]
-        if quick:  # serially, the first run of a stream also trains the stream's classifier (the cluster's first stage)
-            lines.append(f"Below 0.5x: {', '.join(quick)}; serially such a run also trains what it needs first (its "
+        below_half = [k for k, v in ratios.items() if v < 0.5]
+        if below_half:  # serially, a stream's first run also trains the stream's classifier (the cluster's first stage)
+            lines.append(f"Below 0.5x: {', '.join(below_half)}; serially such a run also trains what it needs first (its "
                          "stream's classifier), which on the cluster the stage before the grid had trained.")
     if bounds:
         name, b = next((k, v) for k, v in bounds["parallel"].items() if "quick" in k)

@@ -60,6 +60,13 @@ def stacked_terms(model: nn.Module, kept: dict[str, torch.Tensor], x: torch.Tens
     return recon, kl, eps
 
 
+def terms(model: nn.Module, kept: dict[str, torch.Tensor], x: torch.Tensor,
+          eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """`model.terms` for every member of the stack, [K, B] each: loss (the model's objective), recon, kl, elbo."""
+    recon, kl, _ = stacked_terms(model, kept, x, eps)
+    return {"loss": model.objective(recon, kl), "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+
+
 class _StackedVAETerms(torch.autograd.Function):
     """forward(x [B, D] or [K, B, D], eps [K, B, L], n_enc, n_dec, *stored weights and biases) -> (recon, kl)."""
 
@@ -132,4 +139,4 @@ class _StackedVAETerms(torch.autograd.Function):
         return (None, None, None, None, *grads)
 
 
-__all__ = ["applies", "layer_names", "stacked_terms"]
+__all__ = ["applies", "layer_names", "stacked_terms", "terms"]

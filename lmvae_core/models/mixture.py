@@ -262,7 +262,7 @@ class ExpertMixture(nn.Module):
 
         batched=False runs the plain Python loop over experts (the reference the batched path is
         tested against). The batched path runs one vmap per stack that holds a requested expert; for the
-        training terms of MLP VAEs on the CPU, one `fused_stack.stacked_terms` per stack instead (the same
+        training terms of MLP VAEs on the CPU, one `fused_stack.terms` per stack instead (the same
         values with a hand-written backward; models/fused_stack.py), also for a single expert."""
         ids = list(range(len(self))) if ids is None else [int(k) for k in ids]
         def fused(k: int) -> bool:  # expert k's stack, like the vmap below, runs with expert k as the template
@@ -279,8 +279,7 @@ class ExpertMixture(nn.Module):
             rows = [members.index(k) for k in mine]
             template = self._experts[mine[0]]
             if fused(mine[0]):  # the same terms with a hand-written backward (CPU speed; models/fused_stack.py)
-                recon, kl, _ = fused_stack.stacked_terms(template, self._rows(group, self._kept(group), rows), x)
-                parts.append({"loss": template.objective(recon, kl), "recon": recon, "kl": kl, "elbo": -(recon + kl)})
+                parts.append(fused_stack.terms(template, self._rows(group, self._kept(group), rows), x))
                 order += mine
                 continue
             params, buffers = self._stacks(group, rows)

@@ -9,7 +9,7 @@ so one Adam over the stacks is S separate Adams; the members' losses are summed,
 gradient is its own.
 The stacks of Linear weights are kept transposed ([S, in, out], the layout their gradients arrive in
 under vmap; models/stacking.py) and read through a transposed view, so no gradient is copied per step.
-For MLP VAEs on the CPU the step runs `fused_stack.stacked_terms` instead of the vmap (the same terms with
+For MLP VAEs on the CPU the step runs `fused_stack.terms` instead of the vmap (the same terms with
 a hand-written backward; models/fused_stack.py).
 
 Random numbers: member s draws everything from its own generators seeded with seeds[s], in a fixed
@@ -164,11 +164,9 @@ def _train_stacked(models, x, cfg, draws, lrs, weights, mode, plain: bool = Fals
         def step_fn(batch):
             xb, eps = batch
             if fused:  # the same terms with a hand-written backward (CPU speed; models/fused_stack.py)
-                recon, kl_term, _ = fused_stack.stacked_terms(models[0], kept, xb, eps)
-                loss = models[0].objective(recon, kl_term) if kl is None else recon + kl[:, None] * kl_term
-                terms = {"loss": models[0].objective(recon, kl_term), "recon": recon, "kl": kl_term,
-                         "elbo": -(recon + kl_term)}
-                losses, terms = loss.mean(1), {k: v.mean(1) for k, v in terms.items()}
+                t = fused_stack.terms(models[0], kept, xb, eps)  # as _member_loss, for every member at once
+                loss = t["loss"] if kl is None else t["recon"] + kl[:, None] * t["kl"]
+                losses, terms = loss.mean(1), {k: v.mean(1) for k, v in t.items()}
             else:
                 losses, terms = batched(stacks(), buffers, xb, eps, kl)
             return losses.sum(), terms  # independent members: the sum's gradient is each member's own
