@@ -19,9 +19,12 @@ START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 # those in AT_MOST, which are ceilings
 AT_MOST = {"mnist_epoch_ms"}
 ROWS = [
-    ("vae_vs_dataloader", "VAE 784-400-20 step (device tensors, index batches) vs the DataLoader reference", 3.0, 100.0,
-     "{:.2f}x"),
+    ("vae_vs_dataloader", "VAE 784-400-20 step (device tensors, index batches) as long runs train it (CPU: the whole "
+     "step compiled; CUDA: compiled and graphed) vs the DataLoader reference", 3.0, 100.0, "{:.2f}x"),
+    ("vae_eager_vs_dataloader", "the same step uncompiled (CPU: fused loss and FusedAdam, train()'s way in runs "
+     "shorter than `cpu_compile_min_steps`)", None, None, "{:.2f}x"),
     ("roofline_fraction", "VAE step's matrix-product rate / measured fp32 matmul rate", 0.6, None, "{:.2f}"),
+    ("roofline_fraction_eager", "the same, the step uncompiled", None, None, "{:.2f}"),
     ("mixture_vs_loop", "mixture of 10 experts (stacked weights; on the CPU one fused stacked step, else vmap) vs a "
      "loop over 10 VAEs (autograd)", 1.5, 5.0, "{:.2f}x"),
     ("mixture_vs_own_loss_loop", "the same mixture vs a loop over 10 VAEs each through its own fused loss (CPU): "
@@ -37,7 +40,8 @@ ROWS = [
 
 
 # each ratio's contenders in a result's "rounds" (measured one right after the other in every round)
-PAIRS = {"vae_vs_dataloader": ("project", "reference"), "mixture_vs_loop": ("mixture", "loop"),
+PAIRS = {"vae_vs_dataloader": ("project", "reference"), "vae_eager_vs_dataloader": ("project_eager", "reference"),
+         "mixture_vs_loop": ("mixture", "loop"),
          "mixture_vs_loop_graphed": ("mixture_graphed", "loop_graphed"), "ensemble_vs_separate": ("ensemble", "separate"),
          "mixture_vs_own_loss_loop": ("mixture", "own_loss_loop"), "ensemble_vs_train_runs": ("ensemble", "train_runs")}
 
@@ -46,8 +50,9 @@ def round_ratios(r: dict, key: str) -> list[float]:
     """The measure in each round, sorted (empty when the result keeps no rounds for it). A round's contenders run
     one after the other, so the spread over rounds shows how much the machine moved the median."""
     rounds = r.get("rounds", {})
-    if key == "roofline_fraction" and rounds.get("project") and rounds.get("matmul"):
-        return sorted(ips * r["vae_step_mflop_per_image"] / 1000 / mm for ips, mm in zip(rounds["project"], rounds["matmul"]))
+    vae = {"roofline_fraction": "project", "roofline_fraction_eager": "project_eager"}.get(key)
+    if vae and rounds.get(vae) and rounds.get("matmul"):
+        return sorted(ips * r["vae_step_mflop_per_image"] / 1000 / mm for ips, mm in zip(rounds[vae], rounds["matmul"]))
     a, b = PAIRS.get(key, (None, None))
     if not rounds.get(a) or not rounds.get(b):
         return []
@@ -69,7 +74,8 @@ def _table(r: dict, gpu: bool) -> list[str]:
         lines.append(f"| {what} | {fmt.format(r[key])} | {spread} | "
                      f"{'-' if target is None else fmt.format(target).replace('.00', '')} | {met} |")
     ips = r["img_per_s"]
-    lines += ["", f"Raw rates (medians of {r['settings']['rounds']} alternating rounds): VAE {ips['vae_project']:,.0f} img/s, "
+    lines += ["", f"Raw rates (medians of {r['settings']['rounds']} alternating rounds): VAE {ips['vae_project']:,.0f} img/s"
+              + (f" ({ips['vae_project_eager']:,.0f} uncompiled)" if "vae_project_eager" in ips else "") + ", "
               f"DataLoader reference {ips['vae_dataloader_reference']:,.0f} img/s; VAE step {r['vae_gflops']:.1f} GFLOP/s "
               f"({r['vae_step_mflop_per_image']:.2f} MFLOP per image) against {r['matmul_gflops']:.1f} GFLOP/s for a "
               f"1024x1024 fp32 matmul; mixture {ips['mixture10_batched']:,.0f} vs loop {ips['mixture10_loop']:,.0f} img/s"
@@ -81,7 +87,7 @@ def _table(r: dict, gpu: bool) -> list[str]:
               + f" member-images/s. Device: {r['device']}, torch {r['torch']}, "
               f"{r['threads']} threads, load average at start and end {r['load_average_start_end'][0][0]:.2f} / "
               f"{r['load_average_start_end'][1][0]:.2f}."]
-    lines += _spread(r) + _processes(r)
+    lines += _compile_cost(r) + _spread(r) + _processes(r)
     if "gpu_epoch_ms" in r:
         ways = ", ".join(f"{k.replace('_', ' ')} {v:,.1f} ms" for k, v in r["gpu_epoch_ms"].items())
         lines += ["", f"Steady MNIST epoch of the VAE ({r['gpu_epoch_images']:,} images, median of the epochs after the "
@@ -95,6 +101,19 @@ def _table(r: dict, gpu: bool) -> list[str]:
         lines += ["", f"Other jobs shared the machine during this run (load average above its {r['threads']} threads): "
                   "the rates are far below a quiet machine's and the ratios are noisy; re-run it on a quiet machine."]
     return lines
+
+
+def _compile_cost(r: dict) -> list[str]:
+    """What the compiled CPU step costs before its first step: the warm-up call that compiled it, per process."""
+    first = r.get("cpu_first_compiled_call_s")
+    if first is None:
+        return []
+    first = first if isinstance(first, list) else [first]
+    each = ", ".join(f"{t:.1f}" for t in first)
+    return ["", f"The compiled CPU step's first call (the compile, plus 10 steps) took {each} s per process "
+            "(inductor keeps compiled kernels on disk: a first process with an empty cache pays the most), outside the "
+            "timed rounds; train() compiles on its own only in runs of at least `TrainConfig.cpu_compile_min_steps` "
+            "steps, where that is paid back."]
 
 
 def _spread(r: dict) -> list[str]:
@@ -112,7 +131,8 @@ def _processes(r: dict) -> list[str]:
     each = r.get("per_process")
     if not each:
         return []
-    names = {"vae_vs_dataloader": "VAE vs DataLoader", "roofline_fraction": "roofline fraction",
+    names = {"vae_vs_dataloader": "VAE vs DataLoader", "vae_eager_vs_dataloader": "uncompiled VAE vs DataLoader",
+             "roofline_fraction": "roofline fraction", "roofline_fraction_eager": "uncompiled roofline fraction",
              "mixture_vs_loop": "mixture vs loop", "mixture_vs_own_loss_loop": "mixture vs loop of fused VAEs",
              "ensemble_vs_separate": "ensemble vs separate", "ensemble_vs_train_runs": "ensemble vs runs of train()"}
     ranges = "; ".join(f"{name} {min(p[k] for p in each):.2f} to {max(p[k] for p in each):.2f}"

@@ -346,3 +346,33 @@ def test_fused_references_are_shown_beside_the_targets_without_one(tmp_path):
         del result[key]
     (tmp_path / "results_cpu.json").write_text(json.dumps(result))
     assert "own fused loss" not in speed.speed_section(tmp_path).split("Raw rates")[0]
+
+
+def test_uncompiled_vae_rows_and_the_compile_cost_are_shown_beside_the_compiled_step(tmp_path):
+    """On a CPU the target reads the compiled step (how long runs train); the uncompiled step (train()'s way in
+    shorter runs) gets its own rows without a target, with per-round ratios from its own contender, and the
+    compile's cost is stated. Files without them show neither."""
+    speed = load("readme_speed")
+    result = cpu_result(vae_vs_dataloader=3.2, vae_eager_vs_dataloader=2.8, roofline_fraction=0.42,
+                        roofline_fraction_eager=0.37, mixture_vs_loop=1.5, ensemble_vs_separate=1.4,
+                        matmul_gflops=100.0, vae_gflops=42.0, vae_step_mflop_per_image=1000.0,
+                        rounds={"reference": [10, 10], "project": [32, 30], "project_eager": [28, 27],
+                                "matmul": [100, 100]},
+                        cpu_first_compiled_call_s=[13.4, 2.1])
+    result["img_per_s"] |= {"vae_project_eager": 27500}
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    assert speed.round_ratios(result, "vae_eager_vs_dataloader") == [2.7, 2.8]
+    assert speed.round_ratios(result, "roofline_fraction_eager") == pytest.approx([0.27, 0.28])
+    assert speed.round_ratios(result, "roofline_fraction") == pytest.approx([0.30, 0.32])
+    text = speed.speed_section(tmp_path)
+    target = next(line for line in text.splitlines() if "as long runs train it" in line)
+    assert target.split("|")[2].strip() == "3.20x" and target.rstrip(" |").endswith("yes")
+    row = next(line for line in text.splitlines() if "the same step uncompiled" in line)
+    assert row.split("|")[2].strip() == "2.80x" and row.split("|")[3].strip() == "2.70x to 2.80x"
+    assert row.rstrip(" |").endswith("n/a")
+    assert "(27,500 uncompiled)" in text and "took 13.4, 2.1 s per process" in text
+    for key in ("vae_eager_vs_dataloader", "roofline_fraction_eager", "cpu_first_compiled_call_s"):
+        del result[key]
+    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    assert "uncompiled" not in speed.speed_section(tmp_path).split("Raw rates")[0]
+    assert "took" not in speed.speed_section(tmp_path)

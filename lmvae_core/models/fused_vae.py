@@ -11,7 +11,7 @@ so computing the reported loss takes most of the rest.
 
 It applies only where it computes exactly what `VAE.loss` does (`applies`): an MLP VAE with ReLU hidden layers,
 a Bernoulli likelihood, the beta objective (no capacity) and the model's own encode/decode/prior, on the CPU,
-with gradients on (but not for the input), outside torch.func transforms and autocast. Everything else takes
+with gradients on (but not for the input), outside torch.func transforms, torch.compile and autocast. Everything else takes
 the autograd path. The
 gradients agree with autograd's to rounding (tests/test_fused_vae.py); they are not bitwise the same, because
 the sums run in another order.
@@ -49,7 +49,9 @@ def disabled():
 
 def applies(model, x: torch.Tensor) -> bool:
     """Does the fused loss compute exactly what `model.loss(x)` would? (see the module docstring)"""
-    if not _ENABLED:
+    if not _ENABLED or torch.compiler.is_compiling():
+        # under torch.compile (training/compiled_step.py) inductor fuses the autograd path itself, and the checks
+        # below would break its graph
         return False
     from ..nets import MLPDecoder, MLPEncoder
     from .vae import VAE

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ..data.preprocess import binarize_dynamic, binarize_static
 from ..data.streams import batch_indices, take_rows
+from .compiled_step import CompiledStep
 from .graphs import CudaGraphStep, StepBlock, should_graph
 from .optim import FusedAdam
 from .step import LossMonitor, NonFiniteLossError, train_step  # noqa: F401  (NonFiniteLossError re-exported)
@@ -32,6 +33,12 @@ class TrainConfig:
     compile: bool | str = "auto"
     compile_min_steps: int = 2000
     compile_mode: str = "default"  # 'reduce-overhead' adds CUDA graphs (launch-bound small models)
+    # On a CPU, compile the whole step instead (forward, backward and Adam; training/compiled_step.py), for a
+    # graph-safe model's own loss: 'auto' does so in runs of at least this many steps of a model whose
+    # `step_compiles` says compiling pays (the MLP VAEs), True in any run (eager again if it fails to compile). About
+    # 0.35 ms a step less for 784-400-20 (2 threads); the first compile took 13 s with inductor's disk cache empty
+    # (2 s with it filled), so 'auto' waits for runs that pay it back even cold.
+    cpu_compile_min_steps: int = 40_000
     autocast: str | None = None  # 'bf16': bfloat16 autocast for the loss (paper runs on a GPU); None: fp32
     # Replay the whole step (forward, backward, Adam) as one CUDA graph (training/graphs.py): 'auto' does so on
     # CUDA for a graph-safe model loss in runs of at least compile_min_steps steps; True/False force it.
@@ -62,6 +69,17 @@ def should_compile(cfg: TrainConfig, device: torch.device, steps: int) -> bool:
     if cfg.compile == "auto":
         return torch.device(device).type == "cuda" and steps >= cfg.compile_min_steps
     return bool(cfg.compile)
+
+
+def should_compile_step(cfg: TrainConfig, device: torch.device, steps: int, safe: bool,
+                        optimizer: torch.optim.Optimizer, pays: bool = True) -> bool:
+    """The whole step compiled (CompiledStep): on a CPU, for a graph-safe loss, a plain Adam, without gradient
+    clipping or autocast; True in any run, 'auto' in runs of at least cfg.cpu_compile_min_steps steps of a model
+    where compiling was measured to pay (`pays`: the model's `step_compiles`)."""
+    if (torch.device(device).type != "cpu" or not safe or cfg.grad_clip or cfg.autocast is not None
+            or cfg.compile is False or not CompiledStep.supports(optimizer)):
+        return False
+    return cfg.compile is True or (pays and steps >= cfg.cpu_compile_min_steps)
 
 
 def compiled_loss(loss_fn: Callable, cfg: TrainConfig, graphs_allowed: bool = True) -> Callable:
@@ -118,12 +136,15 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
     """The one training loop of the package: one `train_step` per (epoch, batch) pair; returns one dict of
     mean loss terms per epoch. The terms stay on the device until the end of an epoch (one host sync then,
     and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call;
-    step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`).
+    step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`);
+    step_options['compiled_step'] = True runs it as one compiled function (`CompiledStep`, needs the model).
     on_step(steps done so far) is called after each batch, or after each block of steps a graph replays at once
     (a `StepBlock`), so the count it receives can advance by more than one."""
     params = [p for g in optimizer.param_groups for p in g["params"]]
     options = dict(step_options or {})
-    if options.pop("cuda_graph", False):
+    if options.pop("compiled_step", False):
+        step = CompiledStep(model, loss_fn, optimizer)
+    elif options.pop("cuda_graph", False):
         step = CudaGraphStep(loss_fn, optimizer, params, grad_clip, options.get("autocast"),
                              buffers=list(model.buffers()) if model is not None else [])
     else:
@@ -174,19 +195,22 @@ def train(model: nn.Module, x: torch.Tensor, cfg: TrainConfig,
     per_epoch = steps_per_epoch(x.shape[0], cfg.batch_size)
     steps = cfg.epochs * per_epoch
     # only the model's own loss is known to be graph-safe (a custom loss_fn may keep host-side state)
-    whole_step_graph = should_graph(cfg.cuda_graph, x.device, steps, cfg.compile_min_steps,
-                                    loss_fn is None and getattr(model, "graph_safe", False))
+    safe = loss_fn is None and getattr(model, "graph_safe", False)
+    whole_step_graph = should_graph(cfg.cuda_graph, x.device, steps, cfg.compile_min_steps, safe)
+    optimizer = optimizer or make_optimizer(model.parameters(), cfg)
+    whole_step_compiled = should_compile_step(cfg, x.device, steps, safe, optimizer,
+                                              getattr(model, "step_compiles", False))
     loss_fn = loss_fn or model.loss
-    compiled = should_compile(cfg, x.device, steps)
+    compiled = should_compile(cfg, x.device, steps) and not whole_step_compiled
     if compiled:
         # inside a whole-step graph, torch.compile only fuses kernels (its own CUDA graphs would nest)
         loss_fn = compiled_loss(loss_fn, cfg, graphs_allowed=not whole_step_graph)
     # CUDA graphs (mode 'reduce-overhead') reuse static output buffers: train_step copies the terms out.
     graphs = (compiled and not whole_step_graph and "reduce-overhead" in cfg.compile_mode
               and x.device.type == "cuda")
-    step_options = {"autocast": AUTOCAST[cfg.autocast], "compiled_cudagraphs": graphs, "cuda_graph": whole_step_graph}
+    step_options = {"autocast": AUTOCAST[cfg.autocast], "compiled_cudagraphs": graphs, "cuda_graph": whole_step_graph,
+                    "compiled_step": whole_step_compiled}
     block = cfg.graph_steps if whole_step_graph else 1
     return fit_batches(epoch_batches(x, cfg.epochs, cfg.batch_size, cfg.binarize, block=block), loss_fn,
-                       optimizer or make_optimizer(model.parameters(), cfg), model, cfg.grad_clip,
-                       cfg.check_every, steps, per_epoch, cfg.progress, desc, on_step, on_epoch,
-                       step_options)
+                       optimizer, model, cfg.grad_clip, cfg.check_every, steps, per_epoch, cfg.progress, desc, on_step,
+                       on_epoch, step_options)
