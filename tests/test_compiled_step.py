@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from lmvae_core.models import VAE
 from lmvae_core.runtime import seed_everything
@@ -33,12 +34,12 @@ def batches(mnist_sample, sizes):
     return list(x.split(sizes))
 
 
-def eager_and_compiled(mnist_sample, sizes, seed=0):
+def eager_and_compiled(mnist_sample, sizes, seed=0, lr=1e-3):
     """The same model trained on the same batches from the same seeds, eagerly and through CompiledStep."""
     eager = small_vae(seed)
     compiled = copy.deepcopy(eager)
-    opt_e = make_optimizer(eager.parameters(), TrainConfig())
-    opt_c = make_optimizer(compiled.parameters(), TrainConfig())
+    opt_e = make_optimizer(eager.parameters(), TrainConfig(lr=lr))
+    opt_c = make_optimizer(compiled.parameters(), TrainConfig(lr=lr))
     step = CompiledStep(compiled, compiled.loss, opt_c)
     rows = []
     for s, b in enumerate(batches(mnist_sample, sizes)):
@@ -71,8 +72,10 @@ def test_compiled_step_follows_the_eager_trajectory(mnist_sample, torch_random_i
     with torch.no_grad():
         moved = max(float((a - b).abs().max()) for a, b in zip(start.parameters(), compiled.parameters()))
     assert moved > 100 * 2e-5  # the parameters moved far more than the tolerance above
-    # a second model in the same process reuses the compiled code with its own tensors
-    eager2, compiled2, opt_e2, opt_c2, _, rows2 = eager_and_compiled(mnist_sample, [32] * 3, seed=5)
+    # a second model in the same process, with another learning rate, reuses the compiled code with its own tensors
+    graphs = counters["stats"]["unique_graphs"]
+    eager2, compiled2, opt_e2, opt_c2, step2, rows2 = eager_and_compiled(mnist_sample, [32] * 3, seed=5, lr=3e-3)
+    assert counters["stats"]["unique_graphs"] == graphs and step2.compiled_steps == 3
     assert [r[1] for r in rows2] == pytest.approx([r[0] for r in rows2], rel=1e-5)
     assert_same_state(eager2, compiled2, opt_e2, opt_c2)
     assert_same_state(eager, compiled, opt_e, opt_c)  # and leaves the first model alone

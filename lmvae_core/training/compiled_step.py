@@ -24,6 +24,10 @@ place, so the optimiser stays valid: a batch of another shape (the short last ba
 It serves a loss that is a pure function of the batch and the parameters (`graph_safe` models' own loss) and an
 Adam without weight decay, amsgrad, maximize or a tensor learning rate, and no gradient clipping or autocast
 (`CompiledStep.supports`); `train()` checks that before choosing it.
+
+Compiles: the learning rate, betas and eps are inputs of the compiled code, not constants, so every model of one
+architecture in a process shares one compile; another architecture or batch shape compiles again, up to dynamo's
+recompile limit (8 by default), after which a new CompiledStep warns and runs eagerly, as after any failed compile.
 """
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ class CompiledStep:
             raise ValueError("CompiledStep needs a plain Adam (no amsgrad, weight decay, maximize or tensor lr)")
         self.module = _LossModule(model, loss_fn)
         self.loss_fn, self.optimizer = loss_fn, optimizer
-        self.groups = []  # per parameter group: (the group's dict, the parameters' names in the model, parameters)
+        self.groups = []  # per parameter group with a trainable parameter: (its dict, the parameters' names, them)
         names = {id(p): n for n, p in self.module.named_parameters()}
         for g in optimizer.param_groups:
             params = [p for p in g["params"] if p.requires_grad]
@@ -86,11 +90,14 @@ class CompiledStep:
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            self.groups.append((g, [names[id(p)] for p in params], params))
+            if params:
+                self.groups.append((g, [names[id(p)] for p in params], params))
         self.shape: tuple | None = None  # the batch shape the compiled graph serves
         self.eager_steps = 0  # steps of another batch shape (or every step after a failed compile), run eagerly
         self.compiled_steps = 0
         self.failed: str | None = None
+        self._hyper_values: list | None = None
+        self._hyper_tensors: list = []
         self._compiled = torch.compile(self._step, dynamic=False, fullgraph=True)  # a graph break raises: eager then
 
     @staticmethod
@@ -101,22 +108,31 @@ class CompiledStep:
         loss, terms = functional_call(self.module, params, (batch,), strict=False)
         return loss, (loss.detach(), {k: v.detach() for k, v in terms.items()})
 
-    def _step(self, params: dict, states: list, batch):
+    def _step(self, params: dict, states: list, hypers: list, batch):
         grads, (_, (loss, terms)) = grad_and_value(self._loss, has_aux=True)(params, batch)
         with torch.no_grad():
-            for (group, names, _), group_states in zip(self.groups, states):
-                beta1, beta2 = group["betas"]
+            for (_, names, _), group_states, (lr, beta1, beta2, eps) in zip(self.groups, states, hypers):
                 for name, (step, exp_avg, exp_avg_sq) in zip(names, group_states):
                     # torch's Adam: lerp the first moment, then step / bias corrections, as its fused kernel
                     grad = grads[name]
                     step.add_(1)
                     exp_avg.lerp_(grad, 1 - beta1)
-                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
                     bias1 = 1 - beta1 ** step
                     bias2_sqrt = (1 - beta2 ** step).sqrt()
-                    denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(group["eps"])
-                    params[name].sub_(group["lr"] / bias1 * exp_avg / denom)
+                    denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(eps)
+                    params[name].sub_(lr / bias1 * exp_avg / denom)
         return loss, terms
+
+    def _hypers(self) -> list[tuple[torch.Tensor, ...]]:
+        """Each group's lr, betas and eps as 0-d tensors: inputs of the compiled step, not constants, so that another
+        learning rate (a second model, a schedule) reuses the compiled code instead of compiling again."""
+        values = [(g["lr"], *g["betas"], g["eps"]) for g, _, _ in self.groups]
+        if values != self._hyper_values:
+            device = self.groups[0][2][0].device
+            self._hyper_values = values
+            self._hyper_tensors = [tuple(torch.tensor(float(v), device=device) for v in vs) for vs in values]
+        return self._hyper_tensors
 
     def __call__(self, batch):
         shape = tuple(batch.shape)
@@ -133,9 +149,9 @@ class CompiledStep:
                 p.grad = None  # as train_step leaves no stale gradient behind an eager step
         if self.compiled_steps:
             self.compiled_steps += 1
-            return self._compiled(params, states, batch)
+            return self._compiled(params, states, self._hypers(), batch)
         try:  # the first call compiles (and runs the step, with nothing mutated before the compile succeeds)
-            out = self._compiled(params, states, batch)
+            out = self._compiled(params, states, self._hypers(), batch)
         except Exception as e:  # noqa: BLE001  (a loss torch.compile cannot trace must not end the run)
             self.failed = f"{type(e).__name__}: {e}"
             warnings.warn(f"compiling the whole step failed, the run continues eagerly: {self.failed[:500]}")
