@@ -7,7 +7,11 @@ the network's shapes, and this script measures the ceilings instead of guessing 
    products, the weight gradients, the input gradients of every layer but the first), run back to back with
    nothing else, as a fraction of the 1024x1024 fp32 matmul rate. The step also runs activations, the loss,
    sampling and Adam on the same cores, so `roofline_fraction` (the step's matrix-product FLOPs per second over
-   the 1024x1024 rate) cannot exceed this fraction.
+   the 1024x1024 rate) cannot exceed this fraction. roofline_tight_bound adds what no step can skip either:
+   Adam's update of the VAE's parameters, timed back to back with its data in cache (A). From each round's own
+   product time G and A: the step's product FLOPs / (G + A), over the 1024x1024 rate. `roofline_ms` also gives the
+   step time the 0.6 target allows and what of it is left, after G and A, for everything else (the loss,
+   activations, sampling, the calls themselves).
 2. mixture_gemm_bound and mixture_bound: the same products for 10 experts stacked into batched products
    (torch.bmm, what the vmapped mixture computes) against a loop of 10 separate products. On a CPU whose cores
    are already busy with one expert's products, stacking wins only what larger products gain in rate
@@ -128,6 +132,18 @@ def ms_per_call(f, reps: int, warmup: int = 1) -> float:
     return 1e3 * (time.perf_counter() - t0) / reps
 
 
+def tight_roofline_bound(rates: dict, step_flops: float, target: float = 0.6) -> dict:
+    """roofline_tight_bound of each round: the step's product FLOPs over the time of its products alone (at that
+    round's rate, GFLOP/s in rates["step"]) plus Adam's update (rates["adam_vae_ms"]), as a fraction of that round's
+    1024x1024 rate (rates["square"]); with the medians' step time at `target` and what is left of it for the rest."""
+    gemm_ms = [1e3 * step_flops / (g * 1e9) for g in rates["step"]]
+    rounds = [step_flops / ((g + a) / 1e3) / 1e9 / sq for g, a, sq in zip(gemm_ms, rates["adam_vae_ms"], rates["square"])]
+    at_target = 1e3 * step_flops / (target * statistics.median(rates["square"]) * 1e9)
+    gemm, adam = statistics.median(gemm_ms), statistics.median(rates["adam_vae_ms"])
+    return {"rounds": rounds, "bound": statistics.median(rounds),
+            "ms": {"gemms": gemm, "adam": adam, "step_at_target": at_target, "left_at_target": at_target - gemm - adam}}
+
+
 def tight_mixture_bound(rates: dict, flops10: float, flops_first10: float) -> dict:
     """mixture_tight_bound of each round, T / (G + A), and from each contender's fastest round (the estimate least
     touched by other load; see readme_speed._within). G: the products at that round's batched rate (GFLOP/s in
@@ -215,7 +231,7 @@ def main() -> None:
     flops_first10 = 2 * 10 * sum(m * k * n for m, k, n in step_gemms(layers[:1], batch))  # forward, weight gradient
     mixture_params = ExpertMixture(make_vae, 10).trainable_parameters()
     rates = {"square": [], "step": [], "loop10": [], "bmm10": [], "loop10_step_ms": [], "loop10_step_ms_batch1": [],
-             "first_layer10_best_ms": [], "adam10_ms": []}
+             "first_layer10_best_ms": [], "adam10_ms": [], "adam_vae_ms": []}
     for _ in range(args.rounds):
         rates["square"].append(time_matmul(torch.device("cpu")))
         rates["step"].append(gemm_rate(gemms))
@@ -225,8 +241,10 @@ def main() -> None:
         rates["loop10_step_ms_batch1"].append(1e3 / time_mixture(x, False, steps=60, batch=1))
         rates["first_layer10_best_ms"].append(first_layer_ms(layers, batch))
         rates["adam10_ms"].append(adam_ms(mixture_params))
+        rates["adam_vae_ms"].append(adam_ms(list(make_vae().parameters())))
     flops10 = 2 * 10 * sum(m * k * n for m, k, n in gemms)
     tight = tight_mixture_bound(rates, flops10, flops_first10)
+    roofline = tight_roofline_bound(rates, 2 * sum(m * k * n for m, k, n in gemms))
     r = {k: statistics.median(v) for k, v in rates.items()}
     gemm_saving_ms = 1e3 * (flops10 / (r["loop10"] * 1e9) - flops10 / (r["bmm10"] * 1e9))
     mixture_bound = r["loop10_step_ms"] / (r["loop10_step_ms"] - gemm_saving_ms - r["loop10_step_ms_batch1"])
@@ -236,6 +254,9 @@ def main() -> None:
     cpu = json.loads((HERE / "results_cpu.json").read_text()) if (HERE / "results_cpu.json").exists() else {}
     result = {
         "step_gemm_fraction": r["step"] / r["square"],
+        "roofline_tight_bound": roofline["bound"],
+        "roofline_tight_bound_rounds": [round(v, 3) for v in roofline["rounds"]],
+        "roofline_ms": roofline["ms"],
         "mixture_gemm_bound": r["bmm10"] / r["loop10"],
         "mixture_bound": mixture_bound,
         "mixture_tight_bound": statistics.median(tight["rounds"]),
@@ -257,7 +278,8 @@ def main() -> None:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("step_gemm_fraction", "mixture_gemm_bound", "mixture_bound",
+    print(json.dumps({k: result[k] for k in ("step_gemm_fraction", "roofline_tight_bound", "roofline_ms",
+                                             "mixture_gemm_bound", "mixture_bound",
                                              "mixture_tight_bound",
                                              "parallel_bound", "gflops", "mixture_ms")}, indent=1))
 

@@ -237,6 +237,21 @@ def _tight(b: dict) -> str:
             f"target 1.5x, {_within(b['mixture_tight_bound'], 1.5, rounds, b['mixture_tight_bound_fastest'], slowed)}.")
 
 
+def _tight_roofline(b: dict) -> str:
+    """The roofline ceiling with Adam's update counted (cpu_bounds.tight_roofline_bound), and what a 0.6 step leaves."""
+    if "roofline_tight_bound" not in b:
+        return ""
+    ms, rounds = b["roofline_ms"], sorted(b["roofline_tight_bound_rounds"])
+    left = ms["left_at_target"]
+    rest = (f"leaves {1000 * left:.0f} us of it for everything else (the loss, activations, sampling and the calls "
+            "themselves)" if left > 0 else "leaves nothing for anything else")
+    return (f" Counting also Adam's update of the VAE's parameters ({ms['adam']:.2f} ms, back to back, data in cache) "
+            f"beside the products ({ms['gemms']:.2f} ms), the step could reach at most {b['roofline_tight_bound']:.2f} "
+            f"({rounds[0]:.2f} to {rounds[-1]:.2f} over the rounds): target 0.6, "
+            f"{_within(b['roofline_tight_bound'], 0.6, rounds)}. A step at 0.6 takes {ms['step_at_target']:.2f} ms "
+            f"and {rest}.")
+
+
 def _bounds(b: dict) -> list[str]:
     """What the CPU allows at all (benchmarks/cpu_bounds.py): ceilings for the CPU targets, measured."""
     quick = next(v for k, v in b["parallel"].items() if "quick" in k)
@@ -249,7 +264,7 @@ def _bounds(b: dict) -> list[str]:
             f"- The VAE step's own matrix products, run alone back to back, reach {b['step_gemm_fraction']:.2f} of the "
             f"1024x1024 rate ({b['gflops']['vae_step_gemms']:.0f} of {b['gflops']['square_1024']:.0f} GFLOP/s): the "
             f"ceiling for the roofline fraction, target 0.6, {_within(b['step_gemm_fraction'], 0.6)}. The rest of the "
-            "step (loss, activations, sampling, Adam) runs on the same cores and takes the difference.",
+            f"step (loss, activations, sampling, Adam) runs on the same cores and takes the difference.{_tight_roofline(b)}",
             f"- Stacking 10 experts' products into batched ones gains {b['mixture_gemm_bound']:.2f}x in rate. Adding "
             "every fixed cost of the loop's operations (the loop's whole step at batch 1, "
             f"{b['mixture_ms']['loop_step_batch1']:.1f} of {b['mixture_ms']['loop_step']:.1f} ms) as if stacking removed "

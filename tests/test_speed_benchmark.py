@@ -197,6 +197,31 @@ def test_tight_mixture_bound_counts_only_the_products_and_adam():
     assert bounds.adam_ms([torch.nn.Parameter(torch.zeros(3))], reps=1) > 0
 
 
+def test_tight_roofline_bound_counts_the_products_and_adam():
+    """flops / (G + A) over the square rate, per round; a 0.6 step's time and what G and A leave of it."""
+    bounds = load("cpu_bounds")
+    # 4e8 FLOPs at 400 GFLOP/s: G = 1 ms; A = 0.25 ms; square 400: 320 GFLOP/s over 400 = 0.8; at 0.6, 1.667 ms
+    rates = {"step": [400.0, 200.0], "adam_vae_ms": [0.25, 0.5], "square": [400.0, 400.0]}
+    t = bounds.tight_roofline_bound(rates, 4e8)
+    assert t["rounds"] == pytest.approx([0.8, 4e8 / 2.5e-3 / 1e9 / 400])
+    assert t["ms"]["step_at_target"] == pytest.approx(1e3 * 4e8 / (0.6 * 400e9))
+    assert t["ms"]["left_at_target"] == pytest.approx(t["ms"]["step_at_target"] - 1.5 - 0.375)
+
+
+def test_readme_bounds_state_the_tight_roofline_and_what_a_target_step_leaves():
+    speed = load("readme_speed")
+    b = {"roofline_tight_bound": 0.66, "roofline_tight_bound_rounds": [0.7, 0.64, 0.66],
+         "roofline_ms": {"gemms": 1.32, "adam": 0.27, "step_at_target": 1.75, "left_at_target": 0.16}}
+    text = speed._tight_roofline(b)
+    assert "the step could reach at most 0.66 (0.64 to 0.70 over the rounds): target 0.6, within reach" in text
+    assert "A step at 0.6 takes 1.75 ms and leaves 160 us of it for everything else" in text
+    b |= {"roofline_tight_bound": 0.55, "roofline_tight_bound_rounds": [0.5, 0.55, 0.58]}
+    b["roofline_ms"]["left_at_target"] = -0.1
+    text = speed._tight_roofline(b)
+    assert "target 0.6, **out of reach on this CPU**" in text and "leaves nothing for anything else" in text
+    assert speed._tight_roofline({}) == ""
+
+
 def test_cpu_modes_probe_times_each_optimizer_step_and_leaves_training_unchanged():
     """The probe repeats every step and undoes the repeat: the trained weights are bitwise those without it."""
     from lmvae_core.training import TrainConfig, train
