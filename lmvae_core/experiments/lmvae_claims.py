@@ -108,5 +108,6 @@ def claims(rows: list[dict], sweep: list[dict], turns: list[dict], cost_rows: li
         Claim("Inference costs one expert (time selected expert / time all experts, IWAE)",
               "qualitative (cost of one expert)", timing["ratio"],
               AtMost(min(1.0, 1.5 / timing["experts"]), partly=1.0), profile,
-              note=f"{timing['experts']} experts, k={timing['k']}", schedule=sched("main", 0.0)),
+              note=f"{timing['experts']} experts, k={timing['k']}; median of {timing['rounds']} alternating rounds "
+                   f"(range {timing['ratio range']})", schedule=sched("main", 0.0)),
     ]
