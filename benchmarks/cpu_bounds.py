@@ -242,9 +242,10 @@ def main() -> None:
         rates["first_layer10_best_ms"].append(first_layer_ms(layers, batch))
         rates["adam10_ms"].append(adam_ms(mixture_params))
         rates["adam_vae_ms"].append(adam_ms(list(make_vae().parameters())))
-    flops10 = 2 * 10 * sum(m * k * n for m, k, n in gemms)
+    step_flops = 2 * sum(m * k * n for m, k, n in gemms)
+    flops10 = 10 * step_flops
     tight = tight_mixture_bound(rates, flops10, flops_first10)
-    roofline = tight_roofline_bound(rates, 2 * sum(m * k * n for m, k, n in gemms))
+    roofline = tight_roofline_bound(rates, step_flops)
     r = {k: statistics.median(v) for k, v in rates.items()}
     gemm_saving_ms = 1e3 * (flops10 / (r["loop10"] * 1e9) - flops10 / (r["bmm10"] * 1e9))
     mixture_bound = r["loop10_step_ms"] / (r["loop10_step_ms"] - gemm_saving_ms - r["loop10_step_ms_batch1"])

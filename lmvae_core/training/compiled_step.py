@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
+from .optim import FusedAdam, plain_update
 from .step import LossFn, train_step
 
 
@@ -54,19 +55,10 @@ class _LossModule(nn.Module):
 
 
 def _plain_adam(optimizer: torch.optim.Optimizer) -> bool:
-    if not isinstance(optimizer, torch.optim.Adam) or type(optimizer).step is not _adam_step_of(optimizer):
-        return False
-    return all(not g["amsgrad"] and not g["weight_decay"] and not g["maximize"] and not g["differentiable"]
-               and not isinstance(g["lr"], torch.Tensor) and not g.get("decoupled_weight_decay")
-               for g in optimizer.param_groups)
-
-
-def _adam_step_of(optimizer) -> object:
-    """The step method the optimiser's class inherits from torch's Adam or from the package's FusedAdam (the
-    same update); a subclass with its own step (another update rule) is not plain Adam."""
-    from .optim import FusedAdam
-
-    return FusedAdam.step if isinstance(optimizer, FusedAdam) else torch.optim.Adam.step
+    """torch's Adam or the package's FusedAdam (the same update; a subclass with its own step is another rule), every
+    group with the plain update and without maximize."""
+    return (isinstance(optimizer, torch.optim.Adam) and type(optimizer).step in (torch.optim.Adam.step, FusedAdam.step)
+            and all(plain_update(g) and not g["maximize"] for g in optimizer.param_groups))
 
 
 class CompiledStep:

@@ -13,6 +13,14 @@ import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 
+def plain_update(group: dict) -> bool:
+    """Does the group take Adam's plain update, the one the short CPU step below and the compiled step
+    (compiled_step.py) pass on or write out: no amsgrad, no weight decay (coupled or decoupled), not
+    differentiable, and a float learning rate."""
+    return not (group["amsgrad"] or group["weight_decay"] or group["differentiable"]
+                or isinstance(group["lr"], torch.Tensor) or group.get("decoupled_weight_decay"))
+
+
 class FusedAdam(torch.optim.Adam):
     """torch.optim.Adam(fused=True). Once every parameter with a gradient has its state (after the first step),
     a step on the CPU makes torch's two calls directly, with the same arguments, so the update is bitwise
@@ -45,8 +53,7 @@ class FusedAdam(torch.optim.Adam):
         None when the short path does not apply."""
         calls = []
         for group in self.param_groups:
-            if (group["amsgrad"] or group["weight_decay"] or group["differentiable"] or group["capturable"]
-                    or isinstance(group["lr"], torch.Tensor) or group.get("decoupled_weight_decay")):
+            if not plain_update(group) or group["capturable"]:
                 return None
             lists: tuple[list, ...] = ([], [], [], [], [])
             for p in group["params"]:
@@ -64,4 +71,4 @@ class FusedAdam(torch.optim.Adam):
         return calls
 
 
-__all__ = ["FusedAdam"]
+__all__ = ["FusedAdam", "plain_update"]
