@@ -12,7 +12,8 @@ from lmvae_core.results.claims import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED
 
 
 def claim(**kw):
-    return Claim("A beats B (nats)", "+2", kw.pop("ours", 3.0), AtLeast(0.0), "quick", **kw)
+    # kind "sanity": these test the schedule, calibration and interval rules alone (no half-budget value needed)
+    return Claim("A beats B (nats)", "+2", kw.pop("ours", 3.0), AtLeast(0.0), "quick", kind="sanity", **kw)
 
 
 def test_fidelity_claims_know_their_schedule():

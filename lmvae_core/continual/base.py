@@ -109,9 +109,12 @@ LEARNERS: dict[str, type] = {}
 
 
 def pack(model: nn.Module) -> dict:
-    """A model as plain data: its class, spec and state (on the CPU)."""
+    """A model as plain data: its class, spec and a snapshot of its state (on the CPU).
+
+    The state is cloned: on a CPU `.cpu()` returns the live parameter itself, so a model packed and then trained
+    further (the mixture prior's GMM initialisation) would otherwise change its packed copy with it."""
     return {"class": type(model).__name__, "spec": model.spec(),
-            "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+            "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
 
 
 def restore(cls: type, packed: dict, device: str | torch.device = "cpu") -> nn.Module:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -44,6 +44,11 @@ class Run:
         """Data configuration for this run: the committed sample in smoke, full data otherwise."""
         limits = {k: self.settings[k] for k in ("train_limit", "test_limit") if k in self.settings}
         return data_config(self.profile, self.device, self.data_root, **(limits | overrides))
+
+    def with_settings(self, settings: dict) -> "Run":
+        """The same run with other settings: a second run of an experiment at another budget (its results are
+        cached under their own key; nothing else changes, the output folder included)."""
+        return replace(self, settings=dict(settings))
 
     def __repr__(self) -> str:
         return (f"Run({self.notebook}: profile={self.profile}, seed={self.seed}, device={self.device}, "

@@ -6,22 +6,46 @@ what the rule says of the measured value, unless the run cannot decide the claim
 - no measurement (ours is None or NaN);
 - the run's schedule (`Schedule`: its budget against the paper's) is below the share the claim needs;
 - the notebook's calibration (a jointly trained VAE against its reference) was missed;
-- the 95% confidence interval over seeds (`ci`) spans two verdicts of the rule.
+- the 95% confidence interval over seeds (`ci`) spans two verdicts of the rule;
+- the two sides of a comparison (`Compute`) had optimiser steps or real images more than 5% apart, unstated why;
+- a `paper` claim has no half-budget measurement (`HalfBudget`), or its value is still moving: the same measure
+  at about half the budget gives another verdict, or moved by at least its distance to the criterion.
+
+Every claim says what kind of statement it tests (`kind`): `paper`, a statement the paper makes (`where` says
+where); `derived`, a consequence the project derives from the paper; `sanity`, true by construction or the
+objective's own target; `beyond`, past the paper. Only `paper` claims count as reproductions.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_COMPARABLE = "reproduced", "partly", "not reproduced", "not comparable"
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_COMPARABLE)
+PAPER, DERIVED, SANITY, BEYOND = "paper", "derived", "sanity", "beyond"
+KINDS = (PAPER, DERIVED, SANITY, BEYOND)
+STILL_MOVING = "still moving"
+NO_HALF = "no half-budget measurement"
+
+
+class _Rule:
+    """What the three rules share: the distance from a value to the nearest boundary between two verdicts."""
+
+    def boundaries(self) -> list[float]:
+        raise NotImplementedError
+
+    def margin(self, ours: float) -> float:
+        return min(abs(float(ours) - b) for b in self.boundaries())
 
 
 @dataclass(frozen=True)
-class AtLeast:
+class AtLeast(_Rule):
     """ours >= threshold: reproduced; ours >= partly: partly."""
     threshold: float
     partly: float | None = None
+
+    def boundaries(self) -> list[float]:
+        return [self.threshold] + ([self.partly] if self.partly is not None else [])
 
     def judge(self, ours: float) -> str:
         if ours >= self.threshold:
@@ -33,10 +57,13 @@ class AtLeast:
 
 
 @dataclass(frozen=True)
-class AtMost:
+class AtMost(_Rule):
     """ours <= threshold: reproduced; ours <= partly: partly."""
     threshold: float
     partly: float | None = None
+
+    def boundaries(self) -> list[float]:
+        return [self.threshold] + ([self.partly] if self.partly is not None else [])
 
     def judge(self, ours: float) -> str:
         if ours <= self.threshold:
@@ -48,11 +75,15 @@ class AtMost:
 
 
 @dataclass(frozen=True)
-class Within:
+class Within(_Rule):
     """|ours - target| <= tol: reproduced; <= partly_tol: partly."""
     target: float
     tol: float
     partly_tol: float | None = None
+
+    def boundaries(self) -> list[float]:
+        tols = [self.tol] + ([self.partly_tol] if self.partly_tol is not None else [])
+        return [self.target + sign * t for t in tols for sign in (-1, 1)]
 
     def judge(self, ours: float) -> str:
         gap = abs(ours - self.target)
@@ -92,6 +123,46 @@ class Schedule:
                 f"({_percent(self.fraction)}; needs >= {_percent(self.min_fraction)})")
 
 
+@dataclass(frozen=True)
+class HalfBudget:
+    """The claim's measure at about half its run's budget: a mid-run evaluation of the same run, or a second run
+    with the budget halved. A verdict stands only where this value gives the same verdict and moved by less than
+    the full-budget value's distance to the criterion: a value still moving that much may cross it with more."""
+    ours: float
+    schedule: Schedule | None = None
+    how: str = "a second run at half the budget"
+
+    def describe(self, unit: str = "") -> str:
+        where = f" at {_count(self.schedule.ours)} {self.schedule.unit}" if self.schedule is not None else ""
+        return f"{_fmt(self.ours, unit)}{where} ({self.how})"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A comparison's two sides: optimiser steps and real images each trained on. Equal compute means within
+    `tolerance` (5%) of each other in both; otherwise the claim is not comparable unless `why_unequal` says why
+    the difference is the method itself (for example replay rows on top of the same real batches)."""
+    sides: tuple[str, str]
+    steps: tuple[float, float]
+    images: tuple[float, float]
+    why_unequal: str = ""
+    tolerance: float = 0.05
+
+    @staticmethod
+    def _apart(a: float, b: float) -> float:
+        return abs(a - b) / max(abs(a), abs(b)) if max(abs(a), abs(b)) > 0 else 0.0
+
+    @property
+    def equal(self) -> bool:
+        return all(self._apart(*pair) <= self.tolerance for pair in (self.steps, self.images))
+
+    def describe(self) -> str:
+        (a, b), (sa, sb), (ia, ib) = self.sides, self.steps, self.images
+        text = (f"{a}: {_count(sa)} steps, {_count(ia)} real images; {b}: {_count(sb)} steps, {_count(ib)} real images "
+                f"({'equal' if self.equal else 'unequal'} within {_percent(self.tolerance)})")
+        return text + (f"; unequal because {self.why_unequal}" if not self.equal and self.why_unequal else "")
+
+
 def _count(v: float) -> str:
     v = float(v)
     for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -116,6 +187,14 @@ class Claim:
     schedule: Schedule | None = None  # the run's budget against the paper's (None: not stated)
     calibrated: bool | None = None  # the notebook's calibration met its reference (None: not checked)
     ci: tuple[float, float] | None = None  # 95% interval of `ours` over seeds (None: a single value)
+    kind: str = PAPER  # paper | derived | sanity | beyond (module docstring)
+    where: str = ""  # where the paper says it (table, figure, section), for `paper` claims
+    half: HalfBudget | None = None  # the same measure at about half the budget (required of `paper` claims)
+    compute: Compute | None = None  # both sides' steps and real images, for a comparison
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"claim kind must be one of {KINDS}, got {self.kind!r} ({self.claim})")
 
     def _undecided(self) -> str:
         """Why this run cannot decide the claim ('' when it can)."""
@@ -131,6 +210,20 @@ class Claim:
                 return "one seed: no confidence interval"
             if self.rule.judge(lo) != self.rule.judge(hi):
                 return f"95% interval [{lo:.3g}, {hi:.3g}] spans the criterion"
+        if self.compute is not None and not self.compute.equal and not self.compute.why_unequal:
+            return f"unequal compute: {self.compute.describe()}"
+        return self._still_moving()
+
+    def _still_moving(self) -> str:
+        """'' when the half-budget value confirms the verdict; else why not (required of `paper` claims only)."""
+        if self.half is None or self.half.ours is None or math.isnan(float(self.half.ours)):
+            return f"{NO_HALF}: a verdict needs the value at about half the budget" if self.kind == PAPER else ""
+        full, half = float(self.ours), float(self.half.ours)
+        moved, margin = abs(full - half), self.rule.margin(full)
+        if self.rule.judge(half) != self.rule.judge(full) or moved >= margin:
+            return (f"{STILL_MOVING}: {_fmt(half, self.unit)} at about half the budget ({self.rule.judge(half)}), "
+                    f"{_fmt(full, self.unit)} at the full budget; moved {moved:.3g}, distance to the criterion "
+                    f"{margin:.3g}")
         return ""
 
     @property
@@ -141,9 +234,11 @@ class Claim:
         ours = _fmt(self.ours, self.unit)
         if self.ci is not None and not any(math.isinf(v) or math.isnan(v) for v in self.ci):
             ours += f" [{self.ci[0]:.3g}, {self.ci[1]:.3g}]"
-        row = {"claim": self.claim, "paper": self.paper, "ours": ours,
+        row = {"kind": self.kind, "claim": self.claim, "paper": self.paper, "where": self.where, "ours": ours,
                "criterion": self.rule.describe(), "verdict": self.verdict, "profile": self.profile,
                "schedule": self.schedule.describe() if self.schedule else "not stated",
+               "half budget": self.half.describe(self.unit) if self.half is not None else "not measured",
+               "compute": self.compute.describe() if self.compute is not None else "",
                "why": self._undecided(), "note": self.note}
         return ({"notebook": notebook} if notebook else {}) | row
 
@@ -156,6 +251,20 @@ def _fmt(value, unit: str) -> str:
     if abs(v) >= 10:
         text = f"{v:.1f}" if abs(v) < 1000 else f"{v:.0f}"
     return f"{text} {unit}".strip()
+
+
+def with_half_budget(claims: list[Claim], half: list[Claim], how: str = "a second run at half the budget"
+                     ) -> list[Claim]:
+    """Each claim with its half-budget value: `half` holds the same claims computed from runs at about half the
+    budget, matched by the claim's text (a claim the half run could not make keeps no half value)."""
+    by_text = {c.claim: c for c in half}
+    if len(by_text) != len(half):
+        raise ValueError("claims must have distinct texts to be matched with their half-budget values")
+    out = []
+    for c in claims:
+        h = by_text.get(c.claim)
+        out.append(replace(c, half=HalfBudget(float(h.ours), h.schedule, how)) if h is not None else c)
+    return out
 
 
 def claims_frame(claims: list[Claim], notebook: str = ""):

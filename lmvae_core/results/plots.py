@@ -97,3 +97,37 @@ def curves(series: dict[str, Sequence[float]], ax=None, title: str = "", xlabel:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax.figure
+
+
+def value_against_budget(claims, ncols: int = 4, max_title: int = 60):
+    """One small panel per claim that has a half-budget value: the claim's measure at about half and at the full
+    budget, the verdict boundaries of its rule as dashed lines, and the verdict as the title's colour (grey:
+    not comparable). A line that still crosses or nears a boundary is why a verdict reads 'still moving'."""
+    shown = [c for c in claims if c.half is not None and np.isfinite(float(c.half.ours))
+             and np.isfinite(float(c.ours))]
+    if not shown:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.text(0.5, 0.5, "no claim has a half-budget value", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    cols = min(ncols, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    colours = {"reproduced": "C2", "partly": "C1", "not reproduced": "C3", "not comparable": "0.5"}
+    for ax, c in zip(axes.flat, shown):
+        full = c.schedule.ours if c.schedule is not None else 1.0
+        half = c.half.schedule.ours if c.half.schedule is not None else full / 2
+        ax.plot([half / full, 1.0], [c.half.ours, c.ours], marker="o", color="k")
+        for b in c.rule.boundaries():
+            ax.axhline(b, color="C0", ls="--", lw=0.8)
+        text = c.claim if len(c.claim) <= max_title else c.claim[:max_title - 1] + "…"
+        ax.set_title(text, fontsize=7, color=colours.get(c.verdict, "k"), wrap=True)
+        ax.set_xlabel("budget / full budget", fontsize=7)
+        ax.set_ylabel(c.unit or "value", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_xlim(0, 1.1)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,123 @@
+"""What a verdict needs beyond its rule (results/claims.py): the claim's kind, a value that has stopped moving at
+half the budget, equal compute on both sides of a comparison; and that a packed model is a snapshot."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from lmvae_core.continual.base import pack
+from lmvae_core.results.claims import (NO_HALF, NOT_COMPARABLE, PARTLY, REPRODUCED, STILL_MOVING, AtLeast, AtMost,
+                                       Claim, Compute, HalfBudget, Schedule, Within, claims_frame, with_half_budget)
+
+
+def paper_claim(ours=12.0, half=None, **kw):
+    return Claim("LGM beats naive (nats)", "qualitative", ours, AtLeast(5.0, partly=0.0), "quick", unit="nats",
+                 half=None if half is None else HalfBudget(half), **kw)
+
+
+def test_every_claim_says_its_kind_and_the_table_shows_it():
+    with pytest.raises(ValueError, match="kind"):
+        paper_claim(kind="reproduction")
+    frame = claims_frame([paper_claim(half=11.0, where="Table 2"), paper_claim(kind="sanity")])
+    assert frame["kind"].tolist() == ["paper", "sanity"] and frame["where"].tolist() == ["Table 2", ""]
+
+
+def test_paper_claims_need_a_half_budget_value_other_kinds_do_not():
+    assert paper_claim().verdict == NOT_COMPARABLE and NO_HALF in paper_claim().row()["why"]
+    assert paper_claim(half=float("nan")).verdict == NOT_COMPARABLE
+    for kind in ("derived", "sanity", "beyond"):
+        assert paper_claim(kind=kind).verdict == REPRODUCED
+
+
+def test_a_verdict_stands_only_where_the_half_budget_value_agrees_and_moved_less_than_the_margin():
+    # 12 is 7 above the threshold 5: a half-budget value within 7 of it confirms
+    assert paper_claim(half=10.0).verdict == REPRODUCED
+    assert paper_claim(half=6.0).verdict == REPRODUCED  # moved 6 < 7
+    moved = paper_claim(ours=12.0, half=5.5)  # same verdict, but moved 6.5 ... still < 7
+    assert moved.verdict == REPRODUCED
+    crossing = paper_claim(half=3.0)  # partly at half budget: still moving
+    assert crossing.verdict == NOT_COMPARABLE
+    why = crossing.row()["why"]
+    assert why.startswith(STILL_MOVING) and "3 nats" in why and "12.0 nats" in why and "partly" in why
+    # the same verdict at both budgets, but a move as large as the distance to the criterion: still moving
+    far = Claim("c", "q", 30.0, AtLeast(5.0), "quick", half=HalfBudget(5.0))
+    assert far.verdict == NOT_COMPARABLE and STILL_MOVING in far.row()["why"]
+    # decreasing values count the same way (AtMost), and the Within rule's margin is to its band's edges
+    assert Claim("c", "q", 0.3, AtMost(0.5, 0.8), "quick", half=HalfBudget(0.45)).verdict == REPRODUCED
+    assert Claim("c", "q", 0.3, AtMost(0.5, 0.8), "quick", half=HalfBudget(0.55)).verdict == NOT_COMPARABLE
+    assert Within(-132.0, 5.0, 15.0).margin(-130.0) == pytest.approx(3.0)
+    assert Claim("c", "q", -130.0, Within(-132.0, 5.0, 15.0), "quick", half=HalfBudget(-126.0)).verdict \
+        == NOT_COMPARABLE  # moved 4 >= 3
+    assert Claim("c", "q", 0.7, AtLeast(0.8, 0.6), "quick", half=HalfBudget(0.69)).verdict == PARTLY
+
+
+def test_the_half_budget_rule_runs_after_the_other_reasons():
+    short = paper_claim(half=11.0, schedule=Schedule(1, 100, "epochs", min_fraction=0.5))
+    assert "schedule too short" in short.row()["why"]
+    assert paper_claim(half=11.0, ci=(4.0, 20.0)).row()["why"].startswith("95% interval")
+
+
+def test_half_budget_values_are_matched_to_their_claims_by_text():
+    full = [paper_claim(), Claim("other", "q", 0.9, AtLeast(0.8), "quick")]
+    half = [paper_claim(ours=10.0, schedule=Schedule(5, 10, "epochs", 0.0))]
+    joined = with_half_budget(full, half, how="a mid-run evaluation")
+    assert joined[0].half.ours == 10.0 and joined[0].half.how == "a mid-run evaluation"
+    assert joined[0].verdict == REPRODUCED and joined[1].half is None and joined[1].verdict == NOT_COMPARABLE
+    assert "10.0 nats at 5 epochs (a mid-run evaluation)" == joined[0].row()["half budget"]
+    with pytest.raises(ValueError, match="distinct"):
+        with_half_budget(full, half + half)
+
+
+def test_a_comparison_at_unequal_compute_cannot_decide_unless_it_says_why():
+    equal = Compute(("OCM", "reservoir"), steps=(2862, 2929), images=(60000, 60000))
+    assert equal.equal and paper_claim(half=11.0, compute=equal).verdict == REPRODUCED
+    unequal = Compute(("OCM", "reservoir"), steps=(2862, 4142), images=(60000, 60000))
+    c = paper_claim(half=11.0, compute=unequal)
+    assert not unequal.equal and c.verdict == NOT_COMPARABLE
+    assert c.row()["why"].startswith("unequal compute") and "4.14k steps" in c.row()["compute"]
+    fewer_images = Compute(("a", "b"), steps=(100, 100), images=(1000, 1100))
+    assert not fewer_images.equal  # 9% apart
+    said = Compute(("LGM", "naive"), steps=(100, 100), images=(1000, 2000), why_unequal="replay rows on top")
+    assert paper_claim(half=11.0, compute=said).verdict == REPRODUCED
+    assert "unequal because replay rows on top" in paper_claim(half=11.0, compute=said).row()["compute"]
+
+
+def test_pack_is_a_snapshot_that_later_training_leaves_unchanged():
+    net = torch.nn.Linear(3, 2)
+    net.spec = lambda: {}
+    packed = pack(net)
+    before = {k: v.clone() for k, v in packed["state"].items()}
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(net.weight.detach(), before["weight"])  # the model did train
+    for k, v in packed["state"].items():
+        assert torch.equal(v, before[k])
+
+
+def test_readme_headline_counts_paper_claims_only_and_the_paper_profile_apart(tmp_path):
+    from lmvae_core.readme import results_section
+    from lmvae_core.results import Outputs
+
+    figs, logs = tmp_path / "figures", tmp_path / "logs"
+    Outputs(figs / "00_mixture_of_vaes").claims([
+        paper_claim(half=11.0),  # decided by quick: reproduced
+        Claim("manager clusters", "q", 0.5, AtLeast(0.6, 0.55), "quick", half=HalfBudget(0.5)),  # quick: not repr.
+        Claim("usage near uniform", "q", 0.99, AtLeast(0.9), "quick", kind="sanity"),
+        Claim("fashion", "q", 0.4, AtLeast(0.6), "quick")], "00_mixture_of_vaes")  # no half value
+    logs.joinpath("paper_00_mixture_of_vaes").mkdir(parents=True)
+    pd.DataFrame({"claim": ["manager clusters", "fashion"], "verdict": ["reproduced", "reproduced"],
+                  "half budget": ["0.7 at ...", "not measured"]}).to_csv(
+        logs / "paper_00_mixture_of_vaes" / "claims.csv", index=False)
+    text = results_section(figs, logs)
+    assert ("**3 claims the papers make** (kind `paper`): decided by quick (CPU): reproduced 1; decided by paper "
+            "(GPU): reproduced 2; not comparable in either: 0. Not counted as reproductions: sanity 1 "
+            "(reproduced 1).") in text
+    # a paper run that predates the half-budget rule cannot decide under it
+    pd.DataFrame({"claim": ["manager clusters"], "verdict": ["reproduced"]}).to_csv(
+        logs / "paper_00_mixture_of_vaes" / "claims.csv", index=False)
+    text = results_section(figs, logs)
+    assert "not comparable (no half-budget measurement; was reproduced)" in text
+    assert "decided by quick (CPU): reproduced 1, not reproduced 1; decided by paper (GPU): none; " \
+           "not comparable in either: 1." in text
