@@ -108,8 +108,12 @@ def paper_runs(r: dict, logs: Path = HERE / "gpu_logs") -> str:
         nb = run["notebook"]
         projected = r["notebooks"][nb]["gpu_hours"] * 3600
         with open(run_file.parent / "claims.csv") as f:
-            verdicts = [row["verdict"] for row in csv.DictReader(f)]
+            rows = list(csv.DictReader(f))
+        verdicts = [row["verdict"] for row in rows]
         counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+        if rows and "half budget" not in rows[0]:
+            counts += (" as that run judged them, before claims needed a half-budget value: under that rule none of "
+                       "them is decided until the paper profile runs again (the results headline counts them so)")
         rel = run_file.parent.relative_to(HERE.parent)
         finished = "ran in" if run["rc"] == 0 else f"stopped (exit code {run['rc']}) after"
         parts.append(f"notebook {nb}'s paper profile {finished} {run['seconds']:,} s from an empty cache on an "

@@ -126,7 +126,10 @@ def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch
     monkeypatch.setattr(readme_mod, "HERE", tmp_path)  # the sentence's paths are relative to HERE's parent
     text = readme_mod.paper_runs(r, logs)
     assert "paper profile ran in 400 s from an empty cache on an H200 (commit abc1234), against 360 s projected" in text
-    assert "2 reproduced, 1 not comparable" in text
+    assert "2 reproduced, 1 not comparable as that run judged them, before claims needed a half-budget value" in text
+    (run / "claims.csv").write_text("claim,verdict,half budget\na,reproduced,0.7\n")
+    assert "tables): 1 reproduced. " in readme_mod.paper_runs(r, logs)  # a run under the rule is counted as it is
+    assert "before claims needed" not in readme_mod.paper_runs(r, logs)
     (run / "paper_run.json").write_text(json.dumps(
         {"notebook": "00_mixture_of_vaes", "rc": 124, "seconds": 336, "device": "H200", "commit": "abc1234"}))
     assert "stopped (exit code 124) after 336 s" in readme_mod.paper_runs(r, logs)
