@@ -50,6 +50,9 @@ def test_a_verdict_stands_only_where_the_half_budget_value_agrees_and_moved_less
     assert Claim("c", "q", -130.0, Within(-132.0, 5.0, 15.0), "quick", half=HalfBudget(-126.0)).verdict \
         == NOT_COMPARABLE  # moved 4 >= 3
     assert Claim("c", "q", 0.7, AtLeast(0.8, 0.6), "quick", half=HalfBudget(0.69)).verdict == PARTLY
+    # a count sitting on its criterion that did not move at all stands; one that moved onto it does not
+    assert Claim("c", "q", 10.0, AtLeast(10.0), "quick", half=HalfBudget(10.0)).verdict == REPRODUCED
+    assert Claim("c", "q", 10.0, AtLeast(10.0, 8.0), "quick", half=HalfBudget(9.0)).verdict == NOT_COMPARABLE
 
 
 def test_the_half_budget_rule_runs_after_the_other_reasons():

@@ -220,7 +220,8 @@ class Claim:
             return f"{NO_HALF}: a verdict needs the value at about half the budget" if self.kind == PAPER else ""
         full, half = float(self.ours), float(self.half.ours)
         moved, margin = abs(full - half), self.rule.margin(full)
-        if self.rule.judge(half) != self.rule.judge(full) or moved >= margin:
+        # a value that did not move at all stands even on a boundary (a count equal to its criterion)
+        if self.rule.judge(half) != self.rule.judge(full) or 0 < margin <= moved:
             return (f"{STILL_MOVING}: {_fmt(half, self.unit)} at about half the budget ({self.rule.judge(half)}), "
                     f"{_fmt(full, self.unit)} at the full budget; moved {moved:.3g}, distance to the criterion "
                     f"{margin:.3g}")
