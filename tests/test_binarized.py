@@ -265,6 +265,8 @@ def test_fidelity_sweep_trains_seeds_as_one_ensemble():
     out = exp.fit_model(run, "mnist", "VAE", 0.5)
     assert out["seeds"] == [4, 5, 6] and len(out["members"]) == 3 and len(out["history"]) == 3
     x = load_split("mnist", "train", run.data(train_limit=256)).x
+    epochs = run.settings["epochs"]  # the run counts what each member trained: steps of 64 rows, images seen
+    assert out["steps"] == epochs * math.ceil(len(x) / 64) and out["images"] == epochs * len(x)
     cfg = exp.model_config(run.settings, "VAE", 0.5)
     alone = train_ensemble(lambda: BinarizedVAE(cfg), x, exp._tcfg(run), [5])[0]
     member = exp.rebuild(out, "cpu", 1)
@@ -282,87 +284,159 @@ def _rows(values: dict, epochs=40, n_train=60_000, seeds=3):
                 "minority_sign")
         seeds_ = {k: list(per_seed[:seeds]) for k in keys}
         rows.append({"regime": regime, "dataset": "mnist", "objective": objective, "r": r, "latent": 50,
-                     "n_seeds": seeds, "epochs": epochs, "n_train": n_train, "seeds": seeds_}
+                     "n_seeds": seeds, "epochs": epochs, "n_train": n_train, "seeds": seeds_,
+                     "steps": epochs * math.ceil(n_train / 128), "images": epochs * n_train}
                     | {k: sum(v) / len(v) for k, v in seeds_.items()})
     return rows
 
 
-def test_fidelity_claims_decide_with_intervals_and_schedules():
-    """Every claim states its schedule; a claim is decided only with the paper's share of the schedule, the
-    calibration met and a 95% interval over seeds that stays on one side of its criterion."""
+OVER = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02, "ratio (first half)": 1.01,
+         "blocks": 10, "steps/block": 10}]
+
+
+def _judged(values, half_values=None, over=OVER, **kw):
+    """The claims of synthetic rows, keyed by their text up to ' (', with half-budget values from half_values
+    (the same rows at half the epochs) when given."""
     from lmvae_core.experiments.binarized_claims import claims
+    from lmvae_core.results.claims import with_half_budget
+
+    sched = {k: kw.pop(k) for k in ("epochs", "n_train") if k in kw}
+    out = claims(_rows(values, **sched), over, {}, [], "test", 0.5, **kw)
+    if half_values is not None:
+        half_sched = sched | {"epochs": sched.get("epochs", 40) // 2}
+        out = with_half_budget(out, claims(_rows(half_values, **half_sched), [], {}, [], "test", 0.5, **kw))
+    return {c.claim.split(" (")[0].split(",")[0].split(":")[0]: c for c in out}
+
+
+CLEAR = {("main", "VAE", 0.0): [100.0, 101.0, 99.0], ("main", "VAE", 0.5): [90.0, 91.0, 89.5],
+         ("collapse", "VAE", 0.0): [100.0, 101.0, 99.0], ("collapse", "VAE", 0.5): [90.0, 91.0, 89.5]}
+
+
+def test_fidelity_claims_decide_with_intervals_and_half_budget():
+    """A paper claim is decided only with the calibration met, a 95% interval over seeds that stays on one side
+    of its criterion and a half-budget value that confirms it; every claim states its schedule (no floor share)."""
     from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED
 
-    over = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02}]
     recon = "Better reconstruction"
-
-    def judged(values, **kw):
-        rows = _rows(values, **{k: kw.pop(k) for k in ("epochs", "n_train") if k in kw})
-        return {c.claim.split(" (")[0]: c for c in claims(rows, over, {}, [], "test", 0.5, **kw)}
-
-    clear = {("main", "VAE", 0.0): [100.0, 101.0, 99.0], ("main", "VAE", 0.5): [90.0, 91.0, 89.5],
-             ("collapse", "VAE", 0.0): [100.0, 101.0, 99.0], ("collapse", "VAE", 0.5): [90.0, 91.0, 89.5]}
-    c = judged(clear, calibrated=True)
-    assert all(x.schedule is not None for x in c.values())
+    c = _judged(CLEAR, CLEAR, calibrated=True)
+    assert all(x.schedule is not None for x in c.values() if not x.claim.startswith("No computation"))
+    assert all(x.schedule.min_fraction == 0.0 for x in c.values() if x.schedule is not None)
     assert c[recon].verdict == REPRODUCED and c[recon].ci[0] < c[recon].ours < c[recon].ci[1] < 0.98
+    assert c[recon].half.ours == pytest.approx(c[recon].ours)
+    assert c[recon].half.schedule.ours == c[recon].schedule.ours / 2  # the half run's own budget
+    # no half-budget value: a paper claim is not decided
+    assert _judged(CLEAR, calibrated=True)[recon].verdict == NOT_COMPARABLE
     # one seed of three on the other side: the interval spans the criterion
-    noisy = dict(clear) | {("main", "VAE", 0.5): [80.0, 100.0, 103.0]}
-    n = judged(noisy, calibrated=True)[recon]
+    noisy = dict(CLEAR) | {("main", "VAE", 0.5): [80.0, 100.0, 103.0]}
+    n = _judged(noisy, CLEAR, calibrated=True)[recon]
     assert n.verdict == NOT_COMPARABLE and "interval" in n.row()["why"]
-    short = judged(clear, calibrated=True, epochs=5, n_train=8000)[recon]  # the old quick profile: 1.7% of 2.4M
-    assert short.verdict == NOT_COMPARABLE and "schedule" in short.row()["why"]
-    assert judged(clear, calibrated=False)[recon].verdict == NOT_COMPARABLE
+    # at half the budget r > 0 did not yet beat r = 0: still moving
+    slow = dict(CLEAR) | {("main", "VAE", 0.5): [100.0, 101.0, 99.5]}
+    m = _judged(CLEAR, slow, calibrated=True)[recon]
+    assert m.verdict == NOT_COMPARABLE and "still moving" in m.row()["why"]
+    assert _judged(CLEAR, CLEAR, calibrated=False)[recon].verdict == NOT_COMPARABLE
+
+
+def test_fidelity_claims_kinds_where_and_equal_compute():
+    """Every claim has its kind set (the abstract's claims are `paper` with where = Abstract; the bound, the
+    likelihood cost and the continual average are `derived`), and every r > 0 against r = 0 comparison records
+    both sides' steps and images, equal here by construction."""
+    from lmvae_core.experiments.binarized_claims import claims
+    from lmvae_core.results.claims import DERIVED, PAPER
+
+    replay = {r: [{"forgetting": f + s, "average": -100.0 - f + s, "images_per_task": 12_000, "epochs": 10,
+                   "steps": 4690, "real_rows": 600_000} for s in range(3)] for r, f in ((0.0, 5.0), (0.5, 3.0))}
+    bounds = [{"r": 0.5, "n": 10, "quadrature_violations": 0, "mc_violations_3se": 0}]
+    out = claims(_rows(CLEAR), OVER, replay, bounds, "test", 0.5, calibrated=True, batch=128)
+    kinds = {c.claim.split(" (")[0].split(":")[0]: c.kind for c in out}
+    assert all(c.kind == PAPER and c.where == "Abstract" for c in out if c.kind == PAPER)
+    assert [c.claim.startswith(("(derived", "(not claimed")) for c in out] == [c.kind == DERIVED for c in out]
+    assert kinds["Symmetric per dimension"] == PAPER and kinds["No computation overhead"] == PAPER
+    assert sum(c.kind == DERIVED for c in out) == 3 and len(out) == 11
+    for c in out:
+        if (c.kind == PAPER or "gain" in c.claim) and not math.isnan(c.ours):  # collapse: none here to prevent
+            assert c.compute is not None and c.compute.equal, c.claim
+    over = next(c for c in out if c.claim.startswith("No computation"))
+    assert over.compute.steps == (100.0, 100.0) and over.compute.images == (12_800.0, 12_800.0)
+    assert over.half.ours == 1.01 and over.verdict == "reproduced"  # its half value: the first half of the blocks
+    forget = next(c for c in out if c.claim.startswith("Less forgetting"))
+    assert forget.compute.steps == (3 * 4690.0, 3 * 4690.0)
+    # unequal steps on one side (a run that stopped early) make the comparison not comparable
+    short = [x | {"steps": x["steps"] // 2} if x["r"] == 0.5 else x for x in _rows(CLEAR)]
+    recon = next(c for c in claims(short, OVER, {}, [], "test", 0.5, calibrated=True) if c.claim.startswith("Better"))
+    assert not recon.compute.equal and "unequal compute" in recon.row()["why"]
+
+
+def test_fidelity_symmetry_is_judged_against_r0():
+    """'Symmetric per dimension' is the gain in minority-sign share over r = 0, paired by seed: an r > 0 model as
+    symmetric as r = 0 (a plain VAE's prior is symmetric already) does not reproduce it; a clear gain does."""
+    from lmvae_core.results.claims import PARTLY, NOT_REPRODUCED, REPRODUCED
+
+    base = {("main", "VAE", 0.0): [0.46, 0.45, 0.47]}
+    key = "Symmetric per dimension"
+    same = base | {("main", "VAE", 0.5): [0.45, 0.44, 0.46]}  # the old rule (>= 0.4) called this reproduced
+    c = _judged(same, same, calibrated=True)[key]
+    assert c.ours == pytest.approx(-0.01) and c.rule.judge(c.ours) == NOT_REPRODUCED
+    assert c.verdict == NOT_REPRODUCED and c.ci[1] < 0
+    gain = base | {("main", "VAE", 0.5): [0.49, 0.48, 0.495]}
+    assert _judged(gain, gain, calibrated=True)[key].verdict == REPRODUCED
+    level = base | {("main", "VAE", 0.5): [0.465, 0.455, 0.475]}
+    assert _judged(level, level, calibrated=True)[key].rule.judge(0.005) == PARTLY
 
 
 def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
     """Where every unit is active at r = 0 (the old latent-20 sweep), the collapse claim has no measurement."""
-    from lmvae_core.experiments.binarized_claims import claims
     from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED
 
-    over = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02}]
     main = {("main", "VAE", 0.0): [1.0, 1.0, 1.0], ("main", "VAE", 0.5): [1.0, 1.0, 1.0]}
     every_unit = main | {("collapse", "VAE", 0.0): [50.0] * 3, ("collapse", "VAE", 0.5): [50.0] * 3}
-    c = [x for x in claims(_rows(every_unit), over, {}, [], "test", 0.5, calibrated=True)
-         if x.claim.startswith("No posterior collapse")][0]
+    c = _judged(every_unit, every_unit, calibrated=True)["No posterior collapse"]
     assert c.verdict == NOT_COMPARABLE and "no unit collapses" in c.note
     dying = main | {("collapse", "VAE", 0.0): [10.0, 12.0, 11.0], ("collapse", "VAE", 0.5): [20.0, 21.0, 23.0]}
-    c = [x for x in claims(_rows(dying), over, {}, [], "test", 0.5, calibrated=True)
-         if x.claim.startswith("No posterior collapse")][0]
-    assert c.verdict == REPRODUCED and c.ours == pytest.approx(31 / 3)
+    c = _judged(dying, dying, calibrated=True)["No posterior collapse"]
+    assert c.verdict == REPRODUCED and c.ours == pytest.approx(31 / 3) and c.compute.equal
 
 
-def test_fidelity_quick_profile_meets_its_claims_schedules():
-    """quick (issue 13) trains on full data long enough for the outcome claims' share of the paper's schedule,
-    in the sweep and per replay task, with 3 seeds; its calibration VAE is its reference's own spec."""
+def test_half_budget_halves_what_the_schedules_count_and_nothing_else():
+    """half_budget halves each model's epochs in the sweep and per replay task (a one-epoch profile halves its
+    training images instead); evaluation, seeds, data and the rest stay."""
     from lmvae_core.experiments import binarized as exp
-    from lmvae_core.experiments.binarized_claims import OUTCOME, PAPER_IMAGES, PAPER_IMAGES_PER_TASK, claims
+
+    for name, s in exp.SETTINGS.items():
+        h = exp.half_budget(s)
+        changed = {k for k in s if h[k] != s[k]}
+        if s["epochs"] >= 2:
+            assert h["epochs"] * 2 == s["epochs"] and h["cl_epochs"] * 2 == s["cl_epochs"], name
+            assert changed == {"epochs", "cl_epochs"}, name
+        else:  # smoke: one epoch over a limited training set
+            assert h["sweep_train"] * 2 == s["sweep_train"] and h["cl_train_limit"] * 2 == s["cl_train_limit"]
+            assert changed == {"sweep_train", "cl_train_limit"}, name
+    assert exp.half_budget(exp.SETTINGS["quick"]) | {"epochs": 10, "cl_epochs": 10} == exp.SETTINGS["quick"]
+    with pytest.raises(ValueError):
+        exp.half_budget(exp.SETTINGS["quick"] | {"epochs": 1})  # one epoch over all images: nothing to halve
+
+
+def test_fidelity_quick_profile_trains_full_data_with_seeds():
+    """quick trains on full data with 3 seeds; its calibration VAE is its reference's own spec."""
+    from lmvae_core.experiments import binarized as exp
     from lmvae_core.experiments.calibration import REFERENCES
-    from lmvae_core.results.claims import REPRODUCED
 
     q = exp.SETTINGS["quick"]
     assert q["sweep_train"] is None and q["cl_train_limit"] is None  # full MNIST: PAPER_TRAIN_IMAGES images
-    assert q["epochs"] * exp.PAPER_TRAIN_IMAGES >= OUTCOME * PAPER_IMAGES
-    assert q["cl_epochs"] * exp.PAPER_TRAIN_IMAGES / 5 >= OUTCOME * PAPER_IMAGES_PER_TASK  # 5 tasks
     assert exp.calibration_spec(q) == REFERENCES[q["cal_ref"]]
     assert q["seeds"] >= 3 and q["cl_seeds"] >= 3
     assert {0.0, q["main_r"]} <= set(q["rs"]) and {0.0, q["main_r"]} <= set(q["cl_rs"])
-    over = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR high": 1.02}]
-    clear = {("main", "VAE", 0.0): [100.0, 101.0, 99.0], ("main", "VAE", q["main_r"]): [90.0, 91.0, 89.5]}
-    rows = _rows(clear, epochs=q["epochs"], n_train=exp.PAPER_TRAIN_IMAGES)
-    recon = next(c for c in claims(rows, over, {}, [], "quick", q["main_r"], calibrated=True)
-                 if c.claim.startswith("Better reconstruction"))
-    assert recon.verdict == REPRODUCED and recon.schedule.decides
 
 
 def test_fidelity_sweep_schedule_is_the_least_trained_dataset():
     """Fashion-MNIST's 16,825 offline images at MNIST's epochs are fewer images seen: the claim states those."""
-    from lmvae_core.experiments.binarized_claims import OUTCOME, sweep_schedule
+    from lmvae_core.experiments.binarized_claims import sweep_schedule
 
     rows = _rows({("main", "VAE", 0.0): [1.0] * 3}, epochs=10, n_train=60_000)
-    assert sweep_schedule(rows, OUTCOME).decides
+    assert sweep_schedule(rows).ours == 600_000
     rows += [r | {"dataset": "fashion", "n_train": 16_825} for r in rows]
-    sched = sweep_schedule(rows, OUTCOME)
-    assert sched.ours == 168_250 and "fashion" in sched.unit and not sched.decides
+    sched = sweep_schedule(rows)
+    assert sched.ours == 168_250 and "fashion" in sched.unit
 
 
 def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
@@ -377,12 +451,12 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path))
     run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
     run.settings.update(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),
-                        collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=256, seeds=2, eval_n=50,
+                        collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=240, seeds=2, eval_n=50,
                         iwae_k=5, probe_n=100, fid_n=50, clf_n=300, cal_k=5, cal_test=50, cl_rs=(0.0,),
-                        cl_seeds=1, cl_train_limit=300, cl_eval_n=20, cl_k=5)
+                        cl_seeds=1, cl_train_limit=240, cl_eval_n=20, cl_k=5)
     run.force = True
     grid = exp.train_all(run)
-    assert not grid.failures and len(grid.calls) == 1 + 1 + 4 + 1
+    assert not grid.failures and len(grid.calls) == 1 + 1 + 2 * (4 + 1)  # the sweep and replay, also at half budget
     assert [c.name for c in sorted(grid.calls, key=lambda c: -c.weight)][0] == "feature_classifier"
 
     def trains(*a, **k):
@@ -396,6 +470,11 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     rows = exp.sweep(run)  # evaluates (again, under force) but trains nothing
     assert len(rows) == 4 and all(x["n_seeds"] == 2 for x in rows)
     assert list(rexp.continual_all(run)) == [0.0]
+    half = run.with_settings(exp.half_budget(run.settings))  # the half-budget runs come from the same grid
+    half_rows = exp.sweep(half)
+    assert [x["images"] * 2 for x in half_rows] == [x["images"] for x in rows]
+    (res,) = rexp.continual_all(half)[0.0]
+    assert res["real_rows"] * 2 == rexp.continual_all(run)[0.0][0]["real_rows"]
 
 
 def test_overhead_times_both_models_through_autograd_and_the_fused_plain_beside(monkeypatch):
@@ -418,5 +497,5 @@ def test_overhead_times_both_models_through_autograd_and_the_fused_plain_beside(
     monkeypatch.setattr(rexp, "train_step", watched)
     (row,) = rexp.overhead(run)
     assert set(paths) == {("VAE", False), ("BinarizedVAE", False), ("VAE", True)}
-    assert {"ratio", "ratio vs fused", "ms/step plain (fused)"} <= set(row) and row["blocks"] == 2
+    assert {"ratio", "ratio vs fused", "ms/step plain (fused)", "ratio (first half)"} <= set(row) and row["blocks"] == 2
     assert fused_vae.applies(VAE(hidden=(16,), latent_dim=2), torch.rand(4, 1, 28, 28))  # restored

@@ -295,9 +295,13 @@ SWEEP = [{"margin": 0.1, "experts added by the repeat": 0, "experts": 3}]
 TURNS = [{"rule": "probe", "order": "a -> b -> a", "task 2 action": "grow"},
          {"rule": "probe", "order": "b -> a -> b", "task 2 action": "grow"},
          {"rule": "ratio", "order": "b -> a -> b", "task 2 action": "reuse"}]
-COST = [{"pair": p, "domain": "all domains", "selection cost (nats)": c, "selected - mixture (nats)": 0.6}
-        for p, c in (("main", 0.1), ("hard", 0.4))]
+COST = [{"pair": p, "domain": d, "selection cost (nats)": c, "selected - mixture (nats)": 0.6, "selection accuracy": a}
+        for p, c, per in (("main", 0.1, {"mnist": 1.0, "fashion": 0.99}), ("hard", 0.4, {"mnist": 0.6, "kmnist": 0.99}))
+        for d, a in [*per.items(), ("all domains", sum(per.values()) / 2)]]
 TIMING = {"ratio": 0.4, "experts": 2, "k": 10, "ratio range": "0.380-0.450", "rounds": 7}  # as inference_time returns
+# lmvae.spent() of a main sequence: L-MVAE's experts train what the baselines train, its probe on top
+SPENT = {"L-MVAE": {"steps": 4808.0, "images": 614_600.0, "probe steps": 1036.0, "probe images": 132_608.0},
+         "fine-tuned VAE": {"steps": 4808.0, "images": 614_600.0}, "joint VAE": {"steps": 4808.0, "images": 614_600.0}}
 
 
 def seed_rows(per_seed: dict[int, dict]) -> list[dict]:
@@ -316,17 +320,25 @@ def seed_rows(per_seed: dict[int, dict]) -> list[dict]:
     return rows
 
 
-def lmvae_claims_for(rows, profile, ll, images=None):
+def lmvae_claims_for(rows, profile, ll, images=None, cost=COST, spent=SPENT, half=True):
+    """Notebook 01's claims from fixed measurements; half=True: with the same values as their half-budget values
+    (a value that has stopped moving), so that the paper claims can be decided."""
     from lmvae_core.experiments import lmvae_claims
     from lmvae_core.experiments.calibration import Calibration
     from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.results.claims import with_half_budget
 
     s = SETTINGS[profile]
     images = images or {k: float(e * n) for k, e, n in (("main", s["epochs"], s["train_limit"] or 60_000),
                                                         ("growth", s["growth_epochs"], s["growth_train"] or 60_000),
                                                         ("hard", s["hard_epochs"], s["hard_train"] or 60_000))}
     cal = Calibration("m", "mnist", profile, 10, ll, -100.0, "test")
-    return lmvae_claims.claims(rows, SWEEP, TURNS, COST, TIMING, cal, s, profile, images)
+    claims = lmvae_claims.claims(rows, SWEEP, TURNS, cost, TIMING, cal, s, profile, images, spent)
+    return with_half_budget(claims, claims) if half else claims
+
+
+def by_claim(claims):
+    return {c.claim.split(" (")[0]: c for c in claims}
 
 
 THREE_SEEDS = {0: dict(lm_f=0.0, ft_f=80.0, lm_ll=-170.0, joint_ll=-169.5, acc=0.99),
@@ -334,29 +346,92 @@ THREE_SEEDS = {0: dict(lm_f=0.0, ft_f=80.0, lm_ll=-170.0, joint_ll=-169.5, acc=0
                2: dict(lm_f=-0.1, ft_f=85.0, lm_ll=-169.5, joint_ll=-169.1, acc=0.985)}
 
 
+def test_lmvae_claims_say_what_they_are():
+    """Every claim of notebook 01 has a kind: no forgetting is true by construction (sanity), the selection cost
+    is the project's own measure (derived), the rest are the paper's statements, each saying where."""
+    from lmvae_core.results.claims import DERIVED, KINDS, PAPER, SANITY
+
+    claims = lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0)
+    assert all(c.kind in KINDS for c in claims)
+    kinds = {c.claim.split(" (")[0]: c.kind for c in claims}
+    assert kinds.pop("No forgetting: one frozen expert per task") == SANITY
+    assert kinds.pop("Selecting one expert loses little log-likelihood, hard pair mnist / kmnist") == DERIVED
+    assert set(kinds.values()) == {PAPER}
+    assert all(c.where for c in claims if c.kind == PAPER)
+    timing = next(c for c in claims if c.claim.startswith("Inference costs one expert"))
+    assert timing.where.startswith("Abstract")
+
+
+def test_lmvae_selection_is_judged_on_both_pairs():
+    """Selection has a claim on the easy pair (mean over seeds) and one on the hard pair (its pooled share routed to
+    the domain's own expert, per domain in the note): a weak domain of the hard pair shows in its verdict."""
+    claims = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0))
+    easy = claims["The right expert is selected for each input, easy pair mnist / fashion"]
+    hard = claims["The right expert is selected for each input, hard pair mnist / kmnist"]
+    assert easy.ours == pytest.approx(0.99) and easy.verdict == "reproduced"
+    assert hard.ours == pytest.approx(0.795) and hard.verdict == "not reproduced"
+    assert "mnist 0.600" in hard.note and "kmnist 0.990" in hard.note
+
+
 def test_fidelity_lmvae_claims_know_their_schedule():
-    """Every claim of notebook 01 states its schedule against the paper's 100 epochs of 60,000 images per task;
-    too short a schedule or a missed calibration makes the verdict 'not comparable', never a typed one."""
+    """Every claim of notebook 01 states its schedule against the paper's 100 epochs of 60,000 images per task and
+    requires no share of it (the half-budget rule decides instead): a paper claim without its half-budget value is
+    'not comparable', the other kinds decide; a missed calibration makes the model-quality claims undecided."""
+    from lmvae_core.results.claims import NO_HALF, PAPER
+
     rows = seed_rows(THREE_SEEDS)
-    for c in lmvae_claims_for(rows, "smoke", -99.0):
-        assert c.schedule is not None and c.schedule.paper == 100 * 60_000
-    # smoke: 1,000 images x 1 epoch per task is 0.017% of the paper's schedule: only the timing decides
-    verdicts = {c.claim: c.verdict for c in lmvae_claims_for(rows, "smoke", -99.0)}
-    assert [v for k, v in verdicts.items() if k.startswith("Inference")] == ["reproduced"]
-    assert all(v == "not comparable" for k, v in verdicts.items() if not k.startswith("Inference"))
+    bare = lmvae_claims_for(rows, "smoke", -99.0, half=False)
+    for c in bare:
+        assert c.schedule is not None and c.schedule.paper == 100 * 60_000 and c.schedule.min_fraction == 0.0
+        if c.kind == PAPER:
+            assert c.verdict == "not comparable" and NO_HALF in c._undecided(), c.claim
+        else:
+            assert c.verdict != "not comparable", (c.claim, c._undecided())
     paper = lmvae_claims_for(rows, "paper", -99.0)
     assert all(c.verdict != "not comparable" for c in paper), [(c.claim, c._undecided()) for c in paper]
-    assert {c.claim.split(" (")[0]: c.verdict for c in paper}["A new domain gets an expert whichever domain came "
-                                                                "first"] == "reproduced"
+    assert by_claim(paper)["A new domain gets an expert whichever domain came first"].verdict == "reproduced"
     # calibration missed by 10 nats: every model-quality claim is undecided
     missed = lmvae_claims_for(rows, "paper", -110.0)
     assert all(c.verdict == "not comparable" for c in missed if not c.claim.startswith("Inference"))
-    # the quick profile's own schedule (all of Fashion-MNIST offline: 16,825 images x 8 epochs; 6,000 x 5 for the
-    # growth runs and the hard pair) decides every claim but the final log-likelihood against the joint VAE's
-    quick = lmvae_claims_for(rows, "quick", -99.0, {"main": 8 * 16_825.0, "growth": 30_000.0, "hard": 30_000.0})
-    undecided = [c.claim for c in quick if c.verdict == "not comparable"]
-    assert len(undecided) == 1 and undecided[0].startswith("L-MVAE approaches a jointly trained VAE")
-    assert "schedule too short" in next(c for c in quick if c.claim in undecided)._undecided()
+    assert by_claim(missed)["Inference costs one expert"].verdict == "reproduced"
+
+
+def test_lmvae_verdict_waits_for_a_value_that_stopped_moving():
+    """The half-budget run's claims are matched by text: where the forgetting gap at half the budget is on the
+    other side of the criterion, the full verdict is 'still moving'; where it agrees, the verdict stands."""
+    from lmvae_core.results.claims import STILL_MOVING, with_half_budget
+
+    full = lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0, half=False)
+    small = {s: dict(v, ft_f=v["lm_f"] + 2.0) for s, v in THREE_SEEDS.items()}  # forgets little at half budget
+    half = lmvae_claims_for(seed_rows(small), "quick", -99.0, half=False)
+    joined = by_claim(with_half_budget(full, half))
+    gap = joined["L-MVAE forgets far less than a fine-tuned VAE"]
+    assert gap.half.ours == pytest.approx(-2.0) and gap.verdict == "not comparable"
+    assert STILL_MOVING in gap._undecided()
+    assert joined["L-MVAE approaches a jointly trained VAE"].verdict == "reproduced"
+
+
+def test_lmvae_comparisons_record_both_sides_compute():
+    """Both comparisons of L-MVAE record both sides' steps and real images: the experts train what the baseline
+    trains, and the probe of the reuse test comes on top, said in why_unequal; without a probe they are equal."""
+    claims = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0))
+    for name, other in (("L-MVAE forgets far less than a fine-tuned VAE", "fine-tuned VAE"),
+                        ("L-MVAE approaches a jointly trained VAE", "joint VAE")):
+        c = claims[name].compute
+        assert c.sides == ("L-MVAE", other)
+        assert c.steps == (4808.0 + 1036.0, 4808.0) and c.images == (614_600.0 + 132_608.0, 614_600.0)
+        assert not c.equal and "probe" in c.why_unequal and "train 4808 steps" in c.why_unequal
+        assert claims[name].verdict == "reproduced"
+    no_probe = {m: {k: v for k, v in c.items() if not k.startswith("probe")} for m, c in SPENT.items()}
+    c = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0, spent=no_probe))[
+        "L-MVAE approaches a jointly trained VAE"].compute
+    assert c.equal and c.why_unequal == ""
+    # a baseline that trained a third less: unequal, and the probe does not explain it
+    short = dict(SPENT, **{"joint VAE": {"steps": 3200.0, "images": 409_600.0}})
+    joint = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "quick", -99.0, spent=short))[
+        "L-MVAE approaches a jointly trained VAE"]
+    assert not joint.compute.equal and joint.compute.why_unequal == ""
+    assert joint.verdict == "not comparable" and "unequal compute" in joint._undecided()
 
 
 def test_fidelity_lmvae_claims_decide_with_intervals_over_seeds():
@@ -364,9 +439,6 @@ def test_fidelity_lmvae_claims_decide_with_intervals_over_seeds():
     difference between methods, Student t otherwise. One seed cannot decide them; three consistent seeds can,
     and seeds that disagree about the criterion cannot."""
     from lmvae_core.metrics.significance import mean_ci, paired_difference
-
-    def by_claim(claims):
-        return {c.claim.split(" (")[0]: c for c in claims}
 
     three = by_claim(lmvae_claims_for(seed_rows(THREE_SEEDS), "paper", -99.0))
     gap = three["L-MVAE forgets far less than a fine-tuned VAE"]
@@ -376,10 +448,11 @@ def test_fidelity_lmvae_claims_decide_with_intervals_over_seeds():
     joint = three["L-MVAE approaches a jointly trained VAE"]
     want = paired_difference([-170.0, -171.0, -169.5], [-169.5, -170.4, -169.1])
     assert joint.ci == pytest.approx((want.lo, want.hi)) and joint.verdict == "reproduced"
-    sel = three["The right expert is selected for each input"]
+    easy = next(k for k in three if k.startswith("The right expert is selected for each input, easy pair"))
+    sel = three[easy]
     assert sel.ci == pytest.approx((mean_ci([0.99, 0.995, 0.985]).lo, mean_ci([0.99, 0.995, 0.985]).hi))
     for name in ("No forgetting: one frozen expert per task", "L-MVAE forgets far less than a fine-tuned VAE",
-                 "L-MVAE approaches a jointly trained VAE", "The right expert is selected for each input"):
+                 "L-MVAE approaches a jointly trained VAE", easy):
         lo, hi = three[name].ci
         assert lo < three[name].ours < hi or lo == hi == three[name].ours, name
     # one seed: the same numbers, but no interval, so the verdict waits for more seeds
@@ -393,8 +466,9 @@ def test_fidelity_lmvae_claims_decide_with_intervals_over_seeds():
 
 
 def test_lmvae_quick_profile_judges_its_claims():
-    """Quick (issue 13): all training images, the calibration trained exactly as one task of the profile (same
-    epochs, images, batch and network as the experts), and three seeds for the claims that compare methods."""
+    """Quick: all training images, the calibration trained exactly as one task of the profile (same epochs, images,
+    batch and network as the experts) and on its reference's own schedule (10 epochs), and three seeds for the
+    claims that compare methods."""
     from lmvae_core.experiments.lmvae import SETTINGS
 
     for profile in ("quick", "paper"):
@@ -405,9 +479,23 @@ def test_lmvae_quick_profile_judges_its_claims():
     assert q["train_limit"] is None and cal.train_limit is None and cal.test_limit is None
     assert (cal.epochs, cal.batch_size, cal.hidden, cal.latent) == (q["epochs"], q["batch"], (q["hidden"],),
                                                                     q["latent"])
-    assert q["calibration_reference"] == "mnist_784-256-20_10ep"
-    # the growth and selection claims need 0.5% of the paper's 6M real images per task
-    assert q["growth_train"] * q["growth_epochs"] >= 30_000 and q["hard_train"] * q["hard_epochs"] >= 30_000
+    assert q["calibration_reference"] == "mnist_784-256-20_10ep" and cal.epochs == 10
+
+
+def test_lmvae_half_budget_halves_the_epochs_the_schedules_count_and_nothing_else():
+    """half_budget() halves the epochs per task of the main sequence, the growth runs and the hard pair (what the
+    claims' schedules count), exactly in quick (even epochs), and leaves data, networks, seeds and evaluation alone;
+    a profile of one epoch keeps it."""
+    from lmvae_core.experiments.lmvae import BUDGET_KEYS, SETTINGS, half_budget
+
+    q = SETTINGS["quick"]
+    h = half_budget(q)
+    assert {k: h[k] for k in BUDGET_KEYS} == {k: q[k] // 2 for k in BUDGET_KEYS}
+    assert all(q[k] % 2 == 0 for k in BUDGET_KEYS)
+    assert {k: v for k, v in h.items() if k not in BUDGET_KEYS} == {k: v for k, v in q.items() if k not in BUDGET_KEYS}
+    assert q["epochs"] == 10 and h["epochs"] == 5  # the settings themselves are not changed
+    smoke = half_budget(SETTINGS["smoke"])
+    assert all(smoke[k] == 1 for k in BUDGET_KEYS)
 
 
 def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
@@ -441,3 +529,40 @@ def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
     assert images["main"] == s["epochs"] * 300
     assert 0 < images["growth"] <= s["growth_epochs"] * s["growth_train"]
     assert 0 < images["hard"] <= s["hard_epochs"] * s["hard_train"]
+    # the training each side cost, counted by the stream driver: the same real images; steps differ by rounding
+    # (one partial batch per task and epoch), and L-MVAE's probe is counted apart
+    spent = exp.spent(main)
+    assert spent["fine-tuned VAE"] == {"steps": 6.0, "images": 600.0}  # 2 tasks x ceil(300 / 128) steps
+    assert spent["joint VAE"] == {"steps": 5.0, "images": 600.0}  # ceil(600 / 128): the union at once
+    trained = [sum(d["action"] != "reuse" for d in r["lmvae"]["decisions"]) for r in main["runs"]]
+    assert spent["L-MVAE"]["images"] == pytest.approx(300.0 * sum(trained) / 3)
+    assert spent["L-MVAE"]["probe images"] == pytest.approx(spent["L-MVAE"]["probe steps"] * s["batch"])
+    # the half-budget run's schedules count its own, halved, epochs
+    double = run.with_settings(dict(s, epochs=4, growth_epochs=2, hard_epochs=2))
+    assert lmvae_claims.schedules(double.with_settings(exp.half_budget(double.settings)))["main"] == 2 * 300
+
+
+def test_lmvae_count_claims_decide_on_their_criterion():
+    """The growth claims count experts (whole numbers): a count on the criterion that the half-budget run shares
+    decides; a repeat that added an expert at half the budget makes the verdict wait."""
+    from lmvae_core.experiments import lmvae_claims
+    from lmvae_core.experiments.calibration import Calibration
+    from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.results.claims import with_half_budget
+
+    s = SETTINGS["quick"]
+    cal = Calibration("m", "mnist", "quick", 10, -99.0, -100.0, "test")
+    images = {"main": 1e5, "growth": 3e4, "hard": 3e4}
+
+    def claims(sweep):
+        return lmvae_claims.claims(seed_rows(THREE_SEEDS), sweep, TURNS, COST, TIMING, cal, s, "quick", images, SPENT)
+
+    full = claims([{"margin": s["threshold"], "experts added by the repeat": 0, "experts": 3}])
+    same = by_claim(with_half_budget(full, full))
+    assert same["A repeated domain adds no expert"].verdict == "reproduced"
+    assert same["Every new domain gets its own expert"].verdict == "reproduced"
+    assert same["A new domain gets an expert whichever domain came first"].verdict == "reproduced"
+    grew = by_claim(with_half_budget(full, claims([{"margin": s["threshold"], "experts added by the repeat": 1,
+                                                    "experts": 4}])))
+    assert grew["A repeated domain adds no expert"].verdict == "not comparable"
+    assert grew["Every new domain gets its own expert"].verdict == "not comparable"

@@ -166,7 +166,8 @@ def test_fidelity_claims_judge_against_both_kmeans_baselines_with_schedules():
     run = setup("00_mixture_of_vaes", profile="smoke", settings=exp.SETTINGS)
     metrics = {"accuracy": 0.60, "purity": 0.62, "kmeans_accuracy": 0.55, "latent_kmeans_accuracy": 0.59}
     results = {"mnist": {"metrics": metrics}}
-    ablation = [{"balance": b, "seed": s, "usage_entropy": e} for b, e in (("kl", 2.3), ("none", 0.1)) for s in (0, 1)]
+    ablation = [{"balance": b, "seed": s, "usage_entropy": e, "steps": 8, "images": 1000}
+                for b, e in (("kl", 2.3), ("none", 0.1)) for s in (0, 1)]
     score = {"accuracy": 0.2, "many_to_one": 0.9, "clusters_used": 50}
     beyond = [{"components": c, "latent k-means": score, "GMM initialisation": score, "mixture-prior VAE": score}
               for c in (10, 50)]
@@ -178,4 +179,5 @@ def test_fidelity_claims_judge_against_both_kmeans_baselines_with_schedules():
     last = claims[-1]
     assert last.claim.startswith("Beyond the post") and last.rule.threshold == 0.85
     assert last.ours == 0.9  # 50 components > 10 classes: many-to-one
-    assert all(c.verdict == "not comparable" for c in claims)  # smoke's schedule decides nothing
+    # the post's statements need a half-budget value before their verdict stands
+    assert all(c.verdict == "not comparable" for c in claims if c.kind == "paper")

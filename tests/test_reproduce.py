@@ -23,7 +23,7 @@ def test_failing_notebook_is_reported_and_the_others_still_run(tmp_path):
     write_notebook(nbs / "00_mixture_of_vaes.ipynb", "raise ValueError('boom')")
     write_notebook(nbs / "01_lmvae.ipynb", """
 from lmvae_core.results import Outputs, Claim, AtLeast
-Outputs(out_dir + '/01_lmvae').claims([Claim('runs', 'yes', 1.0, AtLeast(0.5), profile)])
+Outputs(out_dir + '/01_lmvae').claims([Claim('runs', 'yes', 1.0, AtLeast(0.5), profile, kind='sanity')])
 """)
     lines = []
     results = reproduce("smoke", out=str(tmp_path / "figs"), executed_dir=str(tmp_path / "executed"),

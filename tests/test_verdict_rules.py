@@ -81,6 +81,7 @@ def test_a_comparison_at_unequal_compute_cannot_decide_unless_it_says_why():
     assert c.row()["why"].startswith("unequal compute") and "4.14k steps" in c.row()["compute"]
     fewer_images = Compute(("a", "b"), steps=(100, 100), images=(1000, 1100))
     assert not fewer_images.equal  # 9% apart
+    assert not Compute(("a", "b"), steps=(100, float("nan")), images=(1000, 1000)).equal  # a count not recorded
     said = Compute(("LGM", "naive"), steps=(100, 100), images=(1000, 2000), why_unequal="replay rows on top")
     assert paper_claim(half=11.0, compute=said).verdict == REPRODUCED
     assert "unequal because replay rows on top" in paper_claim(half=11.0, compute=said).row()["compute"]

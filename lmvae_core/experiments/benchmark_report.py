@@ -24,9 +24,14 @@ METRICS = {  # column: (label, higher is better)
 
 
 def per_run_frame(rows: list[dict]) -> pd.DataFrame:
-    """One row per run; run_seconds (training plus evaluation, not in the summary) shows what evaluation costs."""
+    """One row per run; run_seconds (training plus evaluation, not in the summary) shows what evaluation costs;
+    steps (optimiser steps) and real_images (real training images handed to the learner, counted once per pass)
+    are what the claims' Compute compares."""
+    nan = float("nan")
     return pd.DataFrame([{k: r[k] for k in ("stream", "method", "seed", *METRICS)}
-                         | {"run_seconds": r.get("run_seconds", float("nan"))} for r in rows])
+                         | {"run_seconds": r.get("run_seconds", nan), "steps": r.get("steps", nan),
+                            "real_images": r.get("real_images", sum(r["real_rows"]) if "real_rows" in r else nan)}
+                         for r in rows])
 
 
 def summarise(per_run: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ of the samples that belong to the last task's classes. The claims are in `lgm_cl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -56,7 +57,7 @@ SETTINGS = {
 }
 # The joint VAE of each profile is judged against this measured reference (784-200-20, 10 epochs, IWAE-500).
 CALIBRATION_REFERENCE = "mnist_784-200-20_10ep"
-EVAL_VERSION = 2  # bump when `evaluate` or the end-of-run metrics change, so cached runs are not reused
+EVAL_VERSION = 3  # bump when `evaluate` or the end-of-run metrics change, so cached runs are not reused
 
 
 def model_config(s: dict, shape=(1, 28, 28)) -> LGMConfig:
@@ -67,10 +68,36 @@ def lifelong_config(s: dict, method: str) -> LifelongConfig:
     return LifelongConfig(method=method, ewc_gamma=s["ewc_gamma"], fisher_samples=s["fisher_samples"])
 
 
-def budget(s: dict) -> Budget:
+def budget(s: dict, stream: TaskStream | None = None) -> Budget:
     """Real data per task, the same for every method: s['epochs'] passes of s['batch'] rows, at most
-    s['max_steps'] steps."""
-    return Budget(epochs=s["epochs"], batch_size=s["batch"], max_steps=s.get("max_steps"))
+    s['max_steps'] steps. s['task_share'] < 1 (the half-budget run of a one-epoch profile, `half_budget`) caps
+    the steps per task at that share of the stream's mean steps per task (one cap for every task of the
+    stream, as the driver takes one budget: tasks of unequal size get slightly unequal shares; the claims'
+    schedules count the real images each task actually got)."""
+    max_steps, share = s.get("max_steps"), s.get("task_share", 1.0)
+    if share < 1.0:
+        if stream is None:
+            raise ValueError("a budget with task_share < 1 needs the stream (its tasks' sizes)")
+        per_task = float(np.mean([math.ceil(len(t.train) / s["batch"]) for t in stream]))
+        cap = max(1, round(share * s["epochs"] * per_task))
+        max_steps = cap if max_steps is None else min(max_steps, cap)
+    return Budget(epochs=s["epochs"], batch_size=s["batch"], max_steps=max_steps)
+
+
+def half_budget(s: dict) -> dict:
+    """The settings with the real data per task halved and nothing else changed (networks, evaluation, seeds,
+    data, classifier): half the epochs when there are two or more (and half of a `max_steps` cap with them),
+    else half of a `max_steps` cap, else (one full epoch) half of each task's steps through `task_share`."""
+    out = dict(s)
+    if s["epochs"] >= 2:
+        out["epochs"] = s["epochs"] // 2
+        if s.get("max_steps") is not None:
+            out["max_steps"] = max(1, s["max_steps"] // 2)
+    elif s.get("max_steps") is not None:
+        out["max_steps"] = max(1, s["max_steps"] // 2)
+    else:
+        out["task_share"] = 0.5 * s.get("task_share", 1.0)
+    return out
 
 
 def split_stream(run: Run, dataset: str) -> TaskStream:
@@ -172,7 +199,7 @@ def method_call(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.
     mcfg, lcfg, _ = _configs(run, stream, method, gamma_c)
     eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n", "pass_rate")} | {"version": EVAL_VERSION}
     key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
-           "lifelong": asdict(lcfg), "budget": asdict(budget(s)), "lr": s.get("lr", 1e-3), "seed": seed,
+           "lifelong": asdict(lcfg), "budget": asdict(budget(s, stream)), "lr": s.get("lr", 1e-3), "seed": seed,
            "data": asdict(_stream_data(run, kind)) | {"device": None}, "eval": eval_keys,
            "classifier": _clf_key(run, _clf_dataset(kind))}
     cell = {"stream": kind, "method": method, "seed": seed} | (
@@ -197,7 +224,7 @@ def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0
         torch.manual_seed(seed)
         learner = LGMLearner(mcfg, lcfg, gamma_c=gamma_c, seed=seed, device=run.device, lr=s.get("lr", 1e-3),
                              progress=run.progress)
-        result = run_stream(learner, stream, budget(s), on_boundary)
+        result = run_stream(learner, stream, budget(s, stream), on_boundary)
         model = learner.student
         samples = model.sample(s["sample_n"], generator=_gen(model.tau.device, seed))
         # a sample counts for a class when the classifier is as sure as it is on s['pass_rate'] of real images
@@ -206,6 +233,7 @@ def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0
     return pack(model) | {
         "log": log, "histories": [r["info"]["history"] for r in result.tasks],
         "seconds": result.train_seconds, "real_rows": result.real_rows, "replay_rows": result.replay_rows,
+        "steps": [r["steps"] for r in result.tasks],
         "task_sizes": [len(t.train) for t in stream], "sample_classes": coverage["argmax_shares"],
         "coverage": coverage, "last_classes": sorted(set(stream[len(stream) - 1].test.y.cpu().tolist()))}
 
@@ -266,10 +294,11 @@ def gamma_ablation(run: Run, dataset: str | None = None) -> dict[float, list[dic
     return _by(_grid(run, calls, "LGM gamma_c ablation"), "gamma_c")
 
 
-def permuted_experiment(run: Run) -> dict:
+def permuted_experiment(run: Run, methods=None) -> dict:
     s = run.settings
     stream = perm_stream(run)
-    calls = [method_call(run, "permuted", m, seed, stream=stream) for m in s["perm_methods"] for seed in s["seeds"]]
+    calls = [method_call(run, "permuted", m, seed, stream=stream) for m in methods or s["perm_methods"]
+             for seed in s["seeds"]]
     grid = _grid(run, calls, "LGM permuted MNIST")
     return {"stream": stream, "runs": _by(grid, "method"), "grid": grid}
 
@@ -297,7 +326,7 @@ def forgetting(results: list[dict], names: list[str]) -> float:
 
 def classes_covered(result: dict, min_share: float = 0.02, calibrated: bool = True) -> int:
     """Classes with >= min_share of the prior samples: counted at the calibrated confidence (default), or by
-    the classifier's argmax alone (the earlier count, which also counts blurred look-alikes)."""
+    the classifier's argmax alone (which also counts blurred look-alikes)."""
     shares = result["coverage"]["confident_shares"] if calibrated else result["sample_classes"]
     return int((np.asarray(shares) >= min_share).sum())
 
@@ -331,3 +360,18 @@ def summary_rows(exp: dict, dataset: str) -> list[dict]:
                      "last task's share of samples": float(np.mean([last_task_share(r) for r in results])),
                      "train s": float(np.mean([r["seconds"] for r in results]))})
     return rows
+
+
+# The methods whose runs feed the `paper` claims (lgm_claims): the half-budget run repeats only these.
+CLAIM_METHODS = ("lgm", "replay", "naive", "ewc")
+CLAIM_PERM_METHODS = ("lgm", "naive")
+
+
+def claim_experiments(run: Run) -> tuple[dict, dict, dict | None]:
+    """The runs the claims are built from (split streams of the claim methods, the gamma_c ablation, permuted
+    MNIST), as `lgm_claims.claims` takes them: for the half-budget run (`run.with_settings(half_budget(...))`)."""
+    s = run.settings
+    splits = split_experiments(run, s["datasets"], [m for m in s["methods"] if m in CLAIM_METHODS])
+    perm = (permuted_experiment(run, [m for m in s["perm_methods"] if m in CLAIM_PERM_METHODS])
+            if s["perm_tasks"] > 1 else None)
+    return splits, gamma_ablation(run), perm

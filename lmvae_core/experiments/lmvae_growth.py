@@ -29,13 +29,14 @@ def _test_sets(run: Run, names) -> dict:
     return {n: test_images(n, data, s["eval_n"], s["likelihood"]).x for n in dict.fromkeys(names)}
 
 
-def threshold_sweep(run: Run) -> list[dict]:
-    """The growth sequence under the probe rule at each margin of the profile's `thresholds`."""
+def threshold_sweep(run: Run, margins=None) -> list[dict]:
+    """The growth sequence under the probe rule at each margin of `margins` (default: the profile's
+    `thresholds`; the half-budget run of the claims needs only the default margin)."""
     s = run.settings
     names = list(s["growth_sequence"])
     tests = _test_sets(run, names)
     rows = []
-    for th in s["thresholds"]:
+    for th in s["thresholds"] if margins is None else margins:
         res = growth(run, th)
         model = rebuild(res, run.device)
         err = float(np.mean([float(model.reconstruction_error(x).mean()) for x in tests.values()]))
@@ -61,13 +62,15 @@ def added_by_repeat(names, counts) -> int:
     return added
 
 
-def directions(run: Run) -> list[dict]:
+def directions(run: Run, rules=("probe", "ratio")) -> list[dict]:
     """Each sequence of `directions` (A, B, A) under the probe rule at the profile's margin and under the ratio
     rule at each of `ratio_thresholds`. Per row: what tasks 2 (a new domain) and 3 (the repeat) decided, their
     scores (error / reference; reuse when <= 1 + threshold), and the test reconstruction error of domain B with
-    the expert that serves it (an expert of its own, or the reused expert of A: compare the rows)."""
+    the expert that serves it (an expert of its own, or the reused expert of A: compare the rows). `rules`: which
+    of the two rules to run (the claims use the probe rule's rows only)."""
     s = run.settings
-    variants = [("probe", s["threshold"])] + [("ratio", th) for th in s["ratio_thresholds"]]
+    variants = [("probe", s["threshold"])] * ("probe" in rules) + [("ratio", th) for th in s["ratio_thresholds"]
+                                                                   if "ratio" in rules]
     rows = []
     for names in s["directions"]:
         tests = _test_sets(run, names)

@@ -66,3 +66,11 @@ def cost_of(rows: list[dict], pair: str) -> float:
     """The pooled selection cost of one pair (nats; larger: selection loses more)."""
     return float(np.mean([r["selection cost (nats)"] for r in rows if r["pair"] == pair
                           and r["domain"] == "all domains"]))
+
+
+def accuracy_of(rows: list[dict], pair: str) -> tuple[float, dict[str, float]]:
+    """The share of one pair's test images routed to their own domain's expert: pooled over the domains (equal
+    images per domain) and per domain."""
+    mine = [r for r in rows if r["pair"] == pair]
+    pooled = float(np.mean([r["selection accuracy"] for r in mine if r["domain"] == "all domains"]))
+    return pooled, {r["domain"]: float(r["selection accuracy"]) for r in mine if r["domain"] != "all domains"}

@@ -2,9 +2,11 @@
 
 The post's claims (experts specialise, the manager is an unsupervised classifier, the manager collapses without
 balancing) are judged against two baselines measured here: k-means on pixels and k-means on a plain VAE's latent
-means. `evaluate` also measures why the accuracy stops near pixel k-means: the manager routes to the expert with
-the lowest loss and its gate is nearly one-hot, so sum_k p_k L_k trains as hard EM over pixel-space likelihoods.
-The step beyond the post (a mixture prior in one latent space) is in `mixture_prior`."""
+means. `evaluate` also measures how the manager routes: how often its argmax is the expert with the lowest loss,
+and how sharp its gate is (a nearly one-hot gate on the lowest-loss expert makes sum_k p_k L_k train as hard EM over
+pixel-space likelihoods). The post's statements need a half-budget value before their verdict stands: `half_budget`
+halves the training budgets, `half_results` reruns what the claims need at that budget. The step beyond the post (a
+mixture prior in one latent space) is in `mixture_prior`."""
 from __future__ import annotations
 
 import math
@@ -21,8 +23,8 @@ from ..metrics import cluster_accuracy, contingency, negative_elbo, usage_entrop
 from ..models.moe_vae import MoEVAE, MoEVAEConfig
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
-from ..results.claims import AtLeast, AtMost, Claim, Schedule
-from ..training.loop import TrainConfig, train
+from ..results.claims import BEYOND, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
+from ..training.loop import TrainConfig, steps_per_epoch, train
 from . import mixture_prior as prior
 from .common import Run
 
@@ -30,14 +32,18 @@ from .common import Run
 # MNIST training split, experts and manager with one hidden layer of 128 units, latent 10.
 POST_IMAGES_SEEN = 100 * 55_000
 
+# `fashion_images`: the Fashion mixture's and its plain VAE's budget in images seen, as many epochs as reach it
+# (`epochs_for`): the offline Fashion-MNIST training split has 16,825 images, not 60,000, so the quick profile's 570k
+# images (about the 600k of its 10 MNIST epochs) are 34 epochs there, 10 on the full split. Without it, `epochs`.
+# `ablation_epochs` is even so that its half-budget run (`half_budget`) is exactly half.
 SETTINGS = {
     "smoke": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=64, latent=8, epochs=1, batch=128,
                   iwae_k=10, iwae_n=200, ablation_seeds=(0, 1), ablation_epochs=1, ablation_train=1000,
                   beyond_components=(10, 20), beyond_epochs=1,
                   joint=dict(hidden=(64,), latent=8, epochs=1, iwae_k=10)),
-    "quick": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=256, latent=10, epochs=10, batch=128,
-                  iwae_k=500, iwae_n=1000, ablation_seeds=(0, 1, 2), ablation_epochs=3, ablation_train=10000,
-                  beyond_components=(10, 50), beyond_epochs=3,
+    "quick": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=256, latent=10, epochs=10,
+                  fashion_images=570_000, batch=128, iwae_k=500, iwae_n=1000, ablation_seeds=(0, 1, 2),
+                  ablation_epochs=4, ablation_train=10000, beyond_components=(10, 50), beyond_epochs=3,
                   joint=dict(hidden=(256,), latent=10, epochs=10, iwae_k=500)),
     # the post's widths and schedule (its likelihood, activation and balancing term differ: see the notebook)
     "paper": dict(datasets=("mnist", "fashion"), n_experts=10, hidden=128, latent=10, epochs=100, batch=100,
@@ -45,6 +51,28 @@ SETTINGS = {
                   ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
                   joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
 }
+# The training budgets the claims' schedules count; `half_budget` halves them and nothing else.
+BUDGET_KEYS = ("epochs", "fashion_images", "ablation_epochs", "beyond_epochs")
+
+
+def epochs_for(s: dict, dataset: str, n: int) -> int:
+    """The epochs of the mixture (and of its plain VAE) on a dataset of n training images: as many as reach
+    `<dataset>_images` images seen (at least one) where the profile sets it, else `epochs`."""
+    images = s.get(f"{dataset}_images")
+    return s["epochs"] if images is None else max(1, round(images / n))
+
+
+def train_size(run: Run, dataset: str) -> int:
+    return load_split(dataset, "train", run.data()).x.shape[0]
+
+
+def half_budget(settings: dict) -> dict:
+    """The same settings with every training budget the claims count halved (at least one epoch): the mixtures'
+    epochs on each dataset, the ablation's and the mixture prior's. Networks, data, seeds and evaluation are kept,
+    so the half-budget run is the same experiment stopped at about half its schedule."""
+    return dict(settings) | {k: max(1, settings[k] // 2) for k in BUDGET_KEYS if k in settings}
+
+
 # Measured reference for the joint VAE: the experts' network (784-256-10) trained 10 epochs on full MNIST, as the
 # quick profile's joint VAE; the paper profile's 784-128-10 at 100 epochs is held to the same bar.
 CALIBRATION_REFERENCE = "mnist_784-256-10_10ep"
@@ -84,9 +112,11 @@ def rebuild(result: dict, device) -> MoEVAE:
     return restore(MoEVAE, result, device)
 
 
-def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_n: int, seed: int = 0) -> dict:
+def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_n: int, seed: int = 0,
+             likelihood: bool = True) -> dict:
     """Clustering of the manager (labels for evaluation only), why it stops where it does (routing against the
-    experts' lowest-loss choice, gate sharpness), and the likelihood under four readings of the mixture."""
+    experts' lowest-loss choice, gate sharpness), and (`likelihood`) the likelihood under four readings of the
+    mixture."""
     xb = binarize_fixed(x)
     labels = y.cpu().numpy()
     diag = {k: v.cpu().numpy() for k, v in model.routing_diagnostics(xb).items()}
@@ -95,8 +125,7 @@ def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_
     counts = contingency(labels, assign, 10, k)
     per_expert = counts.sum(0)
     purity = float(counts.max(0).sum() / counts.sum())
-    ll = {name: float(v.mean()) for name, v in model.likelihoods(xb[:iwae_n], iwae_k, seed).items()}
-    return {
+    out = {
         "accuracy": cluster_accuracy(labels, assign),
         "purity": purity,
         "confusion": counts,
@@ -105,6 +134,11 @@ def evaluate(model: MoEVAE, x: torch.Tensor, y: torch.Tensor, iwae_k: int, iwae_
         "routing_agreement": float((diag["routed"] == diag["lowest_loss"]).mean()),
         "lowest_loss_accuracy": cluster_accuracy(labels, diag["lowest_loss"]),
         "mean_max_gate": float(diag["max_gate"].mean()),
+    }
+    if not likelihood:
+        return out
+    ll = {name: float(v.mean()) for name, v in model.likelihoods(xb[:iwae_n], iwae_k, seed).items()}
+    return out | {
         "iwae": ll["routed"],
         "iwae_mixture": ll["mixture"],
         "iwae_best_same_draw": ll["best_same_draw"],
@@ -134,14 +168,16 @@ def plain_vae(run: Run, dataset: str) -> dict:
     """A VAE of the experts' architecture and schedule, trained on the whole dataset (cached)."""
     s = run.settings
     vcfg = VAEConfig(latent_dim=s["latent"], hidden=(s["hidden"],))
-    tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
+    tcfg = TrainConfig(epochs=epochs_for(s, dataset, train_size(run, dataset)), batch_size=s["batch"],
+                       progress=run.progress)
     return prior.train_plain_vae(dataset, vcfg, tcfg, run.data(), run.seed, force=run.force)
 
 
 def run_dataset(run: Run, dataset: str) -> dict:
     s = run.settings
     data = run.data()
-    tcfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], progress=run.progress)
+    tcfg = TrainConfig(epochs=epochs_for(s, dataset, train_size(run, dataset)), batch_size=s["batch"],
+                       progress=run.progress)
     result = train_mixture(dataset, model_config(s), tcfg, data, run.seed, force=run.force)
     model = rebuild(result, run.device)
     test = load_split(dataset, "test", data)
@@ -152,6 +188,31 @@ def run_dataset(run: Run, dataset: str) -> dict:
                                                             seed=run.seed)["accuracy"]
     return {"model": model, "metrics": metrics, "history": result["history"], "plain": plain,
             "train_seconds": result["train_seconds"]}
+
+
+def manager_at(run: Run, dataset: str, baselines: dict) -> dict:
+    """The mixture of `run_dataset` at `run`'s settings (a half-budget run), scored as a clustering only: no
+    likelihoods, and the k-means baselines taken from `baselines` (the full run's metrics), since the claims'
+    criteria are those of the full run and k-means is not trained by steps."""
+    s = run.settings
+    data = run.data()
+    tcfg = TrainConfig(epochs=epochs_for(s, dataset, train_size(run, dataset)), batch_size=s["batch"],
+                       progress=run.progress)
+    result = train_mixture(dataset, model_config(s), tcfg, data, run.seed, force=run.force)
+    test = load_split(dataset, "test", data)
+    metrics = evaluate(rebuild(result, run.device), test.x, test.y, s["iwae_k"], s["iwae_n"], run.seed,
+                       likelihood=False)
+    metrics |= {k: baselines[k] for k in ("kmeans_accuracy", "latent_kmeans_accuracy")}
+    return {"metrics": metrics, "history": result["history"], "train_seconds": result["train_seconds"]}
+
+
+def half_results(run: Run, results: dict[str, dict]) -> tuple[Run, dict[str, dict], list[dict]]:
+    """What the claims need, at half the budget (`half_budget`): each dataset's manager and the ablation without
+    balancing (the run with it feeds only the sanity claim). Returns (the half run, its results, its ablation
+    rows); the half run's claims carry its halved schedules."""
+    half = run.with_settings(half_budget(run.settings))
+    res = {name: manager_at(half, name, r["metrics"]) for name, r in results.items()}
+    return half, res, balancing_ablation(half, "mnist", balances=("none",))
 
 
 def beyond_the_post(run: Run, plain: dict, dataset: str = "mnist") -> list[dict]:
@@ -181,75 +242,105 @@ def beyond_frame(rows: list[dict]):
                          for r in rows for m in ("latent k-means", "GMM initialisation", "mixture-prior VAE")])
 
 
-def balancing_ablation(run: Run, dataset: str = "mnist") -> list[dict]:
-    """With and without the balancing term, over seeds, on a shorter schedule."""
+def balancing_ablation(run: Run, dataset: str = "mnist", balances: tuple[str, ...] = ("kl", "none")) -> list[dict]:
+    """With and without the balancing term, over seeds, on a shorter schedule; each row records its optimiser
+    steps and images seen (from the epochs trained), for the comparison's equal compute."""
     s = run.settings
     data = run.data()
     test = load_split(dataset, "test", data)
     tcfg = TrainConfig(epochs=s["ablation_epochs"], batch_size=s["batch"], progress=run.progress)
     xb = binarize_fixed(test.x)
     rows = []
-    for balance in ("kl", "none"):
+    for balance in balances:
         for seed in s["ablation_seeds"]:
             res = train_mixture(dataset, model_config(s, balance), tcfg, data, seed, s["ablation_train"], run.force)
             model = rebuild(res, run.device)
+            n = min(load_split(dataset, "train", data).x.shape[0], s["ablation_train"])
+            epochs = len(res["history"])
             assign = model.assign(xb).cpu().numpy()
             usage = np.bincount(assign, minlength=s["n_experts"]) / len(assign)
             rows.append({"balance": balance, "seed": seed, "usage_entropy": usage_entropy(assign, s["n_experts"]),
                          "max_usage": float(usage.max()), "experts_used": int((usage > 0.01).sum()),
-                         "accuracy": cluster_accuracy(test.y.cpu().numpy(), assign), "usage": usage})
+                         "accuracy": cluster_accuracy(test.y.cpu().numpy(), assign), "usage": usage,
+                         "steps": epochs * steps_per_epoch(n, s["batch"]), "images": epochs * n})
     return rows
 
 
 def images_seen(run: Run, dataset: str, epochs: int, limit: int | None = None) -> int:
-    n = load_split(dataset, "train", run.data()).x.shape[0]
+    n = train_size(run, dataset)
     return epochs * min(n, limit or n)
+
+
+# Where the post (anotherdatum.com/vae-moe.html, no numbered sections) makes each statement.
+WHERE_ARCHITECTURE = "the post, its MoE + VAE architecture, before 'It's training time!'"
+WHERE_TRAINING = "the post, 'It's training time!' (the experts' samples) and 'What else?'"
+
+
+def ablation_compute(ablation: list[dict]) -> Compute:
+    """The balancing ablation's two sides, summed over seeds: the same steps and images by construction (only the
+    loss differs), counted from the runs."""
+    side = {b: [r for r in ablation if r["balance"] == b] for b in ("none", "kl")}
+    return Compute(("no balancing", "KL balancing"), tuple(sum(r["steps"] for r in side[b]) for b in side),
+                   tuple(sum(r["images"] for r in side[b]) for b in side))
 
 
 def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: list[dict],
            calibrated: bool | None) -> list[Claim]:
+    """The claims table. Claim texts hold no run-dependent number (`with_half_budget` matches them by text): the
+    baselines a criterion uses go to `note`. The post's statements are `paper` claims and need a half-budget value
+    (`half_results`, attached with `with_half_budget`) before their verdict stands."""
     from ..metrics.significance import mean_ci  # here: scipy.stats costs seconds at every `lmvae` start-up
 
     s, profile = run.settings, run.profile
     mnist = results["mnist"]["metrics"]
     log_k = math.log(s["n_experts"])
-    # After the first epoch the accuracy moves by under 2 points per epoch while the gate hardens and keeps routing
-    # to the lowest-loss expert (benchmarks/fidelity/00_mixture_ceiling.json), so a tenth of the post's 5.5M images
-    # (10 epochs) is taken as enough to judge it against the two k-means baselines.
-    main = Schedule(images_seen(run, "mnist", s["epochs"]), POST_IMAGES_SEEN, "images seen", min_fraction=0.1)
-    # Collapse is absorbing: an expert whose gate is ~0 gets no gradient from sum_k p_k L_k and stays worse than
-    # the used one, so the manager never moves back. It shows in the first epoch; 0.5% of the post's budget decides.
+    # No floor on the share of the post's budget: whether the value has stopped moving is decided by the half-budget
+    # rule (the same claim at half the epochs), not by a share (the post's 5.5M images are recorded beside ours).
+    main = Schedule(images_seen(run, "mnist", s["epochs"]), POST_IMAGES_SEEN, "images seen", min_fraction=0.0)
     abl = Schedule(images_seen(run, "mnist", s["ablation_epochs"], s["ablation_train"]), POST_IMAGES_SEEN,
-                   "images seen", min_fraction=0.005)
-    ent = {b: [r["usage_entropy"] / log_k for r in ablation if r["balance"] == b] for b in ("none", "kl")}
-    ci = {b: mean_ci(v) for b, v in ent.items()}
+                   "images seen", min_fraction=0.0)
+    balances = [b for b in ("none", "kl") if any(r["balance"] == b for r in ablation)]
+    ci = {b: mean_ci([r["usage_entropy"] / log_k for r in ablation if r["balance"] == b]) for b in balances}
     baselines = (f"k-means on a plain VAE's latent means: {mnist['latent_kmeans_accuracy']:.3f}, on pixels: "
                  f"{mnist['kmeans_accuracy']:.3f} (both measured); reference points only: GMVAE 82-88%, VaDE ~94%")
     out = [
         Claim("Experts specialise: each expert's images are mostly one digit (purity of argmax routing, MNIST)",
               "qualitative: some experts take one digit (1), some mix similar ones (3 and 5)", mnist["purity"],
-              AtLeast(0.7, partly=0.5), profile, schedule=main, calibrated=calibrated),
+              AtLeast(0.7, partly=0.5), profile, schedule=main, calibrated=calibrated, kind=PAPER,
+              where=WHERE_TRAINING),
         Claim("The manager classifies digits without labels: better than k-means on a plain VAE's latent means "
               "(partly: better than k-means on pixels) (Hungarian accuracy, MNIST test)",
-              "qualitative ('reasonable results')", mnist["accuracy"],
-              AtLeast(mnist["latent_kmeans_accuracy"], partly=mnist["kmeans_accuracy"]), profile, note=baselines,
-              schedule=main, calibrated=calibrated),
-        Claim("Without balancing the manager degenerates (usage entropy / log K, no balancing term)",
-              "qualitative (one expert does everything)", ci["none"].mean, AtMost(0.5, partly=0.8), profile,
-              note=f"mean over {ci['none'].n} seeds", schedule=abl, ci=(ci["none"].lo, ci["none"].hi)),
-        Claim("With balancing, expert usage is near uniform (usage entropy / log K)",
-              "qualitative", ci["kl"].mean, AtLeast(0.9, partly=0.75), profile, note=f"mean over {ci['kl'].n} seeds",
-              schedule=abl, ci=(ci["kl"].lo, ci["kl"].hi)),
+              "qualitative ('a cool byproduct': the manager classifies the digit; 'reasonable results')",
+              mnist["accuracy"], AtLeast(mnist["latent_kmeans_accuracy"], partly=mnist["kmeans_accuracy"]), profile,
+              note=baselines, schedule=main, calibrated=calibrated, kind=PAPER,
+              where=WHERE_ARCHITECTURE + "; 'What else?'"),
     ]
+    if "none" in ci:
+        both = "kl" in ci
+        out.append(Claim(
+            "Without balancing the manager degenerates (usage entropy / log K, no balancing term)",
+            "qualitative: the manager 'could easily degenerate into outputting a constant vector'", ci["none"].mean,
+            AtMost(0.5, partly=0.8), profile, note=f"mean over {ci['none'].n} seeds", schedule=abl,
+            ci=(ci["none"].lo, ci["none"].hi), kind=PAPER, where=WHERE_ARCHITECTURE,
+            compute=ablation_compute(ablation) if both else None))
+    if "kl" in ci:
+        # The balancing term's own target (KL of the batch-mean gate to uniform): true by construction if it trains.
+        out.append(Claim("With balancing, expert usage is near uniform (usage entropy / log K)",
+                         "qualitative: the term 'encourages the outputs of the manager over a batch of inputs to "
+                         "be balanced'", ci["kl"].mean, AtLeast(0.9, partly=0.75), profile,
+                         note=f"mean over {ci['kl'].n} seeds", schedule=abl, ci=(ci["kl"].lo, ci["kl"].hi),
+                         kind=SANITY, where=WHERE_ARCHITECTURE))
     if "fashion" in results:
+        # Beyond the post: the post trains on MNIST only; this is the MNIST statement tried on another dataset.
         f = results["fashion"]["metrics"]
+        fashion = Schedule(images_seen(run, "fashion", epochs_for(s, "fashion", train_size(run, "fashion"))),
+                           POST_IMAGES_SEEN, "images seen", min_fraction=0.0)
         out.append(Claim("Same on Fashion-MNIST: better than k-means on a plain VAE's latent means (partly: on "
-                         "pixels) (Hungarian accuracy)", "not given", f["accuracy"],
+                         "pixels) (Hungarian accuracy)", "not in the post (MNIST only)", f["accuracy"],
                          AtLeast(f["latent_kmeans_accuracy"], partly=f["kmeans_accuracy"]), profile,
                          note=f"k-means on latent means: {f['latent_kmeans_accuracy']:.3f}, on pixels: "
                               f"{f['kmeans_accuracy']:.3f}",
-                         schedule=Schedule(images_seen(run, "fashion", s["epochs"]), POST_IMAGES_SEEN, "images seen",
-                                           min_fraction=0.1), calibrated=calibrated))
+                         schedule=fashion, calibrated=calibrated, kind=BEYOND))
     if beyond:
         out.append(beyond_claim(run, beyond, calibrated))
     return out
@@ -266,11 +357,11 @@ def beyond_claim(run: Run, beyond: list[dict], calibrated: bool | None) -> Claim
             f"{top['latent k-means'][score]:.3f}; GMM initialisation alone: {top['GMM initialisation'][score]:.3f}")
     if ten:
         note += f"; 10 components, one-to-one: {ten[0]['mixture-prior VAE']['accuracy']:.3f}"
-    # An at-least claim met on a short schedule stays met; 5% of the post's budget (pretraining and mixture-prior
-    # training together) keeps the smoke profile from deciding it.
+    # No floor on the share of the budget (smoke is kept from deciding it by its missed calibration); no half-budget
+    # run either: the claim is beyond the post, and it would need its own plain VAE and mixture-prior runs.
     sched = Schedule(images_seen(run, "mnist", s["epochs"] + s["beyond_epochs"]), POST_IMAGES_SEEN,
-                     "images seen (plain VAE + mixture prior)", min_fraction=0.05)
+                     "images seen (plain VAE + mixture prior)", min_fraction=0.0)
     return Claim(f"Beyond the post: a mixture-of-Gaussians prior in one VAE's latent space (VaDE-style, GMM "
                  f"initialisation), {c} components, clusters MNIST digits (test accuracy)",
-                 "not in the post (issue 11's bar; anchors: MIXAE, DAMIC, VaDE ~94%)", top["mixture-prior VAE"][score],
-                 AtLeast(0.85), run.profile, note=note, schedule=sched, calibrated=calibrated)
+                 "not in the post (bar 0.85; anchors: MIXAE, DAMIC, VaDE ~94%)", top["mixture-prior VAE"][score],
+                 AtLeast(0.85), run.profile, note=note, schedule=sched, calibrated=calibrated, kind=BEYOND)

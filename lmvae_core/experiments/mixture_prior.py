@@ -75,7 +75,9 @@ def train_mog_variant(dataset: str, plain: dict, n_components: int, tcfg: TrainC
     vcfg = plain["spec"]["config"]
     key = {"dataset": dataset, "plain": plain["spec"], "plain_train_seconds": plain["train_seconds"],
            "n_components": n_components, "train": asdict(tcfg) | {"progress": None},
-           "data": asdict(data) | {"device": None}, "seed": seed}
+           "data": asdict(data) | {"device": None}, "seed": seed,
+           # results cached while pack() shared storage with the live model hold the trained state as "initial"
+           "initial": "snapshot"}
 
     def fit():
         torch.manual_seed(seed)
@@ -87,7 +89,7 @@ def train_mog_variant(dataset: str, plain: dict, n_components: int, tcfg: TrainC
         model = MoGVAE(MoGVAEConfig(**vcfg, n_components=n_components)).to(x.device)
         model.load_state_dict(base.state_dict(), strict=False)  # encoder and decoder; the prior comes next
         model.init_prior(weights.to(x.device), means.to(x.device), variances.to(x.device))
-        initial = pack(model)
+        initial = pack(model)  # a snapshot (pack clones): training below leaves it at the GMM initialisation
         t0 = time.time()
         history = train(model, x, tcfg, desc=f"MoG-prior VAE {dataset} C={n_components} seed {seed}")
         return pack(model) | {"initial": initial, "history": history, "train_seconds": time.time() - t0}

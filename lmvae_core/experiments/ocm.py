@@ -15,7 +15,7 @@ from ..continual import run_stream as drive
 from ..data.preprocess import binarize_dynamic, binarize_fixed
 from ..data.streams import Split, TaskFreeStream, load_split, take_rows
 from ..models.ocm import OCM, OCMConfig
-from ..results.cache import cached, is_cached
+from ..results.cache import cached, config_key, is_cached
 from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, fit_batches, make_optimizer
 from ..results.tables import seed_summary
@@ -28,8 +28,8 @@ STREAMS = {"mnist": ("mnist",), "fashion": ("fashion",), "mnist_fashion": ("mnis
            "cross": ("mnist", "fashion", "omniglot")}
 STREAM_TITLES = {"mnist": "Split MNIST", "fashion": "Split Fashion", "mnist_fashion": "Split MNIST-Fashion",
                  "cross": "MNIST -> Fashion -> Omniglot"}
-# Table 3 (cross-domain): the paper's methods (the IWVAE row is not in it)
-CROSS_METHODS = ("VAE-ELBO-Random", "VAE-ELBO-OCM", "Dynamic-ELBO-OCM")
+# Table 3 (cross-domain): the poster's four rows, as Table 1's
+CROSS_METHODS = ("VAE-ELBO-Random", "VAE-ELBO-OCM", "VAE-IWVAE50-OCM", "Dynamic-ELBO-OCM")
 METHODS = {
     "VAE-ELBO-Random": dict(memory="reservoir", objective="elbo"),
     "VAE-ELBO-OCM": dict(objective="elbo"),
@@ -44,8 +44,8 @@ PAPER = {
                 "VAE-IWVAE50-OCM": (-247.90, 1600, 1), "Dynamic-ELBO-OCM": (-237.69, 1300, 10)},
     "mnist_fashion": {"VAE-ELBO-Random": (-247.46, 3000, 1), "VAE-ELBO-OCM": (-215.62, 2000, 1),
                       "VAE-IWVAE50-OCM": (-224.34, 2000, 1), "Dynamic-ELBO-OCM": (-187.49, 1400, 10)},
-    "cross": {"VAE-ELBO-Random": (-239.71, None, 1), "VAE-ELBO-OCM": (-201.31, None, 1),
-              "Dynamic-ELBO-OCM": (-177.29, 1500, 11)},
+    "cross": {"VAE-ELBO-Random": (-239.71, 3000, 1), "VAE-ELBO-OCM": (-201.31, 2000, 1),
+              "VAE-IWVAE50-OCM": (-204.35, 2000, 1), "Dynamic-ELBO-OCM": (-177.29, 1500, 11)},
 }
 PAPER_OTHERS = {"mnist": {"LIMix": -146.23, "CNDPM": -120.71}, "fashion": {"LIMix": -262.52, "CNDPM": -257.56},
                 "mnist_fashion": {"LIMix": -238.63, "CNDPM": -236.79}}
@@ -63,6 +63,9 @@ SELECTION_VARIANTS = {
     "official code": dict(direction="similar", kernel="code", lambda1=0.35),
     "diverse": dict(direction="diverse", kernel="code", lambda1=0.9),
 }
+# The reservoir baseline (VAE-ELBO-Random) in every profile: a reservoir of the final memory size of the
+# VAE-ELBO-OCM run of its stream and seed (`random_memory` None; a number fixes the size instead: the poster's
+# reservoir holds 3.0K against OCM's 1.6-2.0K), trained for the same optimiser steps (`StepMatchedReservoir`).
 SETTINGS = {
     "smoke": dict(_COMMON, hidden=32, latent=8, stream_limit=320, stm_size=64, epochs_per_batch=1, lr=1e-3,
                   beta1=0.9, train_samples=1, iwae_samples=2, r_samples=4,
@@ -99,7 +102,7 @@ SETTINGS = {
     "paper": dict(_COMMON, hidden=200, latent=50, stream_limit=None, stm_size=512, epochs_per_batch=100, lr=1e-4,
                   beta1=0.5, train_samples=50, iwae_samples=50, r_samples=1000,
                   lambda2=10.0, lambda2_cross=0.5, max_components=30, max_components_other=10,
-                  eval_n=None, eval_k=1000, seeds=(0, 1, 2), random_memory=3000, cpu_threads=None,
+                  eval_n=None, eval_k=1000, seeds=(0, 1, 2), random_memory=None, cpu_threads=None,
                   iid_seeds=(0, 1, 2), joint=JOINT,
                   ablation_limit=None, ablation_lambda1=(0.4, 0.5, 0.7, 0.8), ablation_lambda2=(5.0, 20.0, 30.0),
                   ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2), selection_seeds={},
@@ -187,32 +190,79 @@ def evaluate(model: OCM, test: Split, k: int) -> dict:
             "labels": test.y.cpu()}
 
 
+class StepMatchedReservoir(OCMLearner):
+    """The reservoir baseline at the optimiser steps of a kernel-selected run: its reservoir fills to its final
+    size within the first rounds, while OCM's LTM grows by at most 14 per round, so trained on STM u LTM it
+    would take many more steps (split MNIST, quick: 4,142 against 2,862). Here each arriving batch trains on the
+    STM and a uniform draw (without replacement) of `ltm_rows[b]` samples of the reservoir: as many as OCM's LTM
+    held when batch b arrived. The STMs are the same (same stream, same STM size), so both make the same
+    number of optimiser steps per arriving batch; the reservoir still ends with OCM's final memory."""
+
+    def __init__(self, model: OCM | None = None, seed: int = 0, device=None, config: OCMConfig | None = None,
+                 progress: bool = False, ltm_rows: list[int] | tuple[int, ...] = ()):
+        super().__init__(model, seed, device, config, progress)
+        self.ltm_rows = [int(n) for n in ltm_rows]
+        self.init_args = self.init_args | {"ltm_rows": self.ltm_rows}
+
+    def _memory_batches(self, epochs: int):
+        b = self.batches - 1  # observe() counts the arriving batch before it trains
+        n_ltm = self.ltm_x.shape[0]
+        k = min(n_ltm, self.ltm_rows[b] if b < len(self.ltm_rows) else n_ltm)
+        pick = torch.randperm(n_ltm, generator=self.generator)[:k].to(self.device)
+        data = torch.cat([self.stm_x, self.ltm_x[pick]])
+        n, bs = data.shape[0], self.config.batch_size
+        for _ in range(epochs):
+            xb_all = binarize_dynamic(data)
+            order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
+            for s in range(0, n, bs):
+                self.steps += 1
+                self.replayed_rows += min(bs, n - s)
+                yield 0, take_rows(xb_all, order[s:s + bs])
+
+
+def ltm_rows_of(result: dict) -> list[int]:
+    """The LTM size each arriving batch of a run trained on (before that batch's selection round)."""
+    sizes = [h["ltm"] for h in result["history"]]
+    return [0] + sizes[:-1]
+
+
 def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None = None, **overrides) -> Call:
-    """One pass of a method over a task-free stream as a grid call. A reservoir run of the same memory size as
-    the kernel-selected one needs that run's result (loaded from the cache, computed here if absent)."""
+    """One pass of a method over a task-free stream as a grid call. A reservoir run needs the VAE-ELBO-OCM run of
+    its stream and seed (loaded from the cache, computed here if absent): it takes that run's final memory size
+    (unless `random_memory` fixes one) and its LTM size per arriving batch, to train for the same steps
+    (`StepMatchedReservoir`)."""
     s = run.settings
     limit = s["stream_limit"] if limit is None else limit
     cfg = model_config(s, stream, method, **overrides)
+    match = None
     if cfg.memory == "reservoir" and "ltm_capacity" not in overrides:
+        ocm = run_stream(run, stream, "VAE-ELBO-OCM", seed, limit, force=False)
         size = s["random_memory"]
         if size is None:  # equal size: the memory the kernel-selected OCM run ends with
-            size = max(1, run_stream(run, stream, "VAE-ELBO-OCM", seed, limit, force=False)["memory_size"])
+            size = max(1, ocm["memory_size"])
         cfg = replace(cfg, ltm_capacity=size)
+        match = ltm_rows_of(ocm)
     data = run.data()
     key = {"stream": stream, "method": method, "model": asdict(cfg), "seed": seed, "limit": limit,
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(data) | {"device": None}}
-    return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit),
+    if match is not None:
+        key["match_ltm_rows"] = match
+    return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit, match),
                 {"stream": stream, "method": method, "seed": seed} | overrides)
 
 
-def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None) -> dict:
+def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
+               ltm_rows: list[int] | None = None) -> dict:
     """One pass over the stream through the driver, then evaluation on its test images (uncached; module
-    level for Dask workers)."""
+    level for Dask workers). `ltm_rows`: a reservoir run trained at another run's steps (StepMatchedReservoir)."""
     s = run.settings
     with cpu_threads(s["cpu_threads"]):
         train, test = load_stream(run, stream, limit)
         torch.manual_seed(seed)
-        learner = OCMLearner(config=cfg, seed=seed, device=run.device)
+        if ltm_rows is None:
+            learner = OCMLearner(config=cfg, seed=seed, device=run.device)
+        else:
+            learner = StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows)
         result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed))
         model = learner.model
         metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
@@ -220,7 +270,7 @@ def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | No
         "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
         "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
         "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
-        "metrics": metrics}
+        "replayed_rows": learner.replayed_rows, "metrics": metrics}
 
 
 def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
@@ -299,32 +349,34 @@ def table_cells(run: Run, streams, methods=tuple(METHODS), seeds=None) -> list[t
 
 
 def first_stage(run: Run, cells: list[tuple]) -> list[tuple]:
-    """The cells that need no other run: all but the reservoir runs of equal memory (random_memory None), which
-    take their memory size from the VAE-ELBO-OCM run of their stream and seed."""
-    later = run.settings["random_memory"] is None
-    return [c for c in cells if not (later and METHODS[c[1]].get("memory") == "reservoir")]
+    """The cells that need no other run: all but the reservoir runs, which take their memory size and their
+    steps per arriving batch from the VAE-ELBO-OCM run of their stream and seed."""
+    return [c for c in cells if METHODS[c[1]].get("memory") != "reservoir"]
 
 
-def second_stage(run: Run, cells: list[tuple]) -> tuple[list[tuple], list[Call]]:
-    """After the first stage: the reservoir runs of equal memory and the i.i.d. baselines (for the seeds in
-    `iid_seeds`), from the cached VAE-ELBO-OCM runs (a stream and seed whose run failed gets neither). Returns
-    the i.i.d. cells and every second-stage call."""
+def second_stage(run: Run, cells: list[tuple], iid: bool = True) -> tuple[list[tuple], list[Call]]:
+    """After the first stage: the reservoir runs of equal memory and steps and (with `iid`) the i.i.d. baselines
+    (for the seeds in `iid_seeds`), from the cached VAE-ELBO-OCM runs (a stream and seed whose run failed gets
+    neither). Returns the i.i.d. cells and every second-stage call."""
     first = first_stage(run, cells)
     ocm = {(st, seed): stream_call(run, st, m, seed) for st, m, seed in cells if m == "VAE-ELBO-OCM"}
     done = {k for k, c in ocm.items() if is_cached(c.name, c.config)}
     calls = [stream_call(run, *c) for c in cells if c not in first and (c[0], c[2]) in done]
-    iid = [(st, IID, seed) for st, seed in ocm if (st, seed) in done and seed in run.settings["iid_seeds"]]
+    iid = [(st, IID, seed) for st, seed in ocm if (st, seed) in done and seed in run.settings["iid_seeds"]] \
+        if iid else []
     return iid, calls + [iid_call(run, st, seed, run_stream(run, st, "VAE-ELBO-OCM", seed, force=False)["steps"])
                          for st, _, seed in iid]
 
 
-def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None) -> tuple[pd.DataFrame, dict]:
+def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None, iid: bool = True
+               ) -> tuple[pd.DataFrame, dict]:
     """Every (stream, method, seed) run as two grids on run.executor (first_stage, then second_stage); one row
-    per finished run and the results for plotting."""
+    per finished run and the results for plotting. `iid=False` leaves out the i.i.d. baselines (no claim reads
+    them)."""
     cells = table_cells(run, streams, methods, seeds)
     grid = _grid(run, [stream_call(run, *c) for c in first_stage(run, cells)], "OCM runs")
-    iid, second = second_stage(run, cells)
-    cells += iid
+    iid_cells, second = second_stage(run, cells, iid)
+    cells += iid_cells
     if second:
         grid = GridRun.combine(grid, _grid(run, second, "OCM reservoir and i.i.d. runs"))
     done = {(c.cell["stream"], c.cell["method"], c.cell["seed"]): r for c, r in zip(grid.calls, grid.results)
@@ -338,19 +390,76 @@ def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None) -> tuple[p
     return pd.DataFrame(rows), results
 
 
-def sweep(run: Run) -> None:
+def half_budget(settings: dict) -> dict:
+    """The same settings at about half the training budget the claims' schedule counts (optimiser steps): half
+    the passes over STM u LTM per arriving batch where there is more than one (paper: 100 -> 50), else half the
+    stream (quick: 20,000 -> 10,000 images per stream, the ablations' 5,000 -> 2,500; class-balanced as before,
+    so each class keeps half its images). Model, memory rules, evaluation, seeds and data are unchanged."""
+    s = dict(settings)
+    if s["epochs_per_batch"] > 1:
+        s["epochs_per_batch"] = max(1, round(s["epochs_per_batch"] / 2))
+    else:
+        for k in ("stream_limit", "ablation_limit"):
+            if s[k] is None:  # a whole dataset at one pass: no halving of the stream is defined
+                raise ValueError(f"half_budget needs {k} or epochs_per_batch > 1 to halve")
+            s[k] = max(s["batch_size"], s[k] // 2)
+    return s
+
+
+def half_budget_how(settings: dict) -> str:
+    """What `half_budget` halves for these settings, in words (the claims table's half-budget column)."""
+    half = half_budget(settings)
+    if half["epochs_per_batch"] != settings["epochs_per_batch"]:
+        return (f"a second run at {half['epochs_per_batch']} instead of {settings['epochs_per_batch']} passes over "
+                "STM u LTM per arriving batch")
+    return f"a second run on {half['stream_limit']:,} instead of {settings['stream_limit']:,} images per stream"
+
+
+CLAIM_RULES = ("paper (Algorithm 2)", "diverse")  # the selection rules the claims read
+
+
+def tables_for_claims(run: Run, iid: bool = True) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict]:
+    """Tables 1 and 3 of a run (the half-budget run: `iid=False`)."""
+    s = run.settings
+    per_run, results = table_runs(run, s["streams"], iid=iid)
+    cross, results_cross = table_runs(run, ["cross"], CROSS_METHODS, seeds=s["cross_seeds"], iid=iid)
+    return per_run, results, cross, results_cross
+
+
+def sweep(run: Run, half: bool = False) -> None:
     """Every run of the notebook as two grids on run.executor rather than one or two per table, so that no
     worker waits at the end of each table while the other finishes: first every run that needs no other (Table
     1's, Table 3's, the selection rules', the ablations' and the calibration VAE), then the second stage of
-    Tables 1 and 3. The tables below then load their runs from the cache."""
+    Tables 1 and 3. The tables below then load their runs from the cache. With `half`, the same grids also hold
+    the runs at half the budget (`half_budget`) that the claims read: Tables 1 and 3 without the i.i.d.
+    baselines, the selection rules the claims compare and the ablations."""
     s = run.settings
-    tables = [table_cells(run, s["streams"]), table_cells(run, ["cross"], CROSS_METHODS, s["cross_seeds"])]
-    first = [stream_call(run, *c) for t in tables for c in first_stage(run, t)]
-    first += [c for _, c in selection_calls(run, s["streams"])] + [c for _, c in ablation_calls(run, "mnist")]
-    _grid(run, [replace(calibration_call(run, s["joint"]), weight=2.0)] + first, "OCM: runs that need no other")
-    second = [c for t in tables for c in second_stage(run, t)[1]]
+    runs = [(run, True)] + ([(run.with_settings(half_budget(s)), False)] if half else [])
+    first, second = [], []
+    for r, full in runs:
+        tables = [table_cells(r, s["streams"]), table_cells(r, ["cross"], CROSS_METHODS, s["cross_seeds"])]
+        first += [stream_call(r, *c) for t in tables for c in first_stage(r, t)]
+        first += [c for _, c in selection_calls(r, s["streams"], None if full else CLAIM_RULES)]
+        first += [c for _, c in ablation_calls(r, "mnist")]
+    _grid(run, _unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
+          "OCM: runs that need no other")
+    for r, full in runs:
+        tables = [table_cells(r, s["streams"]), table_cells(r, ["cross"], CROSS_METHODS, s["cross_seeds"])]
+        second += [c for t in tables for c in second_stage(r, t, iid=full)[1]]
     if second:
-        _grid(run, second, "OCM: reservoir runs of equal memory and i.i.d. baselines")
+        _grid(run, _unique(second), "OCM: reservoir runs of equal memory and steps, i.i.d. baselines")
+
+
+def _unique(calls: list[Call]) -> list[Call]:
+    """Each configuration once (Algorithm 2's selection runs are Table 1's VAE-ELBO-OCM runs): two workers
+    would otherwise compute the same run twice."""
+    seen, out = set(), []
+    for c in calls:
+        k = (c.name, config_key(c.config))
+        if k not in seen:
+            seen.add(k)
+            out.append(c)
+    return out
 
 
 def summarise(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -381,5 +490,5 @@ def memory_trace(result: dict) -> dict:
 
 
 # ---- the studies beside the tables (ablations, selection rules): ocm_studies.py ----------------------------------
-from .ocm_studies import (ablation_calls, ablations, class_coverage, selection_calls,  # noqa: E402,F401
-                          selection_study)
+from .ocm_studies import (ablation_calls, ablations, class_coverage, fidelity_text,  # noqa: E402,F401
+                          selection_calls, selection_study)

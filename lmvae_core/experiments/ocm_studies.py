@@ -3,6 +3,9 @@ rules (Algorithm 2, the official code's setting, the diversity variant). Each is
 `ocm.sweep` can run them beside the tables' runs, and a function that runs them and returns the table."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -44,20 +47,22 @@ def class_coverage(labels: torch.Tensor) -> tuple[int, float]:
     return len(counts), ent
 
 
-def selection_calls(run: Run, streams) -> list[tuple[tuple, Call]]:
-    """VAE-ELBO-OCM with each rule of SELECTION_VARIANTS on each stream, for the seeds `selection_seeds` gives the
-    rule (default: direction_seeds): ((stream, seed, rule), call) pairs. Algorithm 2's runs are Table 1's."""
+def selection_calls(run: Run, streams, rules=None) -> list[tuple[tuple, Call]]:
+    """VAE-ELBO-OCM with each rule of SELECTION_VARIANTS (or those named in `rules`) on each stream, for the seeds
+    `selection_seeds` gives the rule (default: direction_seeds): ((stream, seed, rule), call) pairs. Algorithm 2's
+    runs are Table 1's."""
     s = run.settings
     return [((st, seed, name), stream_call(run, st, "VAE-ELBO-OCM", seed, **over))
             for st in streams for seed in s["direction_seeds"] for name, over in SELECTION_VARIANTS.items()
-            if seed in s["selection_seeds"].get(name, s["direction_seeds"])]
+            if seed in s["selection_seeds"].get(name, s["direction_seeds"]) and (rules is None or name in rules)]
 
 
-def selection_study(run: Run, streams) -> pd.DataFrame:
-    """VAE-ELBO-OCM with each selection rule of SELECTION_VARIANTS: Algorithm 2 (the default), the official code's
-    kernel and lambda1 = 0.35, and the diversity variant (keep samples far from the LTM)."""
+def selection_study(run: Run, streams, rules=None) -> pd.DataFrame:
+    """VAE-ELBO-OCM with each selection rule of SELECTION_VARIANTS (or those named in `rules`): Algorithm 2 (the
+    default), the official code's kernel and lambda1 = 0.35, and the diversity variant (keep samples far from the
+    LTM)."""
     rows = []
-    cells, calls = zip(*selection_calls(run, streams))
+    cells, calls = zip(*selection_calls(run, streams, rules))
     grid = _grid(run, list(calls), "OCM selection rules")
     for (stream, seed, name), r in zip(cells, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out
@@ -65,5 +70,39 @@ def selection_study(run: Run, streams) -> pd.DataFrame:
             rows.append({"stream": stream, "seed": seed, "rule": name, **SELECTION_VARIANTS[name],
                          "ll_best": r["metrics"]["ll_best"], "ll_mixture": r["metrics"]["ll_mixture"],
                          "memory": r["memory_size"], "classes_in_memory": n_cls, "memory_entropy": ent,
-                         "steps": r["steps"]})
+                         "steps": r["steps"], "stream_length": r["stream_length"]})
     return pd.DataFrame(rows)
+
+
+FIDELITY = Path(__file__).resolve().parents[2] / "benchmarks" / "fidelity"
+
+
+def fidelity_text(part: str, folder: Path | None = None) -> str:
+    """A sentence per variant of a committed short-run fidelity benchmark (`benchmarks/fidelity/04_ocm_<part>.json`:
+    'code_order' or 'selection'), read from the file: its setting, each variant's mean test log-likelihood and
+    its difference from the first variant seed by seed."""
+    path = (folder or FIDELITY) / f"04_ocm_{part}.json"
+    if not path.exists():
+        return f"(`{path.name}` is not in this checkout.)"
+    d = json.loads(path.read_text())
+    runs = pd.DataFrame(d["runs"])
+    runs["variant"] = runs.variant.str.replace("; the earlier default", "")  # a label, not a setting
+    d["configs"] = {k.replace("; the earlier default", ""): v for k, v in d["configs"].items()}
+    variants = list(dict.fromkeys(runs.variant))
+    first = runs[runs.variant == variants[0]].set_index("seed")
+    base = d["configs"][variants[0]]
+    head = (f"`benchmarks/fidelity/{path.name}`: a {d['stream_images']:,}-image split-MNIST stream, "
+            f"{'Dynamic-ELBO-OCM' if base['dynamic'] else 'VAE-ELBO-OCM'}, {base['epochs_per_batch']} pass per "
+            f"arriving batch, IWAE-{d['iwae_k']} on {d['test_images']:,} test images, seeds "
+            f"{sorted(first.index.tolist())}. ")
+    parts = []
+    for v in variants:
+        g = runs[runs.variant == v].set_index("seed")
+        text = (f"**{v}**: {g.ll_best.mean():.1f} nats (seeds: "
+                f"{', '.join(f'{x:.1f}' for x in g.ll_best.sort_index())}), memory {g.memory.mean():.0f}, "
+                f"{g.classes_in_memory.mean():.0f} classes in it, {g.steps.mean():.0f} steps")
+        if v != variants[0]:
+            diff = (g.ll_best - first.ll_best).dropna().sort_index()
+            text += f"; minus the first, seed by seed: {', '.join(f'{x:+.1f}' for x in diff)} nats"
+        parts.append(text)
+    return head + "; ".join(parts) + "."

@@ -150,6 +150,8 @@ class Compute:
 
     @staticmethod
     def _apart(a: float, b: float) -> float:
+        if math.isnan(float(a)) or math.isnan(float(b)):
+            return math.inf  # a count not recorded cannot show equal compute
         return abs(a - b) / max(abs(a), abs(b)) if max(abs(a), abs(b)) > 0 else 0.0
 
     @property
