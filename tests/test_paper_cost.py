@@ -134,3 +134,18 @@ def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch
         {"notebook": "00_mixture_of_vaes", "rc": 124, "seconds": 336, "device": "H200", "commit": "abc1234"}))
     assert "stopped (exit code 124) after 336 s" in readme_mod.paper_runs(r, logs)
     assert readme_mod.paper_runs(r, tmp_path / "none") == ""
+
+
+def test_the_paper_count_includes_each_notebooks_half_budget_runs():
+    """The paper profile runs its claims' experiments again at half the training budget: the counters add them, at
+    about half the full runs' training steps (the halved schedules), never more than the full run's."""
+    for nb, counted in steps_mod.COUNTERS.items():
+        jobs = counted()
+        half = [j for j in jobs if j.what.startswith("half-budget run: ")]
+        full = [j for j in jobs if not j.what.startswith("half-budget run: ")]
+        train = lambda js: sum(j.units for j in js if j.kind.train)  # noqa: E731
+        assert half and 0 < train(half) <= train(full), nb
+    moe = steps_mod.moe_exp.SETTINGS["paper"]
+    jobs = steps_mod.COUNTERS["00_mixture_of_vaes"]()
+    mixture = {j.what: j.units for j in jobs if "mixture on mnist" in j.what}
+    assert mixture["half-budget run: mixture on mnist"] == steps_mod.steps(60_000, moe["batch"], moe["epochs"] // 2)
