@@ -204,20 +204,12 @@ class StepMatchedReservoir(OCMLearner):
         self.ltm_rows = [int(n) for n in ltm_rows]
         self.init_args = self.init_args | {"ltm_rows": self.ltm_rows}
 
-    def _memory_batches(self, epochs: int):
+    def _memory_data(self) -> torch.Tensor:
         b = self.batches - 1  # observe() counts the arriving batch before it trains
         n_ltm = self.ltm_x.shape[0]
         k = min(n_ltm, self.ltm_rows[b] if b < len(self.ltm_rows) else n_ltm)
         pick = torch.randperm(n_ltm, generator=self.generator)[:k].to(self.device)
-        data = torch.cat([self.stm_x, self.ltm_x[pick]])
-        n, bs = data.shape[0], self.config.batch_size
-        for _ in range(epochs):
-            xb_all = binarize_dynamic(data)
-            order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
-            for s in range(0, n, bs):
-                self.steps += 1
-                self.replayed_rows += min(bs, n - s)
-                yield 0, take_rows(xb_all, order[s:s + bs])
+        return torch.cat([self.stm_x, self.ltm_x[pick]])
 
 
 def ltm_rows_of(result: dict) -> list[int]:
