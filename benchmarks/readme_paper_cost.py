@@ -98,6 +98,14 @@ def launch_check(r: dict, gpu: dict) -> str:
             "OCM) are not graphed yet and run eagerly.")
 
 
+def projected_seconds(notebook: dict, half_runs: bool = True) -> float:
+    """A notebook's projected GPU seconds, with or without its half-budget runs (paper_steps.with_half_runs)."""
+    if half_runs or "kinds" not in notebook:
+        return notebook["gpu_hours"] * 3600
+    return sum(k["gpu_s_per_unit"] * c["units"] for k in notebook["kinds"] for c in k["calls"]
+               if not c["what"].startswith("half-budget run: "))
+
+
 def paper_runs(r: dict, logs: Path = HERE / "gpu_logs") -> str:
     """The paper-profile notebooks actually run on a GPU (`gpu_run.sh` with PAPER_NOTEBOOK), against the projection."""
     import csv
@@ -106,18 +114,22 @@ def paper_runs(r: dict, logs: Path = HERE / "gpu_logs") -> str:
     for run_file in sorted(logs.glob("paper_*/paper_run.json")):
         run = json.loads(run_file.read_text())
         nb = run["notebook"]
-        projected = r["notebooks"][nb]["gpu_hours"] * 3600
         with open(run_file.parent / "claims.csv") as f:
             rows = list(csv.DictReader(f))
+        before_rule = bool(rows) and "half budget" not in rows[0]
+        # a run from before the half-budget rule made no half-budget runs: compare it with the rest of the projection
+        projected = projected_seconds(r["notebooks"][nb], half_runs=not before_rule)
         verdicts = [row["verdict"] for row in rows]
         counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-        if rows and "half budget" not in rows[0]:
+        if before_rule:
             counts += (" as that run judged them, before claims needed a half-budget value: under that rule none of "
                        "them is decided until the paper profile runs again (the results headline counts them so)")
         rel = run_file.parent.relative_to(HERE.parent)
         finished = "ran in" if run["rc"] == 0 else f"stopped (exit code {run['rc']}) after"
         parts.append(f"notebook {nb}'s paper profile {finished} {run['seconds']:,} s from an empty cache on an "
-                     f"{run['device']} (commit {run['commit']}), against {projected:,.0f} s projected above; its claims "
+                     f"{run['device']} (commit {run['commit']}), against {projected:,.0f} s projected above"
+                     + (" for the notebook without its half-budget runs (it made none)" if before_rule else "")
+                     + "; its claims "
                      f"(`{rel}/claims.md`, with the run's log and tables): {counts}")
     if not parts:
         return ""
