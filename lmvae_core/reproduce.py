@@ -44,13 +44,37 @@ def select_notebooks(only: str | None, notebook_dir: Path) -> list[str]:
     return chosen
 
 
-def strip_injected_parameters(path: Path) -> None:
-    """Drop papermill's injected-parameters cell from a notebook kept in notebooks/: left there, it would
-    pin `profile` for every later run, nbval's smoke run included, whatever LMVAE_PROFILE says."""
+# The kernel's stderr notice that tqdm falls back to text bars (no ipywidgets in the environment): noise, not a result.
+WIDGET_WARNING = "IProgress not found"
+
+
+def clean_for_commit(path: Path, repo: Path | None = None) -> None:
+    """Make a notebook executed in place fit to commit in notebooks/:
+    - drop papermill's injected-parameters cell: left there, it would pin `profile` for every later run, nbval's
+      smoke run included, whatever LMVAE_PROFILE says;
+    - drop stderr outputs that only say tqdm has no widgets;
+    - write the repository's absolute path in outputs as relative, and keep no machine path in papermill's
+      metadata (input and output paths, the data root the run was given)."""
     import nbformat
 
+    root = str(repo or paths.repo_root()) + "/"
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [o for o in cell.outputs
+                        if not (o.get("name") == "stderr" and WIDGET_WARNING in o.get("text", ""))]
+        for o in cell.outputs:
+            if "text" in o:
+                o["text"] = o["text"].replace(root, "")
+            for mime, value in o.get("data", {}).items():
+                if isinstance(value, str) and mime.startswith("text/"):
+                    o["data"][mime] = value.replace(root, "")
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        meta.pop(key, None)
+    meta.get("parameters", {}).pop("data_root", None)
     nbformat.write(nb, path)
 
 
@@ -159,7 +183,7 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
             except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
                 status, error = "failed", error_line(err)
             if in_place and target.exists():
-                strip_injected_parameters(target)
+                clean_for_commit(target)
             seconds = time.time() - t0
             verdicts = verdict_counts(nb_out / "claims.csv", before) if status == "ok" else {}
             result = NotebookResult(name, status, seconds, target, error, verdicts)

@@ -49,6 +49,29 @@ def test_in_place_run_keeps_outputs_but_pins_no_parameters(tmp_path):
     nb = nbformat.read(nbs / "00_mixture_of_vaes.ipynb", as_version=4)
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert "ran with smoke" in nb.cells[-1].outputs[0]["text"]
+    assert "input_path" not in nb.metadata["papermill"] and "output_path" not in nb.metadata["papermill"]
+
+
+def test_committed_notebook_keeps_no_machine_path_and_no_widget_notice(tmp_path):
+    from lmvae_core.reproduce import clean_for_commit
+
+    path = tmp_path / "nb.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{tmp_path}/.venv/tqdm/auto.py:21: "
+                                           "TqdmWarning: IProgress not found. Please update jupyter"),
+                    nbformat.v4.new_output("stream", name="stdout", text=f"out={tmp_path}/figures/00\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": f"'{tmp_path}/figures'"})]
+    nb.cells = [cell]
+    nb.metadata["papermill"] = {"input_path": str(path), "output_path": str(path),
+                                "parameters": {"data_root": "/datasets", "profile": "quick"}}
+    nbformat.write(nb, path)
+    clean_for_commit(path, repo=tmp_path)
+    nb = nbformat.read(path, as_version=4)
+    outputs = nb.cells[0].outputs
+    assert [o["output_type"] for o in outputs] == ["stream", "execute_result"]  # the widget notice is gone
+    assert outputs[0]["text"] == "out=figures/00\n" and outputs[1]["data"]["text/plain"] == "'figures'"
+    assert nb.metadata["papermill"] == {"parameters": {"profile": "quick"}}
 
 
 def test_summary_has_no_verdict_for_a_failing_notebook_only_this_runs_claims(tmp_path):
