@@ -93,10 +93,19 @@ def fake_split(nelbo: dict, forget: dict, **kw) -> dict:
     return {"stream": SimpleNamespace(names=names), "runs": runs}
 
 
+def split_and_study(split: dict) -> list:
+    """The claims of one dataset when the study's runs are the overview's (as in `paper`)."""
+    return (lgm_claims.split_claims("mnist", split, "quick", True)
+            + lgm_claims.regulariser_claims("mnist", split, "quick", True))
+
+
 def test_claims_have_kinds_and_comparisons_record_equal_compute():
     split = fake_split({"lgm": 160, "replay": 162, "naive": 175, "ewc": 140},
                        {"lgm": 2.0, "replay": 2.5, "naive": 6.0, "ewc": 1.0})
-    claims = lgm_claims.split_claims("mnist", split, "quick", calibrated=True)
+    claims = split_and_study(split)
+    # the regulariser's claims come from the study, the others from the overview
+    assert {c.claim for c in lgm_claims.regulariser_claims("mnist", split, "quick", True)} == \
+        {c.claim for c in claims if "plain replay" in c.claim or "beats EWC" in c.claim}
     assert all(c.kind in KINDS for c in claims) and all(c.where for c in claims)
     assert sum(c.kind == SANITY for c in claims) == 1 and sum(c.kind == DERIVED for c in claims) == 1
     assert [c.kind for c in claims if "keeps the teacher's codes" in c.claim] == [SANITY]
@@ -114,7 +123,7 @@ def test_claims_have_kinds_and_comparisons_record_equal_compute():
 def test_unequal_steps_make_a_comparison_not_comparable():
     split = fake_split({"lgm": 160, "replay": 170, "naive": 175}, {"lgm": 2.0, "replay": 2.5, "naive": 6.0})
     split["runs"]["replay"] = [dict(r, steps=[120] * 10) for r in split["runs"]["replay"]]
-    claim = next(c for c in lgm_claims.split_claims("mnist", split, "quick", True) if "plain replay" in c.claim)
+    claim = next(c for c in lgm_claims.regulariser_claims("mnist", split, "quick", True) if "plain replay" in c.claim)
     assert not claim.compute.equal and "unequal compute" in claim.row()["why"]
 
 
@@ -124,9 +133,9 @@ def test_half_budget_values_decide_or_mark_still_moving():
                         rows=3000, steps=47)
     moving = fake_split({"lgm": 165, "replay": 164, "naive": 205}, {"lgm": 2.0, "replay": 2.5, "naive": 6.0},
                         rows=3000, steps=47)
-    claims = lgm_claims.split_claims("mnist", full, "quick", True)
+    claims = split_and_study(full)
     for half, want in ((steady, REPRODUCED), (moving, NOT_COMPARABLE)):
-        judged = with_half_budget(claims, lgm_claims.split_claims("mnist", half, "quick", True))
+        judged = with_half_budget(claims, split_and_study(half))
         reg = next(c for c in judged if "plain replay" in c.claim)
         assert reg.verdict == want, reg.row()["why"]
         assert reg.half.schedule.fraction == pytest.approx(reg.schedule.fraction / 2)
@@ -139,7 +148,32 @@ def test_ablation_and_permuted_claims_record_compute():
     ablation = {0.0: split["runs"]["replay"], 1.0: split["runs"]["lgm"],
                 10.0: [fake_run(165, 2.0, seed=s) for s in range(3)]}
     perm = {"runs": {"lgm": split["runs"]["lgm"], "naive": split["runs"]["naive"]}}
-    claims = lgm_claims.claims({}, ablation, perm, "quick", True)
+    claims = lgm_claims.claims({}, perm, {}, ablation, "quick", True)
     assert [c.claim.split(":")[0] for c in claims] == ["gamma_c ablation", "permuted MNIST"]
     assert all(c.kind == PAPER and c.where and c.compute.equal for c in claims)
     assert claims[0].ours == pytest.approx(10, abs=1) and "gamma_c = 1" in claims[0].note
+
+
+# ---- the regulariser study ---------------------------------------------------------------------------------
+
+
+def test_quick_study_runs_longer_with_more_seeds_and_paper_study_is_its_main_runs(stream):
+    quick = exp.study_settings(exp.SETTINGS["quick"])
+    assert quick["epochs"] >= 5 and len(quick["seeds"]) >= 8 and not quick["eval_every_task"]
+    assert {"lgm", "replay", "ewc"} <= set(quick["methods"]) and 0.0 in quick["gammas"]
+    # the study's half budget halves its epochs (5 -> 2) and keeps its seeds
+    half = exp.half_budget(quick)
+    assert half["epochs"] == quick["epochs"] // 2 and half["seeds"] == quick["seeds"]
+    paper, study = exp.SETTINGS["paper"], exp.study_settings(exp.SETTINGS["paper"])
+    same = ("epochs", "seeds", "max_steps", "hidden", "latent", "batch", "iwae_k", "fid_n", "sample_n")
+    assert {k: study.get(k) for k in same} == {k: paper.get(k) for k in same}
+    assert study.get("eval_every_task", True)  # so its cache keys are the main runs'
+
+
+def test_final_only_evaluation_has_its_own_cache_key_and_leaves_the_others_alone(stream):
+    run = SimpleNamespace(settings=dict(exp.SETTINGS["smoke"]), data=lambda **kw: DataConfig(source="sample"))
+    every = exp.method_call(run, "mnist", "lgm", 0, stream=stream)
+    assert "every_task" not in every.config["eval"]  # keys of runs evaluated after every task are unchanged
+    run.settings["eval_every_task"] = False
+    final = exp.method_call(run, "mnist", "lgm", 0, stream=stream)
+    assert final.config["eval"]["every_task"] is False and final.config != every.config

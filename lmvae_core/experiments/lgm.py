@@ -40,20 +40,23 @@ SETTINGS = {
                   fid_n=150, fid_train=1000, fid_epochs=1, clf_min_passes=0, gammas=(0.0, 1.0),
                   ablation_dataset="mnist",
                   perm_tasks=2, perm_train=300, perm_test=100, perm_methods=("lgm", "naive"), seeds=(0,),
-                  sample_n=200, pass_rate=0.95,
+                  sample_n=200, pass_rate=0.95, study=dict(seeds=(0, 1), methods=("lgm", "replay", "ewc")),
                   joint=JointVAE("mnist", (32,), 4, epochs=1, batch_size=50, iwae_k=4, test_limit=100)),
     "quick": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(200,),
                   latent=20, epochs=1, max_steps=None, batch=64, lr=2e-3, ewc_gamma=10.0, fisher_samples=128,
                   iwae_k=50, iwae_n=500, fid_n=500, fid_train=None, fid_epochs=3,
                   clf_min_passes=150_000, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
                   perm_tasks=5, perm_train=12000, perm_test=1000, perm_methods=("lgm", "replay", "naive"),
-                  seeds=(0, 1, 2), sample_n=1000, pass_rate=0.95, joint=JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500)),
+                  seeds=(0, 1, 2), sample_n=1000, pass_rate=0.95, joint=JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500),
+                  study=dict(epochs=5, seeds=tuple(range(8)), methods=("lgm", "replay", "ewc"), gammas=(0.0, 1.0, 10.0),
+                             eval_every_task=False)),
     "paper": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"),
                   hidden=(512, 512), latent=40, epochs=50, batch=300, ewc_gamma=10.0, fisher_samples=1024,
                   iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=None, fid_epochs=5, clf_min_passes=300_000,
                   gammas=(0.0, 0.1, 1.0, 10.0), ablation_dataset="mnist", perm_tasks=5, perm_train=60000,
                   perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
-                  sample_n=5000, pass_rate=0.95, joint=JointVAE("mnist", (512, 512), 40, epochs=10, iwae_k=5000)),
+                  sample_n=5000, pass_rate=0.95, joint=JointVAE("mnist", (512, 512), 40, epochs=10, iwae_k=5000),
+                  study=dict(methods=("lgm", "replay", "ewc"))),
 }
 # The joint VAE of each profile is judged against this measured reference (784-200-20, 10 epochs, IWAE-500).
 CALIBRATION_REFERENCE = "mnist_784-200-20_10ep"
@@ -82,6 +85,15 @@ def budget(s: dict, stream: TaskStream | None = None) -> Budget:
         cap = max(1, round(share * s["epochs"] * per_task))
         max_steps = cap if max_steps is None else min(max_steps, cap)
     return Budget(epochs=s["epochs"], batch_size=s["batch"], max_steps=max_steps)
+
+
+def study_settings(s: dict) -> dict:
+    """The settings of the regulariser study (LGM against plain replay, EWC and other gamma_c): the profile's own,
+    overridden by its `study` entry. Quick runs the study longer and with more seeds than the overview (5 epochs
+    per task, 8 seeds: at 1 epoch and 3 seeds the replay-minus-LGM interval spanned 0 on both datasets) and
+    evaluates only after the last task, which is all its claims read; paper's study is its main runs (the same
+    cache keys)."""
+    return dict(s) | dict(s.get("study") or {}) | {"study": None}
 
 
 def half_budget(s: dict) -> dict:
@@ -198,6 +210,8 @@ def method_call(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.
     stream = stream if stream is not None else _stream(run, kind)
     mcfg, lcfg, _ = _configs(run, stream, method, gamma_c)
     eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n", "pass_rate")} | {"version": EVAL_VERSION}
+    if not s.get("eval_every_task", True):
+        eval_keys["every_task"] = False  # only then: the keys of runs evaluated after every task stay as they were
     key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
            "lifelong": asdict(lcfg), "budget": asdict(budget(s, stream)), "lr": s.get("lr", 1e-3), "seed": seed,
            "data": asdict(_stream_data(run, kind)) | {"device": None}, "eval": eval_keys,
@@ -218,6 +232,8 @@ def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0
     log = []
 
     def on_boundary(t, learner):
+        if not s.get("eval_every_task", True) and t < len(stream) - 1:
+            return  # the study reads only the final evaluation
         log.append(evaluate(learner.student, learner.teacher, stream, tests, t, s, classifier, seed + 7 * t))
 
     with cpu_threads(1, run.device):
@@ -362,16 +378,39 @@ def summary_rows(exp: dict, dataset: str) -> list[dict]:
     return rows
 
 
+def regulariser_study(run: Run) -> tuple[dict, dict]:
+    """LGM against plain replay and EWC on every split stream, and the gamma_c ablation, at the study's settings
+    (`run` is already `run.with_settings(study_settings(...))`): (splits as `split_experiments` gives them, the
+    ablation as `gamma_ablation` gives it). gamma_c 0 and 1 are the study's replay and LGM runs (the same keys)."""
+    s = run.settings
+    return split_experiments(run, s["datasets"]), gamma_ablation(run)
+
+
+def study_rows(splits: dict, ablation: dict) -> list[dict]:
+    """One row per run of the study: dataset, method (or gamma_c), seed and the final cumulative -ELBO."""
+    rows = [{"dataset": d, "method": METHOD_LABELS[m], "seed": i, "-ELBO cumulative, final": r["log"][-1]["cum_nelbo"]}
+            for d, e in splits.items() for m, rs in e["runs"].items() for i, r in enumerate(rs)]
+    return rows + [{"dataset": "gamma_c ablation", "method": f"gamma_c = {g:g}", "seed": i,
+                    "-ELBO cumulative, final": r["log"][-1]["cum_nelbo"]} for g, rs in ablation.items()
+                   for i, r in enumerate(rs)]
+
+
 # The methods whose runs feed the `paper` claims (lgm_claims): the half-budget run repeats only these.
 CLAIM_METHODS = ("lgm", "replay", "naive", "ewc")
 CLAIM_PERM_METHODS = ("lgm", "naive")
 
 
-def claim_experiments(run: Run) -> tuple[dict, dict, dict | None]:
-    """The runs the claims are built from (split streams of the claim methods, the gamma_c ablation, permuted
-    MNIST), as `lgm_claims.claims` takes them: for the half-budget run (`run.with_settings(half_budget(...))`)."""
+def claim_experiments(run: Run, half: bool = False) -> dict:
+    """The runs the claims are built from, as `lgm_claims.claims` takes them (keyword arguments): the split
+    streams of the claim methods and permuted MNIST at the profile's settings, and the regulariser study at its
+    own. half: each at half its real data per task (`half_budget`), for the half-budget rule."""
     s = run.settings
-    splits = split_experiments(run, s["datasets"], [m for m in s["methods"] if m in CLAIM_METHODS])
-    perm = (permuted_experiment(run, [m for m in s["perm_methods"] if m in CLAIM_PERM_METHODS])
-            if s["perm_tasks"] > 1 else None)
-    return splits, gamma_ablation(run), perm
+    main = run.with_settings(half_budget(s)) if half else run
+    study = study_settings(s)
+    study = run.with_settings(half_budget(study) if half else study)
+    ms = main.settings
+    splits = split_experiments(main, ms["datasets"], [m for m in ms["methods"] if m in CLAIM_METHODS])
+    perm = (permuted_experiment(main, [m for m in ms["perm_methods"] if m in CLAIM_PERM_METHODS])
+            if ms["perm_tasks"] > 1 else None)
+    study_splits, study_ablation = regulariser_study(study)
+    return dict(splits=splits, perm=perm, study=study_splits, ablation=study_ablation)

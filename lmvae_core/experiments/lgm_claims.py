@@ -99,24 +99,6 @@ def split_claims(dataset: str, exp: dict, profile: str, calibrated: bool | None)
                      "(-ELBO naive - LGM)", "qualitative", gain, AtLeast(5.0, partly=0.0), profile, unit="nats",
                      schedule=sched, calibrated=calibrated, ci=ci, kind=PAPER, where=WHERE_FORGETTING,
                      compute=compute("lgm", lgm, "naive", naive), note=_replay_note(lgm)))
-    # The regulariser's point: LGM against the same replay without it, and against EWC, at equal real data.
-    gain, ci = _nelbo_gain(replay, lgm)
-    out.append(Claim(f"{dataset}: LGM's consistency regulariser helps: LGM beats plain replay (gamma_c = 0) at "
-                     "equal real data (final cumulative -ELBO, replay - LGM)", "qualitative", gain,
-                     AtLeast(1.0, partly=0.0), profile, unit="nats", schedule=sched, calibrated=calibrated, ci=ci,
-                     kind=PAPER, where=WHERE_REGULARISER, compute=compute("lgm", lgm, "replay", replay),
-                     note=f"-ELBO LGM {np.mean([_final(r, 'cum_nelbo') for r in lgm]):.1f}, replay "
-                          f"{np.mean([_final(r, 'cum_nelbo') for r in replay]):.1f}"))
-    if runs.get("ewc"):
-        ewc = runs["ewc"]
-        gain, ci = _nelbo_gain(ewc, lgm)
-        out.append(Claim(f"{dataset}: LGM's consistency regulariser helps: LGM beats EWC at equal real data "
-                         "(final cumulative -ELBO, EWC - LGM)", "qualitative", gain, AtLeast(1.0, partly=0.0),
-                         profile, unit="nats", schedule=sched, calibrated=calibrated, ci=ci, kind=PAPER,
-                         where=WHERE_BASELINES, compute=compute("lgm", lgm, "ewc", ewc),
-                         note=f"-ELBO LGM {np.mean([_final(r, 'cum_nelbo') for r in lgm]):.1f}, EWC "
-                              f"{np.mean([_final(r, 'cum_nelbo') for r in ewc]):.1f}; LGM replays teacher samples, "
-                              "EWC stores a diagonal Fisher"))
     # The regulariser's own target: agreement of the student's code with the teacher's.
     k_lgm, k_rep = np.nanmean(curve(lgm, "consistency")), np.nanmean(curve(replay, "consistency"))
     gain, ci = _paired(lgm, replay, lambda r: float(np.nanmean([e["consistency"] for e in r["log"]])))
@@ -149,9 +131,41 @@ def split_claims(dataset: str, exp: dict, profile: str, calibrated: bool | None)
     return out
 
 
-def claims(splits: dict[str, dict], ablation: dict, perm: dict | None, profile: str,
+def regulariser_claims(dataset: str, exp: dict, profile: str, calibrated: bool | None) -> list[Claim]:
+    """The regulariser's point, from the regulariser study (`lgm.regulariser_study`): LGM against the same replay
+    without the consistency term, and against EWC, at equal real data."""
+    runs = exp["runs"]
+    if not all(runs.get(m) for m in ("lgm", "replay")):
+        return []
+    lgm, replay = runs["lgm"], runs["replay"]
+    sched = schedule(lgm)
+    out = []
+    gain, ci = _nelbo_gain(replay, lgm)
+    out.append(Claim(f"{dataset}: LGM's consistency regulariser helps: LGM beats plain replay (gamma_c = 0) at "
+                     "equal real data (final cumulative -ELBO, replay - LGM)", "qualitative", gain,
+                     AtLeast(1.0, partly=0.0), profile, unit="nats", schedule=sched, calibrated=calibrated, ci=ci,
+                     kind=PAPER, where=WHERE_REGULARISER, compute=compute("lgm", lgm, "replay", replay),
+                     note=f"-ELBO LGM {np.mean([_final(r, 'cum_nelbo') for r in lgm]):.1f}, replay "
+                          f"{np.mean([_final(r, 'cum_nelbo') for r in replay]):.1f}"))
+    if runs.get("ewc"):
+        ewc = runs["ewc"]
+        gain, ci = _nelbo_gain(ewc, lgm)
+        out.append(Claim(f"{dataset}: LGM's consistency regulariser helps: LGM beats EWC at equal real data "
+                         "(final cumulative -ELBO, EWC - LGM)", "qualitative", gain, AtLeast(1.0, partly=0.0),
+                         profile, unit="nats", schedule=sched, calibrated=calibrated, ci=ci, kind=PAPER,
+                         where=WHERE_BASELINES, compute=compute("lgm", lgm, "ewc", ewc),
+                         note=f"-ELBO LGM {np.mean([_final(r, 'cum_nelbo') for r in lgm]):.1f}, EWC "
+                              f"{np.mean([_final(r, 'cum_nelbo') for r in ewc]):.1f}; LGM replays teacher samples, "
+                              "EWC stores a diagonal Fisher"))
+    return out
+
+
+def claims(splits: dict[str, dict], perm: dict | None, study: dict[str, dict], ablation: dict, profile: str,
            calibrated: bool | None = None) -> list[Claim]:
+    """All claims: the overview runs (`splits`, `perm`) and the regulariser study (`study`, `ablation`), as
+    `lgm.claim_experiments` returns them."""
     out = [c for dataset, exp in splits.items() for c in split_claims(dataset, exp, profile, calibrated)]
+    out += [c for dataset, exp in study.items() for c in regulariser_claims(dataset, exp, profile, calibrated)]
     if any(g > 0 for g in ablation or {}) and 0.0 in ablation:
         positive = [g for g in ablation if g > 0]
         g_best = min(positive, key=lambda g: curve(ablation[g], "cum_nelbo")[-1])
