@@ -404,7 +404,8 @@ def count_05(s: dict | None = None) -> list[Job]:
         online = stream == "taskfree_mnist"
         for method in s["methods"]:
             for _ in s["seeds"]:
-                epochs = 1 if online and method not in bench_exp.OFFLINE else s["epochs"]
+                epochs = (1 if online and method not in bench_exp.OFFLINE
+                          else bench_exp.epochs_on(s, bench_exp.trained_on(stream, method)))
                 what = f"{stream}, {method}"
                 experts = 1
                 if method in bench_exp.OFFLINE:

@@ -221,7 +221,7 @@ def test_fidelity_benchmark_claims_know_schedule_calibration_and_seeds():
     from lmvae_core.experiments.calibration import Calibration
     from lmvae_core.results.claims import NOT_COMPARABLE, with_half_budget
 
-    full = dict(B.SETTINGS["quick"], train_per_task=None, epochs=5)
+    full = dict(B.SETTINGS["quick"], train_per_task=None, epochs=5, stream_epochs=None)
     good = Calibration("m", "mnist", "quick", 50, -100.0, -99.7, "x")
     runs = _claims_runs(gap=6.0, spread=0.5)
     made = B.claims(runs, full, "quick", good)
@@ -312,11 +312,18 @@ def test_half_budget_halves_what_the_schedules_count_and_nothing_else(sample_cfg
         s = B.SETTINGS[name]
         h = B.half_budget(s)
         changed = {k for k in h if h.get(k) != s.get(k)}
-        assert changed <= {"epochs", "budget_fraction", "online_fraction", "ocm"}, name
+        assert changed <= {"epochs", "stream_epochs", "budget_fraction", "online_fraction", "ocm"}, name
         assert {k for k in h["ocm"] if h["ocm"][k] != s["ocm"][k]} <= {"epochs_per_batch"}
         for stream in ("split_mnist", "split_fashion", "taskfree_mnist"):
             assert schedule(h, stream, 60_000).ours == pytest.approx(schedule(s, stream, 60_000).ours / 2), name
     assert B.half_budget(B.SETTINGS["paper"])["ocm"]["epochs_per_batch"] == 50
+    # quick's split streams have their own epochs, each halved with the default
+    q, hq = B.SETTINGS["quick"], B.half_budget(B.SETTINGS["quick"])
+    assert {x: B.epochs_on(q, x) for x in q["streams"]} == {"split_mnist": 4, "split_fashion": 8, "taskfree_mnist": 2}
+    assert {x: B.epochs_on(hq, x) for x in q["streams"]} == {"split_mnist": 2, "split_fashion": 4, "taskfree_mnist": 1}
+    # an odd count anywhere halves the steps instead, every stream alike
+    odd = B.half_budget(dict(q, stream_epochs={"split_fashion": 7}))
+    assert odd["budget_fraction"] == 0.5 and odd["stream_epochs"] == {"split_fashion": 7}
     hs = B.half_settings(B.SETTINGS["quick"])
     assert "taskfree_mnist" not in hs["streams"] and not any("OCM" in m for m in hs["methods"])
     # smoke (1 epoch per task): the same data, half the steps per task
@@ -325,6 +332,8 @@ def test_half_budget_halves_what_the_schedules_count_and_nothing_else(sample_cfg
     full, half = (B.budget(x, stream, "Fine-tune VAE", 0) for x in (s, B.half_budget(s)))
     per_task = -(-max(len(t.train_x) for t in stream.tasks) // s["batch"])
     assert full.max_steps is None and half.max_steps == -(-per_task // 2) and half.epochs == full.epochs
+    assert B.budget(dict(s, stream_epochs={"split_mnist": 3}), stream, "Fine-tune VAE", 0).epochs == 3
+    assert B.budget(dict(s, stream_epochs={"split_fashion": 3}), stream, "Fine-tune VAE", 0).epochs == s["epochs"]
     assert B.budget(B.half_budget(s), stream, "Joint VAE", 0).max_steps == -(
         -(-(-sum(len(t.train_x) for t in stream.tasks) // s["batch"])) // 2)
 
@@ -361,7 +370,7 @@ def test_benchmark_schedule_counts_the_images_the_stream_really_had():
     """Full task data offline is 16,825 Fashion-MNIST images, not 60,000: the schedule must say 2.8%, not 10%."""
     from lmvae_core.experiments.benchmark_claims import schedule
 
-    s = dict(B.SETTINGS["quick"], train_per_task=None, epochs=2)
+    s = dict(B.SETTINGS["quick"], train_per_task=None, epochs=2, stream_epochs=None)
     assert schedule(s, "split_mnist", 60_000).ours == 2 * 12_000
     partial = schedule(s, "split_fashion", 16_825)
     assert partial.ours == 2 * 16_825 / 5 and partial.paper == 20 * 12_000

@@ -91,7 +91,8 @@ SETTINGS = {
     #   232 s of training (split MNIST, seed 0); at 1 sample, the same expansions (after batches 4 and 8) and
     #   -149.13 against -148.92 nats.
     "quick": dict(streams=("split_mnist", "split_fashion", "taskfree_mnist"), methods=METHOD_NAMES, seeds=(0, 1, 2),
-                  train_per_task=None, test_per_task=200, hidden=200, latent=20, epochs=2, batch=64, lr=1e-3,
+                  train_per_task=None, test_per_task=200, hidden=200, latent=20, epochs=2,
+                  stream_epochs={"split_mnist": 4, "split_fashion": 8}, batch=64, lr=1e-3,
                   iwae_k=50, n_generated=500, clf_epochs=3, clf_min_passes=150_000, clf_train_per_task=None,
                   fc_max_epochs=30, fc_images=10_000, lmvae_experts=2, calibration=dict(epochs=10, iwae_k=500),
                   reuse_threshold=None, moe_experts=5, lgm_gamma=1.0, binarized_r=0.5,
@@ -146,12 +147,12 @@ LEARNERS: dict[str, Callable] = {
 
 
 def budget(s: dict, stream: BenchStream, method: str, seed: int) -> Budget:
-    """The same real data for every method: s['epochs'] passes per task (one on the online stream, except for
+    """The same real data for every method: `epochs_on(s, stream)` passes per task (one on the online stream, except for
     the offline methods, which see all data at once), batches of s['batch']. A budget fraction below 1
     (`budget_fraction` for the epochs, `online_fraction` for the online stream's one pass; set by `half_budget`)
     caps the steps per task at that share of the passes, counted on the largest task a learner is handed."""
     online = stream.online and method not in OFFLINE
-    epochs = 1 if online else s["epochs"]
+    epochs = 1 if online else epochs_on(s, stream.name)
     fraction = s.get("online_fraction", 1.0) if online else s.get("budget_fraction", 1.0)
     max_steps = None
     if fraction < 1.0:
@@ -175,8 +176,11 @@ def half_budget(s: dict) -> dict:
     of each, `budget_fraction`), half the online stream's one pass (`online_fraction`) and half OCM's passes over
     memory per arriving batch (one pass stays one)."""
     out = dict(s)
-    if s["epochs"] >= 2 and s["epochs"] % 2 == 0 and s.get("budget_fraction", 1.0) == 1.0:
+    epochs = [s["epochs"], *(s.get("stream_epochs") or {}).values()]
+    if all(e >= 2 and e % 2 == 0 for e in epochs) and s.get("budget_fraction", 1.0) == 1.0:
         out["epochs"] = s["epochs"] // 2
+        if s.get("stream_epochs"):
+            out["stream_epochs"] = {k: v // 2 for k, v in s["stream_epochs"].items()}
     else:
         out["budget_fraction"] = s.get("budget_fraction", 1.0) / 2
     out["online_fraction"] = s.get("online_fraction", 1.0) / 2
@@ -298,6 +302,6 @@ def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dic
 
 
 # ---- claims, calibration and schedules: benchmark_claims.py ----------------------------------------------------
-from .benchmark_claims import (calibration, calibration_spec, claims, features_frame, ocm_schedule,  # noqa: E402,F401
+from .benchmark_claims import (calibration, calibration_spec, claims, epochs_on, features_frame, ocm_schedule,  # noqa: E402,F401
                                schedule)
 from .calibration import calibration_call, calibration_frame  # noqa: E402,F401
