@@ -342,12 +342,13 @@ def _claim(text_part, dataset=""):
 
 
 lines = []
-sched = [c.schedule for c in claims if c.kind == "paper" and c.schedule is not None]
-halves = [c.half.schedule for c in claims if c.half is not None and c.half.schedule is not None]
-if sched:
-    lines.append(f"The runs behind the claims saw {np.mean([x.ours for x in sched]):.2g} of the official "
-                 f"{lgm_claims.PAPER_EPOCHS_PER_TASK} epochs per task"
-                 + (f", the half-budget runs {np.mean([x.ours for x in halves]):.2g}." if halves else "."))
+budgets = pd.Series([(round(c.schedule.ours, 2), round(c.half.schedule.ours, 2) if c.half is not None and
+                       c.half.schedule is not None else float("nan")) for c in claims
+                      if c.kind == "paper" and c.schedule is not None]).value_counts()
+if len(budgets):
+    lines.append(f"Against the official {lgm_claims.PAPER_EPOCHS_PER_TASK} epochs per task, the `paper` claims rest on: "
+                 + "; ".join(f"{n} claim(s) at {full:g} epochs per task (half budget {half:g})"
+                             for (full, half), n in budgets.items()) + ".")
 lines.append(f"Paper claims: {_verdicts('paper')}. Derived: {_verdicts('derived')}. Sanity: {_verdicts('sanity')}.")
 for name in splits:
     parts = [f"{exp.METHOD_LABELS[m]} {_nelbo(name, m):.1f}" for m in ("lgm", "replay", "ewc", "naive", "full")
