@@ -172,6 +172,11 @@ def test_every_learner_fits_and_evaluates(sample_cfg):
             # every task boundary was evaluated (OCM: snapshots where its stream crosses a boundary)
             assert np.isfinite(m.values[np.tril_indices(5)]).all(), method
             assert math.isfinite(r["forgetting"]), method
+            # the reported forgetting is the definition applied to the recorded log-likelihoods (higher is better):
+            # mean over tasks j < T-1 of (best value before the last task) - (final value)
+            T = m.values.shape[0]
+            drops = [np.max(m.values[j:T - 1, j]) - m.values[T - 1, j] for j in range(T - 1)]
+            assert m.higher_is_better and r["forgetting"] == pytest.approx(np.mean(drops)), method
         # the final row is the union evaluation, split by task
         assert np.mean(m.values[-1]) == pytest.approx(r["final_ll"], rel=1e-5), method
         assert r["infer_ms_per_image"] * n_test > 0

@@ -74,9 +74,23 @@ def test_binarisation(mnist_sample):
 
 
 def test_resize_and_rgb(mnist_sample):
-    y = to_rgb32(mnist_sample.x[:4])
+    """Ground truth of a resize to 32x32: a constant image stays that constant, a digit keeps its mean intensity
+    (ink is not lost or made up, to 2%) and its centre of mass (as a share of the side, to 1%), and the three
+    channels are the grey image."""
+    x = mnist_sample.x[:4]
+    y = to_rgb32(x)
     assert y.shape == (4, 3, 32, 32) and 0 <= y.min() and y.max() <= 1
-    assert torch.equal(y[:, 0], y[:, 2])
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 0], y[:, 2])
+    assert torch.allclose(to_rgb32(torch.full((2, 1, 28, 28), 0.7)), torch.full((2, 3, 32, 32), 0.7), atol=1e-6)
+    assert torch.allclose(y.mean((1, 2, 3)), x.mean((1, 2, 3)), rtol=0.02)
+
+    def centre(im):  # centre of mass of [N, H, W] images as a share of the side: rows, columns
+        pos = (torch.arange(im.shape[-1]) + 0.5) / im.shape[-1]
+        mass = im.sum((1, 2))
+        return (im.sum(2) * pos).sum(1) / mass, (im.sum(1) * pos).sum(1) / mass
+
+    for a, b in zip(centre(x[:, 0]), centre(y[:, 0])):
+        assert torch.allclose(a, b, atol=0.01)
 
 
 def test_limits_are_class_balanced():

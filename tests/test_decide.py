@@ -86,3 +86,55 @@ def test_joint_vae_learns_on_the_committed_sample():
                               source="sample", progress=False)
     # an untrained Bernoulli decoder sits near 784 * log 2 = 543 nats; training must move far from it
     assert untrained["log_likelihood"] < -400 and trained["log_likelihood"] > untrained["log_likelihood"] + 100
+
+
+def test_interval_end_past_the_criterion_cannot_decide_even_where_the_point_and_other_end_agree():
+    """Ground truth (module docstring): a 95% interval whose two ends get different verdicts spans the criterion,
+    so the claim is not comparable, whatever the point value says. Here the point value and the near end agree
+    and only the far end crosses; the same interval moved clear of the criterion decides."""
+    from lmvae_core.results.claims import AtMost, Within
+
+    def c(ours, rule, ci):
+        return Claim("x", "y", ours, rule, "quick", kind="sanity", ci=ci)
+
+    # point passes (<= 0), lower end passes, upper end fails
+    assert c(-1.0, AtMost(0.0), (-3.0, 0.5)).verdict == NOT_COMPARABLE
+    assert c(-1.0, AtMost(0.0), (-3.0, -0.5)).verdict == REPRODUCED
+    # point passes (within 1 of 0), lower end passes, upper end fails
+    assert c(0.5, Within(0.0, 1.0), (0.0, 2.0)).verdict == NOT_COMPARABLE
+    assert c(0.5, Within(0.0, 1.0), (0.0, 0.9)).verdict == REPRODUCED
+    # point fails (>= 0), lower end fails, upper end passes
+    assert c(-1.0, AtLeast(0.0), (-3.0, 2.0)).verdict == NOT_COMPARABLE
+    assert c(-1.0, AtLeast(0.0), (-3.0, -0.5)).verdict == NOT_REPRODUCED
+    # point passes, upper end passes, lower end fails
+    assert c(3.0, AtLeast(0.0), (-0.5, 6.5)).verdict == NOT_COMPARABLE
+    # an interval across the `partly` boundary only (both ends short of the threshold) spans two verdicts too
+    assert c(-1.0, AtLeast(0.0, partly=-2.0), (-3.0, -0.5)).verdict == NOT_COMPARABLE
+
+
+def test_schedule_exactly_at_its_share_decides():
+    """Ground truth (Schedule docstring): below `min_fraction` of the paper's budget the run cannot decide; at
+    exactly that share it can (ours / paper >= min_fraction)."""
+    at = Schedule(170_000, 1.7e6, "steps", min_fraction=0.1)
+    assert at.fraction == 0.1 and at.decides
+    assert claim(schedule=at).verdict == REPRODUCED
+    assert Schedule(10, 100, min_fraction=0.1).decides and Schedule(17_000, 1.7e6, min_fraction=0.01).decides
+    below = Schedule(169_999, 1.7e6, "steps", min_fraction=0.1)
+    assert not below.decides and claim(schedule=below).verdict == NOT_COMPARABLE
+    assert Schedule(0, 5, min_fraction=0.0).decides  # no share required: any schedule decides
+
+
+def test_tie_chain_starts_a_new_tier_where_the_head_can_be_told_apart():
+    """Ground truth (rank_groups docstring): a tier's members are tied with the tier's FIRST member. Here a ~ b and
+    b ~ c, but a and c can be told apart, so c starts a new tier: [[a, b], [c]]. By hand, with t = t_{0.975,2}:
+    a - b = [1, 0, 2]: mean 1, sd 1, half-width t/sqrt(3) = 2.48 -> contains 0 (tied);
+    b - c = [1, 2.1, -0.1]: mean 1, sd 1.1, half-width 2.73 -> contains 0 (tied);
+    a - c = [2, 2.1, 1.9]: mean 2, sd 0.1, half-width 0.25 -> [1.75, 2.25], excludes 0 (a better)."""
+    a, b, c = [10.0, 10.1, 9.9], [9.0, 10.1, 7.9], [8.0, 8.0, 8.0]
+    t = stats.t.ppf(0.975, 2)
+    for x, y, mean, sd in ((a, b, 1.0, 1.0), (b, c, 1.0, 1.1), (a, c, 2.0, 0.1)):
+        d = paired_difference(x, y)
+        assert d.mean == pytest.approx(mean) and d.hi - d.mean == pytest.approx(t * sd / math.sqrt(3))
+    assert rank_groups({"c": c, "a": a, "b": b}) == [["a", "b"], ["c"]]
+    # lower is better: the same chain read from the other end (c best, then b tied with it, a apart from c)
+    assert rank_groups({"a": a, "b": b, "c": c}, higher_is_better=False) == [["c", "b"], ["a"]]

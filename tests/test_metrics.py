@@ -158,3 +158,29 @@ def test_one_thread_restores_the_callers_setting_also_on_an_error():
         with pytest.raises(RuntimeError, match="planned"):
             seen(fail=True)
         assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_task_matrix_backward_transfer_is_negative_forgetting(higher_is_better):
+    """Ground truth from the docstring: forgetting = mean over j < T-1 of (best of R[j:T-1, j]) - R[T-1, j]
+    (sign flipped where lower is better). Later training that improves old tasks (backward transfer) must read
+    as negative forgetting, not 0: the final row is not part of the 'earlier' history."""
+    nan = np.nan
+    # higher is better (log-likelihood): each old task ends better than it ever was before the last task
+    ll = np.array([[-100, nan, nan, nan],
+                   [-95, -90, nan, nan],
+                   [-97, -88, -85, nan],
+                   [-80, -86, -90, -70]], dtype=float)
+    # by hand: task 0 best of (-100, -95, -97) = -95, final -80 -> -15
+    #          task 1 best of (-90, -88) = -88, final -86 -> -2
+    #          task 2 best of (-85,) = -85, final -90 -> +5 (forgotten)
+    # mean (-15 - 2 + 5) / 3 = -4
+    expected = -4.0
+    values = ll if higher_is_better else -ll  # an error metric: the same history, lower is better
+    m = TaskMatrix(["a", "b", "c", "d"], higher_is_better=higher_is_better, values=values)
+    assert m.forgetting() == pytest.approx(expected)
+    # pure backward transfer on two tasks: exactly the improvement, negative
+    two = np.array([[1.0, nan], [3.0, 2.0]])
+    if not higher_is_better:  # error 3 -> 1: improved by 2
+        two = np.array([[3.0, nan], [1.0, 2.0]])
+    assert TaskMatrix(["a", "b"], higher_is_better, two).forgetting() == pytest.approx(-2.0)

@@ -432,3 +432,27 @@ def test_table3_reference_numbers():
     assert PAPER["cross"] == {"VAE-ELBO-Random": (-239.71, 3000, 1), "VAE-ELBO-OCM": (-201.31, 2000, 1),
                               "VAE-IWVAE50-OCM": (-204.35, 2000, 1), "Dynamic-ELBO-OCM": (-177.29, 1500, 11)}
     assert set(CROSS_METHODS) == set(PAPER["cross"])
+
+
+@pytest.mark.parametrize("order", ["paper", "code"])
+def test_first_round_is_a_uniform_random_draw_of_the_stm(order):
+    """Ground truth: with an empty LTM there is nothing to compare with, so the first round takes per_round STM
+    samples at random: distinct rows, each STM row equally likely (per_round / n_stm per round), and not the first
+    rows. The STM rows carry their position as the label, so the LTM's labels say which rows were taken."""
+    n_stm, per_round, rounds = 20, 5, 400
+    torch.manual_seed(0)
+    learner = OCMLearner(OCM(OCMConfig(stm_size=n_stm, per_round=per_round, order=order, **SMALL)), seed=0)
+    learner.stm_x, learner.stm_y = torch.rand(n_stm, 1, 28, 28), torch.arange(n_stm)
+    counts = torch.zeros(n_stm)
+    for _ in range(rounds):
+        chosen, _ = learner.choose()  # the LTM stays empty: every call is a first round
+        assert chosen.numel() == per_round and chosen.unique().numel() == per_round
+        counts += torch.bincount(chosen, minlength=n_stm)
+    # each row is drawn in a round with probability 1/4: a chi-square test of uniformity over the 20 rows
+    expected = rounds * per_round / n_stm
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert stats.chi2.sf(chi2, n_stm - 1) > 1e-3, counts
+    # through a whole selection round: the LTM holds per_round distinct STM rows, not the first ones
+    learner.selection_round()
+    taken = sorted(learner.ltm_y.tolist())
+    assert len(set(taken)) == per_round and taken != list(range(per_round))

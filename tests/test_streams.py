@@ -57,3 +57,24 @@ def test_take_rows_is_indexing_by_rows():
     assert torch.equal(take_rows(x, idx.view(3, 4)), x[idx.view(3, 4)])  # a block of batches
     y = torch.arange(50)
     assert torch.equal(take_rows(y, idx), y[idx])
+
+
+def test_class_split_tasks_test_on_the_test_split_only(sample_cfg):
+    """Ground truth: each task's test rows are exactly the test split's rows of the task's classes, in the split's
+    order (selected here with numpy, not Split.where), and none of them is among the task's training rows (the
+    committed sample's train and test images are disjoint, checked below)."""
+    import numpy as np
+
+    train, test = load_split("mnist", "train", sample_cfg), load_split("mnist", "test", sample_cfg)
+    train_rows = {bytes(r) for r in train.x.flatten(1).numpy()}
+    assert not any(bytes(r) in train_rows for r in test.x.flatten(1).numpy())  # the premise
+    s = class_split_stream("mnist", 5, sample_cfg)
+    for task in s:
+        rows = np.flatnonzero(np.isin(test.y.numpy(), task.classes))
+        assert len(rows) == 200  # 100 test images per class in the sample
+        assert torch.equal(task.test.x, test.x[rows]) and torch.equal(task.test.y, test.y[rows]), task.name
+        task_train = {bytes(r) for r in task.train.x.flatten(1).numpy()}
+        assert not any(bytes(r) in task_train for r in task.test.x.flatten(1).numpy()), task.name
+        # and the training rows are the training split's rows of these classes
+        rows = np.flatnonzero(np.isin(train.y.numpy(), task.classes))
+        assert torch.equal(task.train.x, train.x[rows]), task.name

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -99,3 +101,44 @@ def test_bernoulli_log_prob_under_vmap_and_per_sample_grad():
     assert torch.allclose(per_sample, loop, atol=1e-6)
     expected = torch.stack([torch.outer(h[i], xs[i] - torch.sigmoid(h[i] @ w)) for i in range(4)])
     assert torch.allclose(per_sample, expected, atol=1e-5)
+
+
+def test_reparameterize_is_mu_plus_eps_times_the_standard_deviation():
+    """Ground truth: z = mu + eps * sigma with sigma = exp(logvar / 2), exactly (float64)."""
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    logvar = torch.linspace(-4.0, 3.0, 30, dtype=torch.float64).view(6, 5)
+    eps = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    assert torch.equal(VAE.reparameterize(mu, logvar, eps), mu + eps * torch.exp(logvar / 2))
+    assert torch.equal(VAE.reparameterize(mu, logvar, torch.zeros_like(eps)), mu)
+    # without eps: a fresh standard normal draw, so (z - mu) / sigma has mean 0 and variance 1
+    big_mu, big_logvar = torch.full((200_000,), 3.0), torch.full((200_000,), -2.0)
+    std_eps = (VAE.reparameterize(big_mu, big_logvar) - 3.0) / math.exp(-1.0)
+    assert abs(std_eps.mean().item()) < 0.02 and abs(std_eps.var().item() - 1.0) < 0.02
+
+
+def test_log_weights_average_to_the_analytic_elbo():
+    """Ground truth: E_q[log w] = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)) with the KL in closed form. The decoder's
+    first layer is zeroed, so its logits do not depend on z and log p(x|z) is the Bernoulli log-probability of x
+    under those constant logits, computed here in float64. The mean of many single-sample log weights
+    VAE.log_weights(x, 1) must match within 4 standard errors. Encoder variances far from 1 (logvar near -2 and
+    +1) make a wrong sampling scale (exp(logvar) for exp(logvar / 2)) miss by several nats."""
+    torch.manual_seed(0)
+    vae = VAE(hidden=(16,), latent_dim=4)
+    x = (torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    with torch.no_grad():
+        vae.decoder.net[0].weight.zero_()  # decoder output independent of z
+        vae.encoder.head.bias[4:] = torch.tensor([-2.0, -2.0, 1.0, 1.0])  # the logvar half of the head
+    with torch.no_grad():
+        logits = vae.decode(torch.zeros(1, 4))[0].double()
+        mu, logvar = (t.double() for t in vae.encode(x))
+    recon = -torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.expand_as(x), x.double(), reduction="none").flatten(1).sum(1)
+    assert (logvar[:, :2] < -1.0).all() and (logvar[:, 2:] > 0.0).all()  # the variances are far from 1
+    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+    elbo = recon - kl
+    with torch.no_grad():
+        lw = torch.cat([vae.log_weights(x, 1) for _ in range(2000)]).double()  # [draws, 2]
+    assert lw.shape == (2000, 2)
+    se = lw.std(0) / math.sqrt(lw.shape[0])
+    assert ((lw.mean(0) - elbo).abs() < 4 * se).all(), (lw.mean(0), elbo, se)
