@@ -8,7 +8,8 @@ import sys
 from .runtime import PROFILES
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `lmvae` command line (tests/test_readme.py parses the README's commands with it)."""
     parser = argparse.ArgumentParser(prog="lmvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks through papermill and regenerate figures/")
@@ -35,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
     sub.add_parser("readme", help="regenerate the README's results section from figures/*/claims.csv")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command == "data":
         return data_command(args.profile, args.only, args.data_root, args.fetch)

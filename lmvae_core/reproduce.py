@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from .bars import PLAIN_ENV
 from .experiments.common import NOTEBOOKS
 from .results.cluster import resolve_executor
 from .runtime import resolve_profile
@@ -42,6 +43,109 @@ def select_notebooks(only: str | None, notebook_dir: Path) -> list[str]:
     if unknown:
         raise ValueError(f"--only {only!r}: no notebook matches {unknown}; available: {', '.join(available)}")
     return chosen
+
+
+# A run projected to take longer than this is told so plainly before it starts, with the faster choices.
+LONG_RUN_HOURS = 12.0
+
+
+def run_device() -> str:
+    """'cuda' where the notebooks' device='auto' finds a GPU, else 'cpu'."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _duration(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours:,.0f} h ({hours / 24:,.0f} days)"
+    if hours >= 1:
+        return f"{hours:,.1f} h"
+    return f"{hours * 60:.0f} min"
+
+
+def paper_hours(cost: dict, name: str, device: str) -> float | None:
+    """Projected hours of one notebook's paper profile from benchmarks/paper_cost.json: `gpu_hours` on a GPU,
+    `cpu_hours` (measured step times, one thread) otherwise."""
+    entry = cost.get("notebooks", {}).get(name)
+    if not entry:
+        return None
+    value = entry.get("gpu_hours" if device == "cuda" else "cpu_hours")
+    return float(value) if value is not None else None
+
+
+def quick_hours(figures: Path, name: str) -> float | None:
+    """The last cold quick run's wall time of one notebook (figures/<nb>/run_info.json `cold_seconds`), in hours."""
+    try:
+        info = json.loads((figures / name / "run_info.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("profile") != "quick" or "cold_seconds" not in info:
+        return None
+    return float(info["cold_seconds"]) / 3600
+
+
+def cost_message(names: list[str], profile: str, device: str, cost: dict | None = None,
+                 figures: Path | None = None) -> str:
+    """What a run of these notebooks is projected to cost on `device` ('cpu' or 'cuda'), one line per notebook,
+    and, when the total exceeds LONG_RUN_HOURS, a plain warning that names the faster choices. paper: from
+    benchmarks/paper_cost.json (cost, default: the committed file); quick: the committed cold times
+    (figures/<nb>/run_info.json, figures default: the repository's figures/). '' for smoke (minutes)."""
+    if profile == "smoke":
+        return ""
+    root = paths.repo_root()
+    figures = figures if figures is not None else root / "figures"
+    if cost is None:
+        try:
+            cost = json.loads((root / "benchmarks" / "paper_cost.json").read_text())
+        except (OSError, ValueError):
+            cost = {}
+    where = "a GPU" if device == "cuda" else "this CPU"
+    if profile == "paper":
+        hours = {n: paper_hours(cost, n, device) for n in names}
+        source = ("benchmarks/paper_cost.json, GPU hours projected from FLOPs and launch counts" if device == "cuda"
+                  else "benchmarks/paper_cost.json, CPU hours from measured step times on one thread")
+    else:
+        hours = {n: quick_hours(figures, n) for n in names}
+        source = ("the committed cold times, figures/<notebook>/run_info.json, measured on a "
+                  f"{_cold_cpus(figures, names)}-core CPU")
+    lines = [f"Projected time, profile {profile} on {where} ({source}):"]
+    for n in names:
+        lines.append(f"  {n:34s} {_duration(hours[n]) if hours[n] is not None else 'no estimate'}")
+    known = [h for h in hours.values() if h is not None]
+    total = sum(known)
+    if len(names) > 1:
+        lines.append(f"  {'total':34s} {_duration(total)}"
+                     + (" (notebooks without an estimate not counted)" if len(known) < len(names) else ""))
+    if total > LONG_RUN_HOURS:
+        faster = []
+        if device != "cuda" and profile == "paper":
+            gpu = sum(h for h in (paper_hours(cost, n, "cuda") for n in names) if h is not None)
+            faster.append(f"a GPU (projected {_duration(gpu)} for the same notebooks)")
+        if profile != "quick":
+            quick = [quick_hours(figures, n) for n in names]
+            known_quick = [h for h in quick if h is not None]
+            faster.append("`--profile quick`" + (f" (about {_duration(sum(known_quick))} cold on a CPU)"
+                                                 if known_quick else ""))
+        slowest = max((n for n in names if hours[n] is not None), key=lambda n: hours[n])
+        others = [n for n in names if n != slowest]
+        if others:
+            faster.append(f"fewer notebooks with `--only` (e.g. `--only {','.join(n[:2] for n in others)}` leaves out "
+                          f"{slowest}, {_duration(hours[slowest])})")
+        lines.append(f"This run is projected to take {_duration(total)} on {where}: more than "
+                     f"{LONG_RUN_HOURS:.0f} hours. Faster choices: " + "; ".join(faster) + ".")
+    return "\n".join(lines)
+
+
+def _cold_cpus(figures: Path, names: list[str]) -> str:
+    cpus = set()
+    for n in names:
+        try:
+            cpus.add(json.loads((figures / n / "run_info.json").read_text()).get("cold_cpus"))
+        except (OSError, ValueError):
+            pass
+    cpus.discard(None)
+    return "/".join(str(c) for c in sorted(cpus)) or "?"
 
 
 # The kernel's stderr notice that tqdm falls back to text bars (no ipywidgets in the environment): noise, not a result.
@@ -140,6 +244,9 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         resolve_executor(executor)  # a bad name fails before any notebook starts
     notebook_dir = Path(notebook_dir) if notebook_dir else paths.repo_root() / "notebooks"
     names = select_notebooks(only, notebook_dir)
+    message = cost_message(names, resolved, run_device())
+    if message:
+        echo(message, flush=True)
     ensure(names, resolved, data_root, download=not offline and downloads_allowed(), echo=echo)
     import papermill as pm  # after the data check: importing papermill alone takes seconds
 
@@ -156,6 +263,11 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         os.environ["LMVAE_CACHE"] = str(cache)  # the kernels started below inherit it; restored after them
         echo(f"cold run: empty cache {cache}")
     results = []
+    # Bars from the kernels: nested ones move the cursor (ESC[A), which only a terminal renders (lmvae_core/bars.py).
+    caller_plain = os.environ.get(PLAIN_ENV)
+    if caller_plain is None:
+        os.environ[PLAIN_ENV] = "0" if _isatty(stream) else "1"
+    kernel_dir = tempfile.mkdtemp(prefix="lmvae-kernel-")
     try:
         for i, name in enumerate(names, 1):
             source = notebook_dir / f"{name}.ipynb"
@@ -178,7 +290,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
             try:
                 pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(notebook_dir),
                                     progress_bar=False, kernel_name="python3", engine_name=ENGINE,
-                                    on_cell=reporter, stdout_file=stream, stderr_file=stream)
+                                    on_cell=reporter, stdout_file=stream, stderr_file=stream,
+                                    config=kernel_config(kernel_dir))
                 status, error = "ok", ""
             except Exception as err:  # papermill raises PapermillExecutionError; keep going with the others
                 status, error = "failed", error_line(err)
@@ -197,6 +310,9 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
             echo(f"\n{name}: {status} in {seconds:.0f}s"
                  + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
     finally:
+        shutil.rmtree(kernel_dir, ignore_errors=True)
+        if caller_plain is None:
+            os.environ.pop(PLAIN_ENV, None)
         if cold:  # a library caller keeps its own cache after the call
             if caller_cache is None:
                 os.environ.pop("LMVAE_CACHE", None)
@@ -212,6 +328,24 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
           "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
     return results
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def kernel_config(folder: str):
+    """traitlets config for the kernels papermill starts: talk to them over IPC (Unix sockets under `folder`, a
+    private temporary folder of this run) instead of TCP on localhost. Over TCP without CurveZMQ keys, ipykernel
+    warns at every start that the connection is unencrypted; a local kernel needs no network port at all."""
+    from traitlets.config import Config
+
+    if os.name == "nt":  # no Unix sockets: ZeroMQ's ipc transport is not available there
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
 
 
 # A cold run writes "pid@host" into <its cache folder>.owner, beside the folder (which stays empty at the start);

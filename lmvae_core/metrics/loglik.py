@@ -10,7 +10,8 @@ import math
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+
+from ..bars import bar as progress_bar
 
 LogWeightFn = Callable[[torch.Tensor, int], torch.Tensor]  # (x [B,...], k) -> log weights [k, B]
 
@@ -34,7 +35,7 @@ def iwae_log_likelihood(model_or_fn, x: torch.Tensor, k: int = 5000, batch_size:
     n_pix = max(1, x[0].numel())
     out = []
     batches = range(0, x.shape[0], batch_size)
-    for start in tqdm(batches, desc=f"IWAE k={k}", disable=not progress, leave=False):
+    for start in progress_bar(batches, desc=f"IWAE k={k}", disable=not progress, leave=False):
         xb = x[start:start + batch_size]
         step = chunk or max(1, min(k, 2_500_000 // (n_pix * xb.shape[0]) or 1))
         running = None

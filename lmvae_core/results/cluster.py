@@ -5,7 +5,7 @@ executor (argument wins over the environment):
 - "serial": in this process, whatever the environment says;
 - "local" or "local:N": a dask.distributed LocalCluster on this machine, one single-threaded worker process
   per core (N workers if given); on a CUDA machine one worker per GPU, each seeing only its GPU;
-- "tcp://host:port" (any address with "://"): an existing scheduler (dask-scheduler, dask-jobqueue, ...);
+- "tcp://host:port" (any address with "://"): an existing scheduler (`dask scheduler`, dask-jobqueue, ...);
 - a distributed.Client: used as it is (and not closed).
 """
 from __future__ import annotations
@@ -131,10 +131,17 @@ def dask_client(executor):
         client = distributed.Client(executor)  # waits distributed.comm.timeouts.connect (dask config)
     except OSError as err:
         raise ConnectionError(f"no Dask scheduler answered at {executor!r} (from the executor argument or "
-                              f"${ENV_SCHEDULER}): {err}. Start one with `dask-scheduler` and workers with "
-                              f"`dask-worker {executor} --nthreads 1`.") from err
+                              f"${ENV_SCHEDULER}): {err}. Start one with `{scheduler_command(executor)}` and workers with "
+                              f"`dask worker {executor} --nthreads 1`.") from err
     with client:
         yield client
+
+
+def scheduler_command(address: str) -> str:
+    """The command that starts a scheduler listening where `address` points (Dask's one `dask` command;
+    the separate dask-scheduler / dask-worker commands are gone)."""
+    port = address.rstrip("/").rsplit(":", 1)[-1]
+    return f"dask scheduler --port {port}" if port.isdigit() else "dask scheduler"
 
 
 def shutdown() -> None:

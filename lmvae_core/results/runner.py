@@ -177,9 +177,9 @@ class _Progress:
     """One bar over the grid (runs done / total, failures in the postfix) and the optional per-run echo."""
 
     def __init__(self, total, initial, desc, enabled, echo, failures):
-        from tqdm.auto import tqdm
+        from ..bars import bar
 
-        self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")
+        self.bar = bar(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")
         self.bar.set_postfix(failed=0, refresh=False)  # one line per update where output is not a terminal
         self.echo, self.failures = echo, failures
 

@@ -8,8 +8,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..bars import bar as progress_bar
 from ..data.preprocess import binarize_dynamic, binarize_static
 from ..data.streams import batch_indices, take_rows
 from .compiled_step import CompiledStep
@@ -152,7 +152,7 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
             return train_step(loss_fn, batch, optimizer, params, grad_clip, **options)
     where = (lambda s: f"epoch {s // per_epoch}, step {s}") if per_epoch else None
     monitor = LossMonitor(check_every, where=where)
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc=desc, disable=not progress, leave=False)
     history: list[dict] = []
 
     def close_epoch(epoch: int, steps: int) -> None:
