@@ -8,7 +8,7 @@ EXECUTOR ?= local
 # on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json, or every GPU check at once: bash benchmarks/gpu_run.sh OUT_DIR
 BENCH_JSON ?= benchmarks/results_cpu.json
 
-.PHONY: install reproduce test lab bench clean
+.PHONY: install reproduce test lab bench mutants clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ test: install
 
 lab: install
 	$(BIN)/jupyter lab notebooks
+
+## Mutation testing of the science modules, each against its own tests (not CI): make mutants [MODULE=claims]
+## Installs the `mutation` extra (mutmut) on demand; writes benchmarks/mutants_report.md and .json.
+MODULE ?= all
+mutants: $(VENV)/.mutation
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mutants.py $(MODULE)
+
+$(VENV)/.mutation: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	touch $@
 
 bench: install
 	$(BIN)/python benchmarks/train_speed.py --json $(BENCH_JSON)

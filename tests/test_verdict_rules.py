@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from lmvae_core.continual.base import pack
-from lmvae_core.results.claims import (NO_HALF, NOT_COMPARABLE, PARTLY, REPRODUCED, STILL_MOVING, AtLeast, AtMost,
-                                       Claim, Compute, HalfBudget, Schedule, Within, claims_frame, with_half_budget)
+from lmvae_core.results.claims import (NO_HALF, NOT_COMPARABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, STILL_MOVING,
+                                       AtLeast, AtMost, Claim, Compute, HalfBudget, Schedule, Within, claims_frame,
+                                       with_half_budget)
 
 
 def paper_claim(ours=12.0, half=None, **kw):
@@ -125,3 +126,86 @@ def test_readme_headline_counts_paper_claims_only_and_the_paper_profile_apart(tm
     assert "not comparable (no half-budget measurement; was reproduced)" in text
     assert "decided by quick (CPU): reproduced 1, not reproduced 1; decided by paper (GPU): none; " \
            "not comparable in either: 1." in text
+
+
+# What mutation testing of results/claims.py found untested (`make mutants MODULE=claims`, benchmarks/mutants_report.md)
+
+def test_each_rule_judges_its_boundaries_as_its_docstring_says():
+    assert AtLeast(0.9, partly=0.5).judge(0.5) == PARTLY and AtLeast(0.9, partly=0.5).judge(0.49) == NOT_REPRODUCED
+    assert AtMost(1.0).judge(1.0) == REPRODUCED and AtMost(1.0).judge(5.0) == NOT_REPRODUCED
+    assert AtMost(1.0, partly=2.0).judge(2.0) == PARTLY and AtMost(1.0, partly=2.0).judge(2.5) == NOT_REPRODUCED
+    assert Within(10.0, 1.0).judge(11.0) == REPRODUCED and Within(10.0, 1.0).judge(20.0) == NOT_REPRODUCED
+    assert Within(10.0, 1.0, partly_tol=3.0).judge(13.0) == PARTLY
+    assert Within(10.0, 1.0, partly_tol=3.0).judge(6.5) == NOT_REPRODUCED
+
+
+def test_the_margin_is_the_distance_to_the_nearest_verdict_boundary_partly_included():
+    assert AtLeast(0.9, partly=0.5).margin(0.55) == pytest.approx(0.05)
+    assert AtMost(1.0).margin(1.5) == pytest.approx(0.5)
+    assert AtMost(1.0, partly=2.0).margin(1.9) == pytest.approx(0.1)
+    assert sorted(Within(10.0, 1.0, partly_tol=3.0).boundaries()) == [7.0, 9.0, 11.0, 13.0]
+    assert Within(10.0, 1.0).margin(10.2) == pytest.approx(0.8)
+
+
+def test_a_move_smaller_than_one_but_past_the_margin_is_still_moving():
+    # same verdict at both budgets (reproduced); moved 0.15 >= its distance 0.1 to the criterion
+    assert Claim("c", "q", 0.6, AtLeast(0.5), "quick", half=HalfBudget(0.75)).verdict == NOT_COMPARABLE
+
+
+def test_an_unmeasured_half_budget_value_is_no_half_value():
+    assert NO_HALF in paper_claim(half=float("nan")).row()["why"]
+    assert paper_claim(half=float("nan"), kind="derived").verdict == REPRODUCED
+
+
+def test_an_interval_with_any_infinite_or_missing_end_is_one_seed():
+    for ci in [(float("nan"), 1.0), (13.0, math.inf), (-math.inf, 1.0)]:
+        c = paper_claim(half=11.0, ci=ci)
+        assert c.verdict == NOT_COMPARABLE and c.row()["why"] == "one seed: no confidence interval"
+        assert c.row()["ours"] == "12.0 nats"
+    assert paper_claim(half=11.0, ci=(11.0, 13.0)).row()["ours"] == "12.0 nats [11, 13]"
+
+
+def test_schedule_validation_and_its_boundaries():
+    for bad in [dict(ours=-1, paper=10), dict(ours=1, paper=10, min_fraction=1.5)]:
+        with pytest.raises(ValueError, match="invalid schedule"):
+            Schedule(**bad)
+    assert Schedule(1, 1, "epochs", min_fraction=1.0).decides
+    assert Schedule(5e5, 1e6).describe() == "500k of the paper's 1M steps (50%; needs >= 10%)"
+
+
+def test_compute_with_zero_counts_or_a_count_not_recorded():
+    assert Compute(("a", "b"), steps=(0, 0), images=(100, 100)).equal
+    assert not Compute(("a", "b"), steps=(0, 1), images=(100, 100)).equal
+    assert not Compute(("a", "b"), steps=(float("nan"), 100), images=(100, 100)).equal
+    equal = Compute(("a", "b"), steps=(1e9, 1e9), images=(1000, 1000), why_unequal="said anyway")
+    assert equal.describe() == "a: 1G steps, 1k real images; b: 1G steps, 1k real images (equal within 5%)"
+    unequal = Compute(("a", "b"), steps=(100, 200), images=(1000, 1000))
+    assert unequal.describe() == "a: 100 steps, 1k real images; b: 200 steps, 1k real images (unequal within 5%)"
+
+
+def test_rules_and_half_budgets_describe_themselves():
+    assert AtLeast(0.9, partly=0.5).describe() == ">= 0.9 (partly >= 0.5)" and AtLeast(0.9).describe() == ">= 0.9"
+    assert AtMost(1.0, partly=2.0).describe() == "<= 1 (partly <= 2)" and AtMost(1.0).describe() == "<= 1"
+    assert Within(10.0, 1.0, 3.0).describe() == "within 1 of 10 (partly within 3)"
+    assert Within(10.0, 1.0).describe() == "within 1 of 10"
+    assert HalfBudget(0.5).describe() == "0.5 (a second run at half the budget)"
+    joined = with_half_budget([paper_claim()], [paper_claim(ours=10.0)])
+    assert joined[0].half.how == "a second run at half the budget"
+
+
+def test_a_claims_row_shows_its_value_and_fields():
+    from lmvae_core.results.claims import _fmt
+
+    row = paper_claim(half=11.0).row()
+    assert list(row) == ["kind", "claim", "paper", "where", "ours", "criterion", "verdict", "profile", "schedule",
+                         "half budget", "compute", "why", "note"]
+    assert row["ours"] == "12.0 nats" and row["profile"] == "quick" and row["compute"] == ""
+    assert paper_claim().row()["half budget"] == "not measured"
+    assert paper_claim(ours=None).row()["ours"] == "n/a" and paper_claim(ours=float("nan")).row()["ours"] == "n/a"
+    assert paper_claim(ours=float("nan")).row()["why"] == "no measurement"
+    why = paper_claim(half=11.0, calibrated=False).row()["why"]
+    assert why.startswith("calibration missed: the jointly trained VAE ")
+    assert paper_claim(half=11.0).row("03")["notebook"] == "03"
+    assert [_fmt(v, "") for v in (0.5, 12.34, 1000.0, 1000.6, 1234.5)] == ["0.5", "12.3", "1000", "1001", "1234"]
+    assert list(claims_frame([paper_claim()], "03").columns)[0] == "notebook"
+    assert "notebook" not in claims_frame([paper_claim()]).columns
