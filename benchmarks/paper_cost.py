@@ -17,18 +17,25 @@ R and L are ASSUMPTIONS (no GPU was measured for this table), stated here and in
 Evaluation (IWAE-k over test sets, R of Dynamic-OCM) runs in large chunks: its GPU time is FLOPs / R alone.
 The machine's load average is recorded at the start and end: other runs on the cores inflate the CPU times.
 
+Peak memory of a training step (`peak_bytes`, read by `lmvae reproduce --dry-run`): the tensors a built kind holds
+after a warm-up step (parameters, Adam's states, the batch; found with gc) plus the distinct storages autograd saves
+for backward during one more step, on the autograd path a GPU takes. It leaves out the allocator's caching, a
+GPU's context and workspaces, and the temporaries freed before backward: an estimate, not a measurement on a GPU.
+
 Usage: python benchmarks/paper_cost.py [--json benchmarks/paper_cost.json] [--repeats 3] [--steps 3]
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -226,6 +233,45 @@ def measure(k: paper_steps.Kind, steps: int, repeats: int) -> dict:
             "flops": flops / per, "ops": ops, "gpu_s": gpu_seconds(flops / per, ops / per, k.train)}
 
 
+def _storages() -> dict[int, int]:
+    """Every live tensor's storage: data pointer -> bytes (views share one)."""
+    gc.collect()
+    out = {}
+    with warnings.catch_warnings():  # isinstance() on every object touches deprecated lazy module attributes
+        warnings.simplefilter("ignore")
+        tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+    for o in tensors:
+        if o.device.type != "meta":
+            s = o.untyped_storage()
+            out[s.data_ptr()] = s.nbytes()
+    return out
+
+
+def peak_bytes(k: paper_steps.Kind) -> int | None:
+    """Estimated peak bytes of one training step of a kind (see the docstring); None for evaluation kinds, which
+    the package evaluates in chunks of a size of its own."""
+    if not k.train:
+        return None
+    torch.manual_seed(0)
+    before = _storages()
+    with fused_vae.disabled():
+        run = BUILDERS[k.build](json.loads(k.args), True)
+        run(1)  # warm-up: Adam's states exist from here
+        resident = {p: n for p, n in _storages().items() if p not in before}
+        saved: dict[int, int] = {}
+
+        def pack(t):
+            s = t.untyped_storage()
+            if s.data_ptr() not in resident:
+                saved[s.data_ptr()] = s.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            run(1)
+    del run
+    return sum(resident.values()) + sum(saved.values())
+
+
 def gpu_seconds(flops: float, ops: float, train: bool) -> float:
     """Projected GPU seconds per unit: compute at GPU_RATE, floored by launches for training steps."""
     return max(flops / GPU_RATE, ops * LAUNCH_S) if train else flops / GPU_RATE
@@ -247,7 +293,8 @@ def project(jobs, measured: dict) -> dict:
                          "units": e["units"],
                          "unit": "optimiser steps" if k.train else "image-samples",
                          "cpu_s_per_unit": m["cpu_s"], "flops_per_unit": m["flops"], "ops_per_step": m["ops"],
-                         "gpu_s_per_unit": m["gpu_s"], "cpu_hours": e["units"] * m["cpu_s"] / 3600,
+                         "gpu_s_per_unit": m["gpu_s"], "peak_bytes": m.get("peak"),
+                         "cpu_hours": e["units"] * m["cpu_s"] / 3600,
                          "gpu_hours": e["units"] * m["gpu_s"] / 3600,
                          "launch_bound": k.train and m["ops"] * LAUNCH_S > m["flops"] / GPU_RATE,
                          "calls": merge_calls(e["calls"])})
@@ -256,7 +303,9 @@ def project(jobs, measured: dict) -> dict:
                    "eval_image_samples": sum(r["units"] for r in rows if not r["train"]),
                    "cpu_hours": sum(r["cpu_hours"] for r in rows), "gpu_hours": sum(r["gpu_hours"] for r in rows),
                    "gpu_hours_train": sum(r["gpu_hours"] for r in rows if r["train"]),
-                   "gpu_hours_eval": sum(r["gpu_hours"] for r in rows if not r["train"]), "kinds": rows}
+                   "gpu_hours_eval": sum(r["gpu_hours"] for r in rows if not r["train"]),
+                   "peak_bytes": max((r["peak_bytes"] for r in rows if r["peak_bytes"]), default=None),
+                   "kinds": rows}
     return out
 
 
@@ -289,12 +338,15 @@ def main():
             for r in v["kinds"]:
                 k = paper_steps.Kind(r["build"], json.dumps(r["args"], sort_keys=True), r["kind"], r["train"])
                 measured[k] = {"cpu_s": r["cpu_s_per_unit"], "flops": r["flops_per_unit"], "ops": r["ops_per_step"],
-                               "gpu_s": gpu_seconds(r["flops_per_unit"], r["ops_per_step"], r["train"])}
+                               "gpu_s": gpu_seconds(r["flops_per_unit"], r["ops_per_step"], r["train"]),
+                               "peak": r.get("peak_bytes")}
     for k in dict.fromkeys(j.kind for j in jobs):
+        if k in measured and measured[k]["peak"] is None and k.train:  # a JSON from before peak_bytes
+            measured[k]["peak"] = peak_bytes(k)
         if k in measured:
             continue
         t0 = time.time()
-        measured[k] = measure(k, args.steps, args.repeats)
+        measured[k] = measure(k, args.steps, args.repeats) | {"peak": peak_bytes(k)}
         print(f"{k.label}: {measured[k]['cpu_s']:.3g} s/unit, {measured[k]['flops']:.3g} FLOP/unit, "
               f"{measured[k]['ops']} ops ({time.time() - t0:.0f} s)", flush=True)
     result = {"notebooks": project(jobs, measured),
@@ -302,6 +354,9 @@ def main():
                               "gpu": "projected, not measured: max(FLOPs / rate, ops x launch) per training step, "
                                      "FLOPs / rate per evaluation image-sample",
                               "eval_timed_on": f"{EVAL_ROWS} images x {EVAL_K} samples",
+                              "peak_bytes": "training steps only: resident tensors after a warm-up step (parameters, "
+                                            "Adam's states, the batch) plus the storages autograd saves for backward "
+                                            "in one step; no allocator cache, GPU context or workspaces",
                               "cpu": f"median of {args.repeats} repeats of {args.steps} steps after 2 warm-up steps "
                                      f"(kinds slower than {SLOW_S} s per step: 2 repeats of 1 step after 1), "
                                      f"{args.threads} thread(s); other runs on the cores inflate them (see load_average_start_end)"},

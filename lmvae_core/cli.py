@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "cache is deleted at the end")
     rep.add_argument("--keep-cold-cache", action="store_true",
                      help="with --cold: keep the cold run's cache folder instead of deleting it at the end")
+    rep.add_argument("--dry-run", action="store_true",
+                     help="check data, settings, device and (paper) peak memory, print the projected time; run nothing")
     rep.add_argument("--offline", action="store_true",
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
@@ -48,6 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         from .data.datasets import DataMissingError
         from .reproduce import reproduce
 
+        if args.dry_run:
+            from .dry_run import dry_run
+
+            try:
+                report = dry_run(args.profile, args.only, args.data_root)
+            except ValueError as err:
+                print(f"lmvae reproduce: {err}", file=sys.stderr)
+                return 2
+            print(report.text())
+            return 0 if report.ok else 1
         if args.offline:
             os.environ["LMVAE_OFFLINE"] = "1"  # the kernels inherit it too
         try:
