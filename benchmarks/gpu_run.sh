@@ -2,12 +2,18 @@
 # The GPU checks of the speed issue, in one go, on a CUDA machine, inside a time budget (a lent GPU is short):
 #   1. the tests that touch the GPU (tests/test_cuda.py runs every notebook's smoke profile on device 'cuda');
 #   2. the speed benchmark (results_gpu.json);
-#   3. optionally one notebook's paper profile from an empty cache, timed (PAPER_NOTEBOOK=00_mixture_of_vaes),
-#      in the time left, its log, claims and run_info packed into paper_<notebook>.tgz;
+#   3. optionally one notebook's paper profile from an empty cache, timed (PAPER_NOTEBOOK=00_mixture_of_vaes), in
+#      the time left, as a notebook: `lmvae reproduce --cold` executes the .ipynb through papermill (papermill,
+#      ipykernel and nbformat installed from the carried wheels in .whl/, made by gpu_wheels.sh, where the image
+#      lacks them); the executed notebook, its figures, tables, claims, run_info and log are packed into
+#      paper_<notebook>.tgz. To commit it: `mkdir -p figures/paper && tar xzf paper_<nb>.tgz -C figures/paper`
+#      (figures/paper/<nb>/ holds the figures and the executed <nb>.ipynb; `lmvae readme` reads its claims);
 #   4. optionally the GPU paths' effect on a trained model (PRECISION=1: precision_gpu.json);
 #   5. the rest of the test suite in whatever time is left.
 # Usage: bash benchmarks/gpu_run.sh OUT_DIR [DATA_ROOT]   (DATA_ROOT: a torchvision root with full MNIST)
 # GPU_BUDGET_S (default 560) bounds the whole script; every step gets a timeout inside it.
+# FAKE_GPU=1 runs the same script on a machine without a GPU (the notebooks then use the CPU; CI tests it so with
+# PAPER_PROFILE=smoke); SKIP_TESTS=1 and SKIP_BENCH=1 leave out steps 1, 2 and 5.
 set -uo pipefail
 out=${1:?usage: gpu_run.sh OUT_DIR [DATA_ROOT]}
 root=$(realpath "${2:-${LMVAE_DATA:-data}}")
@@ -21,38 +27,56 @@ left() { local s=$((budget - SECONDS)); echo $((s > 1 ? s : 1)); }
 at_most() { local l; l=$(left); echo $(($1 < l ? $1 : l)); }
 step() { echo "[gpu_run] $(date -u +%T) t=${SECONDS}s: $*" | tee -a "$out/steps.log"; }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-gpu_tests="tests/test_cuda.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
-step "tests with CUDA present: $gpu_tests"
-LMVAE_PROFILE=smoke timeout "$(at_most "${TEST_TIMEOUT:-150}")" $py -m pytest $gpu_tests -p no:cacheprovider -q \
-    -n "${TEST_WORKERS:-12}" -o addopts="" 2>&1 | tee "$out/tests_gpu.log"
-step "speed benchmark"
-timeout "$(at_most "${BENCH_TIMEOUT:-240}")" $py benchmarks/train_speed.py --device cuda --data-root "$root" \
-    --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/results_gpu.json" 2>&1 | tee "$out/bench.log"
+if [ -n "${FAKE_GPU:-}" ]; then
+    echo "fake device: $(uname -m) CPU (FAKE_GPU=1), no GPU" | tee "$out/gpu.txt"
+    device="cpu (FAKE_GPU)"
+else
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+    device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+fi
+if [ -z "${SKIP_TESTS:-}" ]; then
+    gpu_tests="tests/test_cuda.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
+    step "tests with CUDA present: $gpu_tests"
+    LMVAE_PROFILE=smoke timeout "$(at_most "${TEST_TIMEOUT:-150}")" $py -m pytest $gpu_tests -p no:cacheprovider -q \
+        -n "${TEST_WORKERS:-12}" -o addopts="" 2>&1 | tee "$out/tests_gpu.log"
+fi
+if [ -z "${SKIP_BENCH:-}" ]; then
+    step "speed benchmark"
+    timeout "$(at_most "${BENCH_TIMEOUT:-240}")" $py benchmarks/train_speed.py --device cuda --data-root "$root" \
+        --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/results_gpu.json" 2>&1 | tee "$out/bench.log"
+fi
 if [ -n "${PAPER_NOTEBOOK:-}" ]; then
     nb=$PAPER_NOTEBOOK
+    profile=${PAPER_PROFILE:-paper}
     paper=$(mktemp -d)
+    mkdir -p "$paper/figures/$nb"
+    if ! $py -c "import papermill, ipykernel, nbformat" 2>/dev/null; then
+        step "installing papermill, ipykernel and nbformat from the carried wheels (.whl/)"
+        $py -m pip install --quiet --no-index --find-links .whl papermill ipykernel nbformat 2>&1 | tail -n 3
+    fi
     limit=$(at_most "${PAPER_TIMEOUT:-300}")
-    step "paper profile of $nb from an empty cache, at most ${limit}s"
+    step "profile $profile of $nb as a notebook (papermill), from an empty cache, at most ${limit}s"
     start=$SECONDS
-    LMVAE_PROFILE=paper LMVAE_DATA="$root" LMVAE_WORK="$paper/work" LMVAE_OUT="$paper/figures" \
-        PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "$limit" $py "notebooks/src/$nb.py" >"$paper/$nb.log" 2>&1
+    LMVAE_WORK="$paper/work" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "$limit" \
+        $py -m lmvae_core.cli reproduce --profile "$profile" --only "$nb" --offline --data-root "$root" --cold \
+        --out "$paper/figures" --executed "$paper/figures/$nb" >"$paper/figures/$nb.log" 2>&1
     rc=$?
-    device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
     commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    echo "{\"notebook\": \"$nb\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit, \"device\": \"$device\", \"commit\": \"$commit\", \"cache\": \"empty (a fresh machine)\"}" \
-        | tee "$paper/paper_run.json"
-    tail -c 4000 "$paper/$nb.log"
-    (cd "$paper" && tar czf "$out/paper_$nb.tgz" paper_run.json "$nb.log" \
-        $(find figures -name '*.csv' -o -name '*.json' -o -name '*.md' 2>/dev/null))
+    echo "{\"notebook\": \"$nb\", \"profile\": \"$profile\", \"rc\": $rc, \"seconds\": $((SECONDS - start)), \"limit_s\": $limit, \"device\": \"$device\", \"commit\": \"$commit\", \"cache\": \"empty (a fresh machine)\"}" \
+        | tee "$paper/figures/$nb/paper_run.json"
+    tail -c 4000 "$paper/figures/$nb.log"
+    mv "$paper/figures/$nb.log" "$paper/figures/$nb/run.log"
+    (cd "$paper/figures" && tar czf "$out/paper_$nb.tgz" "$nb")
 fi
 if [ -n "${PRECISION:-}" ]; then
     step "GPU paths against the calibration"
     timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/precision_gpu.json" \
         2>&1 | tee "$out/precision.log"
 fi
-step "the rest of the test suite, in the time left"
-rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_training.py -e test_vae.py -e test_runner.py)
-LMVAE_PROFILE=smoke timeout "$(left)" $py -m pytest $rest -p no:cacheprovider -q -n "${TEST_WORKERS:-12}" \
-    -o addopts="" 2>&1 | tail -n 30 | tee "$out/tests_rest.log"
+if [ -z "${SKIP_TESTS:-}" ]; then
+    step "the rest of the test suite, in the time left"
+    rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_training.py -e test_vae.py -e test_runner.py)
+    LMVAE_PROFILE=smoke timeout "$(left)" $py -m pytest $rest -p no:cacheprovider -q -n "${TEST_WORKERS:-12}" \
+        -o addopts="" 2>&1 | tail -n 30 | tee "$out/tests_rest.log"
+fi
 step "done"

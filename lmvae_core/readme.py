@@ -37,7 +37,7 @@ def results_section(figures: Path, paper_logs: Path | None = None) -> str:
         if "kind" not in df:  # a table written before claims said what they test
             df["kind"] = "not stated"
         df["notebook"] = name[:2]  # claims.csv may carry the full name; the table uses the number
-        df["paper profile"] = paper_verdicts(df, paper_logs / f"paper_{name}" / "claims.csv")
+        df["paper profile"] = paper_verdicts(df, paper_claims_file(figures, paper_logs, name))
         frames.append(df[["notebook", "kind", "claim", "paper", "ours", "criterion", "verdict", "paper profile"]])
         info = figures / name / "run_info.json"
         if info.exists():
@@ -48,7 +48,8 @@ def results_section(figures: Path, paper_logs: Path | None = None) -> str:
     table = pd.concat(frames, ignore_index=True)
     lines = [headline(table), "", table.to_markdown(index=False), "",
              "*verdict*: the committed (quick, CPU) run; *paper profile*: the verdict of the notebook's paper-profile "
-             "run on a GPU where one was made (`benchmarks/gpu_logs/paper_<notebook>/`), '-' where none was.", ""]
+             "run on a GPU where one was made (`figures/paper/<notebook>/`, else `benchmarks/gpu_logs/paper_<notebook>/`), "
+             "'-' where none was.", ""]
     if provenance:
         lines += ["Run per notebook. *Last run*: the wall time of the run that wrote these results (models already in "
                   "the on-disk cache are reloaded, not retrained). *Cold*: the last `lmvae reproduce --cold` run, from "
@@ -67,6 +68,13 @@ def results_section(figures: Path, paper_logs: Path | None = None) -> str:
         lines += ["### Gallery", ""]
         lines += [f"**{n}**\n\n![{n}](figures/{n}/{f})\n" for n, f in gallery]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def paper_claims_file(figures: Path, paper_logs: Path, name: str) -> Path:
+    """Where a notebook's paper-profile claims are: figures/paper/<nb>/ (a run of benchmarks/gpu_run.sh, unpacked
+    there), else the script-run logs of benchmarks/gpu_logs/paper_<nb>/ from before the GPU ran notebooks."""
+    unpacked = figures / "paper" / name / "claims.csv"
+    return unpacked if unpacked.exists() else paper_logs / f"paper_{name}" / "claims.csv"
 
 
 def paper_verdicts(quick: pd.DataFrame, paper_claims: Path) -> list[str]:

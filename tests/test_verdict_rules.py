@@ -128,6 +128,23 @@ def test_readme_headline_counts_paper_claims_only_and_the_paper_profile_apart(tm
            "not comparable in either: 1." in text
 
 
+def test_readme_reads_a_paper_run_unpacked_under_figures_paper_before_the_old_logs(tmp_path):
+    """benchmarks/gpu_run.sh's notebooks unpack to figures/paper/<nb>/; the script-run logs are the fallback."""
+    from lmvae_core.readme import results_section
+    from lmvae_core.results import Outputs
+
+    figs, logs = tmp_path / "figures", tmp_path / "logs"
+    Outputs(figs / "00_mixture_of_vaes").claims([paper_claim(half=11.0)], "00_mixture_of_vaes")
+    claim = paper_claim(half=11.0).claim
+    for folder, verdict in ((logs / "paper_00_mixture_of_vaes", "partly"),
+                            (figs / "paper" / "00_mixture_of_vaes", "not reproduced")):
+        folder.mkdir(parents=True)
+        pd.DataFrame({"claim": [claim], "verdict": [verdict], "half budget": ["x"]}).to_csv(
+            folder / "claims.csv", index=False)
+    text = results_section(figs, logs)
+    assert "decided by paper (GPU): not reproduced 1" in text
+
+
 # What mutation testing of results/claims.py found untested (`make mutants MODULE=claims`, benchmarks/mutants_report.md)
 
 def test_each_rule_judges_its_boundaries_as_its_docstring_says():
