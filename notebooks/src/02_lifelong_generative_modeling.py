@@ -353,19 +353,25 @@ lines.append(f"Paper claims: {_verdicts('paper')}. Derived: {_verdicts('derived'
 for name in splits:
     parts = [f"{exp.METHOD_LABELS[m]} {_nelbo(name, m):.1f}" for m in ("lgm", "replay", "ewc", "naive", "full")
              if m in splits[name]["runs"]]
-    text = f"Split {name}, cumulative -ELBO after the last task (nats, mean over seeds): {'; '.join(parts)}."
+    text = (f"Split {name}, overview ({S['epochs']} epoch(s) per task, {len(S['seeds'])} seeds), cumulative -ELBO "
+            f"after the last task (nats, mean over seeds): {'; '.join(parts)}.")
+    naive_claim = _claim("naive VAE draws", name)
+    if naive_claim is not None:
+        text += f" The naive VAE puts {naive_claim.ours:.2f} of its samples in the last task's classes."
+    if name in study_splits:
+        means = {m: float(np.mean([r["log"][-1]["cum_nelbo"] for r in rs]))
+                 for m, rs in study_splits[name]["runs"].items()}
+        text += (f" Regulariser study ({study_s['epochs']} epochs per task, {len(study_s['seeds'])} seeds): "
+                 + "; ".join(f"{exp.METHOD_LABELS[m]} {v:.1f}" for m, v in means.items()) + ".")
     ewc_claim = _claim("beats EWC", name)
     if ewc_claim is not None:
-        text += (f" EWC minus LGM: {ewc_claim.ours:+.1f} nats ({'EWC' if ewc_claim.ours < 0 else 'LGM'} ends lower; "
-                 f"'LGM beats EWC' reads '{ewc_claim.verdict}').")
+        text += (f" There, EWC minus LGM: {ewc_claim.ours:+.1f} nats ({'EWC' if ewc_claim.ours < 0 else 'LGM'} ends "
+                 f"lower; 'LGM beats EWC' reads '{ewc_claim.verdict}').")
     rep_claim = _claim("beats plain replay", name)
     if rep_claim is not None:
         text += (f" Plain replay minus LGM: {rep_claim.ours:+.2f} nats (95% interval over seeds "
                  f"[{rep_claim.ci[0]:.2g}, {rep_claim.ci[1]:.2g}]; 'LGM beats plain replay' reads "
                  f"'{rep_claim.verdict}').")
-    naive_claim = _claim("naive VAE draws", name)
-    if naive_claim is not None:
-        text += f" The naive VAE puts {naive_claim.ours:.2f} of its samples in the last task's classes."
     lines.append(text)
 display(Markdown("\n\n".join(lines)))
 
