@@ -7,15 +7,15 @@
 Models (lmvae_core.models) hold the math: losses, sampling, likelihoods. The learners here hold the
 procedures: which data a method trains on, when, and with which optimiser.
 """
-from .base import (LEARNERS, BaseLearner, Budget, Learner, TaskData, count_params, from_train_config, frozen_copy,
-                   pack, restore, unpack)
-from .driver import StreamResult, StreamTask, run_stream, stream_tasks
+from .base import (LEARNERS, BaseLearner, Budget, Learner, Resumable, TaskData, count_params, from_train_config,
+                   frozen_copy, pack, restore, unpack)
+from .driver import Checkpointing, StreamResult, StreamTask, run_stream, stream_tasks
 from .lgm import LGMLearner, LifelongConfig
 from .lmvae import LMVAELearner
 from .ocm import OCMLearner
 from .vae import JointVAE, MixtureOfVAEs, SequentialVAE, binarized_config
 
 __all__ = ["LEARNERS", "BaseLearner", "Budget", "Learner", "TaskData", "count_params", "from_train_config", "frozen_copy", "pack",
-           "restore", "unpack", "StreamResult", "StreamTask", "run_stream", "stream_tasks",
+           "restore", "unpack", "Resumable", "Checkpointing", "StreamResult", "StreamTask", "run_stream", "stream_tasks",
            "LGMLearner", "LifelongConfig", "LMVAELearner", "OCMLearner", "JointVAE", "MixtureOfVAEs",
            "SequentialVAE", "binarized_config"]

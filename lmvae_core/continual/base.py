@@ -13,10 +13,12 @@ counts in `replayed_rows`, and the driver reports both per task.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,6 +105,35 @@ class Learner(Protocol):
     def memory_images(self) -> int: ...  # real images stored
 
     def save(self, path: str | Path) -> Path: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A learner whose whole training state can be saved mid-stream and restored (the driver's checkpoints):
+    after `load_resume_state(resume_state())` in a fresh process, training goes on exactly as if never
+    stopped. The state holds the model, the optimiser, the memory, the counters, the learner's own
+    generators and the process-wide RNG states (`rng_state`). Taking it consumes no random numbers."""
+
+    def resume_state(self) -> dict: ...
+
+    def load_resume_state(self, state: dict) -> None: ...
+
+
+def rng_state() -> dict:
+    """Every process-wide random state a run may draw from: torch's CPU generator, each CUDA device's (once CUDA is
+    initialised), numpy's and Python's."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 LEARNERS: dict[str, type] = {}

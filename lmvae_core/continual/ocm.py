@@ -9,6 +9,8 @@ components (`log_likelihood`); notebook 04 also reports the paper's best-compone
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..data.preprocess import binarize_dynamic
@@ -16,7 +18,7 @@ from ..data.streams import take_rows
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from ..training.loop import fit_batches, make_optimizer
-from .base import BaseLearner
+from .base import BaseLearner, pack, restore, rng_state, set_rng_state
 from .vae import draw_counts
 
 
@@ -233,3 +235,22 @@ class OCMLearner(BaseLearner):
     def after_load(self) -> None:
         self.config = self.model.config
         self.optimizer = self._optimizer()  # Adam's moments are not saved: training resumes with a fresh optimiser
+
+    # -- resuming mid-stream (the driver's checkpoints) ---------------------------------------------------
+    def resume_state(self) -> dict:
+        """Everything the rest of the stream depends on: the model (with its component count), Adam's moments and
+        step counts, STM and LTM with labels and reservoir slots, the counters and logs, the learner's generator
+        and the process-wide RNG states. A copy: training on does not change it. Draws no random numbers."""
+        return {"model": pack(self.model), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "state": copy.deepcopy(self.state()), "rng": rng_state()}
+
+    def load_resume_state(self, state: dict) -> None:
+        """Continue from `resume_state()`'s state: the model is rebuilt (its components and their freezing as
+        saved), the optimiser made over its trainable parameters as `maybe_expand` makes it and given the saved
+        moments, and every random state set, so training goes on bit for bit as before (on the CPU)."""
+        self.model = restore(type(self.model), state["model"], self.device)
+        self.config = self.model.config
+        self.set_state(copy.deepcopy(state["state"]))
+        self.optimizer = self._optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])

@@ -203,7 +203,12 @@ class TaskFreeStream:
         return -(-len(self.order) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.order), self.batch_size):
+        return self.batches_from(0)
+
+    def batches_from(self, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches from batch `first` on (0-based), the earlier ones skipped without being gathered: the
+        order is fixed by the seed, so a resumed run continues exactly where it stopped."""
+        for start in range(first * self.batch_size, len(self.order), self.batch_size):
             idx = self.order[start:start + self.batch_size]
             yield take_rows(self.data.x, idx), take_rows(self.data.y, idx)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, replace
 from functools import partial
@@ -12,10 +13,11 @@ import torch
 
 from ..continual import Budget, OCMLearner, pack, restore
 from ..continual import run_stream as drive
+from ..continual.driver import Checkpointing
 from ..data.preprocess import binarize_dynamic, binarize_fixed
 from ..data.streams import Split, TaskFreeStream, load_split, take_rows
 from ..models.ocm import OCM, OCMConfig
-from ..results.cache import cached, config_key, is_cached
+from ..results.cache import cached, config_key, is_cached, resume_dir
 from ..results.runner import Call, GridRun, run_grid
 from ..training.loop import TrainConfig, fit_batches, make_optimizer
 from ..results.tables import seed_summary
@@ -243,6 +245,16 @@ def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None
                 {"stream": stream, "method": method, "seed": seed} | overrides)
 
 
+def stream_checkpointing() -> Checkpointing | None:
+    """A long run resumes mid-stream: under `cached` (a grid call), the driver checkpoints into the entry's
+    <key>.partial/ folder at least every $LMVAE_CHECKPOINT_S seconds (default 300; 0: after every batch; 'off':
+    never). A run shorter than that writes nothing, and the folder goes once the result is cached."""
+    folder, every = resume_dir(), os.environ.get("LMVAE_CHECKPOINT_S", "300").strip().lower()
+    if folder is None or every in ("off", "none", ""):
+        return None
+    return Checkpointing(folder, every_s=float(every))
+
+
 def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
                ltm_rows: list[int] | None = None) -> dict:
     """One pass over the stream through the driver, then evaluation on its test images (uncached; module
@@ -255,7 +267,8 @@ def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | No
             learner = OCMLearner(config=cfg, seed=seed, device=run.device)
         else:
             learner = StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows)
-        result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed))
+        result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed),
+                       checkpoint=stream_checkpointing())
         model = learner.model
         metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
     return pack(model) | {

@@ -4,12 +4,19 @@ A notebook re-run with the same parameters reloads instead of retraining; force=
 The key includes a hash of every source file of the package, so after any code change old results are
 recomputed, never silently reused. Entries are written atomically; one that cannot be read (a truncated
 or corrupt file) is reported, moved aside as <key>.pt.corrupt and recomputed.
+
+While compute() runs, `resume_dir()` names a folder beside the entry, <name>/<key>.partial/, where a long run
+keeps its checkpoints (the driver's `Checkpointing`): the key identifies the run, so a run killed and started
+again finds its own (force=True resumes it too: same key, same code, so the same result). The folder is
+removed once the result is written; one left by older code (another key) is never read.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -21,6 +28,7 @@ from .atomic import atomic_write, write_text
 
 T = TypeVar("T")
 PACKAGE = Path(__file__).resolve().parents[1]
+_RESUME_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("resume_dir", default=None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,6 +50,16 @@ def config_key(config: dict) -> str:
 
 def cache_file(name: str, config: dict, root: str | Path | None = None) -> Path:
     return Path(root or paths.cache_root()) / name / f"{config_key(config)}.pt"
+
+
+def partial_dir(file: Path) -> Path:
+    """The checkpoint folder of the run whose result goes to `file`."""
+    return file.with_suffix(".partial")
+
+
+def resume_dir() -> Path | None:
+    """The checkpoint folder of the cached computation now running (None outside `cached`); not created here."""
+    return _RESUME_DIR.get()
 
 
 class CorruptCacheWarning(RuntimeWarning):
@@ -73,7 +91,11 @@ def cached(name: str, config: dict, compute: Callable[[], T], force: bool = Fals
             if verbose:
                 print(f"[cache] {name}: loaded {file.name}")
             return result
-    result = compute()
+    token = _RESUME_DIR.set(partial_dir(file))
+    try:
+        result = compute()
+    finally:
+        _RESUME_DIR.reset(token)
     _write(file, config, result)
     return result
 
@@ -90,6 +112,7 @@ def _write(file: Path, config: dict, result) -> None:
     # shared classifier) at once, and the last rename wins with a complete file.
     atomic_write(file, lambda tmp: torch.save(result, tmp))
     write_text(file.with_suffix(".json"), json.dumps(config, indent=1, sort_keys=True, default=str))
+    shutil.rmtree(partial_dir(file), ignore_errors=True)  # the run's checkpoints: its result is kept now
 
 
 def is_cached(name: str, config: dict, root: str | Path | None = None) -> bool:

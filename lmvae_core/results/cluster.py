@@ -16,7 +16,7 @@ import os
 
 ENV_SCHEDULER = "LMVAE_DASK_SCHEDULER"
 # Environment a local worker needs to find the same data and cache as the notebook that started it.
-FORWARDED_ENV = ("LMVAE_DATA", "LMVAE_CACHE", "LMVAE_WORK", "LMVAE_PROFILE", "LMVAE_OFFLINE")
+FORWARDED_ENV = ("LMVAE_DATA", "LMVAE_CACHE", "LMVAE_WORK", "LMVAE_PROFILE", "LMVAE_OFFLINE", "LMVAE_CHECKPOINT_S")
 
 
 def resolve_executor(executor=None) -> str | object:
