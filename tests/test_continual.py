@@ -131,3 +131,127 @@ def test_loaded_learners_keep_training(stream, tmp_path):
     assert loaded_lgm.teacher is not None and all(not p.requires_grad for p in loaded_lgm.teacher.parameters())
     loaded_ocm = BaseLearner.load(ocm.save(tmp_path / "ocm.pt"))
     assert torch.equal(loaded_ocm.ltm_x, ocm.ltm_x) and loaded_ocm.seen == ocm.seen
+
+
+# What mutation testing of continual/driver.py found untested (benchmarks/mutants.py, issue 36): the driver's
+# bookkeeping, checked against fake learners whose every call is recorded.
+
+class _Fake:
+    """A learner of a given kind that records what the driver hands it; 2 replayed rows per call, 2 ms each."""
+
+    def __init__(self, kind):
+        self.kind, self.replayed_rows, self.calls = kind, 0, []
+
+    def fit_task(self, task):
+        import time
+
+        rows = sum(b.shape[0] for _, b in task.batches())
+        self.calls.append((task.index, task.name, task.x, task.y, rows))
+        self.replayed_rows += 2
+        time.sleep(0.002)
+        return {"fitted": task.index}
+
+    def observe(self, x, y=None):
+        import time
+
+        self.calls.append((x, y))
+        self.replayed_rows += 2
+        time.sleep(0.002)
+        return {}
+
+
+def _three_tasks():
+    from types import SimpleNamespace
+
+    from lmvae_core.continual.driver import StreamTask
+
+    a = StreamTask("A", torch.arange(0.0, 10).view(10, 1, 1, 1), torch.tensor([0, 1] * 5))
+    b = StreamTask("B", torch.arange(10.0, 17).view(7, 1, 1, 1), torch.full((7,), 2))
+    c = SimpleNamespace(train_x=torch.arange(17.0, 25).view(8, 1, 1, 1), train_y=torch.full((8,), 3))  # no name
+    return [a, b, c]
+
+
+def test_stream_tasks_reads_every_stream_form():
+    """StreamTasks pass through as they are, a benchmark task gives train_x/train_y (unnamed: 'task i'), a
+    TaskStream's task gives train.x/train.y and its name; nothing after a StreamTask is dropped; no tasks is an
+    error."""
+    from lmvae_core.continual.driver import stream_tasks
+    from lmvae_core.data.streams import Split, Task, TaskStream
+
+    tasks = _three_tasks()
+    out = stream_tasks(tasks)
+    assert out[0] is tasks[0] and out[1] is tasks[1] and len(out) == 3
+    assert out[2].name == "task 2" and out[2].x is tasks[2].train_x and out[2].y is tasks[2].train_y
+    tr = Split(torch.zeros(4, 1, 2, 2), torch.tensor([1, 1, 2, 2]))
+    ts = TaskStream("s", [Task("first", tr, tr), Task("second", tr, tr)])
+    got = stream_tasks(ts)
+    assert [t.name for t in got] == ["first", "second"] and got[1].x is tr.x and got[1].y is tr.y
+    with pytest.raises(ValueError, match="^the stream has no tasks$"):
+        stream_tasks([])
+
+
+def test_task_free_rows_steps_and_time_go_to_the_task_a_batch_starts_in():
+    """Tasks of 10, 7 and 8 rows in batches of 4 (the budget's: the learner has no batch_size), ordered by the
+    budget's seed: batches start at rows 0, 4, ..., 24, so tasks A, B, C get 3, 2 and 2 steps, 10, 7 and 8 real
+    rows, 2 replayed rows a step, and time that adds up over their batches; each batch comes with its labels and
+    on_boundary gets the learner after the batch that completes a task."""
+    from lmvae_core.continual.driver import StreamResult
+    from lmvae_core.data.streams import Split, class_sorted_stream
+
+    tasks, fake, calls = _three_tasks(), _Fake("task_free"), []
+    budget = Budget(batch_size=4, seed=5)
+    res = run_stream(fake, tasks, budget, lambda t, lr: calls.append((t, lr, len(lr.calls))))
+    assert isinstance(res, StreamResult) and res.learner is fake
+    assert [t["name"] for t in res.tasks] == ["A", "B", "task 2"]
+    assert [t["steps"] for t in res.tasks] == [3, 2, 2] and res.real_rows == [10, 7, 8]
+    assert res.replay_rows == [6, 4, 4]
+    for t in res.tasks:
+        assert 0.002 * t["steps"] <= t["seconds"] < 1.0, t
+    assert calls == [(0, fake, 3), (1, fake, 5), (2, fake, 7)]
+    xs = [tasks[0].x, tasks[1].x, tasks[2].train_x]
+    ys = [tasks[0].y, tasks[1].y, tasks[2].train_y]
+    expected = list(class_sorted_stream([Split(x, y) for x, y in zip(xs, ys)], 4, 5))
+    assert len(fake.calls) == len(expected) == 7
+    for (x, y), (ex, ey) in zip(fake.calls, expected):
+        assert torch.equal(x, ex) and y is not None and torch.equal(y, ey)
+    # a TaskFreeStream is one task named "stream"
+    one = run_stream(_Fake("task_free"), TaskFreeStream(Split(xs[0], ys[0]), 4), budget)
+    assert [t["name"] for t in one.tasks] == ["stream"] and one.real_rows == [10]
+
+
+def test_offline_and_task_learners_get_the_tasks_as_the_driver_promises():
+    """Offline: one task, index 0, named 'A+B+task 2', all images and labels (no labels if a task has none),
+    on_boundary(last index, learner) once. Task-based: TaskData(i, name, x, labels) per task, on_boundary(i,
+    learner) after each. Each record names its task, carries fit_task's info and the time fit_task took."""
+    tasks = _three_tasks()
+    off, calls = _Fake("offline"), []
+    res = run_stream(off, tasks, Budget(batch_size=4), lambda t, lr: calls.append((t, lr)))
+    (index, name, x, y, rows), = off.calls
+    assert (index, name, rows) == (0, "A+B+task 2", 25) and calls == [(2, off)] and res.learner is off
+    assert torch.equal(x, torch.arange(25.0).view(25, 1, 1, 1)) and y.tolist() == [0, 1] * 5 + [2] * 7 + [3] * 8
+    rec, = res.tasks
+    assert rec["name"] == "A+B+task 2" and rec["info"] == {"fitted": 0} and rec["replay_rows"] == 2
+    assert 0.002 <= rec["seconds"] < 1.0 and rec["real_rows"] == 25
+    tasks[1].y = None
+    off = _Fake("offline")
+    run_stream(off, tasks, Budget(batch_size=4))
+    assert off.calls[0][3] is None
+    task, calls = _Fake("task"), []
+    res = run_stream(task, _three_tasks(), Budget(batch_size=4), lambda t, lr: calls.append((t, lr)))
+    assert [(c[0], c[1], c[4]) for c in task.calls] == [(0, "A", 10), (1, "B", 7), (2, "task 2", 8)]
+    assert [c[3].tolist() for c in task.calls] == [[0, 1] * 5, [2] * 7, [3] * 8]
+    assert calls == [(0, task), (1, task), (2, task)] and res.learner is task
+    assert [t["name"] for t in res.tasks] == ["A", "B", "task 2"]
+    assert [t["info"] for t in res.tasks] == [{"fitted": i} for i in range(3)]
+
+
+def test_a_learner_of_no_known_kind_is_refused():
+    """A learner whose kind is not 'task', 'task_free' or 'offline', or that has no kind, is a TypeError that
+    names its class and kind."""
+    class Odd:
+        kind = "other"
+
+    with pytest.raises(TypeError, match="^Odd has kind 'other'; expected"):
+        run_stream(Odd(), _three_tasks(), Budget())
+    with pytest.raises(TypeError, match="^object has kind None"):
+        run_stream(object(), _three_tasks(), Budget())
