@@ -109,6 +109,3 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     if message:
         out.lines.append(message)
     return out
-
-
-
