@@ -306,6 +306,7 @@ def test_sweep_runs_every_call_that_the_tables_and_studies_then_load(tmp_path, m
     assert len(h_per_run) == 4 * 2 and h_per_run.stream_length.max() <= 96  # a class-balanced 96 of the 192
     assert set(exp.selection_study(half, ["mnist"], exp.CLAIM_RULES).rule) == set(exp.CLAIM_RULES)
     assert len(exp.ablations(half, "mnist")) == 2
+    assert sorted(exp.memory_study(run, half=True).lambda1) == [0.6, 0.8]  # the full run's study, halved
     per_run, _ = exp.table_runs(run, run.settings["streams"])
     assert sorted(per_run[per_run.method == exp.IID].seed) == [1]
     assert len(per_run) == 4 * 2 + 1
@@ -313,6 +314,8 @@ def test_sweep_runs_every_call_that_the_tables_and_studies_then_load(tmp_path, m
     assert sorted(map(tuple, selection[["rule", "seed"]].values)) == [
         ("diverse", 0), ("diverse", 1), ("official code", 0), ("paper (Algorithm 2)", 0), ("paper (Algorithm 2)", 1)]
     assert len(exp.ablations(run, "mnist")) == 2
+    study = exp.memory_study(run)
+    assert sorted(study.lambda1) == [0.6, 0.8] and set(study.stream) == {"mnist"} and study.stream_length.max() <= 192
     cal = exp.calibration_call(run, run.settings["joint"])
     assert is_cached(cal.name, cal.config) and ocm_claims.calibration(run).log_likelihood < 0
 
@@ -369,19 +372,20 @@ def _per_run(steps_random: float, shift: float = 0.0):
     return pd.DataFrame(rows)
 
 
-def _ablation_and_selection():
+def _memory_and_selection(shift: float = 0.0):
+    """A memory study (split MNIST at lambda1 0.6 and 0.8, split Fashion at 0.6) and the selection rules on split
+    MNIST and split MNIST-Fashion, as the studies return them."""
     import pandas as pd
 
-    abl = pd.DataFrame([dict(parameter="default", value=0, method="VAE-ELBO-OCM", memory=546, steps=2862,
-                             stream_length=5000),
-                        dict(parameter="lambda1", value=0.4, method="VAE-ELBO-OCM", memory=546, steps=2862,
-                             stream_length=5000),
-                        dict(parameter="lambda1", value=0.8, method="VAE-ELBO-OCM", memory=300, steps=2500,
-                             stream_length=5000)])
-    sel = pd.DataFrame([dict(stream="mnist", seed=seed, rule=rule, ll_best=-120.0 + seed, memory=546,
-                             classes_in_memory=10, steps=2862, stream_length=20000)
-                        for seed in (0, 1, 2) for rule in ("paper (Algorithm 2)", "diverse")])
-    return abl, sel
+    memory = pd.DataFrame([dict(stream=stream, seed=0, lambda1=lam, passes=11, memory=mem + shift, classes_in_memory=10,
+                                steps=steps + shift, stream_length=60000)
+                           for stream, lam, mem, steps in (("mnist", 0.6, 1638, 171_000), ("mnist", 0.8, 900, 120_000),
+                                                           ("fashion", 0.6, 460, 166_000))])
+    sel = pd.DataFrame([dict(stream=stream, seed=seed, rule=rule, ll_best=-120.0 + seed, memory=546,
+                             classes_in_memory=cls, steps=2862, stream_length=20000)
+                        for stream, cls in (("mnist", 10), ("mnist_fashion", 19)) for seed in (0, 1, 2)
+                        for rule in ("paper (Algorithm 2)", "diverse")])
+    return memory, sel
 
 
 def test_claims_have_kinds_where_and_equal_compute():
@@ -391,8 +395,8 @@ def test_claims_have_kinds_where_and_equal_compute():
     from lmvae_core.experiments import ocm_claims as cm
     from lmvae_core.results.claims import KINDS
 
-    abl, sel = _ablation_and_selection()
-    out = cm.claims(_per_run(2862), sel, abl, "quick", True, 0.6)
+    memory, sel = _memory_and_selection()
+    out = cm.claims(_per_run(2862), sel, memory, "quick", True, 0.6)
     assert all(c.kind in KINDS for c in out) and all(c.where for c in out)
     per_method = [c for c in out if "test log-likelihood" in c.claim]
     assert len(per_method) == 8 and {c.kind for c in per_method} == {"paper"}
@@ -403,8 +407,8 @@ def test_claims_have_kinds_where_and_equal_compute():
     assert len(reservoir) == 2 and all(c.compute.equal and "unequal" not in c.row()["why"] for c in reservoir)
     dynamic = [c for c in out if "dynamic expansion" in c.claim]
     assert all(not c.compute.equal and c.compute.why_unequal for c in dynamic)
-    assert [c.kind for c in out if "diversity variant" in c.claim] == ["beyond"]
-    unequal = cm.claims(_per_run(4142), sel, abl, "quick", True, 0.6)
+    assert [c.kind for c in out if "diversity variant" in c.claim] == ["beyond", "beyond"]  # two streams
+    unequal = cm.claims(_per_run(4142), sel, memory, "quick", True, 0.6)
     for c in (c for c in unequal if "reservoir" in c.claim):
         c = replace(c, schedule=None)  # the schedule alone would leave it undecided
         assert c.verdict == "not comparable" and c.row()["why"].startswith("unequal compute")
@@ -415,13 +419,65 @@ def test_claims_match_their_half_budget_values_by_text():
     from lmvae_core.experiments import ocm_claims as cm
     from lmvae_core.results.claims import with_half_budget
 
-    abl, sel = _ablation_and_selection()
-    full = cm.claims(_per_run(2862), sel, abl, "quick", True, 0.6)
-    half = cm.claims(_per_run(2862, shift=-7.0), sel, abl, "quick", True, 0.6)
+    memory, sel = _memory_and_selection()
+    full = cm.claims(_per_run(2862), sel, memory, "quick", True, 0.6)
+    half = cm.claims(_per_run(2862, shift=-7.0), sel, memory, "quick", True, 0.6)
     both = with_half_budget(full, half, how="a second run on 10,000 instead of 20,000 images per stream")
     assert all(c.half is not None for c in both)
     ll = next(c for c in both if c.claim.startswith("Split MNIST: VAE-ELBO-OCM test"))
     assert ll.half.ours == ll.ours - 7.0 and ll.half.schedule.ours == ll.schedule.ours - 7.0
+
+
+def test_memory_claims_read_the_memory_study():
+    """lambda1's claim and the class coverage of split MNIST and Fashion come from the memory study, with its
+    steps as their schedule (the lambda1 claim: the run at the method's lambda1, since a larger lambda1's smaller
+    LTM makes fewer steps by itself); a stream outside the study (split MNIST-Fashion) keeps Table 1's runs."""
+    from lmvae_core.experiments import ocm_claims as cm
+    from lmvae_core.results.claims import with_half_budget
+
+    memory, sel = _memory_and_selection()
+    out = cm.claims(_per_run(2862), sel, memory, "quick", True, 0.6)
+    half = cm.claims(_per_run(2862), sel, _memory_and_selection(shift=-50.0)[0], "quick", True, 0.6)
+    out = with_half_budget(out, half, how="a second run at 6 instead of 11 passes")
+    lam = next(c for c in out if "lambda1" in c.claim)
+    assert lam.ours == 1638 - 900 and lam.schedule.ours == 171_000 and lam.schedule.decides
+    assert lam.verdict == "reproduced" and "11 passes" in lam.note and not lam.compute.equal
+    cov = {c.claim.split(":")[0]: c for c in out if "covers" in c.claim}
+    assert set(cov) == {"Split MNIST", "Split Fashion", "Split MNIST-Fashion"}
+    assert cov["Split MNIST"].schedule.ours == 171_000 and cov["Split Fashion"].schedule.ours == 166_000
+    assert cov["Split MNIST"].verdict == "reproduced" and "memory study" in cov["Split MNIST"].note
+    mf = cov["Split MNIST-Fashion"]
+    assert mf.ours == 19 and mf.schedule.ours == 2862 and mf.verdict == "not comparable"
+    # without a run at the method's lambda1 there is nothing to compare against
+    assert not [c for c in cm.claims(_per_run(2862), sel, memory[memory.lambda1 != 0.6], "quick", True, 0.6)
+                if "lambda1" in c.claim]
+
+
+def test_memory_study_reaches_its_share_of_the_official_steps_whatever_the_data(monkeypatch):
+    """Quick's memory study trains on every image of the stream with the fewest passes per arriving batch whose
+    official step count reaches its share (10.5%) of the 1.56M of a 60,000-image stream: 11 on full MNIST, more on
+    the partial Fashion copy this project ships; the smoke and paper profiles run their own settings."""
+    import math
+
+    import torch
+
+    from lmvae_core.data.streams import Split
+    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.experiments.common import Run
+
+    target = 0.105 * exp.official_steps(60_000)
+    for n, passes in ((60_000, 11), (16_825, 75)):
+        monkeypatch.setattr(exp, "load_stream", lambda run, stream, limit, n=n: (Split(torch.zeros(n, 1),
+                                                                                     torch.zeros(n)), None))
+        run = Run("04_ocm", "quick", 0, torch.device("cpu"), None, None, settings=dict(exp.SETTINGS["quick"]))
+        s = exp.memory_study_settings(run, "fashion")
+        assert s["epochs_per_batch"] == passes and s["stream_limit"] is None
+        assert exp.official_steps(n, epochs=passes) >= target > exp.official_steps(n, epochs=passes - 1)
+        h = exp.half_budget(s)
+        assert h["epochs_per_batch"] == math.ceil(passes / 2) and h["stream_limit"] is None
+    for profile in ("smoke", "paper"):
+        run = Run("04_ocm", profile, 0, torch.device("cpu"), None, None, settings=dict(exp.SETTINGS[profile]))
+        assert exp.memory_study_settings(run, "mnist") == exp.SETTINGS[profile]
 
 
 def test_table3_reference_numbers():

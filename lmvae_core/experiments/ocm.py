@@ -76,7 +76,8 @@ SETTINGS = {
                   joint=JointVAE("mnist", (16,), 4, epochs=1, iwae_k=10, train_limit=500, test_limit=100),
                   ablation_limit=320, ablation_lambda1=(0.8,), ablation_lambda2=(30.0,),
                   ablation_stm=(128,), ablation_seed=0, direction_seeds=(0,), selection_seeds={}, cross_seeds=(0,),
-                  streams=("mnist", "fashion", "mnist_fashion")),
+                  streams=("mnist", "fashion", "mnist_fashion"),
+                  memory_study=dict(streams=("mnist",), seeds=(0,), lambda1s=(0.8,), share=None)),
     # quick (issue 13's floor): 20,000 images per stream (`shares`: split MNIST-Fashion 10,000 + 10,000, the
     # cross-domain stream 8,180 + 8,180 + Omniglot's 3,630; class-balanced within each dataset), STM 512 as the
     # paper, 1 pass over STM u LTM per arriving batch instead of 100, lr 1e-3 instead of 1e-4, a 1-sample ELBO and
@@ -92,6 +93,12 @@ SETTINGS = {
     # -219.4; cross-domain OCM -184.7 -> -197.1, Random -172.4 -> -178.2, Dynamic -197.9 -> -219.6 (2.6-3.4x
     # fewer steps); every ordering the claims read kept its sign. Of R on 1 sample: Dynamic on split MNIST
     # -140.0 -> -140.6, on split Fashion -269.8 -> -270.2.
+    # The memory study (`memory_study`, `memory_study_settings`): the claims on the memory (the LTM's class
+    # coverage, lambda1's effect on its size) need a tenth of the official steps (ocm_claims.MIN_MEMORY), which
+    # the 20,000-image, 1-pass runs above reach 0.2% of. So VAE-ELBO-OCM runs again, at one seed, on the whole
+    # stream with as many passes per arriving batch as reach 10.5% of the official steps (about 163k): split MNIST
+    # at lambda1 = 0.6 and 0.8, split Fashion at 0.6; the half-budget runs halve the passes. In the paper profile
+    # the study is the main runs (Table 1's seed 0 and the lambda1 ablation), with the same cache keys.
     "quick": dict(_COMMON, hidden=200, latent=50, stream_limit=20000, stm_size=512, epochs_per_batch=1, lr=1e-3,
                   beta1=0.9, train_samples=1, iwae_samples=5, r_samples=1,
                   lambda2=50.0, lambda2_cross=50.0, max_components=5, max_components_other=5,
@@ -100,7 +107,8 @@ SETTINGS = {
                   ablation_limit=5000, ablation_lambda1=(0.4, 0.8), ablation_lambda2=(25.0, 100.0),
                   ablation_stm=(256, 768), ablation_seed=0, direction_seeds=(0, 1, 2),
                   selection_seeds={"official code": (0,)}, cross_seeds=(0, 1, 2),
-                  streams=("mnist", "fashion", "mnist_fashion")),
+                  streams=("mnist", "fashion", "mnist_fashion"),
+                  memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.8,), share=0.105)),
     "paper": dict(_COMMON, hidden=200, latent=50, stream_limit=None, stm_size=512, epochs_per_batch=100, lr=1e-4,
                   beta1=0.5, train_samples=50, iwae_samples=50, r_samples=1000,
                   lambda2=10.0, lambda2_cross=0.5, max_components=30, max_components_other=10,
@@ -108,7 +116,8 @@ SETTINGS = {
                   iid_seeds=(0, 1, 2), joint=JOINT,
                   ablation_limit=None, ablation_lambda1=(0.4, 0.5, 0.7, 0.8), ablation_lambda2=(5.0, 20.0, 30.0),
                   ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2), selection_seeds={},
-                  cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion")),
+                  cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion"),
+                  memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None)),
 }
 
 
@@ -127,6 +136,48 @@ def model_config(s: dict, stream: str, method: str, **overrides) -> OCMConfig:
                     r_samples=s["r_samples"], r_reset_on_expand=s["r_reset_on_expand"],
                     epochs_per_batch=s["epochs_per_batch"], batch_size=s["batch_size"], lr=s["lr"], beta1=s["beta1"])
     return replace(cfg, **overrides)
+
+
+# Training images the official code streams per dataset: the full MNIST and Fashion training splits, and the
+# omniglot.mat of the IWAE repository (24,345 images) that OCM_ExpandClear_CrossDomain.py loads.
+TRAIN_IMAGES = {"mnist": 60_000, "fashion": 60_000, "omniglot": 24_345}
+
+
+def official_steps(n_train: int = 60_000, batch_size: int = 64, stm_size: int = 512, per_round: int = 14,
+                   ltm_capacity: int = 2560, epochs: int = 100) -> int:
+    """Optimiser steps of the official code's single-VAE run over a stream of n_train images
+    (OCM_ExpandClear_MNIST.py): int(n_train / 64) arriving batches; after each, `epochs` passes over STM u LTM in
+    int(n / 64) minibatches. The STM starts with the first batch twice and fires once it exceeds 512; the LTM
+    starts with the first batch and grows by at most 14 per round after the first (whose threshold of 1 admits
+    nothing), up to 2560. With the LTM growing at that maximum this is an upper estimate: 1,556,300 steps for
+    60,000 images."""
+    stm, ltm, rounds, steps = batch_size, batch_size, 0, 0
+    for _ in range(n_train // batch_size):
+        stm += batch_size
+        steps += epochs * ((stm + ltm) // batch_size)
+        if stm > stm_size:
+            rounds += 1
+            if rounds > 1:
+                ltm = min(ltm_capacity, ltm + per_round)
+            stm = 0
+    return steps
+
+
+def memory_study_settings(run: Run, stream: str) -> dict:
+    """The settings of the memory study on a stream (the LTM's class coverage and lambda1's effect on the memory's
+    size): the profile's own where its `memory_study` sets no `share`, else every training image of the stream
+    with as many passes over STM u LTM per arriving batch as reach `share` of the official code's steps for a
+    60,000-image stream. On a stream of n images one pass per batch takes official_steps(n, epochs=1) steps, so
+    the passes are share * 1,556,300 / that, rounded up: the same steps whatever the data root holds (split
+    Fashion: 10 passes over the full 60,000 images, more over a partial copy)."""
+    s = run.settings
+    study = s["memory_study"]
+    if study.get("share") is None:
+        return dict(s)
+    n_images = len(load_stream(run, stream, None)[0])
+    per_pass = official_steps(n_images, s["batch_size"], s["stm_size"], s["per_round"], s["ltm_capacity"], 1)
+    passes = math.ceil(study["share"] * official_steps(TRAIN_IMAGES["mnist"]) / max(1, per_pass))
+    return dict(s) | {"stream_limit": None, "epochs_per_batch": passes}
 
 
 def shares(limit: int | None, available: list[int]) -> list[int | None]:
@@ -434,10 +485,10 @@ def tables_for_claims(run: Run, iid: bool = True) -> tuple[pd.DataFrame, dict, p
 def sweep(run: Run, half: bool = False) -> None:
     """Every run of the notebook as two grids on run.executor rather than one or two per table, so that no
     worker waits at the end of each table while the other finishes: first every run that needs no other (Table
-    1's, Table 3's, the selection rules', the ablations' and the calibration VAE), then the second stage of
-    Tables 1 and 3. The tables below then load their runs from the cache. With `half`, the same grids also hold
-    the runs at half the budget (`half_budget`) that the claims read: Tables 1 and 3 without the i.i.d.
-    baselines, the selection rules the claims compare and the ablations."""
+    1's, Table 3's, the selection rules', the ablations', the memory study's and the calibration VAE), then the
+    second stage of Tables 1 and 3. The tables below then load their runs from the cache. With `half`, the same
+    grids also hold the runs at half the budget (`half_budget`) that the claims read: Tables 1 and 3 without the
+    i.i.d. baselines, the selection rules the claims compare, the ablations and the memory study."""
     s = run.settings
     runs = [(run, True)] + ([(run.with_settings(half_budget(s)), False)] if half else [])
     first, second = [], []
@@ -446,6 +497,7 @@ def sweep(run: Run, half: bool = False) -> None:
         first += [stream_call(r, *c) for t in tables for c in first_stage(r, t)]
         first += [c for _, c in selection_calls(r, s["streams"], None if full else CLAIM_RULES)]
         first += [c for _, c in ablation_calls(r, "mnist")]
+        first += [c for _, c in memory_study_calls(run, half=not full)]
     _grid(run, _unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
           "OCM: runs that need no other")
     for r, full in runs:
@@ -494,6 +546,6 @@ def memory_trace(result: dict) -> dict:
             "expansions": result["expansions"], "R": [s.get("R", np.nan) for s in result["selections"]]}
 
 
-# ---- the studies beside the tables (ablations, selection rules): ocm_studies.py ----------------------------------
+# ---- the studies beside the tables (ablations, selection rules, memory): ocm_studies.py ---------------------------
 from .ocm_studies import (ablation_calls, ablations, class_coverage, fidelity_text,  # noqa: E402,F401
-                          selection_calls, selection_study)
+                          memory_study, memory_study_calls, selection_calls, selection_study)

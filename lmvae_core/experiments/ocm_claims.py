@@ -16,11 +16,9 @@ from ..results.claims import BEYOND, AtLeast, Claim, Compute, Schedule, Within
 from ..results.claims import PAPER as KIND_PAPER
 from .calibration import Calibration, calibrate
 from .common import Run
-from .ocm import CALIBRATION_REFERENCE, PAPER, STREAM_TITLES, STREAMS
+from .ocm import CALIBRATION_REFERENCE, PAPER, STREAM_TITLES, STREAMS, TRAIN_IMAGES, official_steps  # noqa: F401
+from .ocm import half_budget_how as ocm_half_budget_how
 
-# Training images the official code streams per dataset: the full MNIST and Fashion training splits, and the
-# omniglot.mat of the IWAE repository (24,345 images) that OCM_ExpandClear_CrossDomain.py loads.
-TRAIN_IMAGES = {"mnist": 60_000, "fashion": 60_000, "omniglot": 24_345}
 STEP_UNIT = "optimiser steps (batches of 64; the paper's use a 50-sample ELBO)"
 # Shares of the paper's steps a claim needs. An absolute log-likelihood compared with the paper's, and dynamic
 # against one component (each new component starts from scratch with the LTM emptied, so the dynamic model loses
@@ -36,28 +34,9 @@ DYNAMIC_WHY = ("Dynamic-ELBO-OCM empties its LTM at each expansion (the method),
                "per arriving batch; both see the same stream once")
 RULE_WHY = ("the rule under test decides how many samples enter the LTM, and the LTM's size sets the rows trained "
             "per arriving batch; both see the same stream once")
+MEMORY_STUDY = "(memory study)"  # the note of a claim read from the memory study
 LAMBDA1_WHY = ("lambda1 sets the memory size (the measured effect), and the memory's size sets the rows trained per "
                "arriving batch; both see the same stream once")
-
-
-def official_steps(n_train: int = 60_000, batch_size: int = 64, stm_size: int = 512, per_round: int = 14,
-                   ltm_capacity: int = 2560, epochs: int = 100) -> int:
-    """Optimiser steps of the official code's single-VAE run over a stream of n_train images
-    (OCM_ExpandClear_MNIST.py): int(n_train / 64) arriving batches; after each, `epochs` passes over STM u LTM in
-    int(n / 64) minibatches. The STM starts with the first batch twice and fires once it exceeds 512; the LTM
-    starts with the first batch and grows by at most 14 per round after the first (whose threshold of 1 admits
-    nothing), up to 2560. With the LTM growing at that maximum this is an upper estimate: 1,556,300 steps for
-    60,000 images."""
-    stm, ltm, rounds, steps = batch_size, batch_size, 0, 0
-    for _ in range(n_train // batch_size):
-        stm += batch_size
-        steps += epochs * ((stm + ltm) // batch_size)
-        if stm > stm_size:
-            rounds += 1
-            if rounds > 1:
-                ltm = min(ltm_capacity, ltm + per_round)
-            stm = 0
-    return steps
 
 
 def schedule(steps: float, stream: str, min_fraction: float) -> Schedule:
@@ -88,12 +67,14 @@ def _mean(per_run: pd.DataFrame, stream: str, method: str, column: str, seeds) -
     return float(_by_seed(per_run, stream, method, column)[seeds].mean())
 
 
-def claims(per_run: pd.DataFrame, selection: pd.DataFrame, ablation: pd.DataFrame, profile: str,
+def claims(per_run: pd.DataFrame, selection: pd.DataFrame, memory: pd.DataFrame, profile: str,
            calibrated: bool | None, default_lambda1: float, tol: float = 5.0, partly_tol: float = 15.0) -> list[Claim]:
     """Each Table 1/3 number within `tol` nats (partly within `partly_tol`), the orderings the paper reports
     (differences paired by seed, with both sides' steps and real images), and the selection rule's behaviour
-    (supplement, Algorithm 2 and Appendix E). Claim texts carry no run-dependent number (they match the
-    half-budget run's claims by text)."""
+    (supplement, Algorithm 2 and Appendix E): against the diversity rule from `selection` (`selection_study`),
+    lambda1's effect on the memory's size and the LTM's class coverage from `memory` (`memory_study`; the
+    coverage of a stream outside it from `selection`'s Algorithm 2 runs). Claim texts carry no run-dependent
+    number (they match the half-budget run's claims by text)."""
     out = []
     for (stream, method), g in per_run.groupby(["stream", "method"], sort=False):
         paper = PAPER.get(stream, {}).get(method)
@@ -133,56 +114,94 @@ def claims(per_run: pd.DataFrame, selection: pd.DataFrame, ablation: pd.DataFram
                              schedule=schedule(min(steps), stream, need), calibrated=calibrated, ci=_interval(d),
                              kind=KIND_PAPER, where=WHERE[stream],
                              compute=Compute((a, b), tuple(steps), tuple(images), why_unequal=why)))
-    out += _selection_claims(selection, ablation, profile, calibrated, default_lambda1)
+    out += _selection_claims(selection, memory, profile, calibrated, default_lambda1)
     return out
 
 
-def _selection_claims(selection: pd.DataFrame, ablation: pd.DataFrame, profile: str,
+def _selection_claims(selection: pd.DataFrame, memory: pd.DataFrame, profile: str,
                       calibrated: bool | None, default_lambda1: float) -> list[Claim]:
     out = []
-    lam = ablation[(ablation.parameter == "lambda1")] if len(ablation) else ablation
-    base = ablation[(ablation.parameter == "default") & (ablation.method == "VAE-ELBO-OCM")] if len(ablation) else ablation
-    if len(lam) and len(base):
-        b0 = base.iloc[0]
-        pts = sorted([*zip(lam.value, lam.memory, lam.steps, lam.stream_length),
-                      (default_lambda1, b0.memory, b0.steps, b0.stream_length)])
-        lo, hi = pts[0], pts[-1]
-        out.append(Claim(f"A larger lambda1 gives a smaller memory (memory at lambda1={lo[0]:g} minus "
-                         f"at {hi[0]:g}, split MNIST)", "stated (Fig. 1b)", float(lo[1] - hi[1]), AtLeast(1.0),
-                         profile, "images", note="one seed (ablation)",
-                         schedule=schedule(b0.steps, "mnist", MIN_MEMORY), calibrated=calibrated, kind=KIND_PAPER,
-                         where="Supplement, Appendix E (Fig. 1b)",
-                         compute=Compute((f"lambda1={lo[0]:g}", f"lambda1={hi[0]:g}"), (float(lo[2]), float(hi[2])),
-                                         (float(lo[3]), float(hi[3])), why_unequal=LAMBDA1_WHY)))
+    if len(memory):
+        out += _lambda1_claim(memory[memory.stream == "mnist"], profile, calibrated, default_lambda1)
+    covered = set(memory.stream) if len(memory) else set()
+    for stream in memory.stream.unique() if len(memory) else ():
+        g = memory[(memory.stream == stream) & (memory.lambda1 == default_lambda1)]
+        if len(g):
+            out.append(_coverage_claim(stream, g, profile, calibrated,
+                                       f"{_passes(g.passes.iloc[0])} per arriving batch over "
+                                       f"{g.stream_length.iloc[0]:,} images, {len(g)} seed(s) {MEMORY_STUDY}"))
     if len(selection):
         for stream in selection.stream.unique():
             g = selection[selection.stream == stream]
             paper = g[g.rule == "paper (Algorithm 2)"].set_index("seed")
             diverse = g[g.rule == "diverse"].set_index("seed")
             common = paper.index.intersection(diverse.index)
-            if not len(common):
-                continue
-            d = paired_difference(paper.ll_best[common].values, diverse.ll_best[common].values)
-            out.append(Claim(f"{STREAM_TITLES[stream]}: Algorithm 2's rule (add samples similar to the LTM) is at "
-                             "least as good as the diversity variant (paper minus diverse, VAE-ELBO-OCM, nats)",
-                             "Algorithm 2 is the method; the main text asks for diverse samples", d.mean,
-                             AtLeast(0.0, partly=-2.0), profile, "nats", note=f"paired over {d.n} seed(s)",
-                             schedule=schedule(paper.steps[common].mean(), stream, MIN_ORDERING),
-                             calibrated=calibrated, ci=_interval(d), kind=BEYOND,
-                             where="Supplement, Algorithm 2 (the main text: diversity)",
-                             compute=Compute(("Algorithm 2", "diverse"),
-                                             (float(paper.steps[common].mean()), float(diverse.steps[common].mean())),
-                                             (float(paper.stream_length[common].mean()),
-                                              float(diverse.stream_length[common].mean())), why_unequal=RULE_WHY)))
-            n_classes = int(selection_classes(stream))
-            cov = mean_ci(paper.classes_in_memory.values)
-            out.append(Claim(f"{STREAM_TITLES[stream]}: the LTM of Algorithm 2 covers the stream's classes "
-                             "(diverse memorised samples)", f"{n_classes} classes (implied)",
-                             cov.mean, AtLeast(n_classes, partly=n_classes - 2), profile, "classes",
-                             schedule=schedule(paper.steps.mean(), stream, MIN_MEMORY), calibrated=calibrated,
-                             ci=_interval(cov) if len(paper) > 1 else None,
-                             kind=KIND_PAPER, where="Supplement, Appendix E (Fig. 3)"))
+            if len(common):
+                d = paired_difference(paper.ll_best[common].values, diverse.ll_best[common].values)
+                out.append(Claim(
+                    f"{STREAM_TITLES[stream]}: Algorithm 2's rule (add samples similar to the LTM) is at least as "
+                    "good as the diversity variant (paper minus diverse, VAE-ELBO-OCM, nats)",
+                    "Algorithm 2 is the method; the main text asks for diverse samples", d.mean,
+                    AtLeast(0.0, partly=-2.0), profile, "nats", note=f"paired over {d.n} seed(s)",
+                    schedule=schedule(paper.steps[common].mean(), stream, MIN_ORDERING),
+                    calibrated=calibrated, ci=_interval(d), kind=BEYOND,
+                    where="Supplement, Algorithm 2 (the main text: diversity)",
+                    compute=Compute(("Algorithm 2", "diverse"),
+                                    (float(paper.steps[common].mean()), float(diverse.steps[common].mean())),
+                                    (float(paper.stream_length[common].mean()),
+                                     float(diverse.stream_length[common].mean())), why_unequal=RULE_WHY)))
+            if stream not in covered and len(paper):
+                out.append(_coverage_claim(stream, paper.reset_index(), profile, calibrated,
+                                           f"{len(paper)} seed(s) (Table 1's runs)"))
     return out
+
+
+def _lambda1_claim(memory: pd.DataFrame, profile: str, calibrated: bool | None,
+                   default_lambda1: float) -> list[Claim]:
+    """Memory at the smallest lambda1 minus at the largest (means over seeds) on split MNIST. The schedule is the
+    run's at the method's lambda1: a larger lambda1 admits fewer samples, and a smaller LTM means fewer steps per
+    arriving batch, so the other run's steps are the measured effect, not a shorter training."""
+    by = memory.groupby("lambda1")[["memory", "steps", "stream_length", "passes"]].mean().sort_index()
+    if len(by) < 2 or default_lambda1 not in by.index:
+        return []
+    lo, hi = by.index[0], by.index[-1]
+    a, b = by.loc[lo], by.loc[hi]
+    return [Claim(f"A larger lambda1 gives a smaller memory (memory at lambda1={lo:g} minus at {hi:g}, split MNIST)",
+                  "stated (Fig. 1b)", float(a.memory - b.memory), AtLeast(1.0), profile, "images",
+                  note=f"{_passes(a.passes)} per arriving batch over {a.stream_length:,.0f} images, "
+                       f"{memory.seed.nunique()} seed(s) {MEMORY_STUDY}",
+                  schedule=schedule(by.steps[default_lambda1], "mnist", MIN_MEMORY), calibrated=calibrated,
+                  kind=KIND_PAPER, where="Supplement, Appendix E (Fig. 1b)",
+                  compute=Compute((f"lambda1={lo:g}", f"lambda1={hi:g}"), (float(a.steps), float(b.steps)),
+                                  (float(a.stream_length), float(b.stream_length)), why_unequal=LAMBDA1_WHY))]
+
+
+def _passes(n: float) -> str:
+    return f"{n:.0f} pass" + ("" if round(n) == 1 else "es")
+
+
+def _coverage_claim(stream: str, runs: pd.DataFrame, profile: str, calibrated: bool | None, note: str) -> Claim:
+    """The classes in the LTM at the end of the stream (mean over seeds) against all the stream's classes."""
+    n_classes = int(selection_classes(stream))
+    cov = mean_ci(runs.classes_in_memory.values)
+    return Claim(f"{STREAM_TITLES[stream]}: the LTM of Algorithm 2 covers the stream's classes (diverse memorised "
+                 "samples)", f"{n_classes} classes (implied)", cov.mean, AtLeast(n_classes, partly=n_classes - 2),
+                 profile, "classes", note=note, schedule=schedule(runs.steps.mean(), stream, MIN_MEMORY),
+                 calibrated=calibrated, ci=_interval(cov) if len(runs) > 1 else None,
+                 kind=KIND_PAPER, where="Supplement, Appendix E (Fig. 3)")
+
+
+def half_budget_how(settings: dict):
+    """How each claim's half-budget run was halved (`with_half_budget`'s `how`): the memory study's claims by its
+    passes (their half-budget claim's note says how many, over how many images), the others as
+    `ocm.half_budget_how` says for the profile's settings."""
+    tables = ocm_half_budget_how(settings)
+
+    def how(claim: Claim, half: Claim) -> str:
+        if MEMORY_STUDY in claim.note:
+            return f"a second run at {half.note.replace(' ' + MEMORY_STUDY, '')}"
+        return tables
+    return how
 
 
 def headline(per_run: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,12 @@
-"""Notebook 04's studies beside Tables 1 and 3: the ablations (lambda1, the STM size, lambda2) and the selection
-rules (Algorithm 2, the official code's setting, the diversity variant). Each is a list of grid calls, so that
-`ocm.sweep` can run them beside the tables' runs, and a function that runs them and returns the table."""
+"""Notebook 04's studies beside Tables 1 and 3: the ablations (lambda1, the STM size, lambda2), the selection
+rules (Algorithm 2, the official code's setting, the diversity variant) and the memory study (the LTM's class
+coverage and lambda1's effect on its size, at the tenth of the official steps those claims need). Each is a list
+of grid calls, so that `ocm.sweep` can run them beside the tables' runs, and a function that runs them and
+returns the table."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ import torch
 
 from ..results.runner import Call
 from .common import Run
-from .ocm import SELECTION_VARIANTS, _grid, _row, stream_call
+from .ocm import SELECTION_VARIANTS, STREAMS, _grid, _row, half_budget, memory_study_settings, stream_call
 
 
 def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
@@ -71,6 +74,47 @@ def selection_study(run: Run, streams, rules=None) -> pd.DataFrame:
                          "ll_best": r["metrics"]["ll_best"], "ll_mixture": r["metrics"]["ll_mixture"],
                          "memory": r["memory_size"], "classes_in_memory": n_cls, "memory_entropy": ent,
                          "steps": r["steps"], "stream_length": r["stream_length"]})
+    return pd.DataFrame(rows)
+
+
+def memory_study_calls(run: Run, half: bool = False) -> list[tuple[tuple, Call]]:
+    """VAE-ELBO-OCM at the memory study's settings (`memory_study_settings`, at half its budget with `half`) on
+    each of its streams at the default lambda1, and on split MNIST at each of its `lambda1s`:
+    ((stream, seed, lambda1), call) pairs. Each call's weight is its passes over its images against a quick
+    Table 1 run's (20,000 images, 1 pass), so that the runner starts these long runs first."""
+    s = run.settings
+    study, out = s["memory_study"], []
+    for stream in study["streams"]:
+        settings = memory_study_settings(run, stream)
+        settings = half_budget(settings) if half else settings
+        r = run.with_settings(settings)
+        values = [s["lambda1"]] + (list(study["lambda1s"]) if stream == "mnist" else [])
+        for seed in study["seeds"]:
+            for v in values:
+                call = stream_call(r, stream, "VAE-ELBO-OCM", seed, **({} if v == s["lambda1"] else {"lambda1": v}))
+                limit = settings["stream_limit"] or 20_000
+                weight = max(1.0, settings["epochs_per_batch"] * limit / 20_000)
+                out.append(((stream, seed, v), replace(call, weight=weight)))
+    return out
+
+
+def memory_study(run: Run, half: bool = False) -> pd.DataFrame:
+    """The memory study's runs (`memory_study_calls`) as a table: per stream, seed and lambda1 the final memory,
+    the classes in it, its class entropy and histogram, the steps, images, passes and the test log-likelihood."""
+    cells, calls = zip(*memory_study_calls(run, half))
+    grid = _grid(run, list(calls), "OCM memory study" + (" (half budget)" if half else ""))
+    rows = []
+    for (stream, seed, lambda1), call, r in zip(cells, calls, grid.results):
+        if r is not None:  # a failed run is reported by the runner and left out
+            n_cls, ent = class_coverage(r["memory_labels"])
+            labels = r["memory_labels"].long()
+            counts = torch.bincount(labels, minlength=10 * len(STREAMS[stream])) if len(labels) else \
+                torch.zeros(10 * len(STREAMS[stream]), dtype=torch.long)
+            rows.append({"stream": stream, "seed": seed, "lambda1": lambda1,
+                         "passes": call.config["model"]["epochs_per_batch"], "memory": r["memory_size"],
+                         "classes_in_memory": n_cls, "memory_entropy": ent, "steps": r["steps"],
+                         "stream_length": r["stream_length"], "ll_best": r["metrics"]["ll_best"],
+                         "class_counts": counts.tolist()})
     return pd.DataFrame(rows)
 
 

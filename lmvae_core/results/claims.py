@@ -18,6 +18,7 @@ objective's own target; `beyond`, past the paper. Only `paper` claims count as r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_COMPARABLE = "reproduced", "partly", "not reproduced", "not comparable"
@@ -256,17 +257,22 @@ def _fmt(value, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
-def with_half_budget(claims: list[Claim], half: list[Claim], how: str = "a second run at half the budget"
-                     ) -> list[Claim]:
+def with_half_budget(claims: list[Claim], half: list[Claim],
+                     how: str | Callable[[Claim, Claim], str] = "a second run at half the budget") -> list[Claim]:
     """Each claim with its half-budget value: `half` holds the same claims computed from runs at about half the
-    budget, matched by the claim's text (a claim the half run could not make keeps no half value)."""
+    budget, matched by the claim's text (a claim the half run could not make keeps no half value). `how` says
+    how the budget was halved: one text for all, or a function of (claim, its half-budget claim) where claims
+    come from runs halved in different ways."""
     by_text = {c.claim: c for c in half}
     if len(by_text) != len(half):
         raise ValueError("claims must have distinct texts to be matched with their half-budget values")
     out = []
     for c in claims:
         h = by_text.get(c.claim)
-        out.append(replace(c, half=HalfBudget(float(h.ours), h.schedule, how)) if h is not None else c)
+        if h is None:
+            out.append(c)
+            continue
+        out.append(replace(c, half=HalfBudget(float(h.ours), h.schedule, how(c, h) if callable(how) else how)))
     return out
 
 

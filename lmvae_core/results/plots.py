@@ -131,3 +131,22 @@ def value_against_budget(claims, ncols: int = 4, max_title: int = 60):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def memory_class_histograms(frame, title=lambda row: "", counts: str = "class_counts", width: float = 3.4):
+    """One bar panel per row of `frame`: the number of memorised samples of each class (the row's `counts` list),
+    titled by `title(row)` with the memory's size and the classes present."""
+    rows = list(frame.itertuples())
+    fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(width * max(1, len(rows)), 2.6), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        n = np.asarray(getattr(row, counts))
+        ax.bar(range(len(n)), n, color="C0")
+        ax.set_title(f"{title(row)}\nmemory {int(n.sum())}, {int((n > 0).sum())} of {len(n)} classes", fontsize=8)
+        ax.set_xlabel("class", fontsize=7)
+        ax.set_ylabel("memorised samples", fontsize=7)
+        ax.set_xticks(range(len(n)))
+        ax.tick_params(labelsize=7)
+    if not rows:
+        axes[0, 0].axis("off")
+    fig.tight_layout()
+    return fig
