@@ -22,9 +22,13 @@ $(VENV)/.installed: pyproject.toml
 reproduce: install
 	$(BIN)/lmvae reproduce --profile $(PROFILE) --executor $(EXECUTOR)
 
-## Unit tests, then every notebook under nbval in the smoke profile (outputs go to .lmvae/, not figures/).
+## Unit tests, then every notebook under nbval in the smoke profile, then in the paper-shape profile (the paper's
+## settings at toy sizes: its architectures and code paths on the CPU; two notebooks at a time, one thread each).
+## Outputs go to .lmvae/, not figures/.
 test: install
 	LMVAE_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+	LMVAE_PROFILE=paper-shape OMP_NUM_THREADS=1 $(BIN)/python -m pytest notebooks --nbval-lax -p no:cacheprovider -q \
+		-n 2 --dist loadfile
 
 lab: install
 	$(BIN)/jupyter lab notebooks

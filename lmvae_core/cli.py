@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .runtime import PROFILES
+from .runtime import PROFILES, uses_sample
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="list the datasets each notebook needs, which are on disk; --fetch the rest")
     for p in (rep, data):
         p.add_argument("--profile", default="auto", choices=(*PROFILES, "auto"),
-                       help="smoke | quick | paper | auto (paper on a GPU, quick otherwise)")
+                       help="smoke | paper-shape (the paper's settings at toy sizes, on the committed sample) | quick | "
+                            "paper | auto (paper on a GPU, quick otherwise)")
         p.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 00,01")
         p.add_argument("--data-root", default=None, help="dataset root (default: $LMVAE_DATA, else ./data)")
-    rep.add_argument("--out", default=None, help="figures folder (default: figures/, or a git-ignored one for smoke)")
+    rep.add_argument("--out", default=None, help="figures folder (default: figures/, or a git-ignored one for smoke and paper-shape)")
     rep.add_argument("--executed", default=None, help="folder for executed notebooks (default: .lmvae/executed/)")
     rep.add_argument("--in-place", action="store_true", help="write executed notebooks back into notebooks/")
     rep.add_argument("--executor", default=None,
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"lmvae reproduce: {err}", file=sys.stderr)
             return 2
-        if args.out is None and args.profile != "smoke":
+        if args.out is None and not uses_sample(args.profile):
             from .readme import update_readme
 
             update_readme()
@@ -99,7 +100,7 @@ def data_command(profile: str, only: str | None, data_root: str | None, fetch: b
     except ValueError as err:
         print(f"lmvae data: {err}", file=sys.stderr)
         return 2
-    where = "the committed sample" if resolved == "smoke" else paths.data_root(data_root)
+    where = "the committed sample" if uses_sample(resolved) else paths.data_root(data_root)
     print(f"profile {resolved}, data from {where}\n")
     rows = check(names, resolved, data_root)
     print(table(rows))

@@ -47,6 +47,8 @@ def figures_root(profile: str) -> Path:
     """Committed figures for real runs; smoke runs never overwrite them."""
     if os.environ.get("LMVAE_OUT"):
         return Path(os.environ["LMVAE_OUT"]).expanduser().resolve()
-    if profile == "smoke":
-        return work_root() / "smoke" / "figures"
+    from .runtime import uses_sample
+
+    if uses_sample(profile):
+        return work_root() / profile / "figures"
     return repo_root() / "figures"

@@ -12,6 +12,7 @@ from .results.atomic import write_text
 from .results.claims import NOT_COMPARABLE, NOT_REPRODUCED, PARTLY, REPRODUCED
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+SHAPE_START, SHAPE_END = "<!-- paper-shape:start -->", "<!-- paper-shape:end -->"
 # The budget for a cold `lmvae reproduce --profile quick --executor local` on 2 CPU cores (issue 34: room for
 # half-budget runs and schedules long enough to decide what the CPU can decide).
 QUICK_BUDGET_S = {"notebook": 60 * 60, "all": 4 * 3600}
@@ -157,10 +158,46 @@ def budget_sentence(infos: dict[str, dict]) -> str:
             f"all six; " + (f"over {minutes} min each: {', '.join(over)}." if over else f"each within {minutes} min."))
 
 
+def paper_shape_section() -> str:
+    """What the paper-shape profile scales in each notebook (its modules' PAPER_SHAPE) and the paper settings it
+    could not keep (PAPER_SHAPE_CHANGED), with why: read from the modules, never typed."""
+    import importlib
+
+    from .data.requirements import NEEDS
+
+    lines = ["| notebook | scaled down (paper-shape value) | not the paper's, and why |", "|---|---|---|"]
+    for nb in NOTEBOOKS:
+        m = importlib.import_module(f"lmvae_core.experiments.{NEEDS[nb][0]}")
+        paper = m.SETTINGS["paper"]
+        sizes = ", ".join(f"`{k}` {_scaled(paper[k], v)}" for k, v in m.PAPER_SHAPE.items())
+        changed = "; ".join(f"`{k}` = {v!r} instead of {_dotted(paper, k)!r}: {why}"
+                            for k, (v, why) in getattr(m, "PAPER_SHAPE_CHANGED", {}).items()) or "none"
+        lines.append(f"| {nb} | {sizes} | {changed} |")
+    return "\n".join(lines) + "\n"
+
+
+def _dotted(settings: dict, key: str):
+    outer, _, inner = key.partition(".")
+    return settings[outer][inner] if inner else settings[outer]
+
+
+def _scaled(paper, value) -> str:
+    """A scaled setting as a short cell: of a dict or dataclass, only the fields that differ from the paper's."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and dataclasses.is_dataclass(paper):
+        paper, value = dataclasses.asdict(paper), dataclasses.asdict(value)
+    if isinstance(value, dict) and isinstance(paper, dict):
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in value.items() if paper.get(k) != v) + "}"
+    return repr(value)
+
+
 def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:
     readme = readme or paths.repo_root() / "README.md"
     figures = figures or paths.repo_root() / "figures"
     replace_section(readme, START, END, results_section(figures))
+    if SHAPE_START in readme.read_text():  # the repository's README has it (tests/test_paper_shape.py checks)
+        replace_section(readme, SHAPE_START, SHAPE_END, paper_shape_section())
     return readme
 
 

@@ -16,7 +16,7 @@ from . import paths
 from .bars import PLAIN_ENV
 from .experiments.common import NOTEBOOKS
 from .results.cluster import resolve_executor
-from .runtime import resolve_profile
+from .runtime import resolve_profile, uses_sample
 
 
 # Notebooks whose experiments are grids of independent runs (they take an `executor` parameter).
@@ -90,8 +90,8 @@ def cost_message(names: list[str], profile: str, device: str, cost: dict | None 
     """What a run of these notebooks is projected to cost on `device` ('cpu' or 'cuda'), one line per notebook,
     and, when the total exceeds LONG_RUN_HOURS, a plain warning that names the faster choices. paper: from
     benchmarks/paper_cost.json (cost, default: the committed file); quick: the committed cold times
-    (figures/<nb>/run_info.json, figures default: the repository's figures/). '' for smoke (minutes)."""
-    if profile == "smoke":
+    (figures/<nb>/run_info.json, figures default: the repository's figures/). '' for the sample profiles (minutes)."""
+    if uses_sample(profile):
         return ""
     root = paths.repo_root()
     figures = figures if figures is not None else root / "figures"

@@ -9,7 +9,17 @@ import random
 import numpy as np
 import torch
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "paper-shape", "quick", "paper")
+# Profiles that read the committed sample (data/sample) and write outside figures/: CI's checks of the code.
+# paper-shape runs the paper profile's settings with only its sizes scaled down (images, steps or passes,
+# evaluation images and IWAE samples, seeds: `experiments.common.paper_shape`), so the paper's architectures,
+# likelihoods, samples per step, caps and code paths run on a CPU in seconds.
+SAMPLE_PROFILES = ("smoke", "paper-shape")
+
+
+def uses_sample(profile: str) -> bool:
+    """Whether a profile reads the committed sample instead of the data root (and writes under .lmvae/)."""
+    return profile in SAMPLE_PROFILES
 
 
 def seed_everything(seed: int) -> None:

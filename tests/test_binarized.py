@@ -251,7 +251,8 @@ def test_fidelity_collapse_regime_in_every_profile():
         assert s["collapse_latent"] >= 50, name
         assert any(OBJECTIVES[o]["beta"] > 1 for o in s["collapse_objectives"]), name
         assert 0.0 in s["collapse_rs"] and s["main_r"] in s["collapse_rs"], name
-        assert s["seeds"] >= 3 and s["cl_seeds"] >= 3, name
+        if name != "paper-shape":  # scales the paper's seeds down (a size, common.paper_shape): CI, not claims
+            assert s["seeds"] >= 3 and s["cl_seeds"] >= 3, name
 
 
 def test_fidelity_sweep_trains_seeds_as_one_ensemble():

@@ -23,7 +23,7 @@ def stream():
     return class_split_stream("mnist", 10, DataConfig(source="sample"))
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "paper-shape"])
 def test_half_budget_halves_the_real_data_per_task_and_nothing_else(profile, stream):
     s = exp.SETTINGS[profile]
     h = exp.half_budget(s)

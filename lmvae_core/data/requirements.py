@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
+from ..runtime import uses_sample
 from .datasets import DATASETS, DataMissingError, canonical_name, downloads_allowed, expected_files, is_present
 
 SPLITS = ("train", "test")
@@ -70,7 +71,7 @@ def check(notebooks: list[str], profile: str, root: str | Path | None = None) ->
     for nb in notebooks:
         for d in datasets_for(nb, profile):
             for split in SPLITS:
-                if profile == "smoke":
+                if uses_sample(profile):
                     file = paths.sample_root() / f"{DATASETS[d].stem}-{split}.npz"
                     rows.append(Need(nb, d, split, "sample", file.exists(), (file,)))
                     continue
@@ -149,7 +150,7 @@ def ensure(notebooks: list[str], profile: str, root: str | Path | None = None, d
         return
     download = downloads_allowed() if download is None else download
     reasons = ""
-    if download and profile != "smoke":
+    if download and not uses_sample(profile):
         reasons = "; ".join(dict.fromkeys(fetch_missing(rows, root, echo).values()))
         rows = check(notebooks, profile, root)
     missing = [r for r in rows if not r.present]

@@ -231,6 +231,9 @@ def stream_from_tasks(tasks: Sequence[TaskStream]) -> TaskStream:
 
 
 def data_config(profile: str, device: torch.device | str, root: str | Path | None = None, **overrides) -> DataConfig:
-    """The smoke profile reads the committed sample; quick and paper read full data from the data root."""
-    source = "sample" if profile == "smoke" else "auto"
+    """The smoke and paper-shape profiles read the committed sample; quick and paper read full data from the
+    data root."""
+    from ..runtime import uses_sample
+
+    source = "sample" if uses_sample(profile) else "auto"
     return DataConfig(source=source, root=str(root) if root else None, device=str(device), **overrides)

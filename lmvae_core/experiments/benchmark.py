@@ -46,7 +46,7 @@ from .benchmark_report import (METRICS, display_table, per_run_frame, ranking, r
 from .benchmark_features import (classifier_calls, classifier_name, classifier_split, clf_epochs,  # noqa: F401
                                  feature_calls, features_all, stream_classifier, stream_features,
                                  train_classifiers_first)
-from .common import Run
+from .common import Run, paper_shape
 
 METHOD_NAMES = ("Fine-tune VAE", "Joint VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-OCM",
                 "Dynamic-OCM", "Offline MoE-VAE")
@@ -113,6 +113,21 @@ SETTINGS = {
                   ocm=dict(_OCM, stm_size=512, ltm_capacity=2560, per_round=14, epochs_per_batch=100,
                            batch_size=64, lr=1e-4, r_samples=1000, lambda2=10.0, max_components=30)),
 }
+# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): 52 images per
+# task (260 per 5-task stream: two rounds of the STM below), 2 epochs per task and 4 OCM passes per arriving batch
+# (even, so that the half budget halves them, the paper's branch; at 4 Dynamic-OCM expands once on the MNIST
+# streams, at 2 never), IWAE-5 on 10 test images per task, FID on 50 generated images, full-size fitting capacity
+# (as many generated images as training images), the feature classifier for one epoch on 20 images per task, the
+# calibration VAE for one epoch, one seed.
+PAPER_SHAPE = dict(seeds=(0,), train_per_task=52, test_per_task=10, epochs=2, iwae_k=5, n_generated=50,
+                   clf_epochs=1, clf_min_passes=0, clf_train_per_task=20, fc_max_epochs=1,
+                   calibration=dict(epochs=1, iwae_k=5),
+                   ocm=dict(SETTINGS["paper"]["ocm"], epochs_per_batch=4, r_samples=5))
+PAPER_SHAPE_CHANGED = {
+    "ocm.stm_size": (128, "OCM's STM fires once it holds 512 images: a 5-task stream of 260 images would never "
+                          "select into the LTM nor measure R; at 128 it makes 2 rounds, the second with the kernel "
+                          "rule and the expansion test")}
+SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 
 
 # ---- the methods: one registry of learners ------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..training.loop import TrainConfig
 from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's binarized.claims)
 from .calibration import JointVAE, calibrate, calibration_frame, fit_joint_vae  # noqa: F401  (re-exported)
 from .calibration import calibration_call as shared_calibration_call
-from .common import Run
+from .common import Run, paper_shape
 
 # The official code (zizhao-hu/BVAE, engine.py) takes |KL - C| of the KL summed over a batch of 64, with C = 10
 # and the result times beta = 10: per image that is 10 |mean KL - 10/64|. The per-image C is 0.156 nats, not 10
@@ -92,6 +92,13 @@ SETTINGS = {
                   cl_rs=(0.0, 0.5, 1.0), cl_train_limit=None, cl_epochs=20, cl_eval_n=2000, cl_k=1000, cl_seeds=3,
                   mc_samples=10000),
 }
+# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). Two epochs, so
+# that half_budget halves the epochs as in the paper (one epoch would take smoke's path: halving the image limits).
+PAPER_SHAPE = dict(epochs=2, sweep_train=64, eval_n=30, iwae_k=2, probe_n=50, fid_n=30, clf_n=200, clf_epochs=1,
+                   clf_min_passes=0, seeds=1, overhead_steps=1, overhead_rounds=1, cal_k=2, cal_test=50,
+                   cl_train_limit=100, cl_epochs=2, cl_eval_n=20, cl_k=2, cl_seeds=1, mc_samples=50)
+PAPER_SHAPE_CHANGED: dict = {}
+SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 REGIMES = ("main", "collapse")
 # Relative costs, for a grid's order only (costliest first), in training passes of one image through the VAE
 # (~3,500/s on the shared machine): a CNN image pass of the feature classifier ~8 (MNIST's 180k: ~420 s), one

@@ -13,7 +13,7 @@ from ..data.requirements import ensure, pairs_for
 from ..data.streams import DataConfig, data_config
 from ..results.cluster import resolve_executor
 from ..results.writers import Outputs
-from ..runtime import pick_device, resolve_profile, seed_everything
+from ..runtime import pick_device, resolve_profile, seed_everything, uses_sample
 
 NOTEBOOKS = ("00_mixture_of_vaes", "01_lmvae", "02_lifelong_generative_modeling", "03_binarized_regularization",
              "04_ocm", "05_benchmark")
@@ -55,6 +55,26 @@ class Run:
                 f"out={self.out.dir})")
 
 
+def paper_shape(paper: dict, sizes: dict, changed: dict | None = None) -> dict:
+    """The paper-shape profile's settings: the paper profile's, with `sizes` scaled down (images per task or
+    stream, epochs, steps or passes, evaluation images, IWAE samples, seeds), so that a notebook runs the paper's
+    architectures, datasets, likelihoods, samples per step, memory and component caps and code paths on the
+    committed sample in seconds. `changed` holds what is not a size but cannot stay the paper's there, as
+    {key: (value, why)}; a key 'outer.inner' changes one entry of a dict setting. tests/test_paper_shape.py
+    checks that nothing else differs; the README lists the changes (`lmvae readme`)."""
+    changed = changed or {}
+    out = dict(paper) | dict(sizes)
+    for key, (value, _why) in changed.items():
+        outer, _, inner = key.partition(".")
+        if outer not in paper or (inner and inner not in paper[outer]):
+            raise KeyError(f"paper_shape: {key!r} is not a paper setting")
+        out[outer] = dict(out[outer]) | {inner: value} if inner else value
+    unknown = set(sizes) - set(paper)
+    if unknown:
+        raise KeyError(f"paper_shape: {sorted(unknown)} are not paper settings")
+    return out
+
+
 def _check(name: str, value, types, allow_none: bool = False):
     if value is None and allow_none:
         return
@@ -86,7 +106,7 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     _check("offline", offline, bool)
     resolved = resolve_profile(profile)
     set_offline(offline or None)  # offline=False leaves $LMVAE_OFFLINE in charge
-    declare(notebook, pairs_for(notebook, resolved), strict=resolved == "smoke")
+    declare(notebook, pairs_for(notebook, resolved), strict=uses_sample(resolved))
     ensure([notebook], resolved, data_root)
     dev = pick_device(device)
     seed_everything(seed)

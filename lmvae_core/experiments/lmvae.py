@@ -19,7 +19,7 @@ from ..models.lmvae import LMVAE, LMVAEConfig
 from ..models.vae import VAE, VAEConfig
 from ..results.cache import cached
 from ..training.loop import TrainConfig
-from .common import Run
+from .common import Run, paper_shape
 
 # quick: MLP 784-256-20 on 28x28 with a Bernoulli decoder on dynamically binarised images, every training image
 # of each domain (offline: 60,000 MNIST, 16,825 Fashion-MNIST, 6,284 KMNIST), 10 epochs per task: the schedule of
@@ -58,6 +58,20 @@ SETTINGS = {
                   calibration=CalibrationVAE("mnist", (256,), 20, epochs=100, iwae_k=5000),
                   calibration_reference="mnist_784-256-20_10ep"),
 }
+# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): the conv experts
+# on 3x32x32 with the Gaussian decoder, 10 images per task (one per class), IWAE-3 on 10 test images per domain.
+# Three epochs for the main sequence: at one, every expert is still at its initialisation, the probe scores each new
+# domain like the first (ratios 0.91-0.94) and every task reuses expert 0, which leaves the pool's training, the
+# assignment and the batched (vmap) evaluation of several conv experts unrun; at three, tasks 1-2 train, 3-4 reuse.
+# One margin per rule: at one epoch the growth runs decide alike at every margin, and each further margin is another
+# 3- or 5-task conv run (the ratio rule at 0.0 is the one that grows: kmnist -> mnist, score 1.09).
+PAPER_SHAPE = dict(epochs=3, train_limit=10, test_limit=10, iwae_k=3, eval_n=10, n_seeds=1, growth_train=10,
+                   growth_epochs=1, hard_train=10, hard_epochs=1, capacity_train=10, capacity_epochs=1, timing_n=8,
+                   timing_k=3, thresholds=(0.1,), ratio_thresholds=(0.0,),
+                   calibration=CalibrationVAE("mnist", (256,), 20, epochs=1, iwae_k=5, train_limit=1000,
+                                              test_limit=100))
+PAPER_SHAPE_CHANGED = {}
+SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 # The official code's schedule: 100 epochs of batch 64 per task on the full training sets (60,000 MNIST images).
 PAPER_IMAGES_PER_TASK = 100 * 60_000
 # the settings that set the training budget the claims' schedules count (real images per task = epochs x images)

@@ -26,7 +26,7 @@ from ..results.cache import cached
 from ..results.claims import BEYOND, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
 from ..training.loop import TrainConfig, steps_per_epoch, train
 from . import mixture_prior as prior
-from .common import Run
+from .common import Run, paper_shape
 
 # The post's own run (anotherdatum.com/vae-moe.html): 100 epochs of batch 100 over the 55,000 images of TensorFlow's
 # MNIST training split, experts and manager with one hidden layer of 128 units, latent 10.
@@ -51,6 +51,12 @@ SETTINGS = {
                   ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
                   joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
 }
+# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). The paper sets
+# no image limit, so the mixtures and plain VAEs train one epoch on the whole sample (3,000 MNIST, 2,000 Fashion).
+PAPER_SHAPE = dict(epochs=1, iwae_k=5, iwae_n=100, ablation_seeds=(0,), ablation_epochs=1, ablation_train=500,
+                   beyond_epochs=1, joint=dict(SETTINGS["paper"]["joint"], epochs=1, iwae_k=5))
+PAPER_SHAPE_CHANGED = {}
+SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 # The training budgets the claims' schedules count; `half_budget` halves them and nothing else.
 BUDGET_KEYS = ("epochs", "fashion_images", "ablation_epochs", "beyond_epochs")
 

@@ -23,7 +23,7 @@ from ..training.loop import TrainConfig, fit_batches, make_optimizer
 from ..results.tables import seed_summary
 from ..runtime import cpu_threads
 from .calibration import JointVAE, calibration_call
-from .common import Run
+from .common import Run, paper_shape
 
 # Splits of Table 1 and the cross-domain stream of Table 3.
 STREAMS = {"mnist": ("mnist",), "fashion": ("fashion",), "mnist_fashion": ("mnist", "fashion"),
@@ -120,6 +120,19 @@ SETTINGS = {
                   memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None)),
 }
 
+# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): 192 images
+# (3 arriving batches) per stream at 2 passes per batch (so that the half budget halves passes, the paper's
+# branch), IWAE-5 on 50 test images, R on 10 samples, one seed, one value per ablation, the joint VAE for one
+# epoch. A step of the paper's 50-sample ELBO costs about 0.1 s on a CPU, so every run is a few steps.
+PAPER_SHAPE = dict(stream_limit=192, epochs_per_batch=2, eval_n=50, eval_k=5, r_samples=10, seeds=(0,),
+                   iid_seeds=(0,), direction_seeds=(0,), cross_seeds=(0,), ablation_limit=192,
+                   ablation_lambda1=(0.8,), ablation_lambda2=(5.0,), ablation_stm=(300,),
+                   joint=replace(JOINT, epochs=1, iwae_k=5, train_limit=500, test_limit=100))
+PAPER_SHAPE_CHANGED = {
+    "stm_size": (64, "the STM fires once it holds 512 images, 8 arriving batches, and each batch then trains on "
+                     "the STM at 50 samples per image: a stream long enough for two selection rounds costs minutes "
+                     "on a CPU. At 64 every arriving batch ends a round, so selection, R and expansion all run")}
+SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 
 def model_config(s: dict, stream: str, method: str, **overrides) -> OCMConfig:
     m = METHODS[method]
