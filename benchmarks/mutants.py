@@ -75,6 +75,52 @@ JUDGED: dict[str, str] = {
     "lmvae_core.continual.driver.x__task_free__mutmut_50": (
         "equivalent: `min(b, len(bounds) + 1)` for `min(b, len(bounds) - 1)`: b reaches len(bounds) only when the "
         "last image has arrived, i.e. after the last batch, so inside the loop b <= len(bounds) - 1 and both give b"),
+    # models/vae.py
+    "lmvae_core.models.vae.xǁVAEǁterms__mutmut_23": (
+        "equivalent: `kl_per_dim(mu, logvar)` is [batch, latent] (the encoder's output for a batch of images, "
+        "whatever eps's shape), so `.sum(+1)` and `.sum(-1)` sum the same axis"),
+    "lmvae_core.models.vae.xǁVAEǁreconstruction_error__mutmut_8": (
+        "equivalent: after `.flatten(1)` the tensor is [batch, pixels], so `.sum(+1)` and `.sum(-1)` sum the same "
+        "axis"),
+    "lmvae_core.models.vae.xǁVAEǁreconstruct__mutmut_1": (
+        "equivalent: `mean_image(kind, out)` is sigmoid(out) for both likelihoods and never reads `kind` "
+        "(models/likelihoods.py), so passing None changes nothing"),
+    "lmvae_core.models.vae.xǁVAEǁlog_weights__mutmut_12": (
+        "equivalent: with mu expanded to [k, B, D], eps = randn_like(mu) is already [k, B, D] and logvar [B, D] "
+        "broadcasts against it to the same z; the density terms use the unexpanded mu and logvar either way"),
+    # continual/ocm.py
+    **{f"lmvae_core.continual.ocm.xǁOCMLearnerǁ{k}": _CPU_ONLY for k in (
+        "_memory_batches__mutmut_8", "_memory_batches__mutmut_10", "choose__mutmut_13", "observe__mutmut_7",
+        "observe__mutmut_11", "observe__mutmut_18", "observe__mutmut_21", "__init____mutmut_37",
+        "selection_round__mutmut_19", "selection_round__mutmut_22")},
+    **{f"lmvae_core.continual.ocm.xǁOCMLearnerǁ{k}": (
+        "equivalent: float('NAN') is NaN as float('nan') is (float() reads the word in any case)")
+       for k in ("_reservoir__mutmut_32", "choose__mutmut_9", "select__mutmut_10", "train_memory__mutmut_29")},
+    "lmvae_core.continual.ocm.xǁOCMLearnerǁchoose__mutmut_40": (
+        "equivalent: `info = {...}` for `info |= {...}`: the new dict holds scores_mean again, the only key `info` "
+        "had, so the result is the same dict"),
+    **{f"lmvae_core.continual.ocm.xǁOCMLearnerǁobserve__mutmut_{n}": (
+        "equivalent: torch.full with the integer fill value -1 and no dtype makes an int64 (long) tensor, as "
+        "dtype=torch.long does") for n in (6, 10)},
+    "lmvae_core.continual.ocm.xǁOCMLearnerǁ_memory_batches__mutmut_11": (
+        "equivalent: non_blocking only lets a host-to-GPU copy run asynchronously; the values are the same (and on "
+        "the CPU there is no copy)"),
+    "lmvae_core.continual.ocm.xǁOCMLearnerǁ_memory_batches__mutmut_16": (
+        "equivalent: non_blocking only lets a host-to-GPU copy run asynchronously; the values are the same (and on "
+        "the CPU there is no copy)"),
+    **{f"lmvae_core.continual.ocm.xǁOCMLearnerǁtrain_memory__mutmut_{n}": (
+        "equivalent: progress=None or left out (fit_batches' default, False) both disable the progress bar")
+       for n in (7, 13)},
+    **{f"lmvae_core.continual.ocm.xǁOCMLearnerǁtrain_memory__mutmut_{n}": (
+        "equivalent for every run that does not diverge: check_every only sets how often LossMonitor syncs to test "
+        "the losses for NaN/Inf (1 << 30, 2 << 30 and 1 << 31 all mean once, at the end of the pass; 1 >> 30 = 0 is "
+        "raised to 1, every step; left out, fit_batches' default 50); the training and the losses are the same, "
+        "and a NaN raises either way")
+       for n in (12, 18, 19, 20)},
+    "lmvae_core.continual.ocm.xǁOCMLearnerǁselection_round__mutmut_23": (
+        "equivalent: `chosen` is only made when the LTM is full (size >= ltm_capacity), and then admit() keeps "
+        "chosen[:max(0, min(per_round, ltm_capacity - size))] = chosen[:0], so an index tensor of 1 (uninitialised) "
+        "row instead of 0 adds nothing either"),
 }
 # What a module's runs found and what was done about it, by hand: module -> text under its section.
 NOTES: dict[str, str] = {
@@ -115,6 +161,43 @@ NOTES: dict[str, str] = {
         "none), on_boundary's learner argument, the records' name/info/seconds and StreamResult.learner (21); an "
         "unknown kind's TypeError (3). 32 of the 53, from every group, were applied by hand in the same way and "
         "fail the new tests. One is judged equivalent below."),
+    "cache": (
+        "First run (2026-12-06 18:18, 54 s): 123 generated, 75 killed, 35 survived, 13 no tests: 61.0%. All 48 were "
+        "real gaps: the key's exact formula (sorted JSON of {config, code}, non-JSON values as text, 16 hex "
+        "digits; a pinned value), the default cache root, the .partial folder's name and its removal, resume_dir "
+        "inside compute, the sidecar <key>.json's content and format, loading with map_location='cpu' (an entry "
+        "saved from a GPU) and weights_only=False (a result with a DataFrame), the corrupt-entry warning's text "
+        "and stacklevel, the verbose message and its default, and `store` (no test called it). Six tests added "
+        "to tests/test_cache_trust.py after the comment 'What mutation testing of results/cache.py found "
+        "untested' kill all 48 (the run in the table: 123 of 123)."),
+    "vae": (
+        "First run (2026-12-06 18:17, 95 s): 265 generated, 213 killed, 33 survived, 19 no tests: 80.4%. 48 were "
+        "real gaps: each of VAEConfig's bounds on its own (latent_dim 0 and 1, empty hidden, beta and gamma at "
+        "0) and its messages, the configured activation reaching the networks (MLP and conv), capacity_now "
+        "starting at 0, the Gaussian likelihood's configured std, the autograd `loss` (batch means of `terms`), "
+        "`forward`'s dispatch, `reconstruct` decoding mu (not logvar), `reconstruction_error` and "
+        "`count_parameters` (no test called them), `sample_prior`'s generator and device, and log_weights' k "
+        "independent draws. Eight tests added to tests/test_vae.py after the comment 'What mutation testing of "
+        "models/vae.py found untested' kill them; the 4 left are judged equivalent above (an axis that is the "
+        "same on 2-D tensors, twice; mean_image ignoring its kind; a broadcast that gives the same z)."),
+    "ocm": (
+        "First run (2026-12-06 18:26, 480 s, before tests/test_resume_stream.py was among its tests): 502 "
+        "generated, 277 killed, 150 survived, 74 no tests: 55.4%. Gaps found: the constructor (its error, defaults, "
+        "init_args, the optimiser's lr and betas, progress, the device of model and memory, empty memory's shapes "
+        "and dtypes), the memory passes (order from the learner's generator, steps and replayed_rows, epoch tag, "
+        "train_memory's epochs and NaN on empty memory, training mode), observe's rows and selection records and "
+        "default labels, the reservoir round (positions, labels, generator, `added`), the kernel round's reported "
+        "scores and alpha and the first round's generator, a full LTM (admit, select, code order), the expansion "
+        "clearing the reservoir slots and logging the batch, `log_likelihood` (no test), restoring onto the "
+        "learner's device, `after_load` (no test) and resume_state's copies. Tests added to tests/test_ocm.py "
+        "after the comment 'what mutation testing of continual/ocm.py found untested' (eleven); with them and "
+        "tests/test_resume_stream.py 198 of the 224 are killed. A run with the first eight of them (21:26, 1375 s "
+        "on 2 busy cores: 462 killed, 92.0%) left 14 more real gaps (restoring onto the learner's device, "
+        "after_load, resume_state's deep copies, the constructor's message and progress), which the last three "
+        "tests and two assertions added to the first kill. The run in the table leaves 26, all judged "
+        "equivalent above (device placement on the CPU, float('NAN'), non_blocking, the NaN guard's "
+        "check_every, progress defaults, a dict rebuilt with the same key, torch.full's inferred long dtype, an "
+        "index row admit() never takes)."),
 }
 
 CAUGHT = ("killed", "timeout")

@@ -512,3 +512,241 @@ def test_first_round_is_a_uniform_random_draw_of_the_stm(order):
     learner.selection_round()
     taken = sorted(learner.ltm_y.tolist())
     assert len(set(taken)) == per_round and taken != list(range(per_round))
+
+
+# -- what mutation testing of continual/ocm.py found untested (benchmarks/mutants.py, `make mutants MODULE=ocm`) ----
+def _tiny(**kw) -> OCMLearner:
+    """A learner on a 784-16-4 OCM, its model made under torch seed 0 (so two such learners start equal)."""
+    torch.manual_seed(0)
+    return OCMLearner(OCM(OCMConfig(**{**SMALL, **kw})), seed=0)
+
+
+def _rows(n: int, first: int = 0) -> torch.Tensor:
+    """n distinct binary images (0/1 pixels, so binarize_dynamic leaves them as they are): image i has pixels
+    0..first+i set."""
+    x = torch.zeros(n, 1, 28, 28)
+    for i in range(n):
+        x[i].view(-1)[: first + i + 1] = 1.0
+    return x
+
+
+def test_constructor_defaults_arguments_and_empty_memory():
+    """OCMLearner needs a model or a config; seed 0 and no progress bar by default; its optimiser takes the config's
+    lr and (beta1, 0.999); init_args (what `load` rebuilds it from) are config, seed and progress; STM and LTM
+    start empty with the image shape and long labels, the reservoir slots empty and long, the counters at 0; the
+    model, memory and labels live on the given device (the meta device here, no data needed)."""
+    with pytest.raises(ValueError, match="^give an OCM model or an OCMConfig$"):
+        OCMLearner()
+    cfg = OCMConfig(lr=3e-4, beta1=0.7, **{k: v for k, v in SMALL.items() if k != "lr"})
+    learner = OCMLearner(config=cfg)
+    assert learner.seed == 0 and learner.init_args == {"config": cfg, "seed": 0, "progress": False}
+    assert learner.optim.lr == 3e-4 and learner.optim.betas == (0.7, 0.999) and learner.optim.progress is False
+    assert learner.optimizer.param_groups[0]["betas"] == (0.7, 0.999)
+    assert OCMLearner(config=cfg, progress=True).optim.progress is True  # the argument reaches the shared options
+    for name in ("stm_x", "ltm_x"):
+        assert getattr(learner, name).shape == (0, 1, 28, 28)
+    for name in ("stm_y", "ltm_y", "ltm_pos"):
+        t = getattr(learner, name)
+        assert t.shape == (0,) and t.dtype == torch.long
+    assert (learner.seen, learner.batches, learner.steps, learner.r_last) == (0, 0, 0, None)
+    assert torch.equal(learner.generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    meta = OCMLearner(OCM(OCMConfig(**SMALL)), device="meta")
+    assert meta.device.type == "meta" and meta.model.enc1.weight.device.type == "meta"
+    for name in ("stm_x", "stm_y", "ltm_x", "ltm_y"):
+        assert getattr(meta, name).device.type == "meta", name
+    assert OCMLearner(OCM(OCMConfig(**SMALL)).to("meta")).device.type == "meta"  # no device: the model's
+
+
+def test_memory_passes_count_steps_and_rows_and_follow_the_learners_generator():
+    """One pass over STM u LTM (40 rows, batch 32): the rows in the order of the learner's generator's randperm,
+    as batches of 32 and 8, every batch tagged epoch 0 (one "epoch" for the loop); steps + 2 and replayed_rows
+    + 40 per pass; train_memory(epochs) runs that many passes (3 here, not the config's 1); with nothing in memory
+    it returns NaN. The order does not depend on torch's global generator."""
+    learner = _tiny(batch_size=32)
+    learner.stm_x, learner.ltm_x = _rows(25), _rows(15, first=100)
+    data = torch.cat([learner.stm_x, learner.ltm_x])
+    torch.manual_seed(123)
+    batches = list(learner._memory_batches(1))
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0))
+    assert [e for e, _ in batches] == [0, 0] and [b.shape[0] for _, b in batches] == [32, 8]
+    assert torch.equal(torch.cat([b for _, b in batches]), data[order])
+    assert (learner.steps, learner.replayed_rows) == (2, 40)
+    learner.train_memory(epochs=3)
+    assert (learner.steps, learner.replayed_rows) == (8, 160)
+    assert math.isnan(_tiny().train_memory())
+
+
+def test_observe_records_rows_labels_counts_and_trains_in_training_mode(capsys):
+    """observe(x) without labels stores -1 labels (long, one per row); seen and batches count up; each history row
+    has the batch, seen, finite mean loss, STM size trained on, components before and after and the LTM size;
+    the selection round's record adds batch, LTM size, components and the LTM's labels; the STM (images and
+    labels) is empty after it. Training runs in training mode (the model is switched to it) and shows no
+    progress bar."""
+    learner = _tiny(stm_size=64, per_round=5, batch_size=32)
+    learner.model.eval()
+    trained_in = []
+    loss = learner.model.loss
+    learner.model.loss = lambda x: (trained_in.append(learner.model.training), loss(x))[1]
+    rows = [learner.observe(_rows(32)) for _ in range(2)]
+    assert trained_in and all(trained_in)
+    assert rows[0] == {"batch": 1, "seen": 32, "loss": rows[0]["loss"], "stm": 32, "components": 1, "ltm": 0,
+                       "components_after": 1}
+    assert math.isfinite(rows[0]["loss"]) and rows[1]["batch"] == 2 and rows[1]["seen"] == 64
+    assert rows[1]["stm"] == 64 and rows[1]["ltm"] == 5
+    sel = learner.selections[0]
+    assert (sel["batch"], sel["ltm"], sel["components"]) == (2, 5, 1) and sel["added"] == 5
+    assert torch.equal(sel["ltm_labels"], torch.full((5,), -1))
+    assert learner.stm_x.shape[0] == 0 and learner.stm_y.shape[0] == 0
+    assert learner.ltm_y.dtype == torch.long and learner.ltm_y.shape == (5,)
+    learner.observe(_rows(3), torch.tensor([4, 5, 6]))
+    assert learner.stm_y.tolist() == [4, 5, 6] and learner.seen == 67
+    labels = _tiny(stm_size=64)
+    labels.observe(_rows(7))
+    assert labels.stm_y.dtype == torch.long and labels.stm_y.tolist() == [-1] * 7
+    assert capsys.readouterr().err == ""
+
+
+def test_reservoir_round_keeps_stream_positions_labels_and_its_own_generator():
+    """Reservoir memory: the first round (LTM room for all) stores every STM row with its label and its stream
+    position 0..n-1 and reports added = n; later rounds place row i of the STM at slot j drawn by Algorithm R with
+    the learner's generator (so the global torch generator changes nothing) and record its position
+    seen - n_stm + i. selection_round uses this rule in either order."""
+    for order in ("paper", "code"):
+        learner = _tiny(memory="reservoir", ltm_capacity=8, stm_size=6, order=order)
+        learner.stm_x, learner.stm_y, learner.seen = _rows(6), torch.arange(6), 6
+        info = learner.selection_round()
+        assert info["added"] == 6 and math.isnan(info["scores_mean"])
+        assert learner.ltm_pos.tolist() == list(range(6)) and learner.ltm_y.tolist() == list(range(6))
+        assert torch.equal(learner.ltm_x, _rows(6))
+    runs = []
+    for global_seed in (1, 2):
+        learner = _tiny(memory="reservoir", ltm_capacity=4, stm_size=6)
+        learner.stm_x, learner.stm_y, learner.seen = _rows(6), torch.arange(6), 6
+        learner.select()
+        learner.stm_x, learner.stm_y, learner.seen = _rows(6, first=50), torch.arange(10, 16), 12
+        torch.manual_seed(global_seed)
+        added = learner.select()["added"]
+        runs.append((learner.ltm_pos.tolist(), learner.ltm_y.tolist(), added))
+        g = torch.Generator().manual_seed(0)  # the learner's generator (seed 0), replayed over both rounds
+        slots, _ = reservoir_update(torch.empty(0, dtype=torch.long), 0, 6, 4, g)
+        slots, moves = reservoir_update(slots, 6, 6, 4, g)
+        assert added == len(moves) > 0 and learner.ltm_pos.tolist() == slots.tolist()
+    assert runs[0] == runs[1]
+    pos, labels, _ = runs[0]
+    assert len(pos) == len(labels) == 4
+    assert all(lab == (p if p < 6 else p - 6 + 10) for p, lab in zip(pos, labels))  # label and position agree
+
+
+def test_kernel_round_reports_its_scores_uses_alpha_and_the_first_round_its_generator():
+    """A kernel round against a non-empty LTM reports the STM's mean, min and max score (kernel with the config's
+    alpha, on the embeddings) and how many passed; the first round (empty LTM) reports only scores_mean = NaN and
+    draws its rows with the learner's generator, whatever torch's global generator."""
+    learner = _tiny(alpha=3.0, embed_binarized=False, lambda1=0.0, stm_size=20, per_round=4)
+    learner.stm_x, learner.stm_y = torch.rand(20, 1, 28, 28), torch.arange(20)
+    draws = []
+    for global_seed in (1, 2):
+        learner.generator.manual_seed(5)
+        torch.manual_seed(global_seed)
+        chosen, info = learner.choose()
+        draws.append(chosen.tolist())
+        assert list(info) == ["scores_mean"] and math.isnan(info["scores_mean"])
+    assert draws[0] == draws[1] == torch.randperm(20, generator=torch.Generator().manual_seed(5))[:4].tolist()
+    learner.ltm_x = torch.rand(6, 1, 28, 28)
+    chosen, info = learner.choose()
+    with torch.no_grad():
+        scores = kernel_scores(learner.model.embed(learner.stm_x), learner.model.embed(learner.ltm_x), "poster", 3.0)
+    assert info["scores_mean"] == pytest.approx(float(scores.mean()))
+    assert info["scores_min"] == pytest.approx(float(scores.min()))
+    assert info["scores_max"] == pytest.approx(float(scores.max()))
+    assert info["passing"] == chosen.numel() == 20  # lambda1 = 0: every sample passes
+
+
+def test_a_full_ltm_admits_nothing_and_is_not_scored():
+    """With the LTM at capacity, admit() adds no row, select() returns added = 0 without scoring, and a code-order
+    round neither scores nor admits (its info has only `added`)."""
+    learner = _tiny(ltm_capacity=10, stm_size=8, per_round=3)
+    learner.ltm_x, learner.ltm_y = torch.rand(10, 1, 28, 28), torch.zeros(10, dtype=torch.long)
+    learner.stm_x, learner.stm_y = torch.rand(8, 1, 28, 28), torch.ones(8, dtype=torch.long)
+    assert learner.admit(torch.arange(5)) == 0 and learner.memory_size == 10
+    learner.choose = lambda: pytest.fail("scored a full LTM")
+    info = learner.select()
+    assert info["added"] == 0 and math.isnan(info["scores_mean"]) and set(info) == {"scores_mean", "added"}
+    learner.config.order = "code"
+    assert learner.selection_round() == {"added": 0} and learner.memory_size == 10
+
+
+def test_expansion_clears_the_reservoir_slots_and_logs_the_batch():
+    """An expansion empties the LTM with its labels and reservoir slots and logs the arriving batch's index."""
+    learner = _tiny(dynamic=True, lambda2=1.0, max_components=3)
+    learner.ltm_x, learner.ltm_y, learner.ltm_pos = torch.rand(4, 1, 28, 28), torch.arange(4), torch.arange(4)
+    learner.batches, learner.r_last = 7, 0.0
+    assert learner.maybe_expand(5.0)
+    assert learner.ltm_pos.shape == (0,) and learner.ltm_y.shape == (0,) and learner.expansions == [7]
+
+
+def test_log_likelihood_is_the_uniform_mixture_of_the_components():
+    """log p(x) = logsumexp_k(log p_k(x)) - log K over the components' IWAE estimates (same draw)."""
+    learner = _tiny()
+    learner.model.add_component()
+    x = (torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    with torch.no_grad():
+        torch.manual_seed(4)
+        got = learner.log_likelihood(x, 3)
+        torch.manual_seed(4)
+        per = learner.model.iwae_per_component(x, 3)
+    assert per.shape == (2, 3)
+    assert torch.allclose(got, torch.logsumexp(per, 0) - math.log(2), atol=1e-5)
+
+
+def test_a_saved_learner_loads_with_its_config_and_an_optimiser_over_the_trainable_parameters(tmp_path):
+    """BaseLearner.load rebuilds an OCMLearner after an expansion: its config is the loaded model's, and it has a
+    fresh optimiser over exactly the unfrozen parameters (Adam's moments are not saved), so it observes on."""
+    from lmvae_core.continual.base import BaseLearner
+
+    learner = _tiny(stm_size=64, per_round=3)
+    learner.observe(_rows(20))
+    learner.model.add_component()
+    loaded = BaseLearner.load(learner.save(tmp_path / "ocm.pt"))
+    assert loaded.config == learner.config and loaded.config is loaded.model.config and len(loaded.model) == 2
+    params = [p for g in loaded.optimizer.param_groups for p in g["params"]]
+    assert [id(p) for p in params] == [id(p) for p in loaded.model.trainable_parameters()]
+    assert not loaded.optimizer.state and torch.equal(loaded.stm_x, learner.stm_x)
+    loaded.observe(_rows(4))
+    assert loaded.seen == 24
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")  # meta tensors hold no values
+def test_a_restored_state_moves_the_memory_to_the_learners_device_but_not_the_reservoir_slots():
+    """set_state and load_resume_state put the model, STM, LTM and labels on the learner's device (the meta device
+    here, a stand-in for a GPU) and leave the reservoir slots on the CPU, where the learner's generator draws."""
+    source = _tiny(memory="reservoir", ltm_capacity=8, stm_size=6)
+    source.stm_x, source.stm_y, source.seen = _rows(6), torch.arange(6), 6
+    source.select()
+    meta = OCMLearner(OCM(OCMConfig(**SMALL, memory="reservoir", ltm_capacity=8, stm_size=6)), device="meta")
+    meta.set_state(source.state())
+    for name in ("stm_x", "stm_y", "ltm_x", "ltm_y"):
+        assert getattr(meta, name).device.type == "meta", name
+    assert meta.ltm_pos.device.type == "cpu" and meta.ltm_pos.tolist() == list(range(6))
+    again = OCMLearner(OCM(OCMConfig(**SMALL, memory="reservoir", ltm_capacity=8, stm_size=6)), device="meta")
+    again.load_resume_state(source.resume_state())
+    assert again.model.enc1.weight.device.type == "meta" and again.ltm_x.device.type == "meta"
+    assert again.ltm_pos.device.type == "cpu"
+
+
+def test_a_resume_state_is_a_copy_that_training_on_leaves_as_it_was():
+    """resume_state() is a snapshot: observing on (Adam updates its moments in place, the logs grow, the reservoir
+    writes LTM slots in place) changes neither the state taken before nor, once loaded, the state loaded from."""
+    learner = _tiny(memory="reservoir", ltm_capacity=4, stm_size=8, batch_size=8)
+    learner.observe(_rows(8))
+    snap = learner.resume_state()
+    moments = {k: v.clone() for k, v in snap["optimizer"]["state"][0].items() if isinstance(v, torch.Tensor)}
+    ltm, n_history = snap["state"]["ltm_x"].clone(), len(snap["state"]["history"])
+    for _ in range(2):
+        learner.observe(_rows(8, first=200))
+    assert all(torch.equal(snap["optimizer"]["state"][0][k], v) for k, v in moments.items())
+    assert len(snap["state"]["history"]) == n_history and len(snap["state"]["selections"]) == 1
+    assert torch.equal(snap["state"]["ltm_x"], ltm)
+    other = _tiny(memory="reservoir", ltm_capacity=4, stm_size=8, batch_size=8)
+    other.load_resume_state(snap)
+    other.observe(_rows(8, first=300))
+    assert len(snap["state"]["history"]) == n_history and len(other.history) == n_history + 1

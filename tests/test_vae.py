@@ -142,3 +142,100 @@ def test_log_weights_average_to_the_analytic_elbo():
     assert lw.shape == (2000, 2)
     se = lw.std(0) / math.sqrt(lw.shape[0])
     assert ((lw.mean(0) - elbo).abs() < 4 * se).all(), (lw.mean(0), elbo, se)
+
+
+# What mutation testing of models/vae.py found untested (benchmarks/mutants.py, `make mutants MODULE=vae`).
+
+def test_config_bounds_each_checked_on_its_own():
+    """latent_dim must be at least 1 (1 is fine), hidden non-empty, beta and gamma non-negative (0 is fine): each
+    bound rejects a config by itself, with a message naming it."""
+    VAEConfig(latent_dim=1, beta=0.0, gamma=0.0)
+    VAEConfig(gamma=0.5)
+    for bad in ({"latent_dim": 0}, {"latent_dim": -2}, {"hidden": ()}):
+        with pytest.raises(ValueError, match="^latent_dim must be positive and hidden non-empty$"):
+            VAEConfig(**bad)
+    for bad in ({"beta": -0.1}, {"gamma": -0.1}):
+        with pytest.raises(ValueError, match="^beta and gamma must be non-negative$"):
+            VAEConfig(**bad)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_the_configured_activation_is_used_by_both_networks(arch):
+    """VAEConfig.activation reaches the encoder and the decoder of either architecture (not the nets' default)."""
+    vae = VAE(VAEConfig(arch=arch, activation="tanh", hidden=(8,), channels=(4,), latent_dim=2))
+    for net in (vae.encoder, vae.decoder):
+        kinds = {type(m) for m in net.modules()}
+        assert torch.nn.Tanh in kinds and torch.nn.ReLU not in kinds
+
+
+def test_capacity_starts_at_the_configured_value_zero_included():
+    """capacity_now starts at the configured capacity, 0 when it is 0 or None: with C = 0 the loss is recon +
+    gamma * KL (recon 1, KL 3, gamma 2: 7)."""
+    assert VAE(hidden=(8,), latent_dim=2).capacity_now.item() == 0.0
+    zero = VAE(hidden=(8,), latent_dim=2, capacity=0.0, gamma=2.0)
+    assert zero.capacity_now.item() == 0.0
+    assert zero.objective(torch.tensor([1.0]), torch.tensor([3.0])).item() == 7.0
+    assert VAE(hidden=(8,), latent_dim=2, capacity=4.5).capacity_now.item() == 4.5
+
+
+def test_gaussian_likelihood_uses_the_configured_std():
+    """log p(x|z) under the Gaussian likelihood is Normal(sigmoid(out), gaussian_std) summed over pixels, with the
+    configured std (0.5 here, not the default 0.1)."""
+    vae = VAE(hidden=(8,), latent_dim=2, likelihood="gaussian", gaussian_std=0.5)
+    g = torch.Generator().manual_seed(0)
+    x, out = torch.rand(3, 1, 28, 28, generator=g), torch.randn(3, 1, 28, 28, generator=g)
+    ref = Normal(torch.sigmoid(out.double()), 0.5).log_prob(x.double()).flatten(1).sum(1)
+    assert torch.allclose(vae.log_px_given_z(x, out).double(), ref, rtol=1e-5)
+
+
+def test_autograd_loss_is_the_batch_mean_of_terms_and_forward_dispatches_by_name():
+    """Where the fused loss does not apply (Gaussian likelihood), loss(x) is terms(x)'s loss averaged over the batch
+    with every term averaged, from the same draw; forward(x) is terms(x), forward(x, op, **kw) calls that method."""
+    vae = VAE(hidden=(8,), latent_dim=3, likelihood="gaussian")
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    loss, terms = vae.loss(x)
+    torch.manual_seed(3)
+    t = vae.terms(x)
+    assert torch.equal(loss, t["loss"].mean()) and set(terms) == {"loss", "recon", "kl", "elbo"}
+    assert all(torch.equal(terms[k], t[k].mean()) for k in t)
+    eps = torch.randn(5, 3)
+    assert all(torch.equal(vae(x, eps=eps)[k], vae.terms(x, eps)[k]) for k in t)
+    assert torch.equal(vae(x, "reconstruct"), vae.reconstruct(x))
+    assert vae(x, op="log_weights", k=4).shape == (4, 5)
+
+
+def test_reconstruction_is_the_decoded_posterior_mean_and_its_error_the_summed_square():
+    """reconstruct(x) = sigmoid(decode(mu(x))); reconstruction_error(x) = sum over pixels of (x - reconstruct(x))^2,
+    one value per image."""
+    vae = VAE(hidden=(8,), latent_dim=3)
+    with torch.no_grad():
+        vae.encoder.head.bias[3:] = 5.0  # logvar far from mu, so decoding the wrong half shows
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        rec = torch.sigmoid(vae.decode(vae.encode(x)[0]))
+        assert torch.equal(vae.reconstruct(x), rec)
+        err = vae.reconstruction_error(x)
+    assert err.shape == (4,)
+    assert torch.allclose(err, torch.stack([((rec[i] - x[i]) ** 2).sum() for i in range(4)]))
+
+
+def test_prior_samples_follow_the_generator_and_the_k_importance_samples_are_independent():
+    """sample_prior(n, generator) is that generator's standard normal draw [n, latent_dim] on the model's device
+    (so sample() is reproducible), and log_weights(x, k) draws k independent z per image (its k rows differ)."""
+    vae = VAE(hidden=(8,), latent_dim=3)
+    z = vae.sample_prior(5, torch.Generator().manual_seed(7))
+    assert torch.equal(z, torch.randn(5, 3, generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(vae.sample(2, torch.Generator().manual_seed(7)), vae.sample(2, torch.Generator().manual_seed(7)))
+    assert VAE(hidden=(8,), latent_dim=3).to("meta").sample_prior(2).device.type == "meta"  # the model's device
+    with torch.no_grad():
+        lw = vae.log_weights(torch.rand(2, 1, 28, 28), 3)
+    assert lw.shape == (3, 2) and (lw[0] != lw[1]).all() and (lw[1] != lw[2]).all()
+
+
+def test_count_parameters_counts_every_weight():
+    """count_parameters sums numel over the parameters: a Linear(3, 2) has 3 * 2 + 2 = 8."""
+    from lmvae_core.models.vae import count_parameters
+
+    assert count_parameters(torch.nn.Linear(3, 2)) == 8
+    assert count_parameters(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))) == 11
