@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..runtime import uses_sample
 from .datasets import canonical_name, load_images
 from .preprocess import prepare
 
@@ -233,7 +234,5 @@ def stream_from_tasks(tasks: Sequence[TaskStream]) -> TaskStream:
 def data_config(profile: str, device: torch.device | str, root: str | Path | None = None, **overrides) -> DataConfig:
     """The smoke and paper-shape profiles read the committed sample; quick and paper read full data from the
     data root."""
-    from ..runtime import uses_sample
-
     source = "sample" if uses_sample(profile) else "auto"
     return DataConfig(source=source, root=str(root) if root else None, device=str(device), **overrides)

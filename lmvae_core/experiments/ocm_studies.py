@@ -80,8 +80,9 @@ def selection_study(run: Run, streams, rules=None) -> pd.DataFrame:
 def memory_study_calls(run: Run, half: bool = False) -> list[tuple[tuple, Call]]:
     """VAE-ELBO-OCM at the memory study's settings (`memory_study_settings`, at half its budget with `half`) on
     each of its streams at the default lambda1, and on split MNIST at each of its `lambda1s`:
-    ((stream, seed, lambda1), call) pairs. Each call's weight is its passes over its images against a quick
-    Table 1 run's (20,000 images, 1 pass), so that the runner starts these long runs first."""
+    ((stream, seed, lambda1), call) pairs. Each call's weight, a rough guess that only orders the runner's work,
+    is its passes per arriving batch times its stream limit (20,000 where it takes every image) against a quick
+    Table 1 run's 20,000 images at 1 pass, so that these long runs start first."""
     s = run.settings
     study, out = s["memory_study"], []
     for stream in study["streams"]:
@@ -107,9 +108,7 @@ def memory_study(run: Run, half: bool = False) -> pd.DataFrame:
     for (stream, seed, lambda1), call, r in zip(cells, calls, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out
             n_cls, ent = class_coverage(r["memory_labels"])
-            labels = r["memory_labels"].long()
-            counts = torch.bincount(labels, minlength=10 * len(STREAMS[stream])) if len(labels) else \
-                torch.zeros(10 * len(STREAMS[stream]), dtype=torch.long)
+            counts = torch.bincount(r["memory_labels"].long(), minlength=10 * len(STREAMS[stream]))  # empty: zeros
             rows.append({"stream": stream, "seed": seed, "lambda1": lambda1,
                          "passes": call.config["model"]["epochs_per_batch"], "memory": r["memory_size"],
                          "classes_in_memory": n_cls, "memory_entropy": ent, "steps": r["steps"],
