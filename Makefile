@@ -45,7 +45,7 @@ $(VENV)/.mutation: $(VENV)/.installed
 
 bench: install
 	$(BIN)/python benchmarks/train_speed.py --json $(BENCH_JSON)
-	$(BIN)/python benchmarks/readme_speed.py
+	$(BIN)/lmvae readme
 
 clean:
 	rm -rf .lmvae

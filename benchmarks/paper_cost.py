@@ -47,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_steps  # noqa: E402
 
-from lmvae_core.metrics.fid import FeatureClassifier  # noqa: E402
+from lmvae_core.nets.classifier import FeatureClassifier  # noqa: E402
 from lmvae_core.metrics.fitting_capacity import MLPClassifier  # noqa: E402
 from lmvae_core.models import fused_vae  # noqa: E402
 from lmvae_core.models.binarized import BinarizedVAE, BinarizedVAEConfig  # noqa: E402

@@ -4,7 +4,7 @@ Each notebook's counter walks the calls its notebook source makes (notebooks/src
 and returns `Job`s: a kind of step (network, batch, samples per step, stacked experts) and how many of them.
 Training jobs count optimiser steps; evaluation jobs count image-samples (one image through one network with one
 latent draw: an IWAE-k estimate of n images is n*k of them). The numbers come from SETTINGS and the package's own
-helpers (training.loop.steps_per_epoch, ocm_claims.official_steps, metrics.fid.epochs_for), so the counts follow
+helpers (training.loop.steps_per_epoch, ocm_claims.official_steps, training.classifier.epochs_for), so the counts follow
 the settings. Where a count depends on what a run decides (L-MVAE's reuse test, Dynamic-OCM's expansions, early
 stopping), the counter takes the expected outcome and says so in the job's `note`.
 
@@ -23,7 +23,7 @@ from lmvae_core.experiments import lmvae as lmvae_exp
 from lmvae_core.experiments import mixture_of_vaes as moe_exp
 from lmvae_core.experiments import ocm as ocm_exp
 from lmvae_core.experiments.ocm_claims import TRAIN_IMAGES as OCM_TRAIN_IMAGES
-from lmvae_core.metrics.fid import epochs_for
+from lmvae_core.training.classifier import epochs_for
 from lmvae_core.training.loop import steps_per_epoch
 
 # Full training / test split sizes: the paper profile trains on whole datasets (train_limit None). Omniglot: the
@@ -32,7 +32,7 @@ TRAIN = {"mnist": 60_000, "fashion": 60_000, "kmnist": 60_000, "cifar10": 50_000
          "omniglot": OCM_TRAIN_IMAGES["omniglot"]}
 TEST = {"mnist": 10_000, "fashion": 10_000, "kmnist": 10_000, "cifar10": 10_000,
         "omniglot": 32_460 - OCM_TRAIN_IMAGES["omniglot"]}
-CLASSIFIER_BATCH = 128  # metrics.fid.classifier_state trains with TrainConfig()'s default batch
+CLASSIFIER_BATCH = 128  # training.classifier.classifier_state trains with TrainConfig()'s default batch
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ def contender(threads: int, out: str) -> None:
     from lmvae_core.experiments import benchmark as B
     from lmvae_core.experiments import benchmark_features as BF
     from lmvae_core.experiments.common import setup
-    from lmvae_core.metrics.fid import FeatureClassifier, fit_classifier, real_fid
+    from lmvae_core.metrics.fid import FeatureClassifier, real_fid
+    from lmvae_core.training.classifier import fit_classifier
     from lmvae_core.models import VAE
     from lmvae_core.training import TrainConfig, train
 
@@ -56,7 +57,7 @@ def contender(threads: int, out: str) -> None:
     test_grey = torch.cat([t.test_grey for t in stream.tasks])
     fid = real_fid(clf, train_x, test_grey, n=2000)
     joint = BF.classifier_split("split_mnist", run.settings, run.data())
-    torch.manual_seed(0)  # as metrics.fid.train_classifier does
+    torch.manual_seed(0)  # as training.classifier.train_classifier does
     free = FeatureClassifier(joint.x.shape[1], int(joint.y.max()) + 1, joint.x.shape[-1])
     cfg = TrainConfig()  # classifier_state's batch size and learning rate
     fit_classifier.__wrapped__(free, joint.x, joint.y, BF.clf_epochs(run.settings, len(joint.x)), cfg.batch_size,

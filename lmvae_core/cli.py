@@ -1,4 +1,4 @@
-"""The `lmvae` command: check and fetch data, reproduce the notebooks, regenerate the README's results section."""
+"""The `lmvae` command: check and fetch data, reproduce the notebooks, rewrite the generated parts of README.md and docs/."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--offline", action="store_true",
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
-    sub.add_parser("readme", help="regenerate the README's results section from figures/*/claims.csv")
+    sub.add_parser("readme", help="rewrite every generated section of README.md and docs/*.md (from figures/*/claims.csv, "
+                                   "the experiment modules and benchmarks/*.json)")
     return parser
 
 
@@ -79,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             update_readme()
         return 0 if all(r.status == "ok" for r in results) else 1
     if args.command == "readme":
-        from .readme import update_readme
+        from . import paths
+        from .readme import write_pages
 
-        print(f"updated {update_readme()}")
+        root = paths.repo_root()
+        changed = write_pages(root)
+        print(f"rewrote {', '.join(str(p.relative_to(root)) for p in changed)}" if changed
+              else "README.md and docs/*.md: every generated section was already up to date")
         return 0
     return 2
 
@@ -90,7 +95,8 @@ def data_command(profile: str, only: str | None, data_root: str | None, fetch: b
     """Print per notebook which dataset splits it needs and which are present; with fetch, download the rest."""
     from . import paths
     from .data.datasets import DataMissingError
-    from .data.requirements import check, ensure, table
+    from .data.requirements import table
+    from .experiments.needs import check, ensure
     from .reproduce import select_notebooks
     from .runtime import resolve_profile
 

@@ -8,13 +8,12 @@ time (reproduce.cost_message). Nothing is downloaded, trained or written.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
 
 from . import paths
-from .data.requirements import NEEDS, check
+from .experiments.needs import NEEDS, check, experiment_module
 from .reproduce import cost_message, run_device, select_notebooks
 from .runtime import resolve_profile
 
@@ -90,7 +89,7 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     out = DryRun(resolved, device, found, lines=[f"Dry run: profile {resolved}, {len(names)} notebook(s), device "
                                                  f"{device} ({where}, {_gib(found)})"])
     for n in names:  # settings: the profile exists in the notebook's experiment module
-        module = importlib.import_module(f"lmvae_core.experiments.{NEEDS[n][0]}")
+        module = experiment_module(n)
         if resolved not in module.SETTINGS:
             out.problems.append(f"{n}: no {resolved!r} settings in lmvae_core.experiments.{NEEDS[n][0]}")
     rows = check(names, resolved, data_root)

@@ -1,18 +1,28 @@
-"""Regenerate the README's results section from the committed claims tables (never typed by hand)."""
+"""`lmvae readme`: the one writer of every generated section of README.md and docs/*.md (never typed by hand).
+
+A generated section lies between `<!-- NAME:start -->` and `<!-- NAME:end -->` and may sit on any page: SECTIONS
+maps each NAME to what writes it. This module formats the claims-based sections (headline, results, paper-shape);
+lmvae_core/docs/ formats those read from benchmarks/*.json.
+"""
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import paths
+from .docs import grid_speed, paper_cost, speed
 from .experiments.common import NOTEBOOKS
 from .results.atomic import write_text
 from .results.claims import NOT_COMPARABLE, NOT_REPRODUCED, PARTLY, REPRODUCED
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SHAPE_START, SHAPE_END = "<!-- paper-shape:start -->", "<!-- paper-shape:end -->"
+MARKER = re.compile(r"<!-- ([\w-]+):start -->")
 # The budget for a cold `lmvae reproduce --profile quick --executor local` on 2 CPU cores (issue 34: room for
 # half-budget runs and schedules long enough to decide what the CPU can decide).
 QUICK_BUDGET_S = {"notebook": 60 * 60, "all": 4 * 3600}
@@ -27,9 +37,10 @@ GALLERY = {  # key figure per notebook, shown under the table when present
 }
 
 
-def results_section(figures: Path, paper_logs: Path | None = None) -> str:
+def claims_table(figures: Path, paper_logs: Path | None = None) -> tuple[pd.DataFrame | None, dict[str, dict]]:
+    """Every notebook's claims (with the paper-profile verdict beside each) and its run_info.json, where present."""
     paper_logs = paper_logs if paper_logs is not None else figures.parent / "benchmarks" / "gpu_logs"
-    frames, provenance, infos = [], [], {}
+    frames, infos = [], {}
     for name in NOTEBOOKS:
         claims = figures / name / "claims.csv"
         if not claims.exists():
@@ -43,10 +54,25 @@ def results_section(figures: Path, paper_logs: Path | None = None) -> str:
         info = figures / name / "run_info.json"
         if info.exists():
             infos[name] = json.loads(info.read_text())
-            provenance.append(run_row(name, infos[name], df["verdict"]))
-    if not frames:
-        return "No results yet: run `make reproduce`."
-    table = pd.concat(frames, ignore_index=True)
+    return (pd.concat(frames, ignore_index=True) if frames else None), infos
+
+
+def headline_section(figures: Path) -> str:
+    """The headline counts as a short list (the README's front page; docs/results.md has them as one sentence)."""
+    table, _ = claims_table(figures)
+    if table is None:
+        return "No results yet: run `make reproduce`.\n"
+    title, decided, others = headline_parts(table)
+    return "\n".join([f"{title}:", *(f"- {part}" for part in decided), "", f"Not counted as reproductions: {others}.", ""])
+
+
+def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Path | None = None) -> str:
+    """The full results: headline, claims table, run table, notebook 05's benchmark and the gallery (image links
+    relative to page_dir, the folder of the page that shows them; default: the repository root)."""
+    table, infos = claims_table(figures, paper_logs)
+    if table is None:
+        return "No results yet: run `make reproduce`.\n"
+    provenance = [run_row(name, info, table.loc[table["notebook"] == name[:2], "verdict"]) for name, info in infos.items()]
     lines = [headline(table), "", table.to_markdown(index=False), "",
              "*verdict*: the committed (quick, CPU) run; *paper profile*: the verdict of the notebook's paper-profile "
              "run on a GPU where one was made (`figures/paper/<notebook>/`, else `benchmarks/gpu_logs/paper_<notebook>/`), "
@@ -66,8 +92,10 @@ def results_section(figures: Path, paper_logs: Path | None = None) -> str:
             lines += ["Ranking, computed from the table:", "", (benchmark / "ranking.md").read_text().strip(), ""]
     gallery = [(n, f) for n, f in GALLERY.items() if (figures / n / f).exists()]
     if gallery:
+        link = (lambda n, f: Path(os.path.relpath(figures / n / f, page_dir)).as_posix()) if page_dir else \
+            (lambda n, f: f"figures/{n}/{f}")
         lines += ["### Gallery", ""]
-        lines += [f"**{n}**\n\n![{n}](figures/{n}/{f})\n" for n, f in gallery]
+        lines += [f"**{n}**\n\n![{n}]({link(n, f)})\n" for n, f in gallery]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -96,9 +124,9 @@ def paper_verdicts(quick: pd.DataFrame, paper_claims: Path) -> list[str]:
     return out
 
 
-def headline(table: pd.DataFrame) -> str:
+def headline_parts(table: pd.DataFrame) -> tuple[str, list[str], str]:
     """Counts of `paper` claims only: decided by the paper-profile run (GPU) where it decides, else by the quick
-    run (CPU), else not decided. Derived, sanity and beyond-the-paper claims are counted apart."""
+    run (CPU), else not decided. Derived, sanity and beyond-the-paper claims are counted apart (the third part)."""
     paper = table[table["kind"] == "paper"]
     by_paper = paper["paper profile"].isin(DECIDED)
     by_quick = ~by_paper & paper["verdict"].isin(DECIDED)
@@ -109,10 +137,16 @@ def headline(table: pd.DataFrame) -> str:
 
     rest = table[table["kind"] != "paper"]
     others = "; ".join(f"{kind} {len(part)} ({counts(part['verdict'])})" for kind, part in rest.groupby("kind"))
-    return (f"**{len(paper)} claims the papers make** (kind `paper`): decided by quick (CPU): "
-            f"{counts(paper.loc[by_quick, 'verdict'])}; decided by paper (GPU): "
-            f"{counts(paper.loc[by_paper, 'paper profile'])}; not comparable in either: "
-            f"{int((~by_paper & ~by_quick).sum())}. Not counted as reproductions: {others or 'none'}.")
+    return (f"**{len(paper)} claims the papers make** (kind `paper`)",
+            [f"decided by quick (CPU): {counts(paper.loc[by_quick, 'verdict'])}",
+             f"decided by paper (GPU): {counts(paper.loc[by_paper, 'paper profile'])}",
+             f"not comparable in either: {int((~by_paper & ~by_quick).sum())}"],
+            others or "none")
+
+
+def headline(table: pd.DataFrame) -> str:
+    title, decided, others = headline_parts(table)
+    return f"{title}: {'; '.join(decided)}. Not counted as reproductions: {others}."
 
 
 def run_row(name: str, info: dict, verdicts: pd.Series) -> dict:
@@ -161,13 +195,11 @@ def budget_sentence(infos: dict[str, dict]) -> str:
 def paper_shape_section() -> str:
     """What the paper-shape profile scales in each notebook (its modules' PAPER_SHAPE) and the paper settings it
     could not keep (PAPER_SHAPE_CHANGED), with why: read from the modules, never typed."""
-    import importlib
-
-    from .data.requirements import NEEDS
+    from .experiments.needs import experiment_module
 
     lines = ["| notebook | scaled down (paper-shape value) | not the paper's, and why |", "|---|---|---|"]
     for nb in NOTEBOOKS:
-        m = importlib.import_module(f"lmvae_core.experiments.{NEEDS[nb][0]}")
+        m = experiment_module(nb)
         paper = m.SETTINGS["paper"]
         sizes = ", ".join(f"`{k}` {_scaled(paper[k], v)}" for k, v in m.PAPER_SHAPE.items())
         changed = "; ".join(f"`{k}` = {v!r} instead of {_dotted(paper, k)!r}: {why}"
@@ -192,20 +224,68 @@ def _scaled(paper, value) -> str:
     return repr(value)
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page being written, and where its sections read from."""
+    path: Path     # README.md or docs/NAME.md: image links are made relative to its folder
+    root: Path     # the repository: benchmarks/*.json are read from root/benchmarks
+    figures: Path  # the claims tables and run_info.json of each notebook
+
+
+def _benchmarks(section):
+    """A section read from the repository's benchmarks/ folder."""
+    return lambda page: section(page.root / "benchmarks")
+
+
+SECTIONS = {  # NAME -> what writes the section between its markers
+    "headline": lambda page: headline_section(page.figures),
+    "results": lambda page: results_section(page.figures, page_dir=page.path.parent),
+    "paper-shape": lambda page: paper_shape_section(),
+    "paper-cost": _benchmarks(paper_cost.section),
+    "speed": _benchmarks(speed.speed_section),
+    "grid-speed": _benchmarks(grid_speed.section),
+}
+
+
+def pages(root: Path) -> list[Path]:
+    """The pages whose generated sections `lmvae readme` writes: README.md and every docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def render(page: Page) -> str:
+    """The page's text with every generated section rewritten; a marker no writer knows is an error."""
+    text = page.path.read_text()
+    for name in MARKER.findall(text):
+        if name not in SECTIONS:
+            raise ValueError(f"{page.path}: no writer for the generated section {name!r} (known: {', '.join(SECTIONS)})")
+        text = replaced(text, f"<!-- {name}:start -->", f"<!-- {name}:end -->", SECTIONS[name](page), page.path)
+    return text
+
+
+def write_pages(root: Path, figures: Path | None = None, only: Path | None = None) -> list[Path]:
+    """Rewrite the generated sections of every page (or of `only`); returns the pages whose text changed."""
+    figures = figures or root / "figures"
+    changed = []
+    for path in [only] if only else pages(root):
+        text = render(Page(path, root, figures))
+        if text != path.read_text():
+            write_text(path, text)
+            changed.append(path)
+    return changed
+
+
 def update_readme(readme: Path | None = None, figures: Path | None = None) -> Path:
-    readme = readme or paths.repo_root() / "README.md"
-    figures = figures or paths.repo_root() / "figures"
-    replace_section(readme, START, END, results_section(figures))
-    if SHAPE_START in readme.read_text():  # the repository's README has it (tests/test_paper_shape.py checks)
-        replace_section(readme, SHAPE_START, SHAPE_END, paper_shape_section())
-    return readme
+    """`lmvae reproduce` at its end: rewrite the generated sections of README.md and every docs/*.md, or of the one
+    page given. Returns the page given, else README.md."""
+    root = paths.repo_root()
+    write_pages(root, figures, readme)
+    return readme or root / "README.md"
 
 
-def replace_section(readme: Path, start: str, end: str, body: str) -> None:
-    """Rewrite what lies between two marker lines of a generated README section (the benchmarks' writers too)."""
-    text = readme.read_text()
+def replaced(text: str, start: str, end: str, body: str, where: Path | str = "the page") -> str:
+    """The text with what lies between two marker lines replaced by body."""
     if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers")
+        raise ValueError(f"{where} has no {start} ... {end} markers")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    write_text(readme, f"{head}{start}\n{body}{end}{tail}")
+    return f"{head}{start}\n{body}{end}{tail}"

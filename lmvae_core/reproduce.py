@@ -233,7 +233,7 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     Raises DataMissingError before any kernel starts when data is missing and cannot be fetched. `stream`
     receives the kernels' output and the per-cell status lines (default: standard output)."""
     from .data.datasets import downloads_allowed
-    from .data.requirements import ensure
+    from .experiments.needs import ensure
     from .results.atomic import write_text
 
     if keep_cold_cache and not cold:

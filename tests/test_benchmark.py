@@ -9,7 +9,7 @@ import torch
 from lmvae_core.data import load_split
 from lmvae_core.experiments import benchmark as B
 from lmvae_core.metrics import TaskMatrix
-from lmvae_core.metrics.fid import train_classifier
+from lmvae_core.training.classifier import train_classifier
 from lmvae_core.training.loop import TrainConfig
 
 

@@ -448,7 +448,7 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     from lmvae_core.experiments import calibration as cal_mod
     from lmvae_core.experiments.common import setup
 
-    fid_mod = importlib.import_module("lmvae_core.metrics.fid")  # the module: metrics exports a function fid
+    fid_mod = importlib.import_module("lmvae_core.training.classifier")
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path))
     run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
     run.settings.update(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),

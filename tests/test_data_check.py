@@ -12,7 +12,8 @@ import pytest
 from lmvae_core.data import DataMissingError, load_images
 from lmvae_core.data.datasets import declare, downloads_allowed, set_offline
 from lmvae_core.data.fetch import probe
-from lmvae_core.data.requirements import check, datasets_for, ensure, missing_message
+from lmvae_core.data.requirements import missing_message
+from lmvae_core.experiments.needs import check, datasets_for, ensure
 from lmvae_core.experiments.common import NOTEBOOKS, setup
 
 ROOT = Path(__file__).resolve().parents[1]

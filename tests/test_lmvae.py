@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lmvae_core.continual import Budget, LMVAELearner, TaskData
+from lmvae_core.continual.lmvae import begin_task, decide, probe_images, split_probe
 from lmvae_core.data.streams import DataConfig, load_split
 from lmvae_core.models.lmvae import LMVAE, LMVAEConfig
 from lmvae_core.models.vae import VAE, VAEConfig
@@ -87,7 +88,7 @@ def test_assignment_picks_best_fitting_trainable_expert(domain_experts):
     model = model_with([fresh, domain_experts["mnist"], domain_experts["fashion"]], probe_size=128)
     x = images("mnist")
     d = fit_task(model, x, "mnist", TrainConfig(epochs=0, progress=False))
-    probe = model.probe(x, seed=1000)
+    probe = probe_images(model, x, seed=1000)
     with torch.no_grad():
         errors = [float(model.experts.experts[k].reconstruction_error(probe).mean()) for k in range(3)]
     assert d["expert"] == 1 == min(range(3), key=errors.__getitem__)
@@ -103,10 +104,10 @@ def test_assignment_picks_best_fitting_trainable_expert(domain_experts):
 def test_growth_exactly_when_criterion_says(domain_experts, rule):
     x_new = images("fashion")
     base = model_with([domain_experts["mnist"]], probe_size=128, reuse_rule=rule, probe_epochs=6.5)  # 48 steps
-    base.assign(0, task=0, reference_error=float(base.expert_errors(base.probe(images("mnist"), 7))[0]))
+    base.assign(0, task=0, reference_error=float(base.expert_errors(probe_images(base, images("mnist"), 7))[0]))
     base.task_names.append("mnist")
     base.task_expert.append(0)
-    probe = base.probe(x_new, seed=1000 + 1)
+    probe = probe_images(base, x_new, seed=1000 + 1)
     err = float(base.experts.experts[0].reconstruction_error(probe).mean())
     zero = TrainConfig(epochs=0, progress=False)
     first = fit_task(copy.deepcopy(base), x_new, "fashion", zero)  # the score this rule gives, at threshold 0.1
@@ -136,7 +137,7 @@ def test_probe_leaves_the_global_random_state_alone(domain_experts):
     model = model_with([domain_experts["mnist"]], probe_epochs=0.3)
     model.assign(0, task=0, reference_error=1.0)
     torch.manual_seed(11)
-    model.decide(*model.split_probe(images("fashion"), 3))
+    decide(model, *split_probe(model, images("fashion"), 3))
     after_probe = torch.rand(3)
     torch.manual_seed(11)
     assert torch.equal(after_probe, torch.rand(3))
@@ -157,10 +158,10 @@ def mnist_kmnist_experts():
 def _decide(expert: VAE, own: str, new: str, **cfg) -> dict:
     """The decision of a one-expert L-MVAE (its expert trained on `own`) for a new task of domain `new`."""
     model = model_with([expert], probe_size=128, **cfg)
-    model.assign(0, 0, float(model.expert_errors(model.probe(images(own), 1000))[0]))
+    model.assign(0, 0, float(model.expert_errors(probe_images(model, images(own), 1000))[0]))
     model.task_names.append(own)
     model.task_expert.append(0)
-    return model.begin_task(images(new, n=1000), new)[0]
+    return begin_task(model, images(new, n=1000), new)[0]
 
 
 def test_fidelity_growth_rule_symmetric(mnist_kmnist_experts):

@@ -109,3 +109,20 @@ def test_stacked_models_along_a_sample_axis(model_and_data):
     assert stacked.shape == (2, len(x))
     assert torch.allclose(stacked[0], m.exact_log_px(x), atol=1e-8)
     assert torch.allclose(stacked[1], other.exact_log_px(x), atol=1e-8)
+
+
+def test_mixture_log_likelihood_is_the_weighted_log_sum_and_zero_weights_drop_out():
+    """log sum_i w_i p_i(x), weights normalised; a component of weight 0 drops out even where its log-likelihood is
+    -inf (0 * p would be nan in log space)."""
+    from lmvae_core.metrics import mixture_log_likelihood
+
+    per = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -0.5, -6.0]], dtype=torch.float64)
+    w = torch.tensor([3.0, 1.0])
+    truth = torch.log(0.75 * per[0].exp() + 0.25 * per[1].exp())
+    assert torch.allclose(mixture_log_likelihood(per, w), truth)
+    assert mixture_log_likelihood(per, w).dtype == torch.float64
+    dead = torch.cat([per, torch.full((1, 3), -math.inf, dtype=torch.float64)])
+    got = mixture_log_likelihood(dead, torch.tensor([3.0, 1.0, 0.0]))
+    assert torch.allclose(got, truth)
+    # one component of weight 1: its own log-likelihood
+    assert torch.equal(mixture_log_likelihood(per, torch.tensor([0.0, 2.0])), per[1])

@@ -1,8 +1,10 @@
-"""The paper-cost counting on settings whose steps are counted by hand, and its README section (no timing here)."""
+"""The paper-cost counting on settings whose steps are counted by hand, and its docs section (no timing here)."""
 import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from lmvae_core.docs import paper_cost as docs_cost
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -18,7 +20,22 @@ def load(name):
 
 steps_mod = load("paper_steps")
 cost = load("paper_cost")  # here, not in a test: its imports take a second or two
-readme_mod = load("readme_paper_cost")
+
+
+def written(root: Path, results: dict, gpu: dict | None = None) -> str:
+    """A page with the paper-cost markers after `lmvae readme`'s writer ran over root/benchmarks/ holding these files."""
+    from lmvae_core.readme import write_pages
+
+    bench = root / "benchmarks"
+    bench.mkdir(exist_ok=True)
+    (bench / "paper_cost.json").write_text(json.dumps(results))
+    (bench / "results_gpu.json").unlink(missing_ok=True)
+    if gpu is not None:
+        (bench / "results_gpu.json").write_text(json.dumps(gpu))
+    page = root / "page.md"
+    page.write_text("a\n<!-- paper-cost:start -->\nold\n<!-- paper-cost:end -->\nb\n")
+    write_pages(root, only=page)
+    return page.read_text()
 
 
 def by_what(jobs):
@@ -74,7 +91,7 @@ def test_counts_follow_the_settings():
     assert more == 2 * base > 0
 
 
-def test_projection_and_readme_section(tmp_path):
+def test_projection_and_docs_section(tmp_path):
     assert cost.gpu_seconds(1e9, 10, True) == max(1e9 / cost.GPU_RATE, 10 * cost.LAUNCH_S)
     assert cost.gpu_seconds(1e9, 10**6, False) == 1e9 / cost.GPU_RATE  # evaluation: no launch floor
     kind = {"kind": "VAE step", "train": True, "units": 10, "gpu_hours": 2.0, "cpu_hours": 5.0}
@@ -83,37 +100,27 @@ def test_projection_and_readme_section(tmp_path):
          "assumptions": {"gpu_rate_flops": 2e13, "launch_s_per_op": 5e-6, "cpu": "one thread"}, "torch": "x",
          "threads": 1,
          "device": "cpu", "load_average_start_end": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]}
-    (tmp_path / "c.json").write_text(json.dumps(r))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{readme_mod.START}\nold\n{readme_mod.END}\nb\n")
-    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "none.json", logs=tmp_path / "no_logs")
-    text = readme.read_text()
+    text = written(tmp_path, r)
     assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | VAE step (100%) |" in text
     assert text.startswith("a\n") and text.endswith("b\n") and "GPU measurement" not in text
     assert "busy with other runs (load average up to 2.0), so they are inflated" in text  # one thread, load 2
     idle = r | {"load_average_start_end": [[0.2, 0.2, 0.2], [1.0, 1.0, 1.0]]}  # the run's own thread only
-    (tmp_path / "idle.json").write_text(json.dumps(idle))
-    readme_mod.update_readme(readme, tmp_path / "idle.json", gpu=tmp_path / "none.json", logs=tmp_path / "no_logs")
-    assert "with nothing else running (load average up to 1.0)" in readme.read_text()
+    assert "with nothing else running (load average up to 1.0)" in written(tmp_path, idle)
     # with a GPU measurement: an eager step of 10 us per counted operation is twice the assumed 5 us
-    ops = readme_mod.eager_step_ops()
+    ops = docs_cost.eager_step_ops()
     steps = 469  # ceil(60000 / 128)
     gpu = {"device": "GPU", "gpu_epoch_images": 60000,
            "gpu_epoch_ms": {"eager": ops * 10e-3 * steps, "compiled_graph": ops * 2.5e-3 * steps}}
-    (tmp_path / "g.json").write_text(json.dumps(gpu))
-    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "g.json", logs=tmp_path / "no_logs")
-    text = readme.read_text()
-    assert f"as the current code counts them" in text and "upper estimate" in text  # no count beside the timing
+    text = written(tmp_path, r, gpu)
+    assert "as the current code counts them" in text and "upper estimate" in text  # no count beside the timing
     assert f"), {ops} operations" in text and "10.0 us per operation" in text
     assert "about 2.0 times the projected time" in text and "0.5 times the projection's floor" in text
     # the count recorded beside the timing (train_speed.py on a GPU) is the divisor, whatever today's code counts
-    (tmp_path / "g.json").write_text(json.dumps(gpu | {"eager_step_ops": 2 * ops}))
-    readme_mod.update_readme(readme, tmp_path / "c.json", gpu=tmp_path / "g.json", logs=tmp_path / "no_logs")
-    text = readme.read_text()
+    text = written(tmp_path, r, gpu | {"eager_step_ops": 2 * ops})
     assert f"dispatches {2 * ops} operations" in text and "5.0 us per operation" in text and "upper estimate" not in text
 
 
-def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch):
+def test_docs_report_a_paper_run_against_its_projection(tmp_path):
     """A paper-profile notebook run on a GPU (gpu_run.sh's paper_run.json and the notebook's claims.csv) is set
     against the projected seconds, with the verdicts counted from the claims; a run that stopped says so."""
     r = {"notebooks": {"00_mixture_of_vaes": {"gpu_hours": 0.1}}}
@@ -123,17 +130,17 @@ def test_readme_reports_a_paper_run_against_its_projection(tmp_path, monkeypatch
     (run / "paper_run.json").write_text(json.dumps({"notebook": "00_mixture_of_vaes", "rc": 0, "seconds": 400,
                                                      "device": "H200", "commit": "abc1234"}))
     (run / "claims.csv").write_text("claim,verdict\na,reproduced\nb,not comparable\nc,reproduced\n")
-    monkeypatch.setattr(readme_mod, "HERE", tmp_path)  # the sentence's paths are relative to HERE's parent
-    text = readme_mod.paper_runs(r, logs)
+    text = docs_cost.paper_runs(r, logs, tmp_path)  # the sentence names the run's folder relative to the root
+    assert "(`gpu_logs/paper_00_mixture_of_vaes/claims.md`" in text
     assert "paper profile ran in 400 s from an empty cache on an H200 (commit abc1234), against 360 s projected" in text
     assert "2 reproduced, 1 not comparable as that run judged them, before claims needed a half-budget value" in text
     (run / "claims.csv").write_text("claim,verdict,half budget\na,reproduced,0.7\n")
-    assert "tables): 1 reproduced. " in readme_mod.paper_runs(r, logs)  # a run under the rule is counted as it is
-    assert "before claims needed" not in readme_mod.paper_runs(r, logs)
+    assert "tables): 1 reproduced. " in docs_cost.paper_runs(r, logs, tmp_path)  # a run under the rule is counted as it is
+    assert "before claims needed" not in docs_cost.paper_runs(r, logs, tmp_path)
     (run / "paper_run.json").write_text(json.dumps(
         {"notebook": "00_mixture_of_vaes", "rc": 124, "seconds": 336, "device": "H200", "commit": "abc1234"}))
-    assert "stopped (exit code 124) after 336 s" in readme_mod.paper_runs(r, logs)
-    assert readme_mod.paper_runs(r, tmp_path / "none") == ""
+    assert "stopped (exit code 124) after 336 s" in docs_cost.paper_runs(r, logs, tmp_path)
+    assert docs_cost.paper_runs(r, tmp_path / "none", tmp_path) == ""
 
 
 def test_the_paper_count_includes_each_notebooks_half_budget_runs():
@@ -149,3 +156,20 @@ def test_the_paper_count_includes_each_notebooks_half_budget_runs():
     jobs = steps_mod.COUNTERS["00_mixture_of_vaes"]()
     mixture = {j.what: j.units for j in jobs if "mixture on mnist" in j.what}
     assert mixture["half-budget run: mixture on mnist"] == steps_mod.steps(60_000, moe["batch"], moe["epochs"] // 2)
+
+
+def test_the_docs_count_the_eager_step_as_paper_cost_counts_a_step():
+    """The docs' operation count (lmvae_core/docs/paper_cost.py) against paper_cost.py's own counter and stepper on the
+    same step; train_speed.py records it through readme_paper_cost."""
+    import torch
+
+    from lmvae_core.models import VAE, fused_vae
+
+    model = VAE(hidden=(400,), latent_dim=20)
+    run = cost.stepper(model, model.loss, torch.bernoulli(torch.rand(64, 1, 28, 28)))
+    with fused_vae.disabled():
+        run(1)
+        with cost.OpCounter() as counter:
+            run(1)
+    assert counter.ops > 0 and docs_cost.eager_step_ops(64) == counter.ops
+    assert load("readme_paper_cost").eager_step_ops is docs_cost.eager_step_ops

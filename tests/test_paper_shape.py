@@ -10,7 +10,7 @@ import numbers
 
 import pytest
 
-from lmvae_core.data.requirements import NEEDS
+from lmvae_core.experiments.needs import NEEDS
 from lmvae_core.experiments.common import paper_shape
 
 MODULES = sorted({module for module, _ in NEEDS.values()})
@@ -84,9 +84,9 @@ def test_the_check_itself_catches_what_is_not_a_size():
 
 
 def test_readme_lists_what_paper_shape_scales_and_changes():
-    """The README's paper-shape table is the one `lmvae readme` writes from the modules (never typed)."""
+    """The paper-shape table (docs/profiles.md) is the one `lmvae readme` writes from the modules (never typed)."""
     from lmvae_core import paths
     from lmvae_core.readme import SHAPE_END, SHAPE_START, paper_shape_section
 
-    text = (paths.repo_root() / "README.md").read_text()
+    text = (paths.repo_root() / "docs" / "profiles.md").read_text()
     assert text.split(SHAPE_START, 1)[1].split(SHAPE_END, 1)[0].strip() == paper_shape_section().strip()

@@ -1,4 +1,5 @@
-"""What the README (and docs/, where there is one) tells a user to type works as written.
+"""What the README, docs/ and benchmarks/README.md tell a user to type works as written; the pages are in step
+with `lmvae readme`, their links resolve, and the README stays a front page.
 
 The code blocks are read by pytest-codeblocks (`pytest_codeblocks.extract_from_file`), with its markers:
 `<!--pytest-codeblocks:cont-->` joins a block to the one before it, and `<!--pytest.mark.skip(reason=...)-->` marks
@@ -14,10 +15,11 @@ execute the shell blocks as written, i.e. `make reproduce` (hours); this file ru
   real parser (`lmvae_core.cli.build_parser`); `make` targets are dry-run (`make -n`). Shell blocks are never run
   as written, marked or not: the marker says why a block cannot be (a cluster, a network).
 - yaml: parsed, and every key path must be one of Dask's configuration keys.
+- bibtex: the papers' entries name the same DOIs and arXiv ids as CITATION.cff's references.
 - Blocks without a language (the layout tree) are text.
 
-The README's generated sections (`lmvae readme` and the benchmark scripts) hold no code blocks: if one ever does,
-its generator must write the markers too.
+The generated sections (all written by `lmvae readme`) hold no code blocks: if one ever does, its generator must
+write the markers too.
 """
 from __future__ import annotations
 
@@ -36,10 +38,12 @@ import pytest_codeblocks  # a dev dependency (pyproject.toml): `make install` pu
 
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "benchmarks" / "README.md"]
 BIN = str(Path(sys.executable).parent)
 PATH = BIN + os.pathsep + os.environ.get("PATH", "")
 SHELL, PYTHON, YAML, TEXT = ("bash", "sh", "shell", "console"), ("python", "py"), ("yaml", "yml"), ("", "text")
+BIBTEX = ("bibtex", "bib")
+README_MAX_LINES = 150  # issue 39: the README is a front page; the rest lives in docs/
 
 # README snippet -> its smoke-sized variant (see the module docstring)
 SMOKE = [
@@ -70,7 +74,7 @@ def marked(block) -> bool:
 def test_blocks_found_and_known():
     """Every block has a language this file checks; the README's recipes are all there."""
     syntaxes = {p.values[2] for p in BLOCKS}
-    assert syntaxes <= set(SHELL + PYTHON + YAML + TEXT), syntaxes
+    assert syntaxes <= set(SHELL + PYTHON + YAML + TEXT + BIBTEX), syntaxes
     assert len([p for p in BLOCKS if p.values[2] in SHELL]) >= 4
     assert len([p for p in BLOCKS if p.values[2] in PYTHON]) >= 2
 
@@ -207,11 +211,104 @@ def test_yaml_block(doc, block, syntax):
         assert isinstance(dask.config.get(section, default=None), dict), f"{section} is not a Dask config section"
 
 
-def test_generated_sections_hold_no_code_blocks():
-    """`lmvae readme` and the benchmark scripts write plain text between their markers: nothing there escapes
-    this file's checks."""
-    text = (REPO / "README.md").read_text()
+# ---- bibtex ------------------------------------------------------------------------------------------------------
+def identifiers(text: str) -> set[str]:
+    """DOIs and arXiv ids named in a text (as BibTeX fields, CFF values or links)."""
     import re
 
-    for start, body in re.findall(r"<!-- ([\w-]+):start -->(.*?)<!-- \1:end -->", text, flags=re.S):
-        assert "```" not in body, f"the generated section {start} holds a code block"
+    dois = {d.rstrip(".,}") for d in re.findall(r"\b10\.\d{4,}/[^\s,}\")]+", text)}
+    return dois | set(re.findall(r"\b\d{4}\.\d{4,5}\b", text))
+
+
+def test_bibtex_names_the_papers_of_citation_cff_and_of_the_links():
+    import yaml
+
+    bib = [p.values[1].code for p in BLOCKS if p.values[2] in BIBTEX]
+    assert len(bib) == 1, "the README has one BibTeX block"
+    entries = bib[0].count("@")
+    assert entries == 4 and bib[0].count("{") == bib[0].count("}"), "four balanced entries"
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and len(cff["references"]) == entries
+    assert identifiers(bib[0]) == identifiers(yaml.safe_dump(cff["references"]))
+    links = (REPO / "README.md").read_text().split("```bibtex")[0]
+    assert identifiers(bib[0]) == identifiers(links), "the papers table links the same DOIs and arXiv ids"
+
+
+# ---- the pages as a whole ----------------------------------------------------------------------------------------
+def test_generated_sections_hold_no_code_blocks():
+    """`lmvae readme` writes plain text between its markers: nothing there escapes this file's checks."""
+    import re
+
+    for doc in DOCS:
+        for start, body in re.findall(r"<!-- ([\w-]+):start -->(.*?)<!-- \1:end -->", doc.read_text(), flags=re.S):
+            assert "```" not in body, f"{doc.name}: the generated section {start} holds a code block"
+
+
+def test_committed_pages_are_what_lmvae_readme_writes():
+    """`lmvae readme` on the committed tree changes nothing: every generated section of README.md and docs/*.md is in
+    step with its generator (run `lmvae readme` and commit when this fails), and each section is on exactly one page."""
+    from lmvae_core.readme import SECTIONS, Page, pages, render
+
+    found = []
+    for page in pages(REPO):
+        text = page.read_text()
+        assert render(Page(page, REPO, REPO / "figures")) == text, f"{page.relative_to(REPO)} is stale: run `lmvae readme`"
+        found += [name for name in SECTIONS if f"<!-- {name}:start -->" in text]
+    assert sorted(found) == sorted(SECTIONS), "each generated section appears on exactly one page"
+
+
+def test_a_page_with_an_unknown_section_is_refused(tmp_path):
+    from lmvae_core.readme import Page, render
+
+    page = tmp_path / "page.md"
+    page.write_text("<!-- typo:start -->\n<!-- typo:end -->\n")
+    with pytest.raises(ValueError, match="no writer for the generated section 'typo'"):
+        render(Page(page, REPO, REPO / "figures"))
+
+
+def test_readme_is_a_front_page():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines: move the detail to docs/"
+    long = [n for n, line in enumerate(lines, 1) if len(line) > 200 and not line.startswith("|")]
+    assert not long, f"README.md lines over 200 characters (not table rows): {long}"
+
+
+def test_relative_links_resolve():
+    """Every relative link of the pages names a file that exists, and a #fragment a heading of that file."""
+    import re
+
+    def anchors(md: Path) -> set[str]:
+        heads = re.findall(r"^#+\s+(.+?)\s*$", md.read_text(), flags=re.M)
+        return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
+
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            path, _, fragment = target.partition("#")
+            dest = (doc.parent / path).resolve() if path else doc
+            assert dest.exists(), f"{doc.relative_to(REPO)} links to a missing {target}"
+            if fragment:
+                assert fragment in anchors(dest), f"{doc.relative_to(REPO)}: no heading #{fragment} in {path or doc.name}"
+
+
+def test_make_bench_rewrites_the_pages_with_lmvae_readme():
+    """The benchmark's results reach docs/ through the one writer, not a script of its own."""
+    proc = subprocess.run(["make", "-n", "-C", str(REPO), "bench"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    recipe = [line.split() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("make")]
+    assert Path(recipe[-1][0]).name == "lmvae" and recipe[-1][1:] == ["readme"], recipe[-1]
+
+
+def test_readme_headline_counts_are_those_of_the_results_page():
+    """The README lists the same counts that open docs/results.md (one headline computation, two layouts)."""
+    import re
+
+    def section(doc: Path, name: str) -> str:
+        return re.search(rf"<!-- {name}:start -->(.*?)<!-- {name}:end -->", doc.read_text(), flags=re.S).group(1)
+
+    listed = section(REPO / "README.md", "headline")
+    sentence = section(REPO / "docs" / "results.md", "results").strip().splitlines()[0]
+    parts = [line[2:] for line in listed.splitlines() if line.startswith("- ")]
+    assert len(parts) == 3 and all(part in sentence for part in parts), (parts, sentence)
+    assert listed.strip().splitlines()[0].rstrip(":") in sentence

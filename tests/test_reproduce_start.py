@@ -67,7 +67,7 @@ def test_reproduce_prints_the_projection_before_it_runs_anything(monkeypatch, ca
     """`lmvae reproduce --profile paper --only 04` on a CPU: the projected hours come first, before the data check
     (which here stops the run, so nothing trains)."""
     from lmvae_core import cli
-    from lmvae_core.data import requirements
+    from lmvae_core.experiments import needs
 
     events = []
 
@@ -76,7 +76,7 @@ def test_reproduce_prints_the_projection_before_it_runs_anything(monkeypatch, ca
         raise ValueError("stopped at the data check (test)")
 
     monkeypatch.setattr(R, "run_device", lambda: "cpu")
-    monkeypatch.setattr(requirements, "ensure", stop_at_data_check)
+    monkeypatch.setattr(needs, "ensure", stop_at_data_check)
     assert cli.main(["reproduce", "--profile", "paper", "--only", "04"]) == 2
     out = capsys.readouterr()
     assert events == ["data check"]

@@ -1,4 +1,4 @@
-"""The speed benchmark's FLOP count and README section (no timing here: speed is measured by the script)."""
+"""The speed benchmark's FLOP count and docs sections (no timing here: speed is measured by the script)."""
 import importlib.util
 import json
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmvae_core.docs import grid_speed, speed
 from lmvae_core.models import VAE
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -36,7 +37,6 @@ def test_flops_per_image_of_the_784_400_20_vae():
 
 
 def test_readme_section_marks_met_and_missed_targets(tmp_path):
-    speed = load("readme_speed")
     result = cpu_result(vae_vs_dataloader=3.2, roofline_fraction=0.41, mixture_vs_loop=1.6, ensemble_vs_separate=0.9,
                         matmul_gflops=60.0, vae_gflops=24.6, vae_step_mflop_per_image=3.28)
     (tmp_path / "results_cpu.json").write_text(json.dumps(result))
@@ -47,7 +47,6 @@ def test_readme_section_marks_met_and_missed_targets(tmp_path):
 
 
 def test_readme_table_shows_each_measure_over_the_rounds(tmp_path):
-    speed = load("readme_speed")
     result = cpu_result(vae_vs_dataloader=2.0, roofline_fraction=0.4, mixture_vs_loop=1.2, ensemble_vs_separate=1.0,
                         matmul_gflops=100.0, vae_gflops=40.0, vae_step_mflop_per_image=4.0,
                         rounds={"project": [10000, 20000, 15000], "reference": [10000, 5000, 6000], "matmul": [100, 100, 50],
@@ -68,7 +67,6 @@ def test_readme_table_shows_each_measure_over_the_rounds(tmp_path):
 
 
 def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
-    speed = load("readme_speed")
     base = {"roofline_fraction": 0.05, "matmul_gflops": 1.0, "vae_gflops": 1.0, "vae_step_mflop_per_image": 3.28,
             "device": "gpu", "torch": "x", "threads": 16, "load_average_start_end": [[0.1] * 3, [0.1] * 3],
             "settings": {"rounds": 3}, "gpu_epoch_images": 60000, "gpu_epoch_ms": {"eager": 900.0, "compiled_graph": 30.0},
@@ -89,7 +87,6 @@ def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
 
 
 def test_readme_gpu_table_shows_the_graphed_mixture_and_where_a_step_goes(tmp_path):
-    speed = load("readme_speed")
     gpu = {"vae_vs_dataloader": 50.0, "roofline_fraction": 0.05, "mixture_vs_loop": 4.0, "mixture_vs_loop_graphed": 6.5,
            "ensemble_vs_separate": 3.0, "mnist_epoch_ms": 93.8, "matmul_gflops": 1.0, "vae_gflops": 1.0,
            "vae_step_mflop_per_image": 3.28, "device": "gpu", "torch": "x", "threads": 16,
@@ -117,36 +114,35 @@ def test_readme_gpu_table_shows_the_graphed_mixture_and_where_a_step_goes(tmp_pa
 
 
 def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
-    grid = load("readme_grid_speed")
     r = {"grid": {"streams": ["split_mnist"], "methods": ["a", "b"], "seeds": [0], "runs": 2}, "serial_seconds": 100.0,
          "local_seconds": 50.0, "speedup_local_vs_serial": 2.0, "executor": "local", "workers": 2, "cores": 2,
          "serial_torch_threads": 2, "same_results": True, "load_average_before": [0.1, 0.1, 0.1],
          "load_average_after": [2.5, 1.0, 0.5], "torch": "x", "finished": "today"}
-    text = grid.grid_section(r)
+    text = grid_speed.grid_section(r)
     assert "**2.00x** against the 1.7x target: met" in text and "identical results" in text
     assert "nothing else running" in text and "not measured here" not in text
-    slow = grid.grid_section(r | {"speedup_local_vs_serial": 0.8, "same_results": False, "load_average_before": [3.0] * 3})
+    slow = grid_speed.grid_section(r | {"speedup_local_vs_serial": 0.8, "same_results": False, "load_average_before": [3.0] * 3})
     assert "**0.80x**" in slow and "missed" in slow and "other processes on the cores" in slow and "different" in slow
     timed = r | {"run_seconds": {"serial": {"a": 10.0, "b": 20.0, "c": 40.0}, "local": {"a": 11.0, "b": 30.0, "c": 40.0}},
                  "worker_utilisation": 0.8}
     bounds = {"finished": "2026-12-04 15:00:00", "parallel": {"784-200-20, batch 64 (notebook 05 quick)": {"parallel_bound": 1.6}}}
-    text = grid.grid_section(timed, bounds)
+    text = grid_speed.grid_section(timed, bounds)
     assert "took 1.10x its serial time (median; 1.00x to 1.50x)" in text and "busy 80%" in text and "1.60x at the" in text
     assert "Below 0.5x" not in text
     first = timed | {"run_seconds": {"serial": {"a": 90.0, "b": 20.0}, "local": {"a": 9.0, "b": 21.0}}}
-    assert "Below 0.5x: a; serially such a run also trains" in grid.grid_section(first, bounds)
+    assert "Below 0.5x: a; serially such a run also trains" in grid_speed.grid_section(first, bounds)
     bounds["parallel"]["784-200-20, batch 64 (notebook 05 quick)"]["rounds"] = {
         "one_process_2_threads": [3.0, 4.0], "two_processes_1_thread": [5.0, 4.0]}
-    assert "1.60x at the median of its rounds, 1.50x from each side's fastest round" in grid.grid_section(timed, bounds)
+    assert "1.60x at the median of its rounds, 1.50x from each side's fastest round" in grid_speed.grid_section(timed, bounds)
     threads = {"finished": "today", "vae_784_200_20_2_epochs": {"identical": True, "max_abs_parameter_difference": 0.0},
                "split_mnist_feature_classifier": {"identical": False, "max_abs_parameter_difference": 0.2153,
                                                   "fid_2000_train_vs_test": {"1": 23.47, "2": 21.44}}}
     differ = r | {"same_results": False}
-    traced = grid.grid_section(differ, None, threads)
+    traced = grid_speed.grid_section(differ, None, threads)
     assert "not checked" not in traced and "VAE trained with 1 and with 2 threads comes out bitwise the same" in traced
     assert "classifier comes out not the same (parameters up to 0.22 apart)" in traced
     assert "23.5 with 1 thread against 21.4 with 2 threads" in traced
-    assert "not checked" in grid.grid_section(differ)  # no check committed: the guess says it is a guess
+    assert "not checked" in grid_speed.grid_section(differ)  # no check committed: the guess says it is a guess
     # after the fix: the serial grid runs each run on one thread; the classifier is pinned, the raw training is not
     fixed = threads | {"result_threads": 1,
                        "split_mnist_feature_classifier": {"identical": True, "max_abs_parameter_difference": 0.0,
@@ -154,14 +150,14 @@ def test_readme_grid_speed_paragraph_is_written_from_the_results(tmp_path):
                        "split_mnist_feature_classifier_unpinned": {"identical": False,
                                                                    "max_abs_parameter_difference": 0.2153}}
     bounds["parallel"]["784-200-20, batch 64 (notebook 05 quick)"]["two_threads_speedup"] = 1.25
-    now = grid.grid_section(r | {"serial_torch_threads": 1, "process_torch_threads": 2}, bounds, fixed)
+    now = grid_speed.grid_section(r | {"serial_torch_threads": 1, "process_torch_threads": 2}, bounds, fixed)
     assert "serially (each run on 1 torch thread in a 2-thread process)" in now and "identical results" in now
     assert "trained at the caller's thread count, comes out not the same (parameters up to 0.22 apart)" in now
     assert "on 1 thread (`runtime.RESULT_THREADS`), it comes out bitwise the same" in now
     assert "23.5 with 1 thread against 23.5 with 2 threads" in now
     assert "speeds one run up 1.25x" in now and "would gain about 1.60x: the target, like for like, missed" in now
     assert "not like for like" in now  # 2.00 / 1.25 = 1.60 < 1.7
-    assert "would gain" not in grid.grid_section(r, bounds, fixed)  # an older run: the serial side had 2 threads
+    assert "would gain" not in grid_speed.grid_section(r, bounds, fixed)  # an older run: the serial side had 2 threads
 
 
 def test_thread_invariance_compares_every_parameter_bitwise():
@@ -209,7 +205,6 @@ def test_tight_roofline_bound_counts_the_products_and_adam():
 
 
 def test_readme_bounds_state_the_tight_roofline_and_what_a_target_step_leaves():
-    speed = load("readme_speed")
     b = {"roofline_tight_bound": 0.66, "roofline_tight_bound_rounds": [0.7, 0.64, 0.66],
          "roofline_ms": {"gemms": 1.32, "adam": 0.27, "step_at_target": 1.75, "left_at_target": 0.16}}
     text = speed._tight_roofline(b)
@@ -251,22 +246,21 @@ def test_cpu_modes_probe_times_each_optimizer_step_and_leaves_training_unchanged
     assert (fast["rounds"], slow["rounds"]) == (2, 2) and (fast["img_per_s"], slow["img_per_s"]) == (30500, 18500)
     assert fast["ratio_max"] == pytest.approx(1.6) and slow["ratio_min"] == pytest.approx(6.0)
     m = {"finished": "2026-12-05 02:00:00", "processes": 2, "threads": 2, "groups": [fast, slow]}
-    text = "\n".join(load("readme_speed")._modes(m))
+    text = "\n".join(speed._modes(m))
     assert "2 fresh processes of 2 rounds, 2 threads" in text and "2 rounds at 1.5x to 1.6x ran at 30,500 img/s" in text
     assert "2 rounds at 6.0x to 6.5x ran at 18,500 img/s (18,000 to 19,000), first step 1.25 ms, repeat 0.20 ms" in text
-    assert "two speeds" in text and load("readme_speed").two_speeds(m)
+    assert "two speeds" in text and speed.two_speeds(m)
     # one cloud of rounds (a machine without the slow mode): the widest gap splits off one round, not a second speed
     one = [{"first_step_ms": 0.28, "repeat_step_ms": r, "img_per_s": v}
            for r, v in ((0.27, 44000), (0.28, 43000), (0.27, 44500), (0.283, 43200))]
     m1 = m | {"groups": list(modes.split_at_widest_gap(one))}
-    assert not load("readme_speed").two_speeds(m1)
-    text = "\n".join(load("readme_speed")._modes(m1))
+    assert not speed.two_speeds(m1)
+    text = "\n".join(speed._modes(m1))
     assert "One speed for the CPU step on this machine" in text and "no second, slower speed" in text
     assert "0.99x to 1.04x the repeat" in text and "43,000 to 44,500 img/s" in text and "two speeds" not in text
 
 
 def test_readme_bounds_rule_a_target_out_only_when_every_round_misses_it():
-    speed = load("readme_speed")
     par = {"parallel_bound": 1.5, "two_threads_speedup": 1.3, "side_by_side_slowdown": 1.0,
            "rounds": {"one_process_2_threads": [6.0, 6.0, 6.0], "two_processes_1_thread": [8.0, 8.0, 8.0]}}
     b = {"finished": "2026-12-04 16:00:00", "rounds": {"square": [1, 2, 3]}, "step_gemm_fraction": 0.8,
@@ -331,7 +325,6 @@ def test_pooled_runs_pool_every_process_rounds_and_keep_each_process_medians(mon
 
 
 def test_readme_says_when_the_rounds_were_pooled_from_several_processes(tmp_path):
-    speed = load("readme_speed")
     result = cpu_result(vae_vs_dataloader=2.0, roofline_fraction=0.4, mixture_vs_loop=1.2, ensemble_vs_separate=1.0,
                         matmul_gflops=100.0, vae_gflops=40.0, vae_step_mflop_per_image=4.0,
                         per_process=[{"vae_vs_dataloader": 2.5, "roofline_fraction": 0.5, "mixture_vs_loop": 1.1,
@@ -351,7 +344,6 @@ def test_fused_references_are_shown_beside_the_targets_without_one(tmp_path):
     """The mixture against a loop of fused VAEs, and the ensemble against runs of train(): rows with no target (n/a),
     their per-round ratios from their own contenders, and their rates in the raw line; older files without them
     show neither."""
-    speed = load("readme_speed")
     result = cpu_result(vae_vs_dataloader=2.0, roofline_fraction=0.4, mixture_vs_loop=1.5, ensemble_vs_separate=1.4,
                         mixture_vs_own_loss_loop=1.25, ensemble_vs_train_runs=1.2,
                         matmul_gflops=100.0, vae_gflops=40.0, vae_step_mflop_per_image=4.0,
@@ -377,7 +369,6 @@ def test_uncompiled_vae_rows_and_the_compile_cost_are_shown_beside_the_compiled_
     """On a CPU the target reads the compiled step (how long runs train); the uncompiled step (train()'s way in
     shorter runs) gets its own rows without a target, with per-round ratios from its own contender, and the
     compile's cost is stated. Files without them show neither."""
-    speed = load("readme_speed")
     result = cpu_result(vae_vs_dataloader=3.2, vae_eager_vs_dataloader=2.8, roofline_fraction=0.42,
                         roofline_fraction_eager=0.37, mixture_vs_loop=1.5, ensemble_vs_separate=1.4,
                         matmul_gflops=100.0, vae_gflops=42.0, vae_step_mflop_per_image=1000.0,

@@ -6,7 +6,7 @@ batches of 128 dynamically binarised training images: the same steps for every d
 differ in size). Then, for every ordered pair (expert of domain A, new domain B), on B's full test set:
 - the old rule's score: err_A(B) / err_A(A) (reuse when <= 1 + threshold);
 - the probe rule's score: err_A(B) / err_probe(B), the probe a fresh expert trained on B's training set by
-  LMVAE.probe_error, for as many steps as an expert (full budget: the probe is then an expert of B with another
+  continual.lmvae.probe_error, for as many steps as an expert (full budget: the probe is then an expert of B with another
   seed) and for a quarter of them;
 and the decisions of both rules at several thresholds/margins. A symmetric rule grows for every A != B and
 reuses for A == B (the expert scored on its own domain's test set against a probe of that domain).
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from lmvae_core.continual.lmvae import probe_error
 from lmvae_core.data.preprocess import binarize_fixed
 from lmvae_core.data.streams import DataConfig, load_split
 from lmvae_core.models.lmvae import LMVAE, LMVAEConfig
@@ -57,7 +58,7 @@ def main() -> None:
         for b in DOMAINS:  # probe_epochs such that the probe takes n_steps steps on B's training set
             tool = LMVAE(LMVAEConfig(expert=EXPERT, probe_epochs=(n_steps - 0.5) * BATCH / train_x[b].shape[0],
                                      probe_batch=BATCH))
-            probe[name][b], taken = tool.probe_error(test_x[b], train_x[b], "dynamic", 1e-3, seed=1)
+            probe[name][b], taken = probe_error(tool, test_x[b], train_x[b], "dynamic", 1e-3, seed=1)
             assert taken == n_steps, (taken, n_steps)
     pairs = []
     for a in DOMAINS:
@@ -82,7 +83,7 @@ def main() -> None:
 
 
 def fit_steps(x: torch.Tensor, steps: int, seed: int = 0) -> VAE:
-    """An expert trained `steps` Adam steps on random batches of x (as LMVAE.probe_error trains a probe)."""
+    """An expert trained `steps` Adam steps on random batches of x (as continual.lmvae.probe_error trains a probe)."""
     torch.manual_seed(seed)
     vae = VAE(EXPERT)
     idx = torch.randint(x.shape[0], (steps, BATCH))

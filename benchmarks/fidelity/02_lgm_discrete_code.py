@@ -36,7 +36,7 @@ from lmvae_core.data.streams import DataConfig, class_split_stream, load_split
 from lmvae_core.metrics import negative_elbo
 from lmvae_core.metrics.coverage import (classes_covered, confidence_threshold, mutual_information,
                                          sample_coverage, share_of)
-from lmvae_core.metrics.fid import feature_classifier
+from lmvae_core.training.classifier import feature_classifier
 from lmvae_core.models.lgm import LGMConfig
 
 BASE = LGMConfig(latent_dim=20, hidden=(200,))

@@ -1,6 +1,6 @@
 """Issue 11, item 16: does the FID / fitting-capacity feature classifier reach its accuracy floor?
 
-Trains metrics.fid's CNN as notebook 05 does in each setting (the old quick one: 1,000 images per split-MNIST
+Trains the feature classifier (nets.classifier, training.classifier) as notebook 05 does in each setting (the old quick one: 1,000 images per split-MNIST
 task, i.e. 5,000 images, 2 epochs; the new one: every training image, `benchmark.clf_epochs` epochs) on MNIST and
 Fashion-MNIST from a torchvision root, and writes the test accuracies next to the floors.
 
@@ -16,7 +16,8 @@ import torch
 
 from lmvae_core.data.streams import DataConfig, load_split
 from lmvae_core.experiments.benchmark import SETTINGS, clf_epochs
-from lmvae_core.metrics.fid import ACCURACY_FLOORS, classifier_check, train_classifier
+from lmvae_core.metrics.fid import ACCURACY_FLOORS, classifier_check
+from lmvae_core.training.classifier import train_classifier
 from lmvae_core.training.loop import TrainConfig
 
 

@@ -133,7 +133,7 @@ def downloads_allowed() -> bool:
     return not (env or bool(_offline_override))
 
 
-# -- what a notebook loads is checked against what it declares (data/requirements.py) ----------------------
+# -- what a notebook loads is checked against what it declares (experiments/needs.py) ------------------------
 _declared: dict | None = None
 
 
@@ -148,7 +148,7 @@ def declare(notebook: str | None, pairs: set[tuple[str, str]] = frozenset(), str
 def _record(key: str, split: str) -> None:
     if _declared is None or (key, split) in _declared["pairs"]:
         return
-    msg = (f"notebook {_declared['notebook']} loads {key}/{split}, which lmvae_core/data/requirements.py does not "
+    msg = (f"notebook {_declared['notebook']} loads {key}/{split}, which lmvae_core/experiments/needs.py does not "
            f"declare for it; add it there so that `lmvae data` and `lmvae reproduce` check and fetch it")
     if _declared["strict"]:
         raise RuntimeError(msg)

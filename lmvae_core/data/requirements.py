@@ -1,13 +1,13 @@
-"""Which datasets and splits each notebook needs per profile, whether they are on disk, and fetching the rest.
+"""Whether the datasets and splits a set of notebooks needs are on disk, and fetching the rest.
 
-The lists are computed from the same SETTINGS dicts the experiments read, plus the datasets a notebook names
-itself; setup() declares them to the loader, which refuses (smoke profile, so CI catches it) or warns about
-any split a notebook loads without declaring it. `lmvae data` and the fail-fast check of `lmvae reproduce`
-read them from here.
+`needs` maps a notebook's name to the datasets it loads in a profile. Which those are is the experiments'
+knowledge (experiments/needs.py computes them from the SETTINGS the experiments read); this module only looks
+for the files (the committed sample in the smoke and paper-shape profiles, the data root otherwise), fetches what
+is missing and words one message for everything still missing.
 """
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,32 +16,6 @@ from ..runtime import uses_sample
 from .datasets import DATASETS, DataMissingError, canonical_name, downloads_allowed, expected_files, is_present
 
 SPLITS = ("train", "test")
-# notebook 05's streams and the datasets each is cut from (experiments/benchmark.py: build_stream)
-BENCHMARK_STREAMS = {"split_mnist": ("mnist",), "taskfree_mnist": ("mnist",), "split_fashion": ("fashion",),
-                     "mnist_fashion": ("mnist", "fashion")}
-
-
-def _ocm(s: dict) -> list[str]:
-    from ..experiments.ocm import STREAMS
-
-    # Table 1 streams, the cross-domain stream of Table 3 and the ablations on MNIST (notebook cells)
-    return [d for stream in (*s["streams"], "cross", "mnist") for d in STREAMS[stream]]
-
-
-# notebook -> (experiments module, datasets as a function of that module's SETTINGS[profile])
-NEEDS = {
-    # the balancing ablation runs on MNIST (notebook cell)
-    "00_mixture_of_vaes": ("mixture_of_vaes", lambda s: [*s["datasets"], "mnist"]),
-    "01_lmvae": ("lmvae", lambda s: [*s["sequence"], *s["growth_sequence"]]),
-    # permuted MNIST and its classifier use MNIST in every profile
-    "02_lifelong_generative_modeling": ("lgm", lambda s: [*s["datasets"], s["ablation_dataset"], "mnist"]),
-    # the overhead measurement and generative replay run on MNIST
-    "03_binarized_regularization": ("binarized", lambda s: [*s["datasets"], "mnist"]),
-    "04_ocm": ("ocm", _ocm),
-    "05_benchmark": ("benchmark", lambda s: [d for st in s["streams"] for d in BENCHMARK_STREAMS[st]]),
-}
-
-
 @dataclass(frozen=True)
 class Need:
     notebook: str
@@ -52,24 +26,16 @@ class Need:
     paths: tuple[Path, ...]  # where the files are expected
 
 
-def datasets_for(notebook: str, profile: str) -> list[str]:
-    """The datasets (canonical names, in first-use order) a notebook loads in a profile."""
-    if notebook not in NEEDS:
-        raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NEEDS)}")
-    module, needs = NEEDS[notebook]
-    settings = importlib.import_module(f"lmvae_core.experiments.{module}").SETTINGS[profile]
-    return list(dict.fromkeys(canonical_name(d) for d in needs(settings)))
+def pairs(datasets: Sequence[str]) -> set[tuple[str, str]]:
+    """Every (dataset, split) of the given datasets."""
+    return {(canonical_name(d), split) for d in datasets for split in SPLITS}
 
 
-def pairs_for(notebook: str, profile: str) -> set[tuple[str, str]]:
-    return {(d, split) for d in datasets_for(notebook, profile) for split in SPLITS}
-
-
-def check(notebooks: list[str], profile: str, root: str | Path | None = None) -> list[Need]:
+def check(needs: Mapping[str, Sequence[str]], profile: str, root: str | Path | None = None) -> list[Need]:
     """One row per notebook, dataset and split: present or not, and the paths expected."""
     rows = []
-    for nb in notebooks:
-        for d in datasets_for(nb, profile):
+    for nb, datasets in needs.items():
+        for d in dict.fromkeys(canonical_name(d) for d in datasets):
             for split in SPLITS:
                 if uses_sample(profile):
                     file = paths.sample_root() / f"{DATASETS[d].stem}-{split}.npz"
@@ -142,17 +108,17 @@ def missing_message(missing: list[Need], profile: str, root: str | Path | None =
     return "\n".join(lines)
 
 
-def ensure(notebooks: list[str], profile: str, root: str | Path | None = None, download: bool | None = None,
-           echo=print) -> None:
+def ensure(needs: Mapping[str, Sequence[str]], profile: str, root: str | Path | None = None,
+           download: bool | None = None, echo=print) -> None:
     """Raise DataMissingError (one message for everything) unless every needed split is on disk or fetched."""
-    rows = check(notebooks, profile, root)
+    rows = check(needs, profile, root)
     if all(r.present for r in rows):
         return
     download = downloads_allowed() if download is None else download
     reasons = ""
     if download and not uses_sample(profile):
         reasons = "; ".join(dict.fromkeys(fetch_missing(rows, root, echo).values()))
-        rows = check(notebooks, profile, root)
+        rows = check(needs, profile, root)
     missing = [r for r in rows if not r.present]
     if missing:
         raise DataMissingError(missing_message(missing, profile, root, reasons))

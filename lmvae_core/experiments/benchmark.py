@@ -32,7 +32,8 @@ import torch
 from ..continual import (Budget, JointVAE, LGMLearner, LifelongConfig, LMVAELearner, MixtureOfVAEs, OCMLearner,
                          SequentialVAE, binarized_config, run_stream)
 from ..data.benchmark_streams import STREAM_TITLES, BenchStream, build_stream  # noqa: F401  (re-exported)
-from ..metrics import TaskMatrix, feature_classifier, fid, mixture_log_likelihood  # noqa: F401
+from ..metrics import TaskMatrix, fid, mixture_log_likelihood  # noqa: F401
+from ..training.classifier import feature_classifier  # noqa: F401
 from ..metrics.fitting_capacity import fitting_capacity, fitting_set_size
 from ..models.lgm import LGMConfig
 from ..models.lmvae import LMVAEConfig

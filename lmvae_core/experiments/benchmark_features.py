@@ -9,10 +9,10 @@ from typing import Sequence
 import torch
 
 from ..data.benchmark_streams import build_stream
-from ..data.requirements import BENCHMARK_STREAMS
+from .needs import BENCHMARK_STREAMS
 from ..data.streams import Split
-from ..metrics import feature_classifier
-from ..metrics.fid import classifier_check, classifier_key, classifier_state, epochs_for, real_fid
+from ..metrics.fid import classifier_check, real_fid
+from ..training.classifier import classifier_key, classifier_state, epochs_for, feature_classifier
 from ..metrics.fitting_capacity import fitting_set_size, real_fitting_capacity
 from ..results.cache import is_cached
 from ..results.cluster import resolve_executor
@@ -34,7 +34,7 @@ def classifier_split(stream_name: str, s: dict, data) -> Split:
 
 
 def clf_epochs(s: dict, n: int) -> int:
-    """The feature classifier's epochs for n training images (metrics.fid.epochs_for)."""
+    """The feature classifier's epochs for n training images (training.classifier.epochs_for)."""
     return epochs_for(n, s["clf_epochs"], s["clf_min_passes"])
 
 

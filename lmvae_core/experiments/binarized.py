@@ -14,13 +14,14 @@ import torch
 from ..continual import pack, restore
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, load_split
-from ..metrics import feature_classifier, fid, iwae_log_likelihood, negative_elbo, reconstruction_error
-from ..metrics.fid import classifier_check, classifier_key, classifier_state, epochs_for, real_fid
+from ..metrics import fid, iwae_log_likelihood, negative_elbo, reconstruction_error
+from ..metrics.fid import classifier_check, real_fid
+from ..training.classifier import classifier_key, classifier_state, epochs_for, feature_classifier
 from ..metrics.latent import bimodality_coefficient, latent_means, linear_probe, traversal  # noqa: F401
 from ..models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixture_kl_monte_carlo, mixture_kl_per_dim,
                                 shifted_kl, unit_activity)
 from ..results.cache import cached
-from ..results.runner import Call, GridRun, run_grid
+from ..results.runner import Call, GridRun
 from ..training.ensemble import train_ensemble
 from ..training.loop import TrainConfig
 from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's binarized.claims)
@@ -156,15 +157,15 @@ def calibration_call(run: Run) -> Call:
     weighted by its cost."""
     spec = calibration_spec(run.settings)
     n_test = len(load_split("mnist", "test", run.data(test_limit=spec.test_limit)).x)
-    cost = spec.epochs * _n_train(run, "mnist", spec.train_limit) + IWAE_SAMPLE * spec.iwae_k * n_test
+    cost = spec.epochs * n_train(run, "mnist", spec.train_limit) + IWAE_SAMPLE * spec.iwae_k * n_test
     return replace(shared_calibration_call(run, spec), cell={"part": "calibration"}, weight=cost / 1e5)
 
 
-def _n_train(run: Run, dataset: str, limit: int | None) -> int:
+def n_train(run: Run, dataset: str, limit: int | None) -> int:
     return len(load_split(dataset, "train", run.data(train_limit=limit)).x)
 
 
-def _train_key(dataset, cfg, tcfg, data: DataConfig, seed, extra=None) -> dict:
+def train_key(dataset, cfg, tcfg, data: DataConfig, seed, extra=None) -> dict:
     return {"dataset": dataset, "model": asdict(cfg), "train": asdict(tcfg) | {"progress": None},
             "data": asdict(data) | {"device": None}, "seed": seed} | (extra or {})
 
@@ -183,11 +184,11 @@ def train_call(run: Run, dataset: str, objective: str, r: float, regime: str = "
     """One setting of the sweep (all its seeds) as a grid call (cached by all inputs)."""
     s = run.settings
     cfg = model_config(s, objective, r, regime_latent(s, regime))
-    key = _train_key(dataset, cfg, _tcfg(run), run.data(train_limit=s["sweep_train"]), run.seed,
+    key = train_key(dataset, cfg, _tcfg(run), run.data(train_limit=s["sweep_train"]), run.seed,
                      {"seeds": seeds_of(run), "trainer": "ensemble"})
     return Call("binarized_vae", key, fit_model, (run, dataset, objective, r, regime),
                 {"regime": regime, "dataset": dataset, "objective": objective, "r": float(r)},
-                weight=len(seeds_of(run)) * s["epochs"] * _n_train(run, dataset, s["sweep_train"]) / 1e5)
+                weight=len(seeds_of(run)) * s["epochs"] * n_train(run, dataset, s["sweep_train"]) / 1e5)
 
 
 def fit_model(run: Run, dataset: str, objective: str, r: float, regime: str = "main") -> dict:
@@ -329,11 +330,6 @@ def geometry(m: np.ndarray, r: float) -> dict:
             "bimodal_share": float((bc > 5 / 9).mean()), "mean_abs_mu": float(np.abs(a).mean())}
 
 
-def _grid(run: Run, calls: list[Call], desc: str, force: bool | None = None) -> GridRun:
-    return run_grid(calls, run.executor, force=run.force if force is None else force, progress=run.progress,
-                    desc=desc)
-
-
 def train_all(run: Run, half: bool = True) -> GridRun:
     """Every training run of the notebook as one grid on run.executor, costliest first: the feature classifiers,
     the calibration VAE, the sweep's ensembles (main and collapse regime) and the replay runs, and (half=True) the
@@ -347,7 +343,7 @@ def train_all(run: Run, half: bool = True) -> GridRun:
     calls = ([classifier_call(run, d) for d in s["datasets"]] + [calibration_call(run)]
              + [train_call(ru, d, o, r, g) for ru in runs for d, o, r, g in sweep_cells(ru)]
              + [c for ru in runs for c in continual_calls(ru)])
-    return _grid(run, calls, "binarized: train")
+    return run.grid(calls, "binarized: train")
 
 
 def sweep_cells(run: Run) -> list[tuple[str, str, str, float]]:
@@ -372,10 +368,10 @@ def sweep(run: Run) -> list[dict]:
     for dataset in run.settings["datasets"]:
         dataset_classifier(run, dataset, force=False)  # before the evaluations, which all load it
     cells = sweep_cells(run)
-    trains = _grid(run, [train_call(run, d, o, r, g) for d, o, r, g in cells], "binarized sweep: train", force=False)
+    trains = run.grid([train_call(run, d, o, r, g) for d, o, r, g in cells], "binarized sweep: train", force=False)
     done = [(c, tr | {"key": call.config}) for c, call, tr in zip(cells, trains.calls, trains.results)
             if tr is not None]
-    evals = _grid(run, [eval_call(run, d, o, r, g, trained) for (d, o, r, g), trained in done],
+    evals = run.grid([eval_call(run, d, o, r, g, trained) for (d, o, r, g), trained in done],
                   "binarized sweep: evaluate")
     rows = []
     for ((dataset, objective, r, regime), trained), per_seed in zip(done, evals.results):

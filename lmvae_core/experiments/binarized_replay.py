@@ -20,7 +20,7 @@ from ..models.vae import VAE, VAEConfig
 from ..results.runner import Call
 from ..training.loop import TrainConfig, make_optimizer
 from ..training.step import train_step
-from .binarized import OBJECTIVES, _grid, _n_train, _train_key, dataset_classifier, model_config, seeds_of
+from .binarized import OBJECTIVES, n_train, train_key, dataset_classifier, model_config, seeds_of
 from .common import Run
 
 
@@ -94,11 +94,11 @@ def continual_call(run: Run, r: float, seed: int, objective: str = "VAE") -> Cal
     s = run.settings
     cfg = model_config(s, objective, r)
     tcfg = TrainConfig(epochs=s["cl_epochs"], batch_size=s["batch"], progress=run.progress)
-    key = _train_key("split-mnist-5", cfg, tcfg, run.data(train_limit=s["cl_train_limit"]), seed,
+    key = train_key("split-mnist-5", cfg, tcfg, run.data(train_limit=s["cl_train_limit"]), seed,
                      {"eval_n": s["cl_eval_n"], "k": s["cl_k"], "replay": "shin-1/(t+1)"})
     return Call("binarized_replay", key, fit_continual, (run, r, seed, objective),
                 {"r": float(r), "seed": seed, "objective": objective},
-                weight=REPLAY_COST * s["cl_epochs"] * _n_train(run, "mnist", s["cl_train_limit"]) / 1e5)
+                weight=REPLAY_COST * s["cl_epochs"] * n_train(run, "mnist", s["cl_train_limit"]) / 1e5)
 
 
 def continual_calls(run: Run) -> list[Call]:
@@ -144,7 +144,7 @@ def continual_all(run: Run) -> dict[float, list[dict]]:
     """Every r of the settings and every seed: r -> one result per seed (seed order). binarized.train_all trains
     them (run.force retrains them there); here they are read, and trained as a grid only if missing. A failed run
     is printed by the runner and left out."""
-    grid = _grid(run, continual_calls(run), "binarized replay", force=False)
+    grid = run.grid(continual_calls(run), "binarized replay", force=False)
     out: dict[float, list[dict]] = {}
     for c, res in zip(grid.calls, grid.results):
         if res is not None:

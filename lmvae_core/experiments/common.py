@@ -9,11 +9,12 @@ import torch
 
 from .. import paths
 from ..data.datasets import declare, set_offline
-from ..data.requirements import ensure, pairs_for
 from ..data.streams import DataConfig, data_config
 from ..results.cluster import resolve_executor
+from ..results.runner import Call, GridRun, run_grid
 from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything, uses_sample
+from .needs import ensure, pairs_for
 
 NOTEBOOKS = ("00_mixture_of_vaes", "01_lmvae", "02_lifelong_generative_modeling", "03_binarized_regularization",
              "04_ocm", "05_benchmark")
@@ -49,6 +50,11 @@ class Run:
         """The same run with other settings: a second run of an experiment at another budget (its results are
         cached under their own key; nothing else changes, the output folder included)."""
         return replace(self, settings=dict(settings))
+
+    def grid(self, calls: list[Call], desc: str, force: bool | None = None) -> GridRun:
+        """Run calls as one grid on this run's executor (force: this run's unless given)."""
+        return run_grid(calls, self.executor, force=self.force if force is None else force, progress=self.progress,
+                        desc=desc)
 
     def __repr__(self) -> str:
         return (f"Run({self.notebook}: profile={self.profile}, seed={self.seed}, device={self.device}, "

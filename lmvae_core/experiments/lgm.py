@@ -22,11 +22,12 @@ import torch
 from ..continual import Budget, LGMLearner, LifelongConfig, pack, restore, run_stream
 from ..data.preprocess import binarize_fixed
 from ..data.streams import DataConfig, TaskStream, class_split_stream, load_split, permuted_stream
-from ..metrics import TaskMatrix, feature_classifier, fid, iwae_log_likelihood, negative_elbo
-from ..metrics.fid import classifier_check, epochs_for, real_fid
+from ..metrics import TaskMatrix, fid, iwae_log_likelihood, negative_elbo
+from ..metrics.fid import classifier_check, real_fid
+from ..training.classifier import epochs_for, feature_classifier
 from ..metrics.coverage import confidence_threshold, mutual_information, sample_coverage
 from ..models.lgm import LGM, LGMConfig
-from ..results.runner import Call, GridRun, run_grid
+from ..results.runner import Call, GridRun
 from ..runtime import cpu_threads
 from .calibration import JointVAE, calibrate
 from .common import Run, paper_shape
@@ -279,10 +280,6 @@ def _clf_key(run: Run, dataset: str) -> dict:
             "source": run.data().source}
 
 
-def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
-    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
-
-
 def _by(grid: GridRun, field: str) -> dict:
     """Results grouped by one cell field, in grid order; failed cells are left out (see grid.missing()), and
     so is a group without any result."""
@@ -301,7 +298,7 @@ def split_experiments(run: Run, datasets, methods=None) -> dict[str, dict]:
     streams = {d: split_stream(run, d) for d in datasets}
     calls = [method_call(run, d, m, seed, stream=streams[d]) for d in datasets for m in methods or s["methods"]
              for seed in s["seeds"]]
-    grid = _grid(run, calls, "LGM split streams")
+    grid = run.grid(calls, "LGM split streams")
     out = {}
     for d in datasets:
         sub = GridRun([c for c in calls if c.cell["stream"] == d],
@@ -322,7 +319,7 @@ def gamma_ablation(run: Run, dataset: str | None = None) -> dict[float, list[dic
     stream = split_stream(run, dataset)
     calls = [method_call(run, dataset, "replay" if g == 0 else "lgm", seed, gamma_c=g, stream=stream)
              for g in s["gammas"] for seed in s["seeds"]]
-    return _by(_grid(run, calls, "LGM gamma_c ablation"), "gamma_c")
+    return _by(run.grid(calls, "LGM gamma_c ablation"), "gamma_c")
 
 
 def permuted_experiment(run: Run, methods=None) -> dict:
@@ -330,7 +327,7 @@ def permuted_experiment(run: Run, methods=None) -> dict:
     stream = perm_stream(run)
     calls = [method_call(run, "permuted", m, seed, stream=stream) for m in methods or s["perm_methods"]
              for seed in s["seeds"]]
-    grid = _grid(run, calls, "LGM permuted MNIST")
+    grid = run.grid(calls, "LGM permuted MNIST")
     return {"stream": stream, "runs": _by(grid, "method"), "grid": grid}
 
 

@@ -18,7 +18,7 @@ from ..data.preprocess import binarize_dynamic, binarize_fixed
 from ..data.streams import Split, TaskFreeStream, load_split, take_rows
 from ..models.ocm import OCM, OCMConfig
 from ..results.cache import cached, config_key, is_cached, resume_dir
-from ..results.runner import Call, GridRun, run_grid
+from ..results.runner import Call, GridRun
 from ..training.loop import TrainConfig, fit_batches, make_optimizer
 from ..results.tables import seed_summary
 from ..runtime import cpu_threads
@@ -397,15 +397,11 @@ def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
                           "stream_length": n, "train_seconds": seconds, "steps": taken[0], "metrics": metrics}
 
 
-def _grid(run: Run, calls: list[Call], desc: str) -> GridRun:
-    return run_grid(calls, run.executor, force=run.force, progress=run.progress, desc=desc)
-
-
 def rebuild(result: dict, device) -> OCM:
     return restore(OCM, result, device)
 
 
-def _row(stream: str, method: str, seed: int, r: dict) -> dict:
+def table_row(stream: str, method: str, seed: int, r: dict) -> dict:
     m = r["metrics"]
     return {"stream": stream, "method": method, "seed": seed, "ll_best": m["ll_best"],
             "ll_best_same_draw": m["ll_best_same_draw"], "ll_mixture": m["ll_mixture"], "ll_by_recon": m["ll_by_recon"],
@@ -444,16 +440,16 @@ def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None, iid: bool 
     per finished run and the results for plotting. `iid=False` leaves out the i.i.d. baselines (no claim reads
     them)."""
     cells = table_cells(run, streams, methods, seeds)
-    grid = _grid(run, [stream_call(run, *c) for c in first_stage(run, cells)], "OCM runs")
+    grid = run.grid([stream_call(run, *c) for c in first_stage(run, cells)], "OCM runs")
     iid_cells, second = second_stage(run, cells, iid)
     cells += iid_cells
     if second:
-        grid = GridRun.combine(grid, _grid(run, second, "OCM reservoir and i.i.d. runs"))
+        grid = GridRun.combine(grid, run.grid(second, "OCM reservoir and i.i.d. runs"))
     done = {(c.cell["stream"], c.cell["method"], c.cell["seed"]): r for c, r in zip(grid.calls, grid.results)
             if r is not None}
     # Grid order; failed cells, and reservoir runs whose OCM run failed, are missing.
     results = {c: done[c] for c in cells if c in done}
-    rows = [_row(*c, r) for c, r in results.items()]
+    rows = [table_row(*c, r) for c, r in results.items()]
     missing = [c for c in cells if c not in done]
     if missing:
         print(f"missing runs (stream, method, seed), left out: {missing}")
@@ -512,13 +508,13 @@ def sweep(run: Run, half: bool = False) -> None:
         first += [c for _, c in selection_calls(r, s["streams"], None if full else CLAIM_RULES)]
         first += [c for _, c in ablation_calls(r, "mnist")]
         first += [c for _, c in memory_study_calls(run, half=not full)]
-    _grid(run, _unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
+    run.grid(_unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
           "OCM: runs that need no other")
     for r, full in runs:
         tables = [table_cells(r, s["streams"]), table_cells(r, ["cross"], CROSS_METHODS, s["cross_seeds"])]
         second += [c for t in tables for c in second_stage(r, t, iid=full)[1]]
     if second:
-        _grid(run, _unique(second), "OCM: reservoir runs of equal memory and steps, i.i.d. baselines")
+        run.grid(_unique(second), "OCM: reservoir runs of equal memory and steps, i.i.d. baselines")
 
 
 def _unique(calls: list[Call]) -> list[Call]:

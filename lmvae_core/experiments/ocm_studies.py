@@ -15,7 +15,7 @@ import torch
 
 from ..results.runner import Call
 from .common import Run
-from .ocm import SELECTION_VARIANTS, STREAMS, _grid, _row, half_budget, memory_study_settings, stream_call
+from .ocm import SELECTION_VARIANTS, STREAMS, half_budget, memory_study_settings, stream_call, table_row
 
 
 def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
@@ -34,8 +34,8 @@ def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
 def ablations(run: Run, stream: str = "mnist") -> pd.DataFrame:
     """The ablation_calls as a grid, one row per finished run (a failed run is reported by the runner)."""
     cells, calls = zip(*ablation_calls(run, stream))
-    runs = _grid(run, list(calls), "OCM ablations")
-    return pd.DataFrame([{"parameter": name, "value": value} | _row(stream, method, run.settings["ablation_seed"], r)
+    runs = run.grid(list(calls), "OCM ablations")
+    return pd.DataFrame([{"parameter": name, "value": value} | table_row(stream, method, run.settings["ablation_seed"], r)
                          for (name, value, method), r in zip(cells, runs.results) if r is not None])
 
 
@@ -66,7 +66,7 @@ def selection_study(run: Run, streams, rules=None) -> pd.DataFrame:
     LTM)."""
     rows = []
     cells, calls = zip(*selection_calls(run, streams, rules))
-    grid = _grid(run, list(calls), "OCM selection rules")
+    grid = run.grid(list(calls), "OCM selection rules")
     for (stream, seed, name), r in zip(cells, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out
             n_cls, ent = class_coverage(r["memory_labels"])
@@ -103,7 +103,7 @@ def memory_study(run: Run, half: bool = False) -> pd.DataFrame:
     """The memory study's runs (`memory_study_calls`) as a table: per stream, seed and lambda1 the final memory,
     the classes in it, its class entropy and histogram, the steps, images, passes and the test log-likelihood."""
     cells, calls = zip(*memory_study_calls(run, half))
-    grid = _grid(run, list(calls), "OCM memory study" + (" (half budget)" if half else ""))
+    grid = run.grid(list(calls), "OCM memory study" + (" (half budget)" if half else ""))
     rows = []
     for (stream, seed, lambda1), call, r in zip(cells, calls, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out

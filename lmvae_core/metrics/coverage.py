@@ -20,7 +20,9 @@ from .clustering import contingency
 
 @torch.no_grad()
 def confidences(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(max softmax probability, argmax class) of `classifier` per image."""
+    """(max softmax probability, argmax class) of `classifier` per image (empty tensors for no images)."""
+    if x.shape[0] == 0:  # torch.cat of no batches would raise; sample_coverage reports an empty sample as zeros
+        return torch.empty(0, device=x.device), torch.empty(0, dtype=torch.long, device=x.device)
     probs = torch.cat([torch.softmax(classifier(x[s:s + batch_size]), -1) for s in range(0, x.shape[0], batch_size)])
     return probs.max(-1)
 

@@ -1,118 +1,22 @@
 """Frechet distance in the features of a small classifier trained on the dataset itself.
 
 Inception weights cannot be downloaded offline, and for 28x28 digits a classifier trained on the
-data is the better feature extractor anyway (as in Lesort et al. 2019). The classifier is trained
-once per dataset and configuration and cached on disk. The distance is the usual closed form between two
+data is the better feature extractor anyway (as in Lesort et al. 2019). The classifier (nets.classifier) is
+trained once per dataset and configuration and cached on disk by training.classifier; this module only measures
+with it. The distance is the usual closed form between two
 fitted Gaussians (Heusel et al. 2017), computed here rather than by pytorch-fid, whose call of
 `scipy.linalg.sqrtm(..., disp=False)` fails on SciPy releases that removed `disp` (seen on a GPU image).
 """
 from __future__ import annotations
 
-import hashlib
-import math
-
 import numpy as np
 import torch
-from torch import nn
-import torch.nn.functional as F
 
-from ..results.cache import cached
-from ..runtime import one_thread
-from ..training.loop import TrainConfig
-
-
-class FeatureClassifier(nn.Module):
-    """A LeNet-style CNN; its 128-d penultimate layer gives the FID features."""
-
-    def __init__(self, in_channels: int = 1, n_classes: int = 10, size: int = 28):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU())
-        self.head = nn.Linear(128, n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-    # Batches of 128: on one CPU thread, labelling 4,000 images took 2.5 s against 3.5 s in batches of 2,000
-    # (whose conv activations, 200 MB, do not fit in the cache).
-    @one_thread
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-        return torch.cat([self(x[s:s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)])
-
-    @one_thread
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-        return torch.cat([self.features(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
-
-
-def train_classifier(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig = TrainConfig(epochs=3, lr=1e-3),
-                     seed: int = 0) -> FeatureClassifier:
-    torch.manual_seed(seed)
-    n_classes = int(y.max()) + 1
-    clf = FeatureClassifier(x.shape[1], n_classes, x.shape[-1]).to(x.device)
-    return fit_classifier(clf, x, y, cfg.epochs, cfg.batch_size, cfg.lr, seed)
-
-
-@one_thread
-def fit_classifier(clf: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                   seed: int = 0) -> nn.Module:
-    """Cross-entropy training with Adam over shuffled index batches; returns the model in eval mode."""
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    clf.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(x.shape[0], generator=g).to(x.device).split(batch_size):
-            loss = F.cross_entropy(clf(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return clf.eval()
-
-
-def classifier_key(name: str, train_x: torch.Tensor, epochs: int = 3, seed: int = 0) -> dict:
-    """The cache key of feature_classifier (a grid that trains classifiers up front uses the same one)."""
-    return {"dataset": name, "n": int(train_x.shape[0]), "shape": list(train_x.shape[1:]), "epochs": epochs,
-            "seed": seed, "checksum": data_checksum(train_x[:: max(1, train_x.shape[0] // 97)])}
-
-
-def data_checksum(x: torch.Tensor) -> str:
-    """A digest of the bytes of x. Not a float sum: a float32 sum depends on torch's thread count (the reduction
-    order), so a 2-thread notebook and its 1-thread Dask workers keyed one classifier two ways and trained it twice
-    (9766.2109375 against 9766.212890625 on MNIST)."""
-    return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-
-
-def classifier_state(train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 3, seed: int = 0) -> dict:
-    """What feature_classifier caches: the trained classifier's state on the CPU."""
-    return train_classifier(train_x, train_y, TrainConfig(epochs=epochs), seed).cpu().state_dict()
-
-
-def feature_classifier(name: str, train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 3, seed: int = 0,
-                       force: bool = False) -> FeatureClassifier:
-    """The cached classifier for a dataset: trained on first use, reloaded afterwards."""
-    state = cached("feature_classifier", classifier_key(name, train_x, epochs, seed),
-                   lambda: classifier_state(train_x, train_y, epochs, seed), force=force)
-    clf = FeatureClassifier(train_x.shape[1], int(train_y.max()) + 1, train_x.shape[-1]).to(train_x.device)
-    clf.load_state_dict(state)
-    return clf.eval()
-
+from ..nets.classifier import FeatureClassifier
 
 # Test accuracy a feature classifier must reach before its FID or class labels are trusted (issue 11, item 16):
-# the CNN above reaches about 99% on MNIST and 90-91% on Fashion-MNIST from the full training set.
+# the CNN of nets.classifier reaches about 99% on MNIST and 90-91% on Fashion-MNIST from the full training set.
 ACCURACY_FLOORS = {"mnist": 0.98, "fashion": 0.88}
-
-
-def epochs_for(n: int, epochs: int, min_passes: int = 0) -> int:
-    """At least `epochs` epochs and `min_passes` image passes: the CNN needs about 150k passes to reach its floor,
-    so Fashion-MNIST's 16,825 offline images need 9 epochs where MNIST's 60,000 need 3
-    (benchmarks/fidelity/05_feature_classifier.json)."""
-    return max(int(epochs), math.ceil(min_passes / max(int(n), 1)))
 
 
 def accuracy_floor(dataset: str) -> float | None:

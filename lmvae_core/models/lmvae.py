@@ -24,8 +24,8 @@ training any expert, and nothing is added) when its error is within (1 + reuse_t
   negative margin, or more steps).
 If the task is not reused it is trained; when no trainable expert is left, a fresh one is added first.
 
-The per-task procedure is split into `begin_task` (decide, grow) and `end_task` (assign, freeze); the
-training in between is `lmvae_core.continual.lmvae.LMVAELearner`.
+The per-task procedure (probe, decide, grow, train, assign and freeze) is the learner's:
+`lmvae_core.continual.lmvae`. This module holds the model: the experts, their state and inference.
 
 Inference picks one assigned expert per input (lowest reconstruction error, or highest ELBO) and runs
 only that expert. The capacity-controlled variant (recon + gamma |KL - C|) grows C from
@@ -158,109 +158,8 @@ class LMVAE(Configured):
         ids = list(range(len(self))) if ids is None else list(ids)
         return self.experts.all_experts(x, op="reconstruction_error", ids=ids).mean(1)
 
-    def split_probe(self, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(probe images, the rest): probe_size held-out images of the task, the rest for the probe expert."""
-        g = torch.Generator().manual_seed(int(seed))
-        perm = torch.randperm(x.shape[0], generator=g).to(x.device)
-        n = min(self.config.probe_size, x.shape[0])
-        return x[perm[:n]], x[perm[n:]] if x.shape[0] > n else x[perm[:n]]
-
-    def probe(self, x: torch.Tensor, seed: int) -> torch.Tensor:
-        return self.split_probe(x, seed)[0]
-
-    def probe_error(self, probe: torch.Tensor, rest: torch.Tensor, binarize: str | None = "dynamic",
-                    lr: float = 1e-3, seed: int = 0) -> tuple[float, int]:
-        """The new data's own error scale: a fresh expert trained probe_epochs passes' worth of Adam steps on
-        `rest` (random batches of probe_batch, binarised per draw like the task's batches), scored on the
-        held-out probe. Returns (error, steps)."""
-        # under its own seed, leaving the global random state as it was: a run's later draws do not depend on
-        # whether a probe was trained
-        from ..training.loop import binarized, fit_batches
-
-        cfg = self.config
-        cuda = [probe.device] if probe.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(int(seed))
-            expert = VAE(cfg.expert).to(probe.device)
-            steps = max(1, math.ceil(cfg.probe_epochs * rest.shape[0] / cfg.probe_batch))
-            idx = torch.randint(rest.shape[0], (steps, cfg.probe_batch), device=rest.device)
-            batches = ((0, binarized(rest[i], binarize)) for i in idx)
-            fit_batches(batches, expert.loss, torch.optim.Adam(expert.parameters(), lr=lr), expert)
-        with torch.no_grad():
-            return float(expert.reconstruction_error(probe).mean()), steps
-
-    @torch.no_grad()
-    def similarity(self, probe: torch.Tensor, reference: float | None = None) -> dict[int, float]:
-        """For each assigned expert: its error on the probe divided by the reference error: `reference` (the
-        probe expert's error, rule 'probe'), or the expert's own-task error (rule 'ratio', reference None)."""
-        ids = self.assigned
-        if not ids:
-            return {}
-        err = self.expert_errors(probe, ids)
-        return {k: float(err[j] / (self.reference_error[k] if reference is None else reference))
-                for j, k in enumerate(ids)}
-
-    def decide(self, probe: torch.Tensor, rest: torch.Tensor | None = None, binarize: str | None = "dynamic",
-               lr: float = 1e-3, seed: int = 0) -> dict:
-        """What the next task needs: reuse an assigned expert, train the pool, or grow and train."""
-        cfg = self.config
-        decision = {"rule": cfg.reuse_rule, "probe_error": None, "probe_steps": 0}
-        reference = None
-        if self.assigned and cfg.reuse_threshold is not None and cfg.reuse_rule == "probe":
-            reference, steps = self.probe_error(probe, probe if rest is None else rest, binarize, lr, seed)
-            decision |= {"probe_error": reference, "probe_steps": steps}
-        ratios = self.similarity(probe, reference) if cfg.reuse_threshold is not None else {}
-        if ratios:
-            best = min(ratios, key=ratios.get)
-            if ratios[best] <= 1.0 + cfg.reuse_threshold:
-                return decision | {"action": "reuse", "expert": best, "ratios": ratios}
-        return decision | {"action": "grow" if not self.trainable else "train", "expert": None, "ratios": ratios}
-
-    def begin_task(self, x: torch.Tensor, name: str, binarize: str | None = "dynamic",
-                   lr: float = 1e-3) -> tuple[dict, torch.Tensor]:
-        """Decide what the next task (training images x in [0,1]) needs, before any training: a reused task
-        is recorded here and needs no training; 'grow' adds the fresh expert. Returns (decision, probe).
-        binarize and lr are those of the task's training (for the probe expert)."""
-        task = len(self.task_names)
-        probe, rest = self.split_probe(x, seed=1000 + task)
-        decision = self.decide(probe, rest, binarize, lr, seed=2000 + task)
-        decision |= {"task": task, "name": name, "added": False, "history": [], "steps": 0}
-        if decision["action"] == "reuse":
-            self.task_names.append(name)
-            self.task_expert.append(decision["expert"])
-        elif decision["action"] == "grow":
-            self.add_expert()
-            decision["added"] = True
-        decision["trained"] = self.trainable if decision["action"] != "reuse" else []
-        decision["n_experts"] = len(self)
-        return decision, probe
-
-    def end_task(self, decision: dict, probe: torch.Tensor) -> dict:
-        """After training: the trained expert that reconstructs the probe best is assigned to the task and frozen."""
-        ids = decision["trained"]
-        errors = self.expert_errors(probe, ids)
-        best = ids[int(errors.argmin())]
-        self.assign(best, decision["task"], float(errors.min()))
-        decision["expert"] = best
-        decision["assign_errors"] = {k: float(e) for k, e in zip(ids, errors)}
-        self.task_names.append(decision["name"])
-        self.task_expert.append(best)
-        decision["n_experts"] = len(self)
-        return decision
-
-    def capacity_schedule(self, ids: list[int], epochs: int):
-        """Capacity variant: set C to its start for the experts `ids`; returns on_epoch(epoch, _) that grows it
-        by capacity_increase / epochs after every epoch (None without a capacity)."""
-        if self.config.expert.capacity is None:
-            return None
-        step = self.config.capacity_increase / max(epochs, 1)
-        self._set_capacity(ids, self.config.capacity_start)
-
-        def on_epoch(epoch, _means):
-            self._set_capacity(ids, self.config.capacity_start + step * (epoch + 1))
-        return on_epoch
-
-    def _set_capacity(self, ids: list[int], value: float) -> None:
+    def set_capacity(self, ids: list[int], value: float) -> None:
+        """Capacity variant: the KL target C of the experts `ids`."""
         for k in ids:
             self.experts.experts[k].set_capacity(value)
 

@@ -1,23 +1,16 @@
-"""Write the README's grid-speed paragraph from the committed benchmarks/results_grid_cpu.json (never typed by hand).
+"""The grid-speed paragraph of docs/dask.md, from the committed benchmarks/results_grid_cpu.json (never typed by hand).
 
-Usage: python benchmarks/readme_grid_speed.py [--readme README.md] [--json benchmarks/results_grid_cpu.json]
-`benchmarks/grid_speed.py` writes the JSON; this replaces the text between the grid-speed markers.
+`benchmarks/grid_speed.py` writes the JSON; results_cpu_bounds.json (cpu_bounds.py) and results_thread_invariance.json
+(thread_invariance.py) add to it where present. `lmvae readme` writes it between the grid-speed markers.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-from lmvae_core.readme import replace_section
+from .speed import parallel_fastest  # the same reading of the bounds as the speed section
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # readme_speed: the same reading of the bounds as the speed section
-from readme_speed import parallel_fastest  # noqa: E402
-
-START, END = "<!-- grid-speed:start -->", "<!-- grid-speed:end -->"
 TARGET = 1.7  # issue "Sweeps that outgrow one machine": local cluster vs serial on 2 cores
 
 
@@ -85,7 +78,7 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
     lines = [f"Speed: `benchmarks/grid_speed.py` runs a fixed subset of notebook 05's quick grid ({', '.join(g['streams'])}; "
              f"{len(g['methods'])} methods; seeds {', '.join(map(str, g['seeds']))}: {g['runs']} runs{computed}) from an empty "
              f"cache serially and then with `executor=\"{r['executor']}\"`, in one invocation, and writes "
-             "`benchmarks/results_grid_cpu.json`; this paragraph is written from it by `benchmarks/readme_grid_speed.py`. "
+             "`benchmarks/results_grid_cpu.json`; `lmvae readme` writes this paragraph from it. "
              f"The committed run ({r['finished']}, {r['cores']} cores, {busy}, torch {r['torch']}): "
              f"{r['serial_seconds']:,.1f} s serially ({serial_threads(r)}) "
              f"against {r['local_seconds']:,.1f} s on the local cluster ({r['workers']} workers, one thread each), "
@@ -116,22 +109,18 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
         lines.append(f"For comparison, `benchmarks/cpu_bounds.py` ({bounds['finished'][:10]}) measured the most two "
                      f"one-thread processes can gain over one 2-thread process on this kind of machine, for the "
                      f"grid's network ({name}): {b['parallel_bound']:.2f}x at the median of its rounds"
-                     + (f", {parallel_fastest(b):.2f}x from each side's fastest round (the README's speed section says why "
+                     + (f", {parallel_fastest(b):.2f}x from each side's fastest round (docs/speed.md says why "
                         "the two differ)." if "rounds" in b else "."))
     return " ".join(line for line in lines if line) + "\n"
 
 
-def update_readme(readme: Path, results: Path = HERE / "results_grid_cpu.json",
-                  bounds: Path = HERE / "results_cpu_bounds.json",
-                  threads: Path = HERE / "results_thread_invariance.json") -> None:
-    b = json.loads(bounds.read_text()) if bounds.exists() else None
-    t = json.loads(threads.read_text()) if threads.exists() else None
-    replace_section(readme, START, END, grid_section(json.loads(results.read_text()), b, t))
+def section(results_dir: Path) -> str:
+    """The paragraph from the results files in results_dir (the repository's benchmarks/)."""
+    def read(name: str) -> dict | None:
+        path = results_dir / name
+        return json.loads(path.read_text()) if path.exists() else None
 
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--readme", default=str(HERE.parent / "README.md"))
-    p.add_argument("--json", default=str(HERE / "results_grid_cpu.json"))
-    args = p.parse_args()
-    update_readme(Path(args.readme), Path(args.json))
+    grid = read("results_grid_cpu.json")
+    if grid is None:
+        return "No grid-speed run is committed yet: `python benchmarks/grid_speed.py` writes one.\n"
+    return grid_section(grid, read("results_cpu_bounds.json"), read("results_thread_invariance.json"))

@@ -1,20 +1,14 @@
-"""Write the README's speed section from the committed benchmark results (never typed by hand).
+"""The speed section of docs/speed.md, from the committed benchmark results (never typed by hand).
 
-Usage: python benchmarks/readme_speed.py [--readme README.md]
-Reads benchmarks/results_cpu.json and, when present, benchmarks/results_gpu.json (both written by
-`benchmarks/train_speed.py --json`) and replaces the text between the speed markers.
+Reads benchmarks/results_cpu.json and, when present, results_gpu.json (both written by
+`benchmarks/train_speed.py --json`), results_cpu_bounds.json (cpu_bounds.py), results_cpu_modes.json (cpu_modes.py)
+and results_gpu_precision.json (gpu_precision.py). `lmvae readme` writes it between the speed markers.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 from pathlib import Path
 
-from lmvae_core.readme import replace_section
-
-HERE = Path(__file__).resolve().parent
-START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 # (key, what, target on 2 CPU cores, target on a GPU, how the number reads); every target is a floor except
 # those in AT_MOST, which are ceilings
 AT_MOST = {"mnist_epoch_ms"}
@@ -317,11 +311,12 @@ def _modes(m: dict) -> list[str]:
             "(the project cannot). This is why the CPU table's rounds fall into two groups."]
 
 
-def speed_section(results_dir: Path = HERE) -> str:
+def speed_section(results_dir: Path) -> str:
+    """The section from the results files in results_dir (the repository's benchmarks/)."""
     lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the "
              "contenders run one right after the other, in an order rotated every round (two contenders: swapped every "
              "other round; results written before this kept one order), and the table gives the median over the "
-             "rounds and the range of each round's own value. This section is written by `benchmarks/readme_speed.py` "
+             "rounds and the range of each round's own value. `lmvae readme` writes this section "
              "from the committed results files."]
     for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
         path = results_dir / name
@@ -340,13 +335,3 @@ def speed_section(results_dir: Path = HERE) -> str:
         lines += ["", "No GPU run is committed yet: the GPU targets (>= 100x, MNIST epoch <= 35 ms, >= 5x, >= 4x) are "
                   "unmeasured. Run `python benchmarks/train_speed.py --json benchmarks/results_gpu.json` on one."]
     return "\n".join(lines) + "\n"
-
-
-def update_readme(readme: Path) -> None:
-    replace_section(readme, START, END, speed_section())
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--readme", default=str(HERE.parent / "README.md"))
-    update_readme(Path(p.parse_args().readme))
