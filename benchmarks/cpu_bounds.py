@@ -146,7 +146,7 @@ def tight_roofline_bound(rates: dict, step_flops: float, target: float = 0.6) ->
 
 def tight_mixture_bound(rates: dict, flops10: float, flops_first10: float) -> dict:
     """mixture_tight_bound of each round, T / (G + A), and from each contender's fastest round (the estimate least
-    touched by other load; see readme_speed._within). G: the products at that round's batched rate (GFLOP/s in
+    touched by other load; see lmvae_core/docs/speed._within). G: the products at that round's batched rate (GFLOP/s in
     rates["bmm10"]), the first layer's two at the faster of that and rates["first_layer10_best_ms"]."""
     gemm_ms = [1e3 * (flops10 - flops_first10) / (b * 1e9) + min(f, 1e3 * flops_first10 / (b * 1e9))
                for b, f in zip(rates["bmm10"], rates["first_layer10_best_ms"])]

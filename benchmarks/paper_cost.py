@@ -41,7 +41,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,25 +58,13 @@ from lmvae_core.models.ocm import OCM, OCMConfig  # noqa: E402
 from lmvae_core.models.vae import VAE, VAEConfig  # noqa: E402
 from lmvae_core.training.ensemble import train_ensemble  # noqa: E402
 from lmvae_core.training.loop import TrainConfig, make_optimizer  # noqa: E402
+from lmvae_core.training.op_count import OpCounter  # noqa: E402
 from lmvae_core.training.step import train_step  # noqa: E402
 
 GPU_RATE = 20e12  # R, FLOP/s: an assumption (see the docstring)
 LAUNCH_S = 5e-6  # L, seconds per dispatched operation: an assumption (see the docstring)
 EVAL_ROWS, EVAL_K = 100, 50  # an evaluation kind is timed on 100 images x 50 samples (conv experts: 10 x 10)
 SLOW_S = 1.0  # a kind whose warm-up step takes longer is timed on single steps, two repeats
-
-
-class OpCounter(TorchDispatchMode):
-    """Counts the aten operations dispatched, views left out (they launch no kernel)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not getattr(func, "is_view", False):
-            self.ops += 1
-        return func(*args, **(kwargs or {}))
 
 
 def images(n: int, shape, binary: bool = True) -> torch.Tensor:

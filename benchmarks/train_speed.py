@@ -298,9 +298,8 @@ def time_ensemble(x: torch.Tensor, stacked: bool, n_images: int, seeds=(0, 1, 2,
 
 
 def eager_step_ops(batch: int) -> int:
-    """readme_paper_cost's count of the 784-400-20 VAE's eager training step (on the CPU: the count is the same)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from readme_paper_cost import eager_step_ops as count
+    """The operations of the 784-400-20 VAE's eager training step (training.op_count; the CPU's count is the GPU's)."""
+    from lmvae_core.training.op_count import eager_step_ops as count
 
     return count(batch)
 
@@ -426,7 +425,7 @@ def summarise(runs: dict, epochs: dict, kernels: dict, device, n_images: int, ar
         **({"gpu_epoch_ms": {v: 1000 * statistics.median(t for run in e for t in run[1:]) for v, e in epochs.items()},
             "gpu_first_epoch_s": {v: statistics.median(run[0] for run in e) for v, e in epochs.items()},
             "gpu_epoch_images": n_images, "gpu_step_kernels": kernels,
-            # the operations this code's eager step dispatches, counted beside its timing: readme_paper_cost.py
+            # the operations this code's eager step dispatches, counted beside its timing: training/op_count.py
             # divides the eager step's time by it, and a later code change must not change the divisor
             "eager_step_ops": eager_step_ops(BATCH)} if cuda else {}),
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},

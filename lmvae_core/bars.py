@@ -11,6 +11,10 @@ is not a terminal: a kernel cannot see where its output ends up), off when it is
 process's stderr is not a terminal and this is not a Jupyter kernel (where tqdm.auto draws widgets, or text the
 front end renders).
 
+Text bars in every kernel `lmvae reproduce` runs ($LMVAE_TEXT_BARS=1): with ipywidgets installed, tqdm.auto draws
+widgets in a kernel, which JupyterLab shows live, but a notebook executed by papermill would keep only each widget's
+first frame; text bars leave their final state, which `clean_for_commit` keeps.
+
 This module is imported by the training loop: it must not import papermill or anything slow.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import weakref
 
 PLAIN_ENV = "LMVAE_PLAIN_PROGRESS"
+TEXT_ENV = "LMVAE_TEXT_BARS"
 
 # Weak references to the bars plain mode let through (the outermost one), so that nested ones can be refused.
 _OPEN: list = []
@@ -46,7 +51,10 @@ def bar(iterable=None, *, disable: bool = False, **kwargs):
     """tqdm.auto.tqdm(iterable, disable=..., **kwargs), except in plain mode, where a bar opened while another of
     ours is open is disabled (no `ESC[A`) and the outermost one keeps its line (position 0, left on close only if
     asked)."""
-    from tqdm.auto import tqdm
+    if os.environ.get(TEXT_ENV, "").strip() == "1":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     if disable or not plain():
         return tqdm(iterable, disable=disable, **kwargs)

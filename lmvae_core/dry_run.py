@@ -91,7 +91,7 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     for n in names:  # settings: the profile exists in the notebook's experiment module
         module = experiment_module(n)
         if resolved not in module.SETTINGS:
-            out.problems.append(f"{n}: no {resolved!r} settings in lmvae_core.experiments.{NEEDS[n][0]}")
+            out.problems.append(f"{n}: no {resolved!r} settings in lmvae_core.experiments.{NEEDS[n]}")
     rows = check(names, resolved, data_root)
     missing = [r for r in rows if not r.present]
     out.lines.append(f"Data ({'the committed sample' if resolved == 'smoke' else paths.data_root(data_root)}): "

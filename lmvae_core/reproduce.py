@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
-from .bars import PLAIN_ENV
+from .bars import PLAIN_ENV, TEXT_ENV
 from .experiments.common import NOTEBOOKS
 from .results.cluster import resolve_executor
+from .results.notebook_outputs import clean_for_commit
 from .runtime import resolve_profile, uses_sample
 
 
@@ -148,40 +149,6 @@ def _cold_cpus(figures: Path, names: list[str]) -> str:
     return "/".join(str(c) for c in sorted(cpus)) or "?"
 
 
-# The kernel's stderr notice that tqdm falls back to text bars (no ipywidgets in the environment): noise, not a result.
-WIDGET_WARNING = "IProgress not found"
-
-
-def clean_for_commit(path: Path, repo: Path | None = None) -> None:
-    """Make a notebook executed in place fit to commit in notebooks/:
-    - drop papermill's injected-parameters cell: left there, it would pin `profile` for every later run, nbval's
-      smoke run included, whatever LMVAE_PROFILE says;
-    - drop stderr outputs that only say tqdm has no widgets;
-    - write the repository's absolute path in outputs as relative, and keep no machine path in papermill's
-      metadata (input and output paths, the data root the run was given)."""
-    import nbformat
-
-    root = str(repo or paths.repo_root()) + "/"
-    nb = nbformat.read(path, as_version=4)
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.outputs = [o for o in cell.outputs
-                        if not (o.get("name") == "stderr" and WIDGET_WARNING in o.get("text", ""))]
-        for o in cell.outputs:
-            if "text" in o:
-                o["text"] = o["text"].replace(root, "")
-            for mime, value in o.get("data", {}).items():
-                if isinstance(value, str) and mime.startswith("text/"):
-                    o["data"][mime] = value.replace(root, "")
-    meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        meta.pop(key, None)
-    meta.get("parameters", {}).pop("data_root", None)
-    nbformat.write(nb, path)
-
-
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -264,9 +231,10 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         echo(f"cold run: empty cache {cache}")
     results = []
     # Bars from the kernels: nested ones move the cursor (ESC[A), which only a terminal renders (lmvae_core/bars.py).
-    caller_plain = os.environ.get(PLAIN_ENV)
+    caller_plain, caller_text = os.environ.get(PLAIN_ENV), os.environ.get(TEXT_ENV)
     if caller_plain is None:
         os.environ[PLAIN_ENV] = "0" if _isatty(stream) else "1"
+    os.environ[TEXT_ENV] = "1"  # text bars, not widgets, in the executed notebooks (lmvae_core/bars.py)
     kernel_dir = tempfile.mkdtemp(prefix="lmvae-kernel-")
     try:
         for i, name in enumerate(names, 1):
@@ -313,6 +281,10 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         shutil.rmtree(kernel_dir, ignore_errors=True)
         if caller_plain is None:
             os.environ.pop(PLAIN_ENV, None)
+        if caller_text is None:
+            os.environ.pop(TEXT_ENV, None)
+        else:
+            os.environ[TEXT_ENV] = caller_text
         if cold:  # a library caller keeps its own cache after the call
             if caller_cache is None:
                 os.environ.pop("LMVAE_CACHE", None)

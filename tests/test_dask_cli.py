@@ -1,4 +1,4 @@
-"""The README's Dask recipe as a user types it: a real `dask scheduler` and one `dask worker` started as
+"""The Dask recipe of docs/dask.md as a user types it: a real `dask scheduler` and one `dask worker` started as
 processes (today's single `dask` command; `dask-scheduler` and `dask-worker` are gone), and a smoke grid of
 notebook 05 run through `executor="tcp://..."`, the address `lmvae reproduce --executor` passes to the notebooks.
 The unreachable-scheduler error tells the user the same commands."""

@@ -124,5 +124,7 @@ def test_mixture_log_likelihood_is_the_weighted_log_sum_and_zero_weights_drop_ou
     dead = torch.cat([per, torch.full((1, 3), -math.inf, dtype=torch.float64)])
     got = mixture_log_likelihood(dead, torch.tensor([3.0, 1.0, 0.0]))
     assert torch.allclose(got, truth)
+    nan = torch.cat([per, torch.full((1, 3), math.nan, dtype=torch.float64)])  # e.g. an unused, diverged expert
+    assert torch.allclose(mixture_log_likelihood(nan, torch.tensor([3.0, 1.0, 0.0])), truth)
     # one component of weight 1: its own log-likelihood
     assert torch.equal(mixture_log_likelihood(per, torch.tensor([0.0, 2.0])), per[1])

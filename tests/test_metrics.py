@@ -1,3 +1,4 @@
+import copy
 import math
 
 import numpy as np
@@ -255,6 +256,8 @@ def test_contingency_counts_and_its_sizes():
     # many-to-one: each cluster votes its majority label (cluster 1 holds labels 0, 0, 2: majority 0)
     assert many_to_one_accuracy([0, 0, 1, 2, 2, 2], [1, 1, 0, 1, 2, 2]) == pytest.approx(5 / 6)
     assert many_to_one_accuracy([0, 1, 2], [0, 1, 2]) == 1.0
+    # three clusters of label 0: each votes 0 (3 of 4), where a vote per label would count 2 of 4
+    assert many_to_one_accuracy([0, 0, 0, 1], [0, 1, 2, 2]) == 0.75
 
 
 def test_cluster_accuracy_counts_surplus_clusters_as_errors():
@@ -310,10 +313,37 @@ def test_fit_early_stopped_keeps_its_best_state_and_stops_after_patience():
     val = perm[:20]
     assert (clf(x[val]).argmax(1) == y[val]).float().mean().item() == pytest.approx(log["val_accuracy"])
     assert not clf.training
-    # labels that no classifier can learn: validation accuracy never improves past its first epochs, so it stops
-    noise = torch.randint(2, (200,), generator=g)
-    _, log = fit_early_stopped(MLPClassifier(2, 2, 8), x, noise, max_epochs=40, patience=1)
-    assert log["epochs"] < 40
+    # lr 0: the accuracy of epoch 1 never improves, so with patience 2 it stops after exactly 3 epochs
+    _, log = fit_early_stopped(MLPClassifier(2, 2, 8), x, y, max_epochs=10, patience=2, lr=0.0)
+    assert log["epochs"] == 3
+    _, log = fit_early_stopped(MLPClassifier(2, 2, 8), x, y, max_epochs=3, patience=10)
+    assert log["epochs"] == 3  # every epoch counted, none more
+    # no epoch: the classifier comes back as it was
+    untouched = MLPClassifier(2, 2, 8)
+    before = copy.deepcopy(untouched.state_dict())
+    clf, log = fit_early_stopped(untouched, x, y, max_epochs=0)
+    assert log["epochs"] == 0 and all(torch.equal(before[k], v) for k, v in clf.state_dict().items())
+
+
+def test_fit_early_stopped_draws_only_from_its_seed_and_uses_lesorts_learning_rate():
+    """The split and the batch order come from the seed alone (not from torch's global generator), seed 0 and
+    lr 1e-3 (as fitting_capacity, which passes no lr, relies on) by default."""
+    from lmvae_core.metrics.fitting_capacity import MLPClassifier, fit_early_stopped
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(120, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    start = MLPClassifier(2, 2, 8)
+
+    def fit(global_seed, **kw):
+        torch.manual_seed(global_seed)
+        clf, _ = fit_early_stopped(copy.deepcopy(start), x, y, max_epochs=2, **kw)
+        return clf.state_dict()
+
+    reference = fit(0, seed=0, lr=1e-3)
+    for other in (fit(1), fit(2, seed=0), fit(3, lr=1e-3)):
+        assert all(torch.equal(reference[k], other[k]) for k in reference)
 
 
 def test_fitting_capacity_on_separable_images_and_its_real_ceiling():
@@ -326,6 +356,9 @@ def test_fitting_capacity_on_separable_images_and_its_real_ceiling():
     acc = fitting_capacity(x[:200], y[:200], x[200:], y[200:], 3, max_epochs=30, patience=10)
     assert acc > 0.9
     assert real_fitting_capacity(x[:200], y[:200], x[200:], y[200:], 3, max_epochs=30, patience=10) == acc  # same procedure
+    # and its keyword arguments reach the procedure: no epoch leaves the classifier untrained
+    untrained = real_fitting_capacity(x[:200], y[:200], x[200:], y[200:], 3, max_epochs=0)
+    assert untrained == fitting_capacity(x[:200], y[:200], x[200:], y[200:], 3, max_epochs=0) < 0.9
 
 
 def test_accuracy_floors_and_the_classifier_check():
@@ -358,6 +391,7 @@ def test_real_fid_draws_n_images_with_its_seed():
     idx = torch.randperm(500, generator=torch.Generator().manual_seed(1))[:100]
     assert one == pytest.approx(frechet_distance(a[idx], b))
     assert one == real_fid(Identity(), a, b, n=100, seed=1) != real_fid(Identity(), a, b, n=100, seed=2)
+    assert real_fid(Identity(), a, b, n=100) == real_fid(Identity(), a, b, n=100, seed=0)  # seed 0 by default
     assert one == pytest.approx(18.0, rel=0.2)  # |mean shift|^2 = 2 x 3^2, equal unit covariances
 
 
@@ -377,8 +411,8 @@ def test_usage_entropy_takes_float_assignments_and_is_never_minus_zero():
 def test_frechet_distance_reads_tensors_that_need_grad_in_double_precision():
     g = torch.Generator().manual_seed(5)
     a = torch.randn(50, 3, generator=g, requires_grad=True)
-    b = torch.randn(60, 3, generator=g) + 1.0
-    as_double = frechet_distance(a.detach().double().numpy(), b.double().numpy())
+    b = (torch.randn(60, 3, generator=g) + 1.0).requires_grad_()
+    as_double = frechet_distance(a.detach().double().numpy(), b.detach().double().numpy())
     assert frechet_distance(a, b) == as_double  # cast to float64 before any arithmetic, bit for bit
     assert frechet_distance(a.detach().numpy(), b) == as_double
 
@@ -447,6 +481,9 @@ def test_paired_difference_needs_the_same_seeds_and_passes_its_level():
     a, b = [1.0, 2.0, 4.0], [0.0, 0.5, 1.0]
     assert paired_difference(a, b, level=0.5) == mean_ci([1.0, 1.5, 3.0], level=0.5)
     assert paired_difference(a, b, level=0.5).hi < paired_difference(a, b).hi
+    # a seed missing on one side (None) is left out of the pairs, not an error
+    assert paired_difference([1.0, None, 3.0], [0.0, 1.0, 1.0]) == mean_ci([1.0, 2.0])
+    assert paired_difference([1.0, 2.0, 3.0], [0.0, None, 1.0]) == mean_ci([1.0, 2.0])
 
 
 def test_verdict_of_difference_at_its_boundaries():
@@ -471,8 +508,8 @@ def test_rank_groups_decides_with_two_seeds_compares_common_seeds_and_passes_its
     per_seed = {"a": [2.0, 3.0, 4.0], "b": [1.0, 1.0, 1.0]}
     assert rank_groups(per_seed) == [["a", "b"]]
     assert rank_groups(per_seed, level=0.5) == [["a"], ["b"]]
-    # a difference whose interval excludes 0 but contains 1 still splits
-    assert rank_groups({"a": [1.6, 1.7, 1.8], "b": [1.0, 1.0, 1.0]}) == [["a"], ["b"]]
+    # a difference whose interval excludes 0 but contains 1 (1 +- 0.25) still splits
+    assert rank_groups({"a": [1.9, 2.0, 2.1], "b": [1.0, 1.0, 1.0]}) == [["a"], ["b"]]
 
 
 def test_task_matrix_keeps_fractions_records_and_reads_as_a_frame():

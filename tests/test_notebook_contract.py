@@ -42,3 +42,36 @@ def test_notebook_matches_its_source(path):
     cells = build_module().parse((ROOT / "notebooks" / "src" / f"{path.stem}.py").read_text())
     nb = nbformat.read(path, as_version=4)
     assert [c.source for c in nb.cells] == [c.source for c in cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_with_the_method_and_closes_with_its_deviations(path):
+    nb = nbformat.read(path, as_version=4)
+    opening, closing = nb.cells[0], nb.cells[-1]
+    assert opening.cell_type == "markdown" and "$$" in opening.source  # the method's formulas, in LaTeX
+    assert "## Claims this notebook tests" in opening.source
+    assert closing.cell_type == "markdown" and closing.source.startswith("## Deviations")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_are_already_clean(path):
+    """What `lmvae reproduce` commits has been through clean_for_commit: cleaning again changes nothing (no warning,
+    no bar update, no empty stderr, no machine path is left), and a reader sees no raw progress stream."""
+    import copy
+
+    from lmvae_core.results.notebook_outputs import clean_streams
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        assert clean_streams(copy.deepcopy(cell.outputs), str(ROOT) + "/") == cell.outputs
+        assert not any("\r" in o.get("text", "") for o in cell.outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_holds_what_jupyterlab_writes_on_open(path):
+    """JupyterLab 4 rewrites the kernel's display name and the language metadata when the kernel starts: a
+    notebook that already holds the same values opens unmodified."""
+    meta = nbformat.read(path, as_version=4).metadata
+    ipykernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    assert meta["kernelspec"] == build_module().KERNELSPEC == ipykernel
+    assert meta["language_info"]["name"] == "python" and meta["language_info"]["pygments_lexer"] == "ipython3"

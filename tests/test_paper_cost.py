@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from lmvae_core.docs import paper_cost as docs_cost
+from lmvae_core.training.op_count import eager_step_ops
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -107,7 +108,7 @@ def test_projection_and_docs_section(tmp_path):
     idle = r | {"load_average_start_end": [[0.2, 0.2, 0.2], [1.0, 1.0, 1.0]]}  # the run's own thread only
     assert "with nothing else running (load average up to 1.0)" in written(tmp_path, idle)
     # with a GPU measurement: an eager step of 10 us per counted operation is twice the assumed 5 us
-    ops = docs_cost.eager_step_ops()
+    ops = eager_step_ops()
     steps = 469  # ceil(60000 / 128)
     gpu = {"device": "GPU", "gpu_epoch_images": 60000,
            "gpu_epoch_ms": {"eager": ops * 10e-3 * steps, "compiled_graph": ops * 2.5e-3 * steps}}
@@ -160,7 +161,7 @@ def test_the_paper_count_includes_each_notebooks_half_budget_runs():
 
 def test_the_docs_count_the_eager_step_as_paper_cost_counts_a_step():
     """The docs' operation count (lmvae_core/docs/paper_cost.py) against paper_cost.py's own counter and stepper on the
-    same step; train_speed.py records it through readme_paper_cost."""
+    same step (training/op_count.py, which train_speed.py also records)."""
     import torch
 
     from lmvae_core.models import VAE, fused_vae
@@ -171,5 +172,4 @@ def test_the_docs_count_the_eager_step_as_paper_cost_counts_a_step():
         run(1)
         with cost.OpCounter() as counter:
             run(1)
-    assert counter.ops > 0 and docs_cost.eager_step_ops(64) == counter.ops
-    assert load("readme_paper_cost").eager_step_ops is docs_cost.eager_step_ops
+    assert counter.ops > 0 and eager_step_ops(64) == counter.ops

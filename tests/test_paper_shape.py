@@ -13,7 +13,7 @@ import pytest
 from lmvae_core.experiments.needs import NEEDS
 from lmvae_core.experiments.common import paper_shape
 
-MODULES = sorted({module for module, _ in NEEDS.values()})
+MODULES = sorted(set(NEEDS.values()))
 # What a paper-shape run may never scale: the architecture, the likelihood, the optimiser, the samples per step,
 # the memory and component caps and the method's thresholds (a module lists an unavoidable change in
 # PAPER_SHAPE_CHANGED instead).

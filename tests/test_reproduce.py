@@ -53,7 +53,7 @@ def test_in_place_run_keeps_outputs_but_pins_no_parameters(tmp_path):
 
 
 def test_committed_notebook_keeps_no_machine_path_and_no_widget_notice(tmp_path):
-    from lmvae_core.reproduce import clean_for_commit
+    from lmvae_core.results.notebook_outputs import clean_for_commit
 
     path = tmp_path / "nb.ipynb"
     nb = nbformat.v4.new_notebook()
@@ -72,6 +72,98 @@ def test_committed_notebook_keeps_no_machine_path_and_no_widget_notice(tmp_path)
     assert [o["output_type"] for o in outputs] == ["stream", "execute_result"]  # the widget notice is gone
     assert outputs[0]["text"] == "out=figures/00\n" and outputs[1]["data"]["text/plain"] == "'figures'"
     assert nb.metadata["papermill"] == {"parameters": {"profile": "quick"}}
+
+
+def cleaned(tmp_path, outputs):
+    """The outputs of a one-cell notebook after clean_for_commit, as (output_type, name, text or data) triples."""
+    from lmvae_core.results.notebook_outputs import clean_for_commit
+
+    path = tmp_path / "nb.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name=name, text=text) if kind == "stream"
+                    else nbformat.v4.new_output(kind, data=text) for kind, name, text in outputs]
+    nb.cells = [cell]
+    nbformat.write(nb, path)
+    clean_for_commit(path, repo=tmp_path / "repo")
+    return [(o["output_type"], o.get("name"), o["text"] if "text" in o else dict(o["data"]))
+            for o in nbformat.read(path, as_version=4).cells[0].outputs]
+
+
+def test_a_progress_bar_is_committed_at_its_final_state(tmp_path):
+    updates = ["\rtrain:   0%|          | 0/4 [00:00<?, ?it/s]", "\rtrain:  50%|#####     | 2/4 [00:01<00:01]",
+               "\rtrain: 100%|##########| 4/4 [00:02<00:00] \rtrain: 100%|##########| 4/4 [00:02<00:00, loss=1.5]",
+               "\n", "done\n"]
+    assert cleaned(tmp_path, [("stream", "stderr", u) for u in updates]) == [
+        ("stream", "stderr", "train: 100%|##########| 4/4 [00:02<00:00, loss=1.5]\ndone\n")]
+
+
+def test_a_bar_that_clears_itself_leaves_no_empty_stderr(tmp_path):
+    """leave=False: tqdm blanks the line with spaces and returns; the next bar then writes over the same line."""
+    inner = ["\rtask 1:   0%|     | 0/9", "\rtask 1: 100%|#####| 9/9", "\r                        ", "\r"]
+    assert cleaned(tmp_path, [("stream", "stderr", u) for u in inner]) == []
+    after = inner + ["\rtask 2: 100%|#####| 9/9", "\n"]
+    assert cleaned(tmp_path, [("stream", "stderr", u) for u in after]) == [
+        ("stream", "stderr", "task 2: 100%|#####| 9/9\n")]
+    empty = [("stream", "stderr", ""), ("stream", "stdout", "kept\n"), ("stream", "stderr", "\n")]
+    assert cleaned(tmp_path, empty) == [("stream", "stdout", "kept\n")]
+
+
+def test_a_bar_interleaved_with_printed_lines_ends_as_one_line_after_them(tmp_path):
+    outputs = [("stream", "stderr", "\rgrid:   0%| | 0/2"), ("stream", "stderr", "\rgrid:  50%|#| 1/2"),
+               ("stream", "stdout", "run a: 3.0 s\n"), ("stream", "stderr", "\rgrid: 100%|##| 2/2"),
+               ("stream", "stdout", "run b: 4.0 s\n"), ("stream", "stderr", "\n")]
+    assert cleaned(tmp_path, outputs) == [("stream", "stdout", "run a: 3.0 s\nrun b: 4.0 s\n"),
+                                          ("stream", "stderr", "grid: 100%|##| 2/2\n")]
+
+
+def test_warnings_go_with_their_source_line_and_errors_stay(tmp_path):
+    venv = f"{tmp_path}/venv/lib/python3.11/site-packages"
+    text = (f"{venv}/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets.\n"
+            "  from .autonotebook import tqdm as notebook_tqdm\n"
+            "\rrefs:   0%| | 0/3lmvae_core/metrics/fid.py:149: LinAlgWarning: Matrix is singular.\n"
+            "  root = linalg.sqrtm(s_a @ s_b)\n\rrefs: 100%|###| 3/3\n"
+            f"{venv}/distributed/client.py:3429: UserWarning: Sending large graph of size 12.79 MiB.\n"
+            "This may cause some slowdown.\nSee also https://docs.dask.org for more information.\n  warnings.warn(\n"
+            "Traceback (most recent call last):\n"
+            f'  File "{venv}/distributed/client.py", line 3, in f\n'
+            "ValueError: bad input: x.py:1: not a warning\n")
+    assert cleaned(tmp_path, [("stream", "stderr", text)]) == [("stream", "stderr", (
+        "refs: 100%|###| 3/3\nTraceback (most recent call last):\n"
+        '  File ".../site-packages/distributed/client.py", line 3, in f\n'
+        "ValueError: bad input: x.py:1: not a warning\n"))]
+
+
+def test_machine_paths_are_shortened_and_data_other_than_text_is_untouched(tmp_path):
+    png = "iVBORw0KGgo/tmp/AAAA"  # base64 may hold '/tmp/': only text is rewritten
+    outputs = [("stream", "stdout", f"wrote {tmp_path}/repo/figures/00/a.png, cache /tmp/lmvae-cache/x.pt, "
+                "data /home/alice/datasets/mnist, /root/.cache/torch, "
+                "/usr/lib/python3/dist-packages/scipy/linalg.py\n"),
+               ("display_data", None, {"image/png": png, "text/plain": "<Figure at /tmp/f.png>"})]
+    assert cleaned(tmp_path, outputs) == [
+        ("stream", "stdout", "wrote figures/00/a.png, cache .../lmvae-cache/x.pt, data ~/datasets/mnist, "
+         "~/.cache/torch, .../dist-packages/scipy/linalg.py\n"),
+        ("display_data", None, {"image/png": png, "text/plain": "<Figure at .../f.png>"})]
+
+
+def test_an_error_keeps_its_traceback_without_machine_paths(tmp_path):
+    from lmvae_core.results.notebook_outputs import clean_for_commit
+
+    path = tmp_path / "nb.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[
+        "\x1b[0;31mValueError\x1b[0m Traceback (most recent call last)",
+        f"File \x1b[0;32m{tmp_path}/repo/lmvae_core/x.py:3\x1b[0m, in \x1b[0;36mf\x1b[0m()",
+        "File \x1b[0;32m/home/alice/env/lib/python3.11/site-packages/torch/nn/modules/module.py:9\x1b[0m"])]
+    nb.cells = [cell]
+    nbformat.write(nb, path)
+    clean_for_commit(path, repo=tmp_path / "repo")
+    out = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o["output_type"] for o in out] == ["error"] and out[0]["evalue"] == "boom"
+    assert out[0]["traceback"] == ["\x1b[0;31mValueError\x1b[0m Traceback (most recent call last)",
+                                   "File \x1b[0;32mlmvae_core/x.py:3\x1b[0m, in \x1b[0;36mf\x1b[0m()",
+                                   "File \x1b[0;32m.../site-packages/torch/nn/modules/module.py:9\x1b[0m"]
 
 
 def test_summary_has_no_verdict_for_a_failing_notebook_only_this_runs_claims(tmp_path):

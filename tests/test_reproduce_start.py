@@ -153,3 +153,35 @@ def test_reproduce_log_has_no_tcp_warning_and_no_cursor_movement(tmp_path):
     assert TCP_WARNING not in text, text[-3000:]
     assert ESC_UP not in text and "\x1b[" not in text, repr(text[-3000:])
     assert "LMVAE_PLAIN_PROGRESS" not in os.environ  # reproduce() leaves the caller's environment as it was
+
+
+def test_text_bars_where_reproduce_asks_for_them_and_tqdm_auto_elsewhere(monkeypatch):
+    """With ipywidgets installed, tqdm.auto draws widgets in a kernel; an executed notebook would keep only their first
+    frame. The kernels `lmvae reproduce` runs get text bars ($LMVAE_TEXT_BARS=1), every other caller tqdm.auto."""
+    import tqdm.auto
+    import tqdm.std
+
+    from lmvae_core import bars
+
+    monkeypatch.setenv(bars.PLAIN_ENV, "0")
+    monkeypatch.setattr(tqdm.auto, "tqdm", type("Widget", (tqdm.std.tqdm,), {}))  # what a kernel with widgets gets
+    monkeypatch.setenv(bars.TEXT_ENV, "1")
+    assert type(bars.bar(range(1), file=io.StringIO())) is tqdm.std.tqdm
+    monkeypatch.delenv(bars.TEXT_ENV)
+    assert type(bars.bar(range(1), file=io.StringIO())).__name__ == "Widget"
+
+
+def test_reproduce_sets_text_bars_for_its_kernels_only(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.delenv(R.TEXT_ENV, raising=False)
+    monkeypatch.setattr(R, "run_device", lambda: "cpu")
+
+    def execute(*args, **kwargs):
+        seen.append(os.environ.get(R.TEXT_ENV))
+        raise RuntimeError("stop (test)")
+
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    R.reproduce("smoke", only="00", out=str(tmp_path), stream=io.StringIO())
+    assert seen == ["1"] and R.TEXT_ENV not in os.environ

@@ -157,3 +157,31 @@ def test_readme_budget_flags_notebooks_over_60_minutes_and_the_total_over_4_hour
     assert "no (+7.5 min)" in row("03_binarized_regularization") and "no (+31.7 min)" in row("04_ocm")
     assert "4.49 h in all for the 4 of 4 notebooks measured, over the 4-hour budget" in text
     assert "over 60 min each: 03, 04." in text
+
+
+def test_a_sample_profile_stamps_its_figures_and_the_quick_profile_does_not(tmp_path):
+    """A smoke figure says it is one (its samples are grey noise by design); quick and paper figures carry no stamp."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmvae_core.experiments.common import SAMPLE_STAMP
+
+    stamp = SAMPLE_STAMP.format(profile="smoke")
+    fig, _ = plt.subplots()
+    Outputs(tmp_path / "smoke", stamp=stamp).figure(fig, "f")
+    Outputs(tmp_path / "smoke", stamp=stamp).figure(fig, "g")  # saved twice: stamped once
+    assert [t.get_text() for t in fig.texts] == [stamp] and stamp.startswith("smoke profile:")
+    plain, _ = plt.subplots()
+    Outputs(tmp_path / "quick").figure(plain, "f")
+    assert plain.texts == [] and (tmp_path / "quick" / "f.png").exists()
+    plt.close("all")
+
+
+def test_setup_stamps_exactly_the_profiles_that_run_on_the_sample(tmp_path):
+    from lmvae_core.experiments.common import setup
+
+    for profile, stamped in (("smoke", True), ("paper-shape", True)):
+        run = setup("00_mixture_of_vaes", profile, 0, "cpu", out_dir=str(tmp_path), progress=False)
+        assert bool(run.out.stamp) is stamped and (not stamped or profile in run.out.stamp)

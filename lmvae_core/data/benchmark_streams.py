@@ -14,6 +14,9 @@ import torch
 from .preprocess import binarize_fixed
 from .streams import DataConfig, Split, TaskFreeStream, class_sorted_stream, class_split_stream, domain_stream
 
+# the datasets each stream is cut from (build_stream below)
+STREAM_DATASETS = {"split_mnist": ("mnist",), "taskfree_mnist": ("mnist",), "split_fashion": ("fashion",),
+                   "mnist_fashion": ("mnist", "fashion")}
 STREAM_TITLES = {"split_mnist": "Split MNIST (5x2)", "mnist_fashion": "MNIST -> Fashion-MNIST",
                  "split_fashion": "Split Fashion-MNIST (5x2)", "taskfree_mnist": "Task-free class-sorted MNIST"}
 

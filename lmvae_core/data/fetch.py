@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from .. import paths
 from ..runtime import temporarily
-from .datasets import DATASETS, canonical_name, is_present
+from .catalog import DATASETS, canonical_name, is_present
 
 
 def timeout_seconds() -> float:

@@ -31,7 +31,8 @@ import torch
 
 from ..continual import (Budget, JointVAE, LGMLearner, LifelongConfig, LMVAELearner, MixtureOfVAEs, OCMLearner,
                          SequentialVAE, binarized_config, run_stream)
-from ..data.benchmark_streams import STREAM_TITLES, BenchStream, build_stream  # noqa: F401  (re-exported)
+from ..data.benchmark_streams import (STREAM_DATASETS, STREAM_TITLES, BenchStream,  # noqa: F401  (re-exported)
+                                      build_stream)
 from ..metrics import TaskMatrix, fid, mixture_log_likelihood  # noqa: F401
 from ..training.classifier import feature_classifier  # noqa: F401
 from ..metrics.fitting_capacity import fitting_capacity, fitting_set_size
@@ -120,6 +121,11 @@ SETTINGS = {
 # streams, at 2 never), IWAE-5 on 10 test images per task, FID on 50 generated images, full-size fitting capacity
 # (as many generated images as training images), the feature classifier for one epoch on 20 images per task, the
 # calibration VAE for one epoch, one seed.
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 05 loads under settings s (experiments/needs.py)."""
+    return [d for stream in s["streams"] for d in STREAM_DATASETS[stream]]
+
+
 PAPER_SHAPE = dict(seeds=(0,), train_per_task=52, test_per_task=10, epochs=2, iwae_k=5, n_generated=50,
                    clf_epochs=1, clf_min_passes=0, clf_train_per_task=20, fc_max_epochs=1,
                    calibration=dict(epochs=1, iwae_k=5),

@@ -8,8 +8,7 @@ from typing import Sequence
 
 import torch
 
-from ..data.benchmark_streams import build_stream
-from .needs import BENCHMARK_STREAMS
+from ..data.benchmark_streams import STREAM_DATASETS, build_stream
 from ..data.streams import Split
 from ..metrics.fid import classifier_check, real_fid
 from ..training.classifier import classifier_key, classifier_state, epochs_for, feature_classifier
@@ -22,7 +21,7 @@ from .common import Run
 
 def classifier_name(stream_name: str) -> str:
     """Streams cut from the same datasets (split and task-free MNIST) share one feature classifier."""
-    return "benchmark-" + "+".join(BENCHMARK_STREAMS[stream_name])
+    return "benchmark-" + "+".join(STREAM_DATASETS[stream_name])
 
 
 def classifier_split(stream_name: str, s: dict, data) -> Split:
@@ -50,7 +49,7 @@ def stream_features(run: Run, stream_name: str) -> dict:
     s = run.settings
     stream = build_stream(stream_name, s, run.data())
     clf = stream_classifier(stream_name, s, run.data())
-    datasets = BENCHMARK_STREAMS[stream_name]
+    datasets = STREAM_DATASETS[stream_name]
     groups = {datasets[0]: stream.tasks} if len(datasets) == 1 else dict(zip(datasets, ([t] for t in stream.tasks)))
     checks = [classifier_check(clf, d, torch.cat([t.test_grey for t in ts]), torch.cat([t.test_y for t in ts]))
               for d, ts in groups.items()]

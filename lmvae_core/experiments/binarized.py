@@ -95,6 +95,12 @@ SETTINGS = {
 }
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). Two epochs, so
 # that half_budget halves the epochs as in the paper (one epoch would take smoke's path: halving the image limits).
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 03 loads under settings s (experiments/needs.py): the overhead measurement and
+    generative replay run on MNIST."""
+    return [*s["datasets"], "mnist"]
+
+
 PAPER_SHAPE = dict(epochs=2, sweep_train=64, eval_n=30, iwae_k=2, probe_n=50, fid_n=30, clf_n=200, clf_epochs=1,
                    clf_min_passes=0, seeds=1, overhead_steps=1, overhead_rounds=1, cal_k=2, cal_test=50,
                    cl_train_limit=100, cl_epochs=2, cl_eval_n=20, cl_k=2, cl_seeds=1, mc_samples=50)

@@ -16,6 +16,9 @@ from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything, uses_sample
 from .needs import ensure, pairs_for
 
+# written above every figure of a profile that runs on the committed sample (smoke, paper-shape)
+SAMPLE_STAMP = ("{profile} profile: toy sizes on the committed sample, a check that the code runs; "
+                "not a result (the quick and paper profiles give those)")
 NOTEBOOKS = ("00_mixture_of_vaes", "01_lmvae", "02_lifelong_generative_modeling", "03_binarized_regularization",
              "04_ocm", "05_benchmark")
 
@@ -67,7 +70,7 @@ def paper_shape(paper: dict, sizes: dict, changed: dict | None = None) -> dict:
     architectures, datasets, likelihoods, samples per step, memory and component caps and code paths on the
     committed sample in seconds. `changed` holds what is not a size but cannot stay the paper's there, as
     {key: (value, why)}; a key 'outer.inner' changes one entry of a dict setting. tests/test_paper_shape.py
-    checks that nothing else differs; the README lists the changes (`lmvae readme`)."""
+    checks that nothing else differs; docs/profiles.md lists the changes (`lmvae readme`)."""
     changed = changed or {}
     out = dict(paper) | dict(sizes)
     for key, (value, _why) in changed.items():
@@ -116,7 +119,8 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
     ensure([notebook], resolved, data_root)
     dev = pick_device(device)
     seed_everything(seed)
-    out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook)
+    out = Outputs(Path(out_dir) / notebook if out_dir else paths.figures_root(resolved) / notebook,
+                  stamp=SAMPLE_STAMP.format(profile=resolved) if uses_sample(resolved) else None)
     chosen = (settings or {}).get(resolved, {})
     return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
                dict(chosen), executor, device)

@@ -62,6 +62,12 @@ SETTINGS = {
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). The split
 # streams take the whole sample (the paper has no image limit): one batch of 300 per task and epoch. Two epochs, so
 # that half_budget halves the epochs as in the paper (at one epoch its task_share cap would still be one step).
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 02 loads under settings s (experiments/needs.py): permuted MNIST and its classifier
+    use MNIST in every profile."""
+    return [*s["datasets"], s["ablation_dataset"], "mnist"]
+
+
 PAPER_SHAPE = dict(epochs=2, seeds=(0,), fisher_samples=16, iwae_k=2, iwae_n=10, fid_n=30, fid_train=200,
                    fid_epochs=1, clf_min_passes=0, perm_tasks=2, perm_train=300, perm_test=100, sample_n=50,
                    joint=JointVAE("mnist", (512, 512), 40, epochs=1, iwae_k=2, train_limit=300, test_limit=100))

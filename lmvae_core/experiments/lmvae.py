@@ -65,6 +65,11 @@ SETTINGS = {
 # assignment and the batched (vmap) evaluation of several conv experts unrun; at three, tasks 1-2 train, 3-4 reuse.
 # One margin per rule: at one epoch the growth runs decide alike at every margin, and each further margin is another
 # 3- or 5-task conv run (the ratio rule at 0.0 is the one that grows: kmnist -> mnist, score 1.09).
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 01 loads under settings s (experiments/needs.py)."""
+    return [*s["sequence"], *s["growth_sequence"]]
+
+
 PAPER_SHAPE = dict(epochs=3, train_limit=10, test_limit=10, iwae_k=3, eval_n=10, n_seeds=1, growth_train=10,
                    growth_epochs=1, hard_train=10, hard_epochs=1, capacity_train=10, capacity_epochs=1, timing_n=8,
                    timing_k=3, thresholds=(0.1,), ratio_thresholds=(0.0,),

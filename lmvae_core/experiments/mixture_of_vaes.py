@@ -53,6 +53,11 @@ SETTINGS = {
 }
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). The paper sets
 # no image limit, so the mixtures and plain VAEs train one epoch on the whole sample (3,000 MNIST, 2,000 Fashion).
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 00 loads under settings s (experiments/needs.py): the balancing ablation runs on MNIST."""
+    return [*s["datasets"], "mnist"]
+
+
 PAPER_SHAPE = dict(epochs=1, iwae_k=5, iwae_n=100, ablation_seeds=(0,), ablation_epochs=1, ablation_train=500,
                    beyond_epochs=1, joint=dict(SETTINGS["paper"]["joint"], epochs=1, iwae_k=5))
 PAPER_SHAPE_CHANGED = {}

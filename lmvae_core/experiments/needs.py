@@ -1,5 +1,5 @@
-"""Which datasets each notebook needs per profile: computed from the same SETTINGS dicts the experiments read,
-plus the datasets a notebook names itself.
+"""Which datasets each notebook needs per profile: each notebook's experiments module computes them
+(`datasets_needed`) from the same SETTINGS dicts the experiments read, plus the datasets the notebook names itself.
 
 setup() declares them to the loader, which refuses (smoke profile, so CI catches it) or warns about any split a
 notebook loads without declaring it. `lmvae data`, `--dry-run` and the fail-fast check of `lmvae reproduce` read
@@ -14,30 +14,9 @@ from ..data import requirements
 from ..data.datasets import canonical_name
 from ..data.requirements import Need
 
-# notebook 05's streams and the datasets each is cut from (experiments/benchmark.py: build_stream)
-BENCHMARK_STREAMS = {"split_mnist": ("mnist",), "taskfree_mnist": ("mnist",), "split_fashion": ("fashion",),
-                     "mnist_fashion": ("mnist", "fashion")}
-
-
-def _ocm(s: dict) -> list[str]:
-    from .ocm import STREAMS  # imported here: ocm imports common, which imports this module
-
-    # Table 1 streams, the cross-domain stream of Table 3 and the ablations on MNIST (notebook cells)
-    return [d for stream in (*s["streams"], "cross", "mnist") for d in STREAMS[stream]]
-
-
-# notebook -> (experiments module, datasets as a function of that module's SETTINGS[profile])
-NEEDS = {
-    # the balancing ablation runs on MNIST (notebook cell)
-    "00_mixture_of_vaes": ("mixture_of_vaes", lambda s: [*s["datasets"], "mnist"]),
-    "01_lmvae": ("lmvae", lambda s: [*s["sequence"], *s["growth_sequence"]]),
-    # permuted MNIST and its classifier use MNIST in every profile
-    "02_lifelong_generative_modeling": ("lgm", lambda s: [*s["datasets"], s["ablation_dataset"], "mnist"]),
-    # the overhead measurement and generative replay run on MNIST
-    "03_binarized_regularization": ("binarized", lambda s: [*s["datasets"], "mnist"]),
-    "04_ocm": ("ocm", _ocm),
-    "05_benchmark": ("benchmark", lambda s: [d for st in s["streams"] for d in BENCHMARK_STREAMS[st]]),
-}
+# notebook -> its experiments module, which says what it loads: `datasets_needed(settings)`
+NEEDS = {"00_mixture_of_vaes": "mixture_of_vaes", "01_lmvae": "lmvae", "02_lifelong_generative_modeling": "lgm",
+         "03_binarized_regularization": "binarized", "04_ocm": "ocm", "05_benchmark": "benchmark"}
 
 
 def experiment_module(notebook: str):
@@ -45,16 +24,13 @@ def experiment_module(notebook: str):
     this module, so importing them here at the top would make a circle."""
     if notebook not in NEEDS:
         raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NEEDS)}")
-    return importlib.import_module(f"lmvae_core.experiments.{NEEDS[notebook][0]}")
-
-
-def settings_of(notebook: str, profile: str) -> dict:
-    return experiment_module(notebook).SETTINGS[profile]
+    return importlib.import_module(f"lmvae_core.experiments.{NEEDS[notebook]}")
 
 
 def datasets_for(notebook: str, profile: str) -> list[str]:
     """The datasets (canonical names, in first-use order) a notebook loads in a profile."""
-    return list(dict.fromkeys(canonical_name(d) for d in NEEDS[notebook][1](settings_of(notebook, profile))))
+    module = experiment_module(notebook)
+    return list(dict.fromkeys(canonical_name(d) for d in module.datasets_needed(module.SETTINGS[profile])))
 
 
 def needs_of(notebooks: list[str], profile: str) -> dict[str, list[str]]:

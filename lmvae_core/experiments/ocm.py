@@ -124,6 +124,12 @@ SETTINGS = {
 # (3 arriving batches) per stream at 2 passes per batch (so that the half budget halves passes, the paper's
 # branch), IWAE-5 on 50 test images, R on 10 samples, one seed, one value per ablation, the joint VAE for one
 # epoch. A step of the paper's 50-sample ELBO costs about 0.1 s on a CPU, so every run is a few steps.
+def datasets_needed(s: dict) -> list[str]:
+    """The datasets notebook 04 loads under settings s (experiments/needs.py): Table 1's streams, the cross-domain
+    stream of Table 3 and the ablations on MNIST."""
+    return [d for stream in (*s["streams"], "cross", "mnist") for d in STREAMS[stream]]
+
+
 PAPER_SHAPE = dict(stream_limit=192, epochs_per_batch=2, eval_n=50, eval_k=5, r_samples=10, seeds=(0,),
                    iid_seeds=(0,), direction_seeds=(0,), cross_seeds=(0,), ablation_limit=192,
                    ablation_lambda1=(0.8,), ablation_lambda2=(5.0,), ablation_stm=(300,),

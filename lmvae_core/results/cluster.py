@@ -72,7 +72,7 @@ def gpu_count() -> int:
 # their time in the kernel and took 2-4x their serial time on a worker (benchmarks/results_grid_cpu.json).
 # None keeps the nanny from setting it (distributed.nanny._get_env_variables), and it is also taken out of this
 # process's environment, which the workers inherit: an earlier Dask cluster of this process (a nanny sets its
-# pre-spawn variables in its own process) or the shell may have put it there. For `dask worker`, see the README.
+# pre-spawn variables in its own process) or the shell may have put it there. For `dask worker`, see docs/dask.md.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 

@@ -13,13 +13,20 @@ from .claims import Claim, claims_frame
 
 
 class Outputs:
-    """One notebook's output folder; the notebook calls these instead of ad-hoc savefig calls."""
+    """One notebook's output folder; the notebook calls these instead of ad-hoc savefig calls.
 
-    def __init__(self, directory: str | Path):
+    `stamp`: a line written above every figure (the smoke and paper-shape profiles say there that their figures
+    come from toy sizes: grey-noise samples there are expected, not a result)."""
+
+    def __init__(self, directory: str | Path, stamp: str | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.stamp = stamp
 
     def figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 110):
+        if self.stamp and not getattr(fig, "_lmvae_stamp", None):  # once, also when a figure is saved again
+            fig.text(0.5, 1.0, self.stamp, ha="center", va="bottom", fontsize=9, color="firebrick")
+            fig._lmvae_stamp = self.stamp
         path = self.dir / f"{name}.png"
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
         return fig
