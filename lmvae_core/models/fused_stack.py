@@ -27,7 +27,7 @@ from torch import nn
 
 from . import fused_vae
 from .fused_vae import LOGVAR_MAX, LOGVAR_MIN, _relu_backward
-from .likelihoods import _BernoulliLogProb
+from .likelihoods import _BernoulliLogProb, gaussian_kl
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -96,8 +96,6 @@ class _StackedVAETerms(torch.autograd.Function):
                 acts.append(h)
             else:
                 logits = a
-        from .vae import gaussian_kl  # (vae.py imports fused_vae, which this module imports)
-
         recon = -_BernoulliLogProb.forward(logits, x).sum(-1)
         kl = gaussian_kl(mu, logvar).sum(-1)
         ctx.save_for_backward(xs, logits, mu, raw_logvar, eps, std, *params, *acts[1:])

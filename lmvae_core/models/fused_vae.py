@@ -23,7 +23,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .likelihoods import _BernoulliLogProb
+from .likelihoods import _BernoulliLogProb, gaussian_kl
 
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0  # VAE.encode clamps logvar to this range; the gradient stops outside it
 
@@ -47,6 +47,17 @@ def disabled():
         _ENABLED = old
 
 
+# The VAE class whose methods the fused loss reproduces: models/vae.py registers it when it defines it (vae.py imports
+# this module, so this module does not import vae.py back).
+_REFERENCE: type | None = None
+
+
+def register_reference(cls: type) -> type:
+    global _REFERENCE
+    _REFERENCE = cls
+    return cls
+
+
 def applies(model, x: torch.Tensor) -> bool:
     """Does the fused loss compute exactly what `model.loss(x)` would? (see the module docstring)"""
     if not _ENABLED or torch.compiler.is_compiling():
@@ -54,11 +65,10 @@ def applies(model, x: torch.Tensor) -> bool:
         # below would break its graph
         return False
     from ..nets import MLPDecoder, MLPEncoder
-    from .vae import VAE
 
     c = model.config
     cls = type(model)
-    own = all(getattr(cls, name) is getattr(VAE, name) for name in
+    own = _REFERENCE is not None and all(getattr(cls, name) is getattr(_REFERENCE, name) for name in
               ("terms", "objective", "encode", "decode", "log_px_given_z", "kl_per_dim", "reparameterize"))
     nets = type(model.encoder) is MLPEncoder and type(model.decoder) is MLPDecoder
     return (own and nets and c.arch == "mlp" and c.activation == "relu" and c.likelihood == "bernoulli"
@@ -123,8 +133,6 @@ class _FusedVAELoss(torch.autograd.Function):
                 acts.append(h)
             else:
                 logits = a
-        from .vae import gaussian_kl  # (vae.py imports this module)
-
         recon = -_BernoulliLogProb.forward(logits, x).sum(-1)  # the likelihood's own CPU formula, without its node
         kl = gaussian_kl(mu, logvar).sum(-1)
         loss = (recon + beta * kl).mean()

@@ -70,3 +70,8 @@ def log_likelihood(kind: str, x: torch.Tensor, out: torch.Tensor, gaussian_std: 
 def mean_image(kind: str, out: torch.Tensor) -> torch.Tensor:
     """The decoder's mean in image space: Bernoulli probabilities or Gaussian means, both in [0,1]."""
     return torch.sigmoid(out)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per latent dimension (closed form)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)

@@ -12,7 +12,7 @@ from . import fused_vae
 from .base import register_model
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from .configured import Configured
-from .likelihoods import LIKELIHOODS, log_likelihood, mean_image
+from .likelihoods import LIKELIHOODS, gaussian_kl, log_likelihood, mean_image  # noqa: F401  (gaussian_kl re-exported)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -51,12 +51,8 @@ def diag_gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tens
     return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per latent dimension (closed form)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-
-
 @register_model
+@fused_vae.register_reference  # the fused loss applies to this class's own methods only
 class VAE(Configured):
     config_class = VAEConfig
     # loss() is a pure function of the batch, device buffers and torch's device RNG, so `train()` may replay
