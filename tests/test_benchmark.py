@@ -146,6 +146,10 @@ def test_offline_references_of_the_task_free_stream_are_split_mnists_runs(sample
     assert ("taskfree_mnist", "Joint VAE", 0) not in cells and ("taskfree_mnist", "LGM", 0) in cells
     assert B.run_key(run, "taskfree_mnist", "Joint VAE", 0) == B.run_key(run, "split_mnist", "Joint VAE", 0)
     assert B.run_key(run, "taskfree_mnist", "LGM", 0) != B.run_key(run, "split_mnist", "LGM", 0)
+    # the notebook's seed parameter shifts every run's seed (and so its key): another independent set of runs
+    shifted = B.grid_calls(Run("05_benchmark", "smoke", 10, "cpu", None, None, False, False, dict(s), None, "cpu"))
+    assert sorted(tuple(c.cell.values()) for c in shifted) == sorted((st, m, sd + 10) for st, m, sd in cells)
+    assert not any(c.config == d.config for c in shifted for d in calls)
 
 
 def test_every_learner_fits_and_evaluates(sample_cfg):

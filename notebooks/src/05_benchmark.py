@@ -117,7 +117,8 @@ print(S)
 # `fc_images` generated images (paper: as many as the stream's training images; section 0 shows the real-data
 # ceiling at this size). The feature classifier is trained for `clf_epochs`
 # epochs on every training image of the stream's classes (`clf_train_per_task` = None) in every profile but
-# smoke. The `seed` parameter is not used: the seeds are listed in the settings.
+# smoke. The `seed` parameter shifts the settings' seeds: seed 0 runs the seeds listed, seed 10 each of them plus 10
+# (another independent set).
 #
 # Every claim below states its schedule against this notebook's paper profile (real image passes per task; OCM:
 # optimiser steps against the official code's, as notebook 04 counts them) and how its verdict is decided
