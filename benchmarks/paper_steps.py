@@ -415,7 +415,7 @@ def count_05(s: dict | None = None) -> list[Job]:
                         hidden=s["hidden"], latent=z, batch=b)
                     experts = 1 if method == "Joint VAE" else k_moe
                     c.add(what, kd, steps(sum(sizes), b, epochs))
-                elif method in ("VAE-OCM", "Dynamic-OCM"):
+                elif method in ("VAE-ELBO-OCM", "Dynamic-OCM"):
                     c.add(what, ocm_kind(ocm_s, ocm_s["train_samples"]),
                           stream_steps(sum(sizes), ocm_s["batch_size"], ocm_s["stm_size"], ocm_s["epochs_per_batch"],
                                        ocm_s["per_round"], ocm_s["ltm_capacity"]),

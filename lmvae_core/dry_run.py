@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass, field
 
 from . import paths
-from .experiments.needs import NEEDS, check, experiment_module
+from .experiments import registry
+from .experiments.needs import check
+from .experiments.registry import experiment_module
 from .reproduce import cost_message, run_device, select_notebooks
 from .runtime import resolve_profile
 
@@ -91,7 +93,7 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     for n in names:  # settings: the profile exists in the notebook's experiment module
         module = experiment_module(n)
         if resolved not in module.SETTINGS:
-            out.problems.append(f"{n}: no {resolved!r} settings in lmvae_core.experiments.{NEEDS[n]}")
+            out.problems.append(f"{n}: no {resolved!r} settings in {registry.get(n).module_path}")
     rows = check(names, resolved, data_root)
     missing = [r for r in rows if not r.present]
     out.lines.append(f"Data ({'the committed sample' if resolved == 'smoke' else paths.data_root(data_root)}): "

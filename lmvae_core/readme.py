@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import paths
 from .docs import grid_speed, paper_cost, speed
-from .experiments.common import NOTEBOOKS
+from .experiments import registry
 from .results.atomic import write_text
 from .results.claims import NOT_COMPARABLE, NOT_REPRODUCED, PARTLY, REPRODUCED
 
@@ -27,21 +27,13 @@ MARKER = re.compile(r"<!-- ([\w-]+):start -->")
 # half-budget runs and schedules long enough to decide what the CPU can decide).
 QUICK_BUDGET_S = {"notebook": 60 * 60, "all": 4 * 3600}
 DECIDED = (REPRODUCED, PARTLY, NOT_REPRODUCED)
-GALLERY = {  # key figure per notebook, shown under the table when present
-    "00_mixture_of_vaes": "samples_per_expert_mnist.png",
-    "01_lmvae": "task_matrices_iwae.png",
-    "02_lifelong_generative_modeling": "cumulative_nelbo_iwae.png",
-    "03_binarized_regularization": "r_sweep_metrics.png",
-    "04_ocm": "memory_along_stream.png",
-    "05_benchmark": "stream_split_mnist.png",
-}
 
 
 def claims_table(figures: Path, paper_logs: Path | None = None) -> tuple[pd.DataFrame | None, dict[str, dict]]:
     """Every notebook's claims (with the paper-profile verdict beside each) and its run_info.json, where present."""
     paper_logs = paper_logs if paper_logs is not None else figures.parent / "benchmarks" / "gpu_logs"
     frames, infos = [], {}
-    for name in NOTEBOOKS:
+    for name in registry.notebooks():
         claims = figures / name / "claims.csv"
         if not claims.exists():
             continue
@@ -90,7 +82,7 @@ def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Pat
                   (benchmark / "benchmark.md").read_text().strip(), ""]
         if (benchmark / "ranking.md").exists():
             lines += ["Ranking, computed from the table:", "", (benchmark / "ranking.md").read_text().strip(), ""]
-    gallery = [(n, f) for n, f in GALLERY.items() if (figures / n / f).exists()]
+    gallery = [(n, f) for n, f in registry.gallery().items() if (figures / n / f).exists()]
     if gallery:
         link = (lambda n, f: Path(os.path.relpath(figures / n / f, page_dir)).as_posix()) if page_dir else \
             (lambda n, f: f"figures/{n}/{f}")
@@ -195,10 +187,10 @@ def budget_sentence(infos: dict[str, dict]) -> str:
 def paper_shape_section() -> str:
     """What the paper-shape profile scales in each notebook (its modules' PAPER_SHAPE) and the paper settings it
     could not keep (PAPER_SHAPE_CHANGED), with why: read from the modules, never typed."""
-    from .experiments.needs import experiment_module
+    from .experiments.registry import experiment_module
 
     lines = ["| notebook | scaled down (paper-shape value) | not the paper's, and why |", "|---|---|---|"]
-    for nb in NOTEBOOKS:
+    for nb in registry.notebooks():
         m = experiment_module(nb)
         paper = m.SETTINGS["paper"]
         sizes = ", ".join(f"`{k}` {_scaled(paper[k], v)}" for k, v in m.PAPER_SHAPE.items())

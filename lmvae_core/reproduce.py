@@ -14,14 +14,11 @@ from pathlib import Path
 
 from . import paths
 from .bars import PLAIN_ENV, TEXT_ENV
-from .experiments.common import NOTEBOOKS
+from .experiments import registry
 from .results.cluster import resolve_executor
 from .results.notebook_outputs import clean_for_commit
 from .runtime import resolve_profile, uses_sample
 
-
-# Notebooks whose experiments are grids of independent runs (they take an `executor` parameter).
-GRID_NOTEBOOKS = ("02_lifelong_generative_modeling", "03_binarized_regularization", "04_ocm", "05_benchmark")
 
 
 @dataclass
@@ -35,7 +32,7 @@ class NotebookResult:
 
 
 def select_notebooks(only: str | None, notebook_dir: Path) -> list[str]:
-    available = [n for n in NOTEBOOKS if (notebook_dir / f"{n}.ipynb").exists()]
+    available = [n for n in registry.notebooks() if (notebook_dir / f"{n}.ipynb").exists()]
     if not only:
         return available
     wanted = [w.strip() for w in only.split(",") if w.strip()]
@@ -251,7 +248,7 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
                 params["offline"] = True
             if out:
                 params["out_dir"] = str(Path(out).resolve())
-            if executor is not None and name in GRID_NOTEBOOKS:
+            if executor is not None and name in registry.grid_notebooks():
                 params["executor"] = executor
             if data_root:
                 params["data_root"] = str(Path(data_root).resolve())

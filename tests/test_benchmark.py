@@ -192,8 +192,8 @@ def test_every_learner_fits_and_evaluates(sample_cfg):
     assert all(steps[m] == batches for m in ("Fine-tune VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE"))
     # OCM's steps are its passes over STM u LTM: more than one per arriving batch once the memory holds more
     arriving = sum(-(-len(t.train_x) // s["ocm"]["batch_size"]) for t in stream.tasks)
-    assert steps["VAE-OCM"] > arriving
-    assert B.evaluate_run(stream, "VAE-OCM", s, 0, "cpu", clf)["memory_images"] > 0
+    assert steps["VAE-ELBO-OCM"] > arriving
+    assert B.evaluate_run(stream, "VAE-ELBO-OCM", s, 0, "cpu", clf)["memory_images"] > 0
 
 
 def test_fidelity_ranking_groups_methods_that_cannot_be_told_apart():
@@ -213,7 +213,7 @@ def _claims_runs(gap: float, spread: float, seeds=(0, 1, 2), stream: str = "spli
         for method, ll, forg, fc in (("Fine-tune VAE", -110.0, 20.0, 0.3), ("Joint VAE", -100.0, float("nan"), 0.9),
                                      ("Replay VAE", -105.0, 20.0 - gap + noise, 0.3 + gap / 10),
                                      ("Replay BinarizedVAE", -105.0, 20.0 - gap, 0.5), ("LGM", -106.0, 19.0, 0.5),
-                                     ("L-MVAE", -101.0 + noise + shift, 5.0, 0.8), ("VAE-OCM", -104.0, 10.0, 0.6),
+                                     ("L-MVAE", -101.0 + noise + shift, 5.0, 0.8), ("VAE-ELBO-OCM", -104.0, 10.0, 0.6),
                                      ("Dynamic-OCM", -102.0, 8.0, 0.7)):
             ocm = "OCM" in method
             rows.append({"stream": stream, "method": method, "seed": seed, "final_ll": ll, "forgetting": forg,
@@ -292,7 +292,7 @@ def test_ocm_claims_count_passes_over_memory_as_notebook_04():
     runs = pd.concat([_claims_runs(6.0, 0.5), _claims_runs(6.0, 0.5, stream="taskfree_mnist")])
     made = B.claims(runs, dict(B.SETTINGS["quick"]), "quick", good)
     for c in made:
-        if c.claim.startswith("Dynamic-OCM approaches") or "VAE-OCM" in c.claim:
+        if c.claim.startswith("Dynamic-OCM approaches") or "VAE-ELBO-OCM" in c.claim:
             assert c.schedule.unit.startswith("optimiser steps") and c.verdict == NOT_COMPARABLE, c.claim
     assert "schedule too short" in _by_start(made, "Dynamic-OCM approaches").row()["why"]
 

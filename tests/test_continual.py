@@ -26,7 +26,7 @@ def stream():
 
 def learner(method: str, seed: int = 0):
     torch.manual_seed(seed)
-    return B.LEARNERS[method](S, seed, "cpu")
+    return B.METHODS[method](S, seed, "cpu")
 
 
 def test_equal_real_budget_across_methods(stream, monkeypatch):
@@ -58,7 +58,7 @@ def test_equal_real_budget_across_methods(stream, monkeypatch):
 
 
 def test_on_boundary_once_per_task(stream):
-    for method in ("Fine-tune VAE", "VAE-OCM", "Joint VAE"):
+    for method in ("Fine-tune VAE", "VAE-ELBO-OCM", "Joint VAE"):
         calls = []
         run_stream(learner(method), stream, Budget(1, 32), lambda t, lr: calls.append(t))
         assert calls == ([len(stream.tasks) - 1] if method == "Joint VAE" else list(range(len(stream.tasks)))), method
@@ -67,7 +67,7 @@ def test_on_boundary_once_per_task(stream):
 def test_task_free_observe_path(stream):
     """OCM sees every image once, in class-sorted batches of its own size, and is never told a boundary;
     the driver reports the real rows by stream position and the memory rows it trained on as replayed."""
-    ocm = learner("VAE-OCM")
+    ocm = learner("VAE-ELBO-OCM")
     seen_at_boundary = []
     res = run_stream(ocm, stream, Budget(seed=0), lambda t, lr: seen_at_boundary.append(lr.seen))
     sizes = [len(t.train_x) for t in stream.tasks]
@@ -79,7 +79,7 @@ def test_task_free_observe_path(stream):
     assert seen_at_boundary == [min(-(-e // bs) * bs, sum(sizes)) for e in ends]
     assert [t["steps"] for t in res.tasks] and sum(t["steps"] for t in res.tasks) == ocm.batches
     # a TaskFreeStream itself: one "task", one boundary at its end
-    again, calls = learner("VAE-OCM"), []
+    again, calls = learner("VAE-ELBO-OCM"), []
     joint = stream.joint_train()
     res = run_stream(again, TaskFreeStream(joint, 16), Budget(), lambda t, lr: calls.append((t, lr.seen)))
     assert calls == [(0, len(joint))] and res.real_rows == [len(joint)]
@@ -96,7 +96,7 @@ def test_a_task_hands_out_its_budget_once(stream):
         Budget(epochs=1, batch_size=0)
 
 
-@pytest.mark.parametrize("method", [*B.LEARNERS])
+@pytest.mark.parametrize("method", [*B.METHODS])
 def test_save_load_round_trip(stream, method, tmp_path):
     lr = learner(method)
     assert isinstance(lr, Learner)

@@ -14,14 +14,15 @@ from lmvae_core.data.datasets import declare, downloads_allowed, set_offline
 from lmvae_core.data.fetch import probe
 from lmvae_core.data.requirements import missing_message
 from lmvae_core.experiments.needs import check, datasets_for, ensure
-from lmvae_core.experiments.common import NOTEBOOKS, setup
+from lmvae_core.experiments.common import setup
+from lmvae_core.experiments.registry import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_notebook_and_profile_has_a_declaration():
     for profile in ("smoke", "quick", "paper"):
-        for nb in NOTEBOOKS:
+        for nb in notebooks():
             assert "mnist" in datasets_for(nb, profile)
     # derived from the experiments' settings, not typed twice: the paper profile of 01 adds CIFAR-10
     assert "cifar10" in datasets_for("01_lmvae", "paper") and "cifar10" not in datasets_for("01_lmvae", "quick")
@@ -46,7 +47,7 @@ def test_check_lists_every_missing_split_with_the_paths_expected(tmp_path):
 
 
 def test_smoke_reads_the_committed_sample_only(tmp_path):
-    assert all(r.present and r.source == "sample" for r in check(list(NOTEBOOKS), "smoke", tmp_path))
+    assert all(r.present and r.source == "sample" for r in check(list(notebooks()), "smoke", tmp_path))
 
 
 def test_a_notebook_loading_an_undeclared_split_fails_in_smoke():

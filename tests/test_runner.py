@@ -194,7 +194,7 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
         run = setup("05_benchmark", "smoke", device="cpu", out_dir=str(tmp_path / "out"), progress=False,
                     settings=B.SETTINGS, executor=executor)
         # a fixed subset of the smoke grid: split MNIST, four kinds of learner (two runs per worker)
-        run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-OCM"))
+        run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-ELBO-OCM"))
         return run
 
     serial_run = smoke_run(None, "serial")

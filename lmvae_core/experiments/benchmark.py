@@ -4,8 +4,8 @@ Design
 - Streams (lmvae_core.data.benchmark_streams): the tasks' training images, a fixed test subset per task
   binarised once with a fixed seed, global labels; the task-free stream is the class-sorted stream cut into
   5 equal chunks (online: one pass, so task-based methods get one epoch there).
-- Methods are `Learner`s (lmvae_core.continual), built by the short registry `LEARNERS` below, and all run
-  through `run_stream` with one `Budget`: the same real batches per task for every task-based method (replayed
+- Methods are `Learner`s (lmvae_core.continual), built by name by `METHODS` below, and all run through
+  `run_stream` with one `Budget`: the same real batches per task for every task-based method (replayed
   rows come on top and are reported per task); OCM sees the same images once as a class-sorted stream of
   batches and is evaluated when the stream crosses a task boundary (after the batch in which it falls); the
   offline methods (joint VAE, offline mixture) see all tasks at once with the same number of epochs.
@@ -50,7 +50,7 @@ from .benchmark_features import (classifier_calls, classifier_name, classifier_s
                                  train_classifiers_first)
 from .common import Run, paper_shape
 
-METHOD_NAMES = ("Fine-tune VAE", "Joint VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-OCM",
+METHOD_NAMES = ("Fine-tune VAE", "Joint VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-ELBO-OCM",
                 "Dynamic-OCM", "Offline MoE-VAE")
 OFFLINE = ("Joint VAE", "Offline MoE-VAE")
 # Methods whose training schedule changed since results were cached: the tag joins their cache key, so old
@@ -137,7 +137,7 @@ PAPER_SHAPE_CHANGED = {
 SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
 
 
-# ---- the methods: one registry of learners ------------------------------------------------------------------
+# ---- the methods: name -> learner builder --------------------------------------------------------------------
 def vae_config(s: dict) -> VAEConfig:
     return VAEConfig(latent_dim=s["latent"], hidden=(s["hidden"],))
 
@@ -148,7 +148,7 @@ def _ocm(s: dict, seed: int, device, **over) -> OCMLearner:
 
 
 # name -> build(settings, seed, device); every learner is built right after torch.manual_seed(seed)
-LEARNERS: dict[str, Callable] = {
+METHODS: dict[str, Callable] = {
     "Fine-tune VAE": lambda s, seed, d: SequentialVAE(vae_config(s), device=d, lr=s["lr"]),
     "Joint VAE": lambda s, seed, d: JointVAE(vae_config(s), device=d, lr=s["lr"]),
     "Replay VAE": lambda s, seed, d: SequentialVAE(vae_config(s), replay=True, device=d, lr=s["lr"]),
@@ -159,7 +159,7 @@ LEARNERS: dict[str, Callable] = {
                                          device=d, lr=s["lr"]),
     "L-MVAE": lambda s, seed, d: LMVAELearner(LMVAEConfig(expert=vae_config(s), n_experts=s["lmvae_experts"],
                                                           reuse_threshold=s["reuse_threshold"]), device=d, lr=s["lr"]),
-    "VAE-OCM": lambda s, seed, d: _ocm(s, seed, d, memory="ocm"),
+    "VAE-ELBO-OCM": lambda s, seed, d: _ocm(s, seed, d, memory="ocm"),
     "Dynamic-OCM": lambda s, seed, d: _ocm(s, seed, d, memory="ocm", dynamic=True),
     "Reservoir OCM": lambda s, seed, d: _ocm(s, seed, d, memory="reservoir"),  # not in the default method list
     "Offline MoE-VAE": lambda s, seed, d: MixtureOfVAEs(MoEVAEConfig(n_experts=s["moe_experts"], expert=vae_config(s),
@@ -230,7 +230,7 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
             matrix.record(t, j, float(learner.log_likelihood(stream.tasks[j].test_x, k).mean()))
 
     torch.manual_seed(seed)
-    learner = LEARNERS[method](s, seed, device)
+    learner = METHODS[method](s, seed, device)
     result = run_stream(learner, stream, budget(s, stream, method, seed), on_boundary)
     test_x, test_grey, test_y = stream.union_test()
     torch.manual_seed(20_000)
@@ -290,7 +290,7 @@ def run_weight(s: dict, method: str) -> float:
     VAE per component, and methods with replay or memory train on extra rows."""
     parts = {"Offline MoE-VAE": s["moe_experts"], "Dynamic-OCM": s["ocm"]["max_components"],
              "L-MVAE": s["lmvae_experts"]}.get(method, 1)
-    return parts + (method in ("Replay VAE", "Replay BinarizedVAE", "LGM", "VAE-OCM"))
+    return parts + (method in ("Replay VAE", "Replay BinarizedVAE", "LGM", "VAE-ELBO-OCM"))
 
 
 def grid_cells(s: dict, first_seed: int = 0) -> list[tuple[str, str, int]]:

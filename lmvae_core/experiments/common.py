@@ -14,13 +14,12 @@ from ..results.cluster import resolve_executor
 from ..results.runner import Call, GridRun, run_grid
 from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything, uses_sample
+from . import registry
 from .needs import ensure, pairs_for
 
 # written above every figure of a profile that runs on the committed sample (smoke, paper-shape)
 SAMPLE_STAMP = ("{profile} profile: toy sizes on the committed sample, a check that the code runs; "
                 "not a result (the quick and paper profiles give those)")
-NOTEBOOKS = ("00_mixture_of_vaes", "01_lmvae", "02_lifelong_generative_modeling", "03_binarized_regularization",
-             "04_ocm", "05_benchmark")
 
 
 @dataclass
@@ -100,8 +99,7 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
           executor: str | None = None) -> Run:
     """Validate a notebook's parameters and build its Run. Bad values and missing data fail here, before any
     work: every dataset split the notebook needs in this profile is checked (and downloaded unless offline)."""
-    if notebook not in NOTEBOOKS:
-        raise ValueError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
+    registry.get(notebook)  # an unknown name fails here
     _check("profile", profile, str, allow_none=True)
     _check("seed", seed, int)
     _check("device", device, str)

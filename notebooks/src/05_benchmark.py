@@ -10,7 +10,7 @@
 # `lmvae_core.continual.run_stream`, with one real-data budget: every task-based method gets the same real batches
 # per task and reports the replayed rows it trains on besides): fine-tuned VAE (lower bound); jointly trained VAE
 # (upper bound, all data at once); generative-replay VAE (Shin et al. style, generator only); the same with binarized
-# regularisation (`BinarizedVAE`, $r > 0$); LGM (student-teacher); L-MVAE; VAE-OCM and Dynamic-OCM (task-free); the
+# regularisation (`BinarizedVAE`, $r > 0$); LGM (student-teacher); L-MVAE; VAE-ELBO-OCM and Dynamic-OCM (task-free); the
 # mixture of VAEs with a manager, trained offline on all data (reference).
 #
 # Streams: split MNIST (5 tasks of 2 classes), MNIST -> Fashion-MNIST, split Fashion-MNIST, and the task-free
@@ -297,7 +297,7 @@ from lmvae_core.experiments.benchmark_claims import PAPER_EPOCHS, ocm_schedule
 
 paper_claims = [c for c in claims if c.kind == "paper"]
 counts = pd.Series([c.verdict for c in paper_claims]).value_counts()
-ocm_rows = per_run[per_run["method"].isin(["VAE-OCM", "Dynamic-OCM"])]
+ocm_rows = per_run[per_run["method"].isin(["VAE-ELBO-OCM", "Dynamic-OCM"])]
 ocm_share = max((ocm_schedule(r.steps, r.stream).fraction for r in ocm_rows.itertuples()), default=float("nan"))
 joint_gap = cal[1].log_likelihood - cal[1].reference if len(cal) > 1 else float("nan")
 text = (
@@ -319,7 +319,7 @@ text = (
     + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". "
     f"Not run here: {', '.join(exp.STREAM_TITLES[x] for x in exp.STREAM_TITLES if x not in S['streams']) or 'none'} "
     "(paper profile), permuted MNIST and colour data (paper profile in the spec), CN-DPM itself and its reservoir "
-    "baseline (VAE-OCM's memory plays that role).")
+    "baseline (VAE-ELBO-OCM's memory plays that role).")
 display(Markdown(text))
 
 # %% [markdown]
@@ -343,5 +343,5 @@ display(Markdown(text))
 #   epochs per task: `figures/05_benchmark/per_run_half_budget.md`, `figures/05_benchmark/claims.md`.
 # - *CN-DPM.* Its numbers are in bits/dim with its own bound, network and schedule; where ours differ, the claim has
 #   no value and its note says what differs (`figures/05_benchmark/claims.md`). CN-DPM itself and its reservoir
-#   baseline are not run (VAE-OCM's memory plays that role).
+#   baseline are not run (VAE-ELBO-OCM's memory plays that role).
 # - *Not run.* Permuted MNIST and colour data.
