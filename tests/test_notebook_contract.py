@@ -75,3 +75,18 @@ def test_notebook_holds_what_jupyterlab_writes_on_open(path):
     ipykernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     assert meta["kernelspec"] == build_module().KERNELSPEC == ipykernel
     assert meta["language_info"]["name"] == "python" and meta["language_info"]["pygments_lexer"] == "ipython3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_and_source_are_a_jupytext_pair_that_syncs_without_change(path):
+    """The notebook declares its pair (notebooks/src/<name>.py, percent format, only tags as cell metadata), and
+    what `jupytext --sync` would write from the notebook side reads back as the committed source's cells."""
+    import jupytext
+
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["jupytext"] == build_module().PAIRING
+    written = jupytext.writes(nb, fmt="py:percent")
+    assert "papermill" not in written and "execution" not in written  # no run metadata in the source
+    again = build_module().parse(written)
+    source = build_module().parse((ROOT / "notebooks" / "src" / f"{path.stem}.py").read_text())
+    assert [(c.cell_type, c.source, c.metadata) for c in again] == [(c.cell_type, c.source, c.metadata) for c in source]

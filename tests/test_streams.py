@@ -190,6 +190,7 @@ def test_data_config_of_a_profile():
     cfg = data_config("quick", "cpu", root=Path("/data/x"), train_limit=5)
     assert cfg == DataConfig(source="auto", root="/data/x", device="cpu", train_limit=5)
     assert data_config("paper", torch.device("cpu"), root="").root is None
+    assert data_config("quick", "cuda:1").device == "cuda:1"  # the run's device, not DataConfig's default
 
 
 def test_stream_names_classes_and_defaults(sample_cfg):

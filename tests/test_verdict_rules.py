@@ -71,6 +71,25 @@ def test_half_budget_values_are_matched_to_their_claims_by_text():
     assert "10.0 nats at 5 epochs (a mid-run evaluation)" == joined[0].row()["half budget"]
     with pytest.raises(ValueError, match="distinct"):
         with_half_budget(full, half + half)
+    # a claim without a half-budget value does not stop the matching of the claims after it
+    later = with_half_budget([Claim("other", "q", 0.9, AtLeast(0.8), "quick"), paper_claim()], half, how="x")
+    assert later[0].half is None and later[1].half.ours == 10.0
+
+
+def test_half_budget_wording_can_depend_on_the_claim_and_its_half_budget_claim():
+    """`how` as a function of (claim, half-budget claim): claims halved in different ways say how, each its own."""
+    full = [paper_claim(), Claim("LGM forgets less", "q", 3.0, AtLeast(1.0), "quick")]
+    half = [paper_claim(ours=10.0, schedule=Schedule(5, 10, "epochs", 0.0)),
+            Claim("LGM forgets less", "q", 2.5, AtLeast(1.0), "quick", schedule=Schedule(3, 10, "epochs", 0.0))]
+    seen = []
+
+    def how(claim, half_claim):
+        seen.append((claim.claim, half_claim.ours))
+        return f"{claim.claim[:3]} halved to {half_claim.schedule.ours:g} {half_claim.schedule.unit}"
+
+    joined = with_half_budget(full, half, how=how)
+    assert seen == [("LGM beats naive (nats)", 10.0), ("LGM forgets less", 2.5)]
+    assert [c.half.how for c in joined] == ["LGM halved to 5 epochs", "LGM halved to 3 epochs"]
 
 
 def test_a_comparison_at_unequal_compute_cannot_decide_unless_it_says_why():

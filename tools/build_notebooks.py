@@ -1,43 +1,29 @@
-"""Build notebooks/*.ipynb from their readable sources notebooks/src/*.py (percent format).
+"""Build notebooks/*.ipynb from their readable sources notebooks/src/*.py, a jupytext pair.
 
-Cells start with '# %%' (code), '# %% [markdown]' (markdown lines are '# '-prefixed) or
-'# %% tags=["parameters"]'. Building keeps the outputs of an existing notebook whose cell
-sources are unchanged (with the run's cell metadata and the notebook's papermill and language metadata), so
-committed quick-profile outputs survive a rebuild.
+The sources are jupytext's percent format ('# %%' code cells, '# %% [markdown]' cells of '# '-prefixed lines,
+'# %% tags=["parameters"]'), read by jupytext itself, and every notebook declares the pair in its metadata
+(`PAIRING`): with jupytext installed (the dev extra), `jupytext --sync notebooks/NN.ipynb` or JupyterLab's jupytext
+extension keeps the two in step from either side, and the .py files carry no run metadata (only cell tags).
+Building keeps the outputs of an existing notebook whose cell sources are unchanged (with the run's cell metadata
+and the notebook's papermill and language metadata), so committed quick-profile outputs survive a rebuild.
 Usage: python tools/build_notebooks.py [NAME ...]
 """
-import json
-import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
+PAIRING = {"formats": "ipynb,src//py:percent", "cell_metadata_filter": "tags,-all", "notebook_metadata_filter": "-all"}
 
 
 def parse(text: str):
-    cells, current = [], None
-    for line in text.splitlines():
-        m = HEADER.match(line)
-        if m:
-            current = {"md": bool(m.group("md")), "tags": json.loads(m.group("tags") or "[]"), "lines": []}
-            cells.append(current)
-        elif current is not None:
-            current["lines"].append(line)
-    out = []
+    """The cells of a percent-format source (jupytext's reader), with only their tags as metadata."""
+    cells = jupytext.reads(text, fmt="py:percent").cells
     for c in cells:
-        body = "\n".join(c["lines"]).strip("\n")
-        if c["md"]:
-            body = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in body.splitlines())
-            cell = nbformat.v4.new_markdown_cell(body)
-        else:
-            cell = nbformat.v4.new_code_cell(body)
-        if c["tags"]:
-            cell.metadata["tags"] = c["tags"]
-        out.append(cell)
-    return out
+        c.metadata = {"tags": c.metadata["tags"]} if c.metadata.get("tags") else {}
+    return cells
 
 
 # What JupyterLab 4 writes into a notebook when its kernel starts: a notebook that already holds the same
@@ -71,6 +57,7 @@ def build(src: Path) -> Path:
                     c.metadata["tags"] = tags
     nb.metadata.update({k: v for k, v in old_meta.items() if k not in ("kernelspec", "language_info")})
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["jupytext"] = dict(PAIRING)
     nb.metadata["language_info"] = old_meta.get("language_info") or language_info()
     for i, c in enumerate(nb.cells):
         c["id"] = f"{src.stem[:2]}-{i:02d}"
