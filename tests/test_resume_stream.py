@@ -13,7 +13,7 @@ import torch
 
 from lmvae_core.continual import Budget, OCMLearner, run_stream
 from lmvae_core.continual.driver import Checkpointing
-from lmvae_core.data.streams import DataConfig, TaskFreeStream, load_split
+from lmvae_core.data.streams import DataConfig, Split, TaskFreeStream, load_split
 from lmvae_core.models.ocm import OCM, OCMConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,3 +259,98 @@ def test_a_killed_smoke_ocm_run_resumes_from_its_partial_folder(tmp_path, monkey
     on = smoke_run(tmp_path, monkeypatch, "on", "0")
     same({k: v for k, v in on.items() if k != "train_seconds"}, {k: v for k, v in ref.items() if k != "train_seconds"})
     assert not list((tmp_path / "on" / "ocm").glob("*.partial"))
+
+
+# What mutation testing of continual/driver.py found untested in Checkpointing (benchmarks/mutants_report.md)
+class _Counter:
+    """A resumable task-free learner that only counts what it observes (its state: the count)."""
+    kind = "task_free"
+    batch_size = 4
+
+    def __init__(self):
+        self.replayed_rows, self.seen = 0, 0
+
+    def observe(self, x, y=None):
+        self.seen += len(x)
+
+    def resume_state(self):
+        return {"seen": self.seen}
+
+    def load_resume_state(self, state):
+        self.seen = state["seen"]
+
+
+class _OtherCounter(_Counter):
+    pass
+
+
+def _free_stream(n=24):
+    return TaskFreeStream(Split(torch.rand(n, 1, 2, 2), torch.arange(n) % 2), batch_size=4, seed=0)
+
+
+def test_checkpoint_due_by_count_and_by_time_at_its_boundary(monkeypatch):
+    from lmvae_core.continual import driver
+
+    monkeypatch.setattr(driver.time, "monotonic", lambda: 1000.0)
+    ckpt = Checkpointing("unused", every_s=100.0, every_batches=None)
+    assert ckpt.due(1, since=900.0) and not ckpt.due(1, since=900.5)  # exactly every_s later is due
+    assert not ckpt.due(1, since=950.0)  # half of it: not yet (time passed, not time now plus since)
+    assert Checkpointing("unused", every_s=None, every_batches=3).due(6, 1000.0)
+    assert not Checkpointing("unused", every_s=None, every_batches=3).due(7, 1000.0)
+
+
+def test_a_checkpoint_of_another_learner_class_is_not_resumed(tmp_path):
+    from lmvae_core.continual.driver import _stream_id
+
+    stream = _free_stream()
+    assert _stream_id(_Counter(), stream) != _stream_id(_OtherCounter(), stream)
+    ckpt = Checkpointing(tmp_path, every_s=None, every_batches=2)
+    first = _Counter()
+    run_stream(first, stream, Budget(1, 4), checkpoint=ckpt)
+    assert ckpt.load()["position"]["batches"] == 6 and first.seen == 24
+    with pytest.warns(RuntimeWarning, match="another stream or learner"):
+        other = _OtherCounter()
+        run_stream(other, stream, Budget(1, 4), checkpoint=ckpt)
+    assert other.seen == 24  # trained from the start, not resumed at the end
+
+
+def test_the_final_checkpoint_is_written_after_a_resume_or_a_save_and_only_then(tmp_path):
+    stream = _free_stream()
+    never = Checkpointing(tmp_path / "never", every_s=None, every_batches=None)
+    run_stream(_Counter(), stream, Budget(1, 4), checkpoint=never)
+    assert not never.file.exists()  # nothing was ever due: no file
+    resumed = Checkpointing(tmp_path / "resumed", every_s=None, every_batches=None)
+    resumed.save({"stream": __import__("lmvae_core.continual.driver", fromlist=["_stream_id"])._stream_id(
+        _Counter(), stream), "learner": {"seen": 8},
+        "position": {"rows": [{"name": "stream", "real_rows": 8, "replay_rows": 0, "steps": 2, "seconds": 0.0}],
+                     "seen": 8, "b": 0, "batches": 2}})
+    learner = _Counter()
+    run_stream(learner, stream, Budget(1, 4), checkpoint=resumed)
+    assert learner.seen == 24 and resumed.load()["position"]["batches"] == 6  # resumed at 2, saved at the end
+
+
+def test_checkpointing_errors_name_the_learner(tmp_path):
+    class NotResumable:
+        kind = "task_free"
+        replayed_rows = 0
+
+        def observe(self, x, y=None):
+            pass
+
+    with pytest.raises(TypeError, match="NotResumable cannot be checkpointed: it has no resume_state and "
+                                        "load_resume_state"):
+        run_stream(NotResumable(), _free_stream(), Budget(1, 4), checkpoint=Checkpointing(tmp_path))
+
+    class TaskLearner:
+        kind = "task"
+
+    with pytest.raises(NotImplementedError, match="task-free learners; TaskLearner is a 'task' learner"):
+        run_stream(TaskLearner(), [], Budget(1, 4), checkpoint=Checkpointing(tmp_path))
+
+
+def test_an_unreadable_checkpoint_warns_and_starts_over(tmp_path):
+    ckpt = Checkpointing(tmp_path)
+    ckpt.file.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.file.write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match=r"state.pt could not be read \(\w+Error: .*\); starting over"):
+        assert ckpt.load() is None
