@@ -335,7 +335,6 @@ def selection(run: Run, model: LMVAE, names, criterion: str = "recon") -> dict:
 def reconstructions(run: Run, model: LMVAE, names, n: int = 8) -> tuple[torch.Tensor, list[str]]:
     """Rows: for each domain its test images, then their reconstruction by each assigned expert, then by the
     selected expert."""
-    s = run.settings
     data = data_for(run)
     rows, labels = [], []
     for name in dict.fromkeys(names):

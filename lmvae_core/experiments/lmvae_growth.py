@@ -74,7 +74,7 @@ def directions(run: Run, rules=("probe", "ratio")) -> list[dict]:
     rows = []
     for names in s["directions"]:
         tests = _test_sets(run, names)
-        a, b = names[0], names[1]
+        b = names[1]
         for rule, th in variants:
             res = growth(run, th, names, rule)
             model = rebuild(res, run.device)
