@@ -75,3 +75,75 @@ def test_the_registry_lists_every_notebook_source_in_order():
     assert list(registry.notebooks()) == sources
     assert set(registry.grid_notebooks()) == {"02_lifelong_generative_modeling", "03_binarized_regularization",
                                               "04_ocm", "05_benchmark"}
+
+
+# ---- a new method: one model, one learner, one registry line -------------------------------------------------------
+def test_a_toy_method_runs_in_the_benchmark_and_reloads(sample_cfg, monkeypatch, tmp_path):
+    """A model class registered with `register_model`, a `BaseLearner` subclass (subclassing registers it for
+    `BaseLearner.load`) and one line in notebook 05's METHODS: the benchmark trains it through the stream driver,
+    evaluates it with the shared code, and a saved learner reloads to the same log-likelihoods."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from lmvae_core.continual import BaseLearner
+    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.models.base import register_model
+    from lmvae_core.training.classifier import train_classifier
+    from lmvae_core.training.loop import TrainConfig, make_optimizer
+
+    @register_model
+    class PixelModel(nn.Module):  # independent Bernoulli pixels: the simplest density of 28x28 images
+        def __init__(self, shape=(1, 28, 28)):
+            super().__init__()
+            self.shape = tuple(shape)
+            self.logits = nn.Parameter(torch.zeros(self.shape))
+
+        def spec(self):
+            return {"shape": list(self.shape)}
+
+        @classmethod
+        def from_spec(cls, spec):
+            return cls(spec["shape"])
+
+        def log_likelihood(self, x):
+            return -nn.functional.binary_cross_entropy_with_logits(
+                self.logits.expand_as(x), x, reduction="none").flatten(1).sum(1)
+
+        def loss(self, x):
+            nll = -self.log_likelihood(x).mean()
+            return nll, {"loss": nll.detach()}
+
+    class PixelLearner(BaseLearner):
+        def __init__(self, device="cpu", **common):
+            super().__init__(device, **common)
+            self.model = PixelModel().to(self.device)
+            self.init_args = self.common_args()
+
+        def fit_task(self, task):
+            optimizer = make_optimizer(list(self.model.parameters()), self.optim)
+            return {"history": self.fit(task, self.model.loss, optimizer, self.model)}
+
+        @torch.no_grad()
+        def log_likelihood(self, x, k):
+            return self.model.log_likelihood(x)
+
+        def sample(self, n, seed=0):
+            p = torch.sigmoid(self.model.logits).detach().expand(n, *self.model.shape)
+            return torch.bernoulli(p, generator=torch.Generator().manual_seed(seed))
+
+    monkeypatch.setitem(B.METHODS, "Pixel model", lambda s, seed, device: PixelLearner(device, lr=0.05))
+    s = dict(B.SETTINGS["smoke"], iwae_k=2, n_generated=40, fc_max_epochs=1)
+    stream = B.build_stream("split_mnist", s, sample_cfg)
+    joint = stream.joint_train()
+    clf = train_classifier(joint.x, joint.y, TrainConfig(epochs=1), seed=0)
+    r = B.evaluate_run(stream, "Pixel model", s, 0, "cpu", clf)
+    assert r["real_rows"] == [s["epochs"] * len(t.train_x) for t in stream.tasks]  # the benchmark's one budget
+    assert -600 < r["final_ll"] < -100 and math.isfinite(r["forgetting"]) and r["params"] == 784
+    learner = B.METHODS["Pixel model"](s, 0, "cpu")
+    learner.model.logits.data.normal_()
+    path = learner.save(tmp_path / "pixel.pt")
+    again = BaseLearner.load(path)
+    x = stream.tasks[0].test_x
+    assert type(again) is PixelLearner and torch.equal(again.log_likelihood(x, 1), learner.log_likelihood(x, 1))

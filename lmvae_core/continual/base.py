@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import models as _models
+from ..models.base import MODEL_REGISTRY
 from ..training.loop import TrainConfig, epoch_batches, fit_batches, steps_per_epoch
 
 KINDS = ("task", "task_free", "offline")
@@ -156,9 +157,11 @@ def restore(cls: type, packed: dict, device: str | torch.device = "cpu") -> nn.M
 
 
 def unpack(packed: dict, device: str | torch.device = "cpu") -> nn.Module:
-    cls = getattr(_models, packed["class"], None)
+    """Rebuild a packed model: its class is looked up among the registered models (`models.base.register_model`),
+    so a model defined outside the package reloads once its module is imported."""
+    cls = MODEL_REGISTRY.get(packed["class"]) or getattr(_models, packed["class"], None)
     if cls is None:
-        raise KeyError(f"no model class {packed['class']!r} in lmvae_core.models")
+        raise KeyError(f"no registered model class {packed['class']!r} (register it with models.base.register_model)")
     return restore(cls, packed, device)
 
 
