@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from . import paths
 from .experiments import registry
 from .experiments.needs import check
-from .experiments.registry import experiment_module
 from .reproduce import cost_message, run_device, select_notebooks
-from .runtime import resolve_profile
+from .runtime import resolve_profile, uses_sample
 
 # Share of the device's memory a step may use: the estimate leaves out the caching allocator, the CUDA context and
 # library workspaces, which take several hundred MB to a few GB.
@@ -91,12 +90,12 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     out = DryRun(resolved, device, found, lines=[f"Dry run: profile {resolved}, {len(names)} notebook(s), device "
                                                  f"{device} ({where}, {_gib(found)})"])
     for n in names:  # settings: the profile exists in the notebook's experiment module
-        module = experiment_module(n)
+        module = registry.experiment_module(n)
         if resolved not in module.SETTINGS:
             out.problems.append(f"{n}: no {resolved!r} settings in {registry.get(n).module_path}")
     rows = check(names, resolved, data_root)
     missing = [r for r in rows if not r.present]
-    out.lines.append(f"Data ({'the committed sample' if resolved == 'smoke' else paths.data_root(data_root)}): "
+    out.lines.append(f"Data ({'the committed sample' if uses_sample(resolved) else paths.data_root(data_root)}): "
                      f"{len(rows) - len(missing)} of {len(rows)} dataset splits present"
                      + (", missing: " + ", ".join(sorted({f'{r.dataset} {r.split}' for r in missing}))
                         if missing else ""))
