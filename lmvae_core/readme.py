@@ -187,11 +187,9 @@ def budget_sentence(infos: dict[str, dict]) -> str:
 def paper_shape_section() -> str:
     """What the paper-shape profile scales in each notebook (its modules' PAPER_SHAPE) and the paper settings it
     could not keep (PAPER_SHAPE_CHANGED), with why: read from the modules, never typed."""
-    from .experiments.registry import experiment_module
-
     lines = ["| notebook | scaled down (paper-shape value) | not the paper's, and why |", "|---|---|---|"]
     for nb in registry.notebooks():
-        m = experiment_module(nb)
+        m = registry.experiment_module(nb)
         paper = m.SETTINGS["paper"]
         sizes = ", ".join(f"`{k}` {_scaled(paper[k], v)}" for k, v in m.PAPER_SHAPE.items())
         changed = "; ".join(f"`{k}` = {v!r} instead of {_dotted(paper, k)!r}: {why}"

@@ -20,7 +20,6 @@ from .results.notebook_outputs import clean_for_commit
 from .runtime import resolve_profile, uses_sample
 
 
-
 @dataclass
 class NotebookResult:
     name: str
@@ -219,19 +218,18 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
     executed_root.mkdir(parents=True, exist_ok=True)
     figures = Path(out) if out else paths.figures_root(resolved)
     commit = git_commit()
-    caller_cache = os.environ.get("LMVAE_CACHE")
+    caller_env: dict[str, str | None] = {}  # what the kernels inherit from us, and the caller's values to restore
     probe = cache = None
     if cold:
         probe = machine_probe()  # before any kernel starts, so that nothing of ours contends
         cache = new_cold_cache(echo)
-        os.environ["LMVAE_CACHE"] = str(cache)  # the kernels started below inherit it; restored after them
+        _set_env(caller_env, "LMVAE_CACHE", str(cache))  # a library caller keeps its own cache after the call
         echo(f"cold run: empty cache {cache}")
     results = []
     # Bars from the kernels: nested ones move the cursor (ESC[A), which only a terminal renders (lmvae_core/bars.py).
-    caller_plain, caller_text = os.environ.get(PLAIN_ENV), os.environ.get(TEXT_ENV)
-    if caller_plain is None:
-        os.environ[PLAIN_ENV] = "0" if _isatty(stream) else "1"
-    os.environ[TEXT_ENV] = "1"  # text bars, not widgets, in the executed notebooks (lmvae_core/bars.py)
+    if os.environ.get(PLAIN_ENV) is None:
+        _set_env(caller_env, PLAIN_ENV, "0" if _isatty(stream) else "1")
+    _set_env(caller_env, TEXT_ENV, "1")  # text bars, not widgets, in the executed notebooks (lmvae_core/bars.py)
     kernel_dir = tempfile.mkdtemp(prefix="lmvae-kernel-")
     try:
         for i, name in enumerate(names, 1):
@@ -276,17 +274,8 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
                  + (f"\n    {error}\n    executed notebook: {target}" if error else ""))
     finally:
         shutil.rmtree(kernel_dir, ignore_errors=True)
-        if caller_plain is None:
-            os.environ.pop(PLAIN_ENV, None)
-        if caller_text is None:
-            os.environ.pop(TEXT_ENV, None)
-        else:
-            os.environ[TEXT_ENV] = caller_text
-        if cold:  # a library caller keeps its own cache after the call
-            if caller_cache is None:
-                os.environ.pop("LMVAE_CACHE", None)
-            else:
-                os.environ["LMVAE_CACHE"] = caller_cache
+        _restore_env(caller_env)
+        if cold:
             if keep_cold_cache:
                 echo(f"cold run: kept its cache {cache} ({_size_text(cache)})")
             else:
@@ -297,6 +286,20 @@ def reproduce(profile: str | None = "auto", only: str | None = None, out: str | 
         [{"notebook": r.name, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error,
           "verdicts": r.verdicts, "executed": str(r.executed)} for r in results], indent=1))
     return results
+
+
+def _set_env(saved: dict[str, str | None], name: str, value: str) -> None:
+    """Set an environment variable for the kernels, remembering the caller's value (None: unset) the first time."""
+    saved.setdefault(name, os.environ.get(name))
+    os.environ[name] = value
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _isatty(stream) -> bool:

@@ -5,10 +5,10 @@
 """
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
+from . import read_results
 from .speed import parallel_fastest  # the same reading of the bounds as the speed section
 
 TARGET = 1.7  # issue "Sweeps that outgrow one machine": local cluster vs serial on 2 cores
@@ -116,11 +116,8 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
 
 def section(results_dir: Path) -> str:
     """The paragraph from the results files in results_dir (the repository's benchmarks/)."""
-    def read(name: str) -> dict | None:
-        path = results_dir / name
-        return json.loads(path.read_text()) if path.exists() else None
-
-    grid = read("results_grid_cpu.json")
+    grid = read_results(results_dir, "results_grid_cpu.json")
     if grid is None:
         return "No grid-speed run is committed yet: `python benchmarks/grid_speed.py` writes one.\n"
-    return grid_section(grid, read("results_cpu_bounds.json"), read("results_thread_invariance.json"))
+    return grid_section(grid, read_results(results_dir, "results_cpu_bounds.json"),
+                        read_results(results_dir, "results_thread_invariance.json"))

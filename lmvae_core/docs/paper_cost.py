@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from . import read_results
+
 
 def _hours(h: float) -> str:
     return f"{h:,.0f}" if h >= 100 else f"{h:,.1f}" if h >= 1 else f"{h:.2f}"
@@ -121,13 +123,12 @@ def paper_runs(r: dict, logs: Path, root: Path) -> str:
 
 def section(results_dir: Path) -> str:
     """The section from the files in results_dir (the repository's benchmarks/)."""
-    results, gpu = results_dir / "paper_cost.json", results_dir / "results_gpu.json"
-    if not results.exists():
+    r, gpu = read_results(results_dir, "paper_cost.json"), read_results(results_dir, "results_gpu.json")
+    if r is None:
         return "No paper-cost count is committed yet: `python benchmarks/paper_cost.py --json benchmarks/paper_cost.json`.\n"
-    r = json.loads(results.read_text())
     text = cost_section(r)
-    if gpu.exists():
-        text += "\n" + launch_check(r, json.loads(gpu.read_text())) + "\n"
+    if gpu is not None:
+        text += "\n" + launch_check(r, gpu) + "\n"
     measured = paper_runs(r, results_dir / "gpu_logs", results_dir.parent)
     if measured:
         text += "\n" + measured + "\n"

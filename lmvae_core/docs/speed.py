@@ -6,8 +6,9 @@ and results_gpu_precision.json (gpu_precision.py). `lmvae readme` writes it betw
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from . import read_results
 
 # (key, what, target on 2 CPU cores, target on a GPU, how the number reads); every target is a floor except
 # those in AT_MOST, which are ceilings
@@ -319,18 +320,14 @@ def speed_section(results_dir: Path) -> str:
              "rounds and the range of each round's own value. `lmvae readme` writes this section "
              "from the committed results files."]
     for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
-        path = results_dir / name
-        if path.exists():
-            lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/{name}`):", "", *_table(json.loads(path.read_text()), gpu)]
-    bounds = results_dir / "results_cpu_bounds.json"
-    if bounds.exists():
-        lines += ["", *_bounds(json.loads(bounds.read_text()))]
-    modes = results_dir / "results_cpu_modes.json"
-    if modes.exists():
-        lines += ["", *_modes(json.loads(modes.read_text()))]
-    precision = results_dir / "results_gpu_precision.json"
-    if precision.exists():
-        lines += ["", *_precision(json.loads(precision.read_text()))]
+        r = read_results(results_dir, name)
+        if r is not None:
+            lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/{name}`):", "", *_table(r, gpu)]
+    for name, part in (("results_cpu_bounds.json", _bounds), ("results_cpu_modes.json", _modes),
+                       ("results_gpu_precision.json", _precision)):
+        r = read_results(results_dir, name)
+        if r is not None:
+            lines += ["", *part(r)]
     if not (results_dir / "results_gpu.json").exists():
         lines += ["", "No GPU run is committed yet: the GPU targets (>= 100x, MNIST epoch <= 35 ms, >= 5x, >= 4x) are "
                   "unmeasured. Run `python benchmarks/train_speed.py --json benchmarks/results_gpu.json` on one."]

@@ -14,6 +14,7 @@ from ..data.datasets import canonical_name
 from ..data.requirements import Need
 from .registry import experiment_module
 
+
 def datasets_for(notebook: str, profile: str) -> list[str]:
     """The datasets (canonical names, in first-use order) a notebook loads in a profile."""
     module = experiment_module(notebook)
