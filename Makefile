@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 PROFILE ?= auto
 # the grids of notebooks 02-05 run on a local Dask cluster, one single-threaded worker per core (or per GPU)
 EXECUTOR ?= local
-# on a GPU: make bench BENCH_JSON=benchmarks/results_gpu.json, or every GPU check at once: bash benchmarks/gpu_run.sh OUT_DIR
-BENCH_JSON ?= benchmarks/results_cpu.json
+# on a GPU: make bench BENCH_JSON=benchmarks/results/train_speed_gpu.json, or every GPU check at once:
+# bash benchmarks/gpu_run.sh [OUT_DIR] (default benchmarks/logs/gpu)
+BENCH_JSON ?= benchmarks/results/train_speed_cpu.json
 
 .PHONY: install reproduce test lab bench mutants clean
 
@@ -34,7 +35,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks
 
 ## Mutation testing of the science modules, each against its own tests (not CI): make mutants [MODULE=claims]
-## Installs the `mutation` extra (mutmut) on demand; writes benchmarks/mutants_report.md and .json.
+## Installs the `mutation` extra (mutmut) on demand; writes benchmarks/results/mutants_report.md and .json.
 MODULE ?= all
 mutants: $(VENV)/.mutation
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mutants.py $(MODULE)

@@ -33,7 +33,7 @@ the network's shapes, and this script measures the ceilings instead of guessing 
    benchmark's VAE and for the 784-200-20 batch-64 network of notebook 05's quick grid.
 
 Contenders alternate over rounds; medians are reported. Usage:
-    python benchmarks/cpu_bounds.py [--rounds 3] [--json benchmarks/results_cpu_bounds.json]
+    python benchmarks/cpu_bounds.py [--rounds 3] [--json benchmarks/results/cpu_bounds.json]
 """
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from lmvae_core import paths
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # train_speed: its matmul rate and mixture loop, exactly as that benchmark times them
@@ -213,7 +215,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--images", type=int, default=128_000, help="images per training run in the parallel bound")
-    p.add_argument("--json", default=str(HERE / "results_cpu_bounds.json"))
+    p.add_argument("--json", default=str(paths.benchmark_results() / "cpu_bounds.json"))
     args = p.parse_args()
     torch.set_num_threads(2)
     load_start = os.getloadavg()
@@ -252,7 +254,8 @@ def main() -> None:
 
     parallel = {name: parallel_bound(net, args.images, args.rounds) for name, net in NETS.items()}
     load_end = os.getloadavg()
-    cpu = json.loads((HERE / "results_cpu.json").read_text()) if (HERE / "results_cpu.json").exists() else {}
+    cpu_speed = paths.benchmark_results() / "train_speed_cpu.json"
+    cpu = json.loads(cpu_speed.read_text()) if cpu_speed.exists() else {}
     result = {
         "step_gemm_fraction": r["step"] / r["square"],
         "roofline_tight_bound": roofline["bound"],

@@ -1,6 +1,6 @@
 """Why the CPU benchmark's VAE step has two speeds: the optimizer's first read of fresh gradients, timed per round.
 
-On the 2-core VM behind `results_cpu.json` the VAE step (784-400-20, batch 128, 2 threads) runs at one of two
+On the 2-core VM behind `results/train_speed_cpu.json` the VAE step (784-400-20, batch 128, 2 threads) runs at one of two
 speeds, about 30k or 19k img/s, and keeps one for seconds to minutes, in whatever process is running then. This
 script times, inside the project's own `train`, the optimizer step that follows each backward pass (its first read
 of the gradients the backward just wrote) and an identical second step straight after it (same data, now in this

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # The GPU checks of the speed issue, in one go, on a CUDA machine, inside a time budget (a lent GPU is short):
 #   1. the tests that touch the GPU (tests/test_cuda.py runs every notebook's smoke profile on device 'cuda');
-#   2. the speed benchmark (results_gpu.json);
+#   2. the speed benchmark (train_speed_gpu.json);
 #   3. optionally one notebook's paper profile from an empty cache, timed (PAPER_NOTEBOOK=00_mixture_of_vaes), in
 #      the time left, as a notebook: `lmvae reproduce --cold` executes the .ipynb through papermill (papermill,
 #      ipykernel and nbformat installed from the carried wheels in .whl/, made by gpu_wheels.sh, where the image
 #      lacks them); the executed notebook, its figures, tables, claims, run_info and log are packed into
 #      paper_<notebook>.tgz. To commit it: `mkdir -p figures/paper && tar xzf paper_<nb>.tgz -C figures/paper`
 #      (figures/paper/<nb>/ holds the figures and the executed <nb>.ipynb; `lmvae readme` reads its claims);
-#   4. optionally the GPU paths' effect on a trained model (PRECISION=1: precision_gpu.json);
+#   4. optionally the GPU paths' effect on a trained model (PRECISION=1: gpu_precision.json);
 #   5. the rest of the test suite in whatever time is left.
-# Usage: bash benchmarks/gpu_run.sh OUT_DIR [DATA_ROOT]   (DATA_ROOT: a torchvision root with full MNIST)
+# Usage: bash benchmarks/gpu_run.sh [OUT_DIR [DATA_ROOT]]   (DATA_ROOT: a torchvision root with full MNIST)
+# OUT_DIR defaults to benchmarks/logs/gpu/, where the committed GPU logs live; the JSON files keep the names they have
+# in benchmarks/results/, so committing a measurement is copying its file there.
 # GPU_BUDGET_S (default 560) bounds the whole script; every step gets a timeout inside it.
 # FAKE_GPU=1 runs the same script on a machine without a GPU (the notebooks then use the CPU; CI tests it so with
 # PAPER_PROFILE=smoke); SKIP_TESTS=1 and SKIP_BENCH=1 leave out steps 1, 2 and 5.
 set -uo pipefail
-out=${1:?usage: gpu_run.sh OUT_DIR [DATA_ROOT]}
+out=${1:-benchmarks/logs/gpu}
 root=$(realpath "${2:-${LMVAE_DATA:-data}}")
 mkdir -p "$out"
 out=$(realpath "$out")
@@ -43,7 +45,7 @@ fi
 if [ -z "${SKIP_BENCH:-}" ]; then
     step "speed benchmark"
     timeout "$(at_most "${BENCH_TIMEOUT:-240}")" $py benchmarks/train_speed.py --device cuda --data-root "$root" \
-        --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/results_gpu.json" 2>&1 | tee "$out/bench.log"
+        --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/train_speed_gpu.json" 2>&1 | tee "$out/bench.log"
 fi
 if [ -n "${PAPER_NOTEBOOK:-}" ]; then
     nb=$PAPER_NOTEBOOK
@@ -70,7 +72,7 @@ if [ -n "${PAPER_NOTEBOOK:-}" ]; then
 fi
 if [ -n "${PRECISION:-}" ]; then
     step "GPU paths against the calibration"
-    timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/precision_gpu.json" \
+    timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/gpu_precision.json" \
         2>&1 | tee "$out/precision.log"
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then

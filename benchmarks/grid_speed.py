@@ -7,7 +7,7 @@ The ratio serial / local is the point; the machine's load average before and aft
 processes sharing the cores change both times.
 
 Usage: LMVAE_DATA=/path/to/torchvision/root python benchmarks/grid_speed.py
-       [--streams split_mnist,taskfree_mnist] [--seeds 0] [--executor local] [--json benchmarks/results_grid_cpu.json]
+       [--streams split_mnist,taskfree_mnist] [--seeds 0] [--executor local] [--json benchmarks/results/grid_speed_cpu.json]
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from lmvae_core import paths
 from lmvae_core.runtime import RESULT_THREADS
 
 
@@ -59,7 +60,7 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(STREAM_TITLES)}")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (quick profile: 0,1,2)")
     parser.add_argument("--executor", default="local", help="the parallel contender (default: local)")
-    parser.add_argument("--json", default=str(Path(__file__).with_name("results_grid_cpu.json")))
+    parser.add_argument("--json", default=str(paths.benchmark_results() / "grid_speed_cpu.json"))
     args = parser.parse_args()
     if not os.environ.get("LMVAE_DATA"):
         raise SystemExit("set LMVAE_DATA to a torchvision data root (the quick profile needs the real datasets), "

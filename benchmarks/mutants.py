@@ -4,7 +4,8 @@ For each module below, a fresh work folder mutants/<module>/ (git-ignored) gets 
 data/sample/ and pyproject.toml with a [tool.mutmut] section naming the files to mutate and the module's own test
 files; `mutmut run --max-children 1` runs there (mutmut writes its mutated copy to mutants/<module>/mutants/, so
 nothing under lmvae_core/ is ever modified). Then the survivors are printed with their diffs and the module's
-counts are merged into benchmarks/mutants_report.json, from which benchmarks/mutants_report.md is written.
+counts are merged into benchmarks/results/mutants_report.json, from which benchmarks/results/mutants_report.md is
+written.
 
 Score = (killed + timeout) / generated. "no tests" = a mutant in code that none of the module's tests runs.
 Judgements of survivors (equivalent, or a real gap) are kept by hand in JUDGED below, keyed by mutant name.
@@ -24,10 +25,12 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from lmvae_core import paths
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "mutants"
-REPORT_JSON = ROOT / "benchmarks" / "mutants_report.json"
-REPORT_MD = ROOT / "benchmarks" / "mutants_report.md"
+REPORT_JSON = paths.benchmark_results(ROOT) / "mutants_report.json"
+REPORT_MD = paths.benchmark_results(ROOT) / "mutants_report.md"
 
 # module -> (files to mutate, as globs relative to the repository root; its own test files)
 MODULES = {

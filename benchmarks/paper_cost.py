@@ -22,7 +22,7 @@ after a warm-up step (parameters, Adam's states, the batch; found with gc) plus 
 for backward during one more step, on the autograd path a GPU takes. It leaves out the allocator's caching, a
 GPU's context and workspaces, and the temporaries freed before backward: an estimate, not a measurement on a GPU.
 
-Usage: python benchmarks/paper_cost.py [--json benchmarks/paper_cost.json] [--repeats 3] [--steps 3]
+Usage: python benchmarks/paper_cost.py [--json benchmarks/results/paper_cost.json] [--repeats 3] [--steps 3]
 """
 from __future__ import annotations
 

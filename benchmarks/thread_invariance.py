@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from lmvae_core import paths
 from lmvae_core.runtime import RESULT_THREADS
 
 THREADS = (1, 2)
@@ -73,7 +74,7 @@ def compare(a: dict, b: dict) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", default=str(Path(__file__).with_name("results_thread_invariance.json")))
+    p.add_argument("--json", default=str(paths.benchmark_results() / "thread_invariance.json"))
     p.add_argument("--contender", nargs=2, metavar=("THREADS", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.contender:

@@ -442,7 +442,7 @@ UNCOMPILED = ("vae_eager_vs_dataloader", "roofline_fraction_eager")  # the CPU's
 def pooled(args) -> dict:
     """The benchmark run in args.processes fresh processes, one after the other, with their rounds pooled.
 
-    Why: on the 2-core VM behind results_cpu.json a process keeps one of two speeds for most of its life (the plain
+    Why: on the 2-core VM behind results/train_speed_cpu.json a process keeps one of two speeds for most of its life (the plain
     VAE step takes about 4.3 or 6.7 ms, in identical runs; the other contenders move less), so the rounds of one
     process sample one mode and its ratios swing with it (the mixture 1.15x in one process, 1.48x in the next).
     Pooled rounds from several processes sample both. Each process's own medians are kept in `per_process`."""

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="never download (same as LMVAE_OFFLINE=1); missing data stops the run before it starts")
     data.add_argument("--fetch", action="store_true", help="download the missing datasets through torchvision")
     sub.add_parser("readme", help="rewrite every generated section of README.md and docs/*.md (from figures/*/claims.csv, "
-                                   "the experiment modules and benchmarks/*.json)")
+                                   "the experiment modules and benchmarks/results/*.json)")
     return parser
 
 

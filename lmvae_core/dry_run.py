@@ -2,7 +2,7 @@
 
 For each selected notebook it checks that the profile's settings exist and that the datasets they name are on disk,
 finds the device the notebooks would use, compares the estimated peak memory of the notebook's largest training step
-at paper size (`peak_bytes` in benchmarks/paper_cost.json: resident tensors plus what autograd saves for backward;
+at paper size (`peak_bytes` in benchmarks/results/paper_cost.json: resident tensors plus what autograd saves for backward;
 no allocator cache or GPU context, hence the headroom below) with that device's memory, and prints the projected
 time (reproduce.cost_message). Nothing is downloaded, trained or written.
 """
@@ -57,7 +57,7 @@ def _gib(n: float) -> str:
 
 def memory_lines(names: list[str], cost: dict, memory: int, where: str) -> tuple[list[str], list[str]]:
     """Per notebook: the largest training step's estimated peak against the device's memory (paper sizes)."""
-    lines, problems = [f"Peak memory of the largest training step at paper size (estimate, benchmarks/paper_cost.json) "
+    lines, problems = [f"Peak memory of the largest training step at paper size (estimate, benchmarks/results/paper_cost.json) "
                        f"against {where}, {_gib(memory)}:"], []
     for n in names:
         entry = cost.get("notebooks", {}).get(n, {})
@@ -84,7 +84,7 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     found, where = device_memory(device) if memory is None else (memory, device)
     if cost is None:
         try:
-            cost = json.loads((paths.repo_root() / "benchmarks" / "paper_cost.json").read_text())
+            cost = json.loads((paths.benchmark_results() / "paper_cost.json").read_text())
         except (OSError, ValueError):
             cost = {}
     out = DryRun(resolved, device, found, lines=[f"Dry run: profile {resolved}, {len(names)} notebook(s), device "

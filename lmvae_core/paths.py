@@ -52,3 +52,15 @@ def figures_root(profile: str) -> Path:
     if uses_sample(profile):
         return work_root() / profile / "figures"
     return repo_root() / "figures"
+
+
+# benchmarks/ holds only the scripts; what they measure and the logs of their runs sit in folders named here once, so
+# that the scripts that write them and the readers (`lmvae readme`, `lmvae reproduce`, its dry run, notebook 00) agree.
+def benchmark_results(root: Path | None = None) -> Path:
+    """benchmarks/results/: the committed measurements, each file named for the script that wrote it."""
+    return (root or repo_root()) / "benchmarks" / "results"
+
+
+def benchmark_logs(kind: str, root: Path | None = None) -> Path:
+    """benchmarks/logs/<kind>/: raw logs of benchmark runs (gpu: gpu_run.sh's; grid: earlier grid_speed.py results)."""
+    return (root or repo_root()) / "benchmarks" / "logs" / kind

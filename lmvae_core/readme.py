@@ -2,7 +2,7 @@
 
 A generated section lies between `<!-- NAME:start -->` and `<!-- NAME:end -->` and may sit on any page: SECTIONS
 maps each NAME to what writes it. This module formats the claims-based sections (headline, results, paper-shape);
-lmvae_core/docs/ formats those read from benchmarks/*.json.
+lmvae_core/docs/ formats those read from benchmarks/results/*.json.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ DECIDED = (REPRODUCED, PARTLY, NOT_REPRODUCED)
 
 def claims_table(figures: Path, paper_logs: Path | None = None) -> tuple[pd.DataFrame | None, dict[str, dict]]:
     """Every notebook's claims (with the paper-profile verdict beside each) and its run_info.json, where present."""
-    paper_logs = paper_logs if paper_logs is not None else figures.parent / "benchmarks" / "gpu_logs"
+    paper_logs = paper_logs if paper_logs is not None else paths.benchmark_logs("gpu", figures.parent)
     frames, infos = [], {}
     for name in registry.notebooks():
         claims = figures / name / "claims.csv"
@@ -67,7 +67,7 @@ def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Pat
     provenance = [run_row(name, info, table.loc[table["notebook"] == name[:2], "verdict"]) for name, info in infos.items()]
     lines = [headline(table), "", table.to_markdown(index=False), "",
              "*verdict*: the committed (quick, CPU) run; *paper profile*: the verdict of the notebook's paper-profile "
-             "run on a GPU where one was made (`figures/paper/<notebook>/`, else `benchmarks/gpu_logs/paper_<notebook>/`), "
+             "run on a GPU where one was made (`figures/paper/<notebook>/`, else `benchmarks/logs/gpu/paper_<notebook>/`), "
              "'-' where none was.", ""]
     if provenance:
         lines += ["Run per notebook. *Last run*: the wall time of the run that wrote these results (models already in "
@@ -93,7 +93,7 @@ def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Pat
 
 def paper_claims_file(figures: Path, paper_logs: Path, name: str) -> Path:
     """Where a notebook's paper-profile claims are: figures/paper/<nb>/ (a run of benchmarks/gpu_run.sh, unpacked
-    there), else the script-run logs of benchmarks/gpu_logs/paper_<nb>/ from before the GPU ran notebooks."""
+    there), else the script-run logs of benchmarks/logs/gpu/paper_<nb>/ from before the GPU ran notebooks."""
     unpacked = figures / "paper" / name / "claims.csv"
     return unpacked if unpacked.exists() else paper_logs / f"paper_{name}" / "claims.csv"
 
@@ -218,20 +218,21 @@ def _scaled(paper, value) -> str:
 class Page:
     """A page being written, and where its sections read from."""
     path: Path     # README.md or docs/NAME.md: image links are made relative to its folder
-    root: Path     # the repository: benchmarks/*.json are read from root/benchmarks
+    root: Path     # the repository: the benchmarks' results and logs are read from root/benchmarks/
     figures: Path  # the claims tables and run_info.json of each notebook
 
 
 def _benchmarks(section):
-    """A section read from the repository's benchmarks/ folder."""
-    return lambda page: section(page.root / "benchmarks")
+    """A section read from the repository's benchmarks/results/ folder."""
+    return lambda page: section(paths.benchmark_results(page.root))
 
 
 SECTIONS = {  # NAME -> what writes the section between its markers
     "headline": lambda page: headline_section(page.figures),
     "results": lambda page: results_section(page.figures, page_dir=page.path.parent),
     "paper-shape": lambda page: paper_shape_section(),
-    "paper-cost": _benchmarks(paper_cost.section),
+    "paper-cost": lambda page: paper_cost.section(paths.benchmark_results(page.root),
+                                                  paths.benchmark_logs("gpu", page.root), page.root),
     "speed": _benchmarks(speed.speed_section),
     "grid-speed": _benchmarks(grid_speed.section),
 }

@@ -62,7 +62,7 @@ def _duration(hours: float) -> str:
 
 
 def paper_hours(cost: dict, name: str, device: str) -> float | None:
-    """Projected hours of one notebook's paper profile from benchmarks/paper_cost.json: `gpu_hours` on a GPU,
+    """Projected hours of one notebook's paper profile from benchmarks/results/paper_cost.json: `gpu_hours` on a GPU,
     `cpu_hours` (measured step times, one thread) otherwise."""
     entry = cost.get("notebooks", {}).get(name)
     if not entry:
@@ -86,7 +86,7 @@ def cost_message(names: list[str], profile: str, device: str, cost: dict | None 
                  figures: Path | None = None) -> str:
     """What a run of these notebooks is projected to cost on `device` ('cpu' or 'cuda'), one line per notebook,
     and, when the total exceeds LONG_RUN_HOURS, a plain warning that names the faster choices. paper: from
-    benchmarks/paper_cost.json (cost, default: the committed file); quick: the committed cold times
+    benchmarks/results/paper_cost.json (cost, default: the committed file); quick: the committed cold times
     (figures/<nb>/run_info.json, figures default: the repository's figures/). '' for the sample profiles (minutes)."""
     if uses_sample(profile):
         return ""
@@ -94,14 +94,15 @@ def cost_message(names: list[str], profile: str, device: str, cost: dict | None 
     figures = figures if figures is not None else root / "figures"
     if cost is None:
         try:
-            cost = json.loads((root / "benchmarks" / "paper_cost.json").read_text())
+            cost = json.loads((paths.benchmark_results(root) / "paper_cost.json").read_text())
         except (OSError, ValueError):
             cost = {}
     where = "a GPU" if device == "cuda" else "this CPU"
     if profile == "paper":
         hours = {n: paper_hours(cost, n, device) for n in names}
-        source = ("benchmarks/paper_cost.json, GPU hours projected from FLOPs and launch counts" if device == "cuda"
-                  else "benchmarks/paper_cost.json, CPU hours from measured step times on one thread")
+        source = "benchmarks/results/paper_cost.json, " + (
+            "GPU hours projected from FLOPs and launch counts" if device == "cuda"
+            else "CPU hours from measured step times on one thread")
     else:
         hours = {n: quick_hours(figures, n) for n in names}
         source = ("the committed cold times, figures/<notebook>/run_info.json, measured on a "

@@ -89,7 +89,7 @@ def cpu_threads(n: int | None = 1, device: str | torch.device | None = None):
 
 # Results are computed on one CPU thread wherever the thread count would change them. torch's CPU convolutions and
 # some of its matrix products split their sums by thread: trained at the caller's thread count, notebook 05's feature
-# classifier ends up to 0.24 apart with 2 threads and with 1 (benchmarks/results_thread_invariance.json; before this
+# classifier ends up to 0.24 apart with 2 threads and with 1 (benchmarks/results/thread_invariance.json; before this
 # fix its FID moved from 23.5 to 21.4, the same file at 715b557). The cache key holds no thread count, so without
 # this a cached classifier, FID or fitting capacity would depend on whether the main process (2 threads) or a Dask
 # worker (1) made it.

@@ -77,8 +77,9 @@ def _under_threads(n: int, fn):
 def test_classifier_fid_and_fitting_capacity_do_not_depend_on_the_callers_thread_count(sample_cfg):
     """torch's CPU convolutions and matrix products sum in another order with another thread count: the same
     classifier trained by a 2-thread notebook and by a 1-thread Dask worker came out up to 0.22 apart, and its FID
-    moved from 23.5 to 21.4 (benchmarks/results_thread_invariance.json at 715b557). The metrics fix their own thread count,
-    so every bit is the same whoever calls them; without it the classifiers' weights differ on this data."""
+    moved from 23.5 to 21.4 (at 715b557, in what is now benchmarks/results/thread_invariance.json). The metrics fix
+    their own thread count, so every bit is the same whoever calls them; without it the classifiers' weights differ on
+    this data."""
     from lmvae_core.data import load_split
     from lmvae_core.metrics import fid
     from lmvae_core.nets.classifier import FeatureClassifier
@@ -154,7 +155,7 @@ def test_task_matrix_backward_transfer_is_negative_forgetting(higher_is_better):
     assert TaskMatrix(["a", "b"], higher_is_better, two).forgetting() == pytest.approx(-2.0)
 
 
-# What mutation testing of metrics/ found untested (benchmarks/mutants_report.md, section metrics): each test below
+# What mutation testing of metrics/ found untested (benchmarks/results/mutants_report.md, section metrics): each test below
 # checks one metric against a value known without the metric's code (a closed form, a fake model whose answer is
 # known, or a distribution's known moments).
 

@@ -24,15 +24,17 @@ cost = load("paper_cost")  # here, not in a test: its imports take a second or t
 
 
 def written(root: Path, results: dict, gpu: dict | None = None) -> str:
-    """A page with the paper-cost markers after `lmvae readme`'s writer ran over root/benchmarks/ holding these files."""
+    """A page with the paper-cost markers after `lmvae readme`'s writer ran over root/benchmarks/results/ holding these
+    files."""
+    from lmvae_core.paths import benchmark_results
     from lmvae_core.readme import write_pages
 
-    bench = root / "benchmarks"
-    bench.mkdir(exist_ok=True)
+    bench = benchmark_results(root)
+    bench.mkdir(parents=True, exist_ok=True)
     (bench / "paper_cost.json").write_text(json.dumps(results))
-    (bench / "results_gpu.json").unlink(missing_ok=True)
+    (bench / "train_speed_gpu.json").unlink(missing_ok=True)
     if gpu is not None:
-        (bench / "results_gpu.json").write_text(json.dumps(gpu))
+        (bench / "train_speed_gpu.json").write_text(json.dumps(gpu))
     page = root / "page.md"
     page.write_text("a\n<!-- paper-cost:start -->\nold\n<!-- paper-cost:end -->\nb\n")
     write_pages(root, only=page)
@@ -125,14 +127,14 @@ def test_docs_report_a_paper_run_against_its_projection(tmp_path):
     """A paper-profile notebook run on a GPU (gpu_run.sh's paper_run.json and the notebook's claims.csv) is set
     against the projected seconds, with the verdicts counted from the claims; a run that stopped says so."""
     r = {"notebooks": {"00_mixture_of_vaes": {"gpu_hours": 0.1}}}
-    logs = tmp_path / "gpu_logs"
+    logs = tmp_path / "logs" / "gpu"
     run = logs / "paper_00_mixture_of_vaes"
     run.mkdir(parents=True)
     (run / "paper_run.json").write_text(json.dumps({"notebook": "00_mixture_of_vaes", "rc": 0, "seconds": 400,
                                                      "device": "H200", "commit": "abc1234"}))
     (run / "claims.csv").write_text("claim,verdict\na,reproduced\nb,not comparable\nc,reproduced\n")
     text = docs_cost.paper_runs(r, logs, tmp_path)  # the sentence names the run's folder relative to the root
-    assert "(`gpu_logs/paper_00_mixture_of_vaes/claims.md`" in text
+    assert "(`logs/gpu/paper_00_mixture_of_vaes/claims.md`" in text
     assert "paper profile ran in 400 s from an empty cache on an H200 (commit abc1234), against 360 s projected" in text
     assert "2 reproduced, 1 not comparable as that run judged them, before claims needed a half-budget value" in text
     (run / "claims.csv").write_text("claim,verdict,half budget\na,reproduced,0.7\n")

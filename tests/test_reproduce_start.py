@@ -15,7 +15,7 @@ import pytest
 from lmvae_core import reproduce as R
 
 REPO = Path(__file__).resolve().parents[1]
-COST = json.loads((REPO / "benchmarks" / "paper_cost.json").read_text())
+COST = json.loads((REPO / "benchmarks" / "results" / "paper_cost.json").read_text())
 ESC_UP = "\x1b[A"
 TCP_WARNING = "without encryption"
 

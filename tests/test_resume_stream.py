@@ -261,7 +261,7 @@ def test_a_killed_smoke_ocm_run_resumes_from_its_partial_folder(tmp_path, monkey
     assert not list((tmp_path / "on" / "ocm").glob("*.partial"))
 
 
-# What mutation testing of continual/driver.py found untested in Checkpointing (benchmarks/mutants_report.md)
+# What mutation testing of continual/driver.py found untested in Checkpointing (benchmarks/results/mutants_report.md)
 class _Counter:
     """A resumable task-free learner that only counts what it observes (its state: the count)."""
     kind = "task_free"

@@ -39,7 +39,7 @@ def test_flops_per_image_of_the_784_400_20_vae():
 def test_readme_section_marks_met_and_missed_targets(tmp_path):
     result = cpu_result(vae_vs_dataloader=3.2, roofline_fraction=0.41, mixture_vs_loop=1.6, ensemble_vs_separate=0.9,
                         matmul_gflops=60.0, vae_gflops=24.6, vae_step_mflop_per_image=3.28)
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     text = speed.speed_section(tmp_path)
     rows = {line.split("|")[1].strip()[:20]: line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| measure |")}
     assert [r.rstrip(" |").endswith(v) for r, v in zip(rows.values(), ["yes", "**no**", "yes", "**no**"])] == [True] * 4
@@ -52,7 +52,7 @@ def test_readme_table_shows_each_measure_over_the_rounds(tmp_path):
                         rounds={"project": [10000, 20000, 15000], "reference": [10000, 5000, 6000], "matmul": [100, 100, 50],
                                 "mixture": [30, 36, 24], "loop": [20, 30, 24], "ensemble": [9, 10, 11],
                                 "separate": [10, 10, 10]})
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     assert speed.round_ratios(result, "vae_vs_dataloader") == [1.0, 2.5, 4.0]
     assert speed.round_ratios(result, "roofline_fraction") == [0.4, 0.8, 1.2]  # img/s * MFLOP / 1000 / GFLOP/s
     assert speed.round_ratios(result, "mnist_epoch_ms") == []
@@ -74,8 +74,8 @@ def test_readme_gpu_table_judges_the_epoch_time_as_a_ceiling(tmp_path):
                           "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1}}
     cpu = base | {"vae_vs_dataloader": 3.2, "mixture_vs_loop": 1.6, "ensemble_vs_separate": 1.1, "mnist_epoch_ms": 7000.0}
     gpu = base | {"vae_vs_dataloader": 120.0, "mixture_vs_loop": 4.0, "ensemble_vs_separate": 4.5, "mnist_epoch_ms": 30.0}
-    (tmp_path / "results_cpu.json").write_text(json.dumps(cpu))
-    (tmp_path / "results_gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(cpu))
+    (tmp_path / "train_speed_gpu.json").write_text(json.dumps(gpu))
     text = speed.speed_section(tmp_path)
     cpu_part, gpu_part = text.split("**GPU**")
     assert "MNIST epoch" not in cpu_part.split("Raw rates")[0]  # a GPU-only target
@@ -102,7 +102,7 @@ def test_readme_gpu_table_shows_the_graphed_mixture_and_where_a_step_goes(tmp_pa
            "img_per_s": {"vae_project": 1, "vae_dataloader_reference": 1, "mixture10_batched": 1, "mixture10_loop": 1,
                          "mixture10_batched_graphed": 650, "mixture10_loop_graphed": 100,
                          "ensemble5_stacked_member_images": 1, "ensemble5_separate_member_images": 1}}
-    (tmp_path / "results_gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "train_speed_gpu.json").write_text(json.dumps(gpu))
     text = speed.speed_section(tmp_path)
     graphed = next(line for line in text.splitlines() if line.startswith("| the same pair"))
     assert graphed.endswith("| 6.50x | - | 5x | yes |")
@@ -332,7 +332,7 @@ def test_readme_says_when_the_rounds_were_pooled_from_several_processes(tmp_path
                                      {"vae_vs_dataloader": 1.9, "roofline_fraction": 0.3, "mixture_vs_loop": 1.4,
                                       "ensemble_vs_separate": 1.3}])
     result["settings"] |= {"processes": 2, "rounds_per_process": 4}
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     text = speed.speed_section(tmp_path)
     assert "from 2 fresh processes run one after the other, 4 rounds each, pooled" in text
     assert ("VAE vs DataLoader 1.90 to 2.50; roofline fraction 0.30 to 0.50; mixture vs loop 1.10 to 1.40; "
@@ -350,7 +350,7 @@ def test_fused_references_are_shown_beside_the_targets_without_one(tmp_path):
                         rounds={"mixture": [30, 36], "loop": [20, 24], "own_loss_loop": [24, 30],
                                 "ensemble": [12, 14], "separate": [10, 10], "train_runs": [10, 14]})
     result["img_per_s"] |= {"mixture10_own_loss_loop": 4321, "ensemble5_train_runs_member_images": 8765}
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     assert speed.round_ratios(result, "mixture_vs_own_loss_loop") == [1.2, 1.25]
     assert speed.round_ratios(result, "ensemble_vs_train_runs") == [1.0, 1.2]
     text = speed.speed_section(tmp_path)
@@ -361,7 +361,7 @@ def test_fused_references_are_shown_beside_the_targets_without_one(tmp_path):
     assert "loop of fused VAEs 4,321" in text and "runs of train() 8,765" in text
     for key in ("mixture_vs_own_loss_loop", "ensemble_vs_train_runs"):
         del result[key]
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     assert "own fused loss" not in speed.speed_section(tmp_path).split("Raw rates")[0]
 
 
@@ -376,7 +376,7 @@ def test_uncompiled_vae_rows_and_the_compile_cost_are_shown_beside_the_compiled_
                                 "matmul": [100, 100]},
                         cpu_first_compiled_call_s=[13.4, 2.1])
     result["img_per_s"] |= {"vae_project_eager": 27500}
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     assert speed.round_ratios(result, "vae_eager_vs_dataloader") == [2.7, 2.8]
     assert speed.round_ratios(result, "roofline_fraction_eager") == pytest.approx([0.27, 0.28])
     assert speed.round_ratios(result, "roofline_fraction") == pytest.approx([0.30, 0.32])
@@ -389,6 +389,6 @@ def test_uncompiled_vae_rows_and_the_compile_cost_are_shown_beside_the_compiled_
     assert "(27,500 uncompiled)" in text and "took 13.4, 2.1 s per process" in text
     for key in ("vae_eager_vs_dataloader", "roofline_fraction_eager", "cpu_first_compiled_call_s"):
         del result[key]
-    (tmp_path / "results_cpu.json").write_text(json.dumps(result))
+    (tmp_path / "train_speed_cpu.json").write_text(json.dumps(result))
     assert "uncompiled" not in speed.speed_section(tmp_path).split("Raw rates")[0]
     assert "took" not in speed.speed_section(tmp_path)

@@ -164,7 +164,7 @@ def test_readme_reads_a_paper_run_unpacked_under_figures_paper_before_the_old_lo
     assert "decided by paper (GPU): not reproduced 1" in text
 
 
-# What mutation testing of results/claims.py found untested (`make mutants MODULE=claims`, benchmarks/mutants_report.md)
+# What mutation testing of results/claims.py found untested (`make mutants MODULE=claims`, benchmarks/results/mutants_report.md)
 
 def test_each_rule_judges_its_boundaries_as_its_docstring_says():
     assert AtLeast(0.9, partly=0.5).judge(0.5) == PARTLY and AtLeast(0.9, partly=0.5).judge(0.49) == NOT_REPRODUCED

@@ -1,7 +1,9 @@
-"""The grid-speed paragraph of docs/dask.md, from the committed benchmarks/results_grid_cpu.json (never typed by hand).
+"""The grid-speed paragraph of docs/dask.md, from the committed benchmarks/results/grid_speed_cpu.json (never typed by
+hand).
 
-`benchmarks/grid_speed.py` writes the JSON; results_cpu_bounds.json (cpu_bounds.py) and results_thread_invariance.json
-(thread_invariance.py) add to it where present. `lmvae readme` writes it between the grid-speed markers.
+`benchmarks/grid_speed.py` writes the JSON; cpu_bounds.json (cpu_bounds.py) and thread_invariance.json
+(thread_invariance.py), beside it in benchmarks/results/, add to it where present. `lmvae readme` writes it between
+the grid-speed markers.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
     lines = [f"Speed: `benchmarks/grid_speed.py` runs a fixed subset of notebook 05's quick grid ({', '.join(g['streams'])}; "
              f"{len(g['methods'])} methods; seeds {', '.join(map(str, g['seeds']))}: {g['runs']} runs{computed}) from an empty "
              f"cache serially and then with `executor=\"{r['executor']}\"`, in one invocation, and writes "
-             "`benchmarks/results_grid_cpu.json`; `lmvae readme` writes this paragraph from it. "
+             "`benchmarks/results/grid_speed_cpu.json`; `lmvae readme` writes this paragraph from it. "
              f"The committed run ({r['finished']}, {r['cores']} cores, {busy}, torch {r['torch']}): "
              f"{r['serial_seconds']:,.1f} s serially ({serial_threads(r)}) "
              f"against {r['local_seconds']:,.1f} s on the local cluster ({r['workers']} workers, one thread each), "
@@ -115,9 +117,9 @@ def grid_section(r: dict, bounds: dict | None = None, threads: dict | None = Non
 
 
 def section(results_dir: Path) -> str:
-    """The paragraph from the results files in results_dir (the repository's benchmarks/)."""
-    grid = read_results(results_dir, "results_grid_cpu.json")
+    """The paragraph from the results files in results_dir (the repository's benchmarks/results/)."""
+    grid = read_results(results_dir, "grid_speed_cpu.json")
     if grid is None:
         return "No grid-speed run is committed yet: `python benchmarks/grid_speed.py` writes one.\n"
-    return grid_section(grid, read_results(results_dir, "results_cpu_bounds.json"),
-                        read_results(results_dir, "results_thread_invariance.json"))
+    return grid_section(grid, read_results(results_dir, "cpu_bounds.json"),
+                        read_results(results_dir, "thread_invariance.json"))

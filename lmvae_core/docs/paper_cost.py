@@ -1,8 +1,9 @@
-"""The paper-cost section of docs/paper_cost.md, from the committed benchmarks/paper_cost.json (never typed by hand).
+"""The paper-cost section of docs/paper_cost.md, from the committed benchmarks/results/paper_cost.json (never typed by
+hand).
 
-`benchmarks/paper_cost.py --json FILE` writes the JSON; results_gpu.json (train_speed.py on a GPU) checks its launch
-assumption and gpu_logs/paper_*/ (gpu_run.sh) adds the paper-profile runs measured. `lmvae readme` writes it between
-the paper-cost markers.
+`benchmarks/paper_cost.py --json FILE` writes the JSON; results/train_speed_gpu.json (train_speed.py on a GPU) checks
+its launch assumption and logs/gpu/paper_*/ (gpu_run.sh) adds the paper-profile runs measured. `lmvae readme` writes it
+between the paper-cost markers.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def cost_section(r: dict) -> str:
              "and evaluation passes (image-samples: images x IWAE samples) each notebook runs, builds each kind of "
              "step's real model at paper size, times a few real steps on the CPU and counts their FLOPs "
              "(`FlopCounterMode`). `lmvae readme` writes this section from "
-             "`benchmarks/paper_cost.json`.", "",
+             "`benchmarks/results/paper_cost.json`.", "",
              "| notebook | training steps | evaluation image-samples | CPU hours (measured step times) "
              "| GPU hours (projected) | largest part of the GPU time |", "|---|---:|---:|---:|---:|---|"]
     for nb, v in r["notebooks"].items():
@@ -69,8 +70,8 @@ def launch_check(r: dict, gpu: dict) -> str:
     counted = ("dispatches" if recorded else
                "dispatches, as the current code counts them (the timed code is older and may have dispatched more, "
                "so the time per operation is an upper estimate),")
-    return (f"Checked against the one GPU measurement (`benchmarks/results_gpu.json`, {gpu['device']}): an eager training "
-            f"step of the 784-400-20 VAE at batch {batch} {counted} {ops} operations and took {eager_us:,.0f} us, "
+    return (f"Checked against the one GPU measurement (`benchmarks/results/train_speed_gpu.json`, {gpu['device']}): "
+            f"an eager training step of the 784-400-20 VAE at batch {batch} {counted} {ops} operations and took {eager_us:,.0f} us, "
             f"{per_op:.1f} us per operation against the assumed L = {assumed:g} us, so eager launch-bound steps would "
             f"take about {per_op / assumed:.1f} times the projected time on that machine. The same step compiled and "
             f"replayed as a CUDA graph (what `train()` does on CUDA for runs of 2,000 steps or more) took "
@@ -121,15 +122,17 @@ def paper_runs(r: dict, logs: Path, root: Path) -> str:
             "quick profile.")
 
 
-def section(results_dir: Path) -> str:
-    """The section from the files in results_dir (the repository's benchmarks/)."""
-    r, gpu = read_results(results_dir, "paper_cost.json"), read_results(results_dir, "results_gpu.json")
+def section(results_dir: Path, gpu_logs: Path, root: Path) -> str:
+    """The section from the files in results_dir (the repository's benchmarks/results/) and the paper-profile runs in
+    gpu_logs (benchmarks/logs/gpu/), whose folders are named relative to root."""
+    r, gpu = read_results(results_dir, "paper_cost.json"), read_results(results_dir, "train_speed_gpu.json")
     if r is None:
-        return "No paper-cost count is committed yet: `python benchmarks/paper_cost.py --json benchmarks/paper_cost.json`.\n"
+        return ("No paper-cost count is committed yet: "
+                "`python benchmarks/paper_cost.py --json benchmarks/results/paper_cost.json`.\n")
     text = cost_section(r)
     if gpu is not None:
         text += "\n" + launch_check(r, gpu) + "\n"
-    measured = paper_runs(r, results_dir / "gpu_logs", results_dir.parent)
+    measured = paper_runs(r, gpu_logs, root)
     if measured:
         text += "\n" + measured + "\n"
     return text

@@ -1,8 +1,8 @@
 """The speed section of docs/speed.md, from the committed benchmark results (never typed by hand).
 
-Reads benchmarks/results_cpu.json and, when present, results_gpu.json (both written by
-`benchmarks/train_speed.py --json`), results_cpu_bounds.json (cpu_bounds.py), results_cpu_modes.json (cpu_modes.py)
-and results_gpu_precision.json (gpu_precision.py). `lmvae readme` writes it between the speed markers.
+Reads benchmarks/results/train_speed_cpu.json and, when present, train_speed_gpu.json (both written by
+`benchmarks/train_speed.py --json`), cpu_bounds.json (cpu_bounds.py), cpu_modes.json (cpu_modes.py) and
+gpu_precision.json (gpu_precision.py), all in benchmarks/results/. `lmvae readme` writes it between the speed markers.
 """
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def _precision(p: dict) -> list[str]:
     ways = "; ".join(f"{name} {w['log_likelihood']:.2f} ({w['vs_reference']:+.2f}; steady epoch {w['steady_epoch_ms']:,.0f} ms)"
                      for name, w in p["ways"].items())
     gap = p["bf16_evaluation_gap"]
-    return [f"**GPU paths against the calibration** (`benchmarks/results_gpu_precision.json`, {p['device']}): "
+    return [f"**GPU paths against the calibration** (`benchmarks/results/gpu_precision.json`, {p['device']}): "
             f"{p['network']} on {p['train_images']:,} MNIST images, IWAE-{p['iwae_k']} in fp32 on {p['test_images']:,} "
             f"test images, reference {p['reference']:.2f}. Trained {ways}. Graphed minus eager "
             f"{p['graphed_minus_eager']:+.2f} nats and bf16 training minus fp32 {p['bf16_training_minus_fp32']:+.2f} "
@@ -252,7 +252,7 @@ def _bounds(b: dict) -> list[str]:
     quick = next(v for k, v in b["parallel"].items() if "quick" in k)
     name = next(k for k in b["parallel"] if "quick" in k)
     each = _per_round(quick)
-    return [f"**What this CPU allows** (`benchmarks/cpu_bounds.py`, `benchmarks/results_cpu_bounds.json`, "
+    return [f"**What this CPU allows** (`benchmarks/cpu_bounds.py`, `benchmarks/results/cpu_bounds.json`, "
             f"{b['finished'][:10]}, medians of {len(b['rounds']['square'])} rounds; a ceiling below a target means "
             "no code change can meet that target on this machine):",
             "",
@@ -291,13 +291,13 @@ def _modes(m: dict) -> list[str]:
         lo, hi = min(fast["ratio_min"], slow["ratio_min"]), max(fast["ratio_max"], slow["ratio_max"])
         speeds = [g["img_per_s_min"] for g in m["groups"]] + [g["img_per_s_max"] for g in m["groups"]]
         return [f"**One speed for the CPU step on this machine** (`benchmarks/cpu_modes.py`, "
-                f"`benchmarks/results_cpu_modes.json`, {m['finished'][:10]}, {m['processes']} fresh processes of "
+                f"`benchmarks/results/cpu_modes.json`, {m['finished'][:10]}, {m['processes']} fresh processes of "
                 f"{n // m['processes']} rounds, {m['threads']} threads). Inside `train`, the script times the optimizer "
                 "step right after each backward pass and the same step repeated at once (then undone). In every round "
                 f"the first step took {lo:.2f}x to {hi:.2f}x the repeat, and the rounds ran at {min(speeds):,.0f} to "
                 f"{max(speeds):,.0f} img/s: no second, slower speed. Other machines of this project showed one, a first "
                 "step several times the repeat, which moved every CPU ratio with it; this one did not."]
-    return [f"**Why the CPU step has two speeds** (`benchmarks/cpu_modes.py`, `benchmarks/results_cpu_modes.json`, "
+    return [f"**Why the CPU step has two speeds** (`benchmarks/cpu_modes.py`, `benchmarks/results/cpu_modes.json`, "
             f"{m['finished'][:10]}, {m['processes']} fresh processes of {n // m['processes']} rounds, "
             f"{m['threads']} threads). Inside `train`, the script times the optimizer step right after each backward "
             "pass and the same step repeated at once (then undone). Split at the widest gap in that ratio: "
@@ -313,22 +313,21 @@ def _modes(m: dict) -> list[str]:
 
 
 def speed_section(results_dir: Path) -> str:
-    """The section from the results files in results_dir (the repository's benchmarks/)."""
+    """The section from the results files in results_dir (the repository's benchmarks/results/)."""
     lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the "
              "contenders run one right after the other, in an order rotated every round (two contenders: swapped every "
              "other round; results written before this kept one order), and the table gives the median over the "
              "rounds and the range of each round's own value. `lmvae readme` writes this section "
              "from the committed results files."]
-    for name, gpu in (("results_cpu.json", False), ("results_gpu.json", True)):
+    for name, gpu in (("train_speed_cpu.json", False), ("train_speed_gpu.json", True)):
         r = read_results(results_dir, name)
         if r is not None:
-            lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/{name}`):", "", *_table(r, gpu)]
-    for name, part in (("results_cpu_bounds.json", _bounds), ("results_cpu_modes.json", _modes),
-                       ("results_gpu_precision.json", _precision)):
+            lines += ["", f"**{'GPU' if gpu else 'CPU'}** (`benchmarks/results/{name}`):", "", *_table(r, gpu)]
+    for name, part in (("cpu_bounds.json", _bounds), ("cpu_modes.json", _modes), ("gpu_precision.json", _precision)):
         r = read_results(results_dir, name)
         if r is not None:
             lines += ["", *part(r)]
-    if not (results_dir / "results_gpu.json").exists():
+    if not (results_dir / "train_speed_gpu.json").exists():
         lines += ["", "No GPU run is committed yet: the GPU targets (>= 100x, MNIST epoch <= 35 ms, >= 5x, >= 4x) are "
-                  "unmeasured. Run `python benchmarks/train_speed.py --json benchmarks/results_gpu.json` on one."]
+                  "unmeasured. Run `python benchmarks/train_speed.py --json benchmarks/results/train_speed_gpu.json` on one."]
     return "\n".join(lines) + "\n"

@@ -303,10 +303,12 @@ display(Markdown(f"Profile `{run.profile}`.\n\n" + "\n".join(lines)))
 
 # %% [markdown]
 # The `paper` profile (the post's widths and 100 epochs) was run on a GPU; its committed claims table
-# (`benchmarks/gpu_logs/paper_00_mixture_of_vaes/claims.csv`) is read here, with its run's record.
+# (`benchmarks/logs/gpu/paper_00_mixture_of_vaes/claims.csv`) is read here, with its run's record.
 
 # %%
-gpu_dir = repo_root() / "benchmarks/gpu_logs/paper_00_mixture_of_vaes"
+from lmvae_core.paths import benchmark_logs
+
+gpu_dir = benchmark_logs("gpu") / "paper_00_mixture_of_vaes"
 gpu = pd.read_csv(gpu_dir / "claims.csv")
 gpu_run = json.loads((gpu_dir / "paper_run.json").read_text())
 checked = "half budget" in gpu.columns
@@ -329,7 +331,7 @@ gpu[[c for c in ("kind", "claim", "ours", "criterion", "verdict", "half budget",
 #   post's form against ours: not measured.
 # - *Widths and schedule.* The quick profile is wider and much shorter than the post's run; the `paper` profile takes
 #   the post's widths and schedule. Effect: the paper profile's claims table,
-#   `benchmarks/gpu_logs/paper_00_mixture_of_vaes/claims.csv`, beside this run's `figures/00_mixture_of_vaes/claims.md`.
+#   `benchmarks/logs/gpu/paper_00_mixture_of_vaes/claims.csv`, beside this run's `figures/00_mixture_of_vaes/claims.md`.
 # - *Data.* The offline Fashion-MNIST training split is partial; its mixture and plain VAE train as many epochs as
 #   reach the profile's `fashion_images` images seen. Effect: not measured.
 # - *Evaluation beyond the post.* The uniform-mixture likelihood and the best expert re-scored with an independent
