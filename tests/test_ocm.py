@@ -532,14 +532,14 @@ def _rows(n: int, first: int = 0) -> torch.Tensor:
 
 def test_constructor_defaults_arguments_and_empty_memory():
     """OCMLearner needs a model or a config; seed 0 and no progress bar by default; its optimiser takes the config's
-    lr and (beta1, 0.999); init_args (what `load` rebuilds it from) are config, seed and progress; STM and LTM
+    lr and (beta1, 0.999); init_args (what `load` rebuilds it from) are config, seed, progress and own_noise; STM and LTM
     start empty with the image shape and long labels, the reservoir slots empty and long, the counters at 0; the
     model, memory and labels live on the given device (the meta device here, no data needed)."""
     with pytest.raises(ValueError, match="^give an OCM model or an OCMConfig$"):
         OCMLearner()
     cfg = OCMConfig(lr=3e-4, beta1=0.7, **{k: v for k, v in SMALL.items() if k != "lr"})
     learner = OCMLearner(config=cfg)
-    assert learner.seed == 0 and learner.init_args == {"config": cfg, "seed": 0, "progress": False}
+    assert learner.seed == 0 and learner.init_args == {"config": cfg, "seed": 0, "progress": False, "own_noise": False}
     assert learner.optim.lr == 3e-4 and learner.optim.betas == (0.7, 0.999) and learner.optim.progress is False
     assert learner.optimizer.param_groups[0]["betas"] == (0.7, 0.999)
     assert OCMLearner(config=cfg, progress=True).optim.progress is True  # the argument reaches the shared options

@@ -10,6 +10,7 @@ components (`log_likelihood`); notebook 04 also reports the paper's best-compone
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 
@@ -22,11 +23,18 @@ from .base import BaseLearner, pack, restore, rng_state, set_rng_state
 from .vae import draw_counts
 
 
+NOISE_SEED_OFFSET = 0x5EED  # an own-noise learner's Bernoulli and Gaussian draws: a stream apart from its batch order
+
+
 class OCMLearner(BaseLearner):
+    """own_noise: draw the Bernoulli binarisations, the reparameterisation noise and a new component's weights from
+    the learner's own generators instead of the process's random numbers, so that the run is the same whatever else
+    the process draws: what lets the seeds of a method train as one stacked computation (continual/ocm_stacked.py)
+    and match their separate runs. Off by default: the notebooks' committed runs draw from the process."""
     kind = "task_free"
 
     def __init__(self, model: OCM | None = None, seed: int = 0, device: torch.device | str | None = None,
-                 config: OCMConfig | None = None, progress: bool = False):
+                 config: OCMConfig | None = None, progress: bool = False, own_noise: bool = False):
         if model is None:
             if config is None:
                 raise ValueError("give an OCM model or an OCMConfig")
@@ -35,8 +43,9 @@ class OCMLearner(BaseLearner):
         device = torch.device(device) if device is not None else model.enc1.weight.device
         super().__init__(device, lr=c.lr, betas=(c.beta1, 0.999), progress=progress)
         self.model, self.config, self.seed = model.to(device), c, seed
-        self.init_args = {"config": c, "seed": seed, "progress": progress}
+        self.init_args = {"config": c, "seed": seed, "progress": progress, "own_noise": own_noise}
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.noise = torch.Generator(device=self.device).manual_seed(seed + NOISE_SEED_OFFSET) if own_noise else None
         d = c.image_shape
         self.stm_x = torch.empty(0, *d, device=self.device)
         self.stm_y = torch.empty(0, dtype=torch.long, device=self.device)
@@ -68,7 +77,7 @@ class OCMLearner(BaseLearner):
         data = self._memory_data()
         n, bs = data.shape[0], self.config.batch_size
         for _ in range(epochs):
-            xb_all = binarize_dynamic(data)
+            xb_all = binarize_dynamic(data, self.noise)
             order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
             for s in range(0, n, bs):
                 self.steps += 1
@@ -81,9 +90,12 @@ class OCMLearner(BaseLearner):
         the NaN/Inf guard checks once per arriving batch: no host sync per step, so a GPU queues the whole
         schedule (the paper's 100 passes per batch) without stalling."""
         history = fit_batches(self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs),
-                              self.model.loss, self.optimizer, self.model, check_every=1 << 30,
+                              self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
                               progress=False)
         return history[0]["loss"] if history else float("nan")
+
+    def loss_fn(self):
+        return self.model.loss if self.noise is None else partial(self.model.loss, generator=self.noise)
 
     # -- memory -------------------------------------------------------------------------------------
     def _reservoir(self) -> dict:
@@ -100,7 +112,7 @@ class OCMLearner(BaseLearner):
         return {"scores_mean": float("nan"), "added": len(moves)}
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(binarize_dynamic(x) if self.config.embed_binarized else x)
+        return self.model.embed(binarize_dynamic(x, self.noise) if self.config.embed_binarized else x)
 
     def choose(self) -> tuple[torch.Tensor, dict]:
         """The STM samples that pass the kernel rule against the current LTM, best first (caps not applied)."""
@@ -135,8 +147,8 @@ class OCMLearner(BaseLearner):
 
     def memory_loglik(self) -> float:
         """R: mean IWAE log-likelihood of STM u LTM, averaged over components."""
-        data = binarize_dynamic(torch.cat([self.stm_x, self.ltm_x]))
-        return float(self.model.iwae_per_component(data, self.config.r_samples).mean())
+        data = binarize_dynamic(torch.cat([self.stm_x, self.ltm_x]), self.noise)
+        return float(self.model.iwae_per_component(data, self.config.r_samples, generator=self.noise).mean())
 
     def maybe_expand(self, r: float) -> bool:
         """|R - R_last| > lambda2 (strictly) adds a component, freezes the rest and clears the LTM."""
@@ -144,7 +156,7 @@ class OCMLearner(BaseLearner):
         grow = (self.r_last is not None and abs(r - self.r_last) > c.lambda2 and len(self.model) < c.max_components)
         self.r_last = None if (grow and c.r_reset_on_expand) else r
         if grow:
-            self.model.add_component()
+            self.model.add_component(self.generator if self.noise is not None else None)
             self.optimizer = self._optimizer()  # frozen parameters leave the optimiser
             self.ltm_x, self.ltm_y = self.ltm_x[:0], self.ltm_y[:0]
             self.ltm_pos = self.ltm_pos[:0]
@@ -175,12 +187,19 @@ class OCMLearner(BaseLearner):
         return n > self.config.stm_size if self.config.order == "code" else n >= self.config.stm_size
 
     def observe(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        self.arrive(x, y)
+        return self.after_training(self.train_memory())
+
+    def arrive(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """An arriving batch joins the STM (before this batch's training)."""
         y = torch.full((x.shape[0],), -1, dtype=torch.long, device=self.device) if y is None else y
         self.stm_x = torch.cat([self.stm_x, x.to(self.device)])
         self.stm_y = torch.cat([self.stm_y, y.to(self.device)])
         self.seen += x.shape[0]
         self.batches += 1
-        loss = self.train_memory()
+
+    def after_training(self, loss: float) -> dict:
+        """After the batch's training on STM u LTM: the selection round if the STM is full; the history row."""
         row = {"batch": self.batches, "seen": self.seen, "loss": loss, "stm": int(self.stm_x.shape[0]),
                "components": len(self.model)}
         if self.stm_full():
@@ -223,7 +242,7 @@ class OCMLearner(BaseLearner):
 
     def state(self) -> dict:
         return super().state() | {k: getattr(self, k) for k in self._MEMORY} | {
-            "generator": self.generator.get_state()}
+            "generator": self.generator.get_state()} | ({} if self.noise is None else {"noise": self.noise.get_state()})
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
@@ -231,6 +250,8 @@ class OCMLearner(BaseLearner):
             v = state[k]
             setattr(self, k, v.to(self.device) if isinstance(v, torch.Tensor) and k != "ltm_pos" else v)
         self.generator.set_state(state["generator"])
+        if self.noise is not None:
+            self.noise.set_state(state["noise"])
 
     def after_load(self) -> None:
         self.config = self.model.config

@@ -154,6 +154,14 @@ def reservoir_update(slots: torch.Tensor, seen: int, n_new: int, capacity: int,
     return slots, moves
 
 
+def training_bound(lw: torch.Tensor, objective: str) -> torch.Tensor:
+    """Per-image training bound from log weights [samples, ...]: their mean (the ELBO averaged over the samples)
+    or the IWAE bound (log-mean-exp)."""
+    if objective == "elbo":
+        return lw.mean(0)
+    return torch.logsumexp(lw, 0) - math.log(lw.shape[0])
+
+
 # -- the network --------------------------------------------------------------------------------
 class Component(nn.Module):
     """One component's own layers (the shared first layers live in OCM)."""
@@ -164,6 +172,16 @@ class Component(nn.Module):
         self.head = nn.Linear(hidden, 2 * latent)
         self.dec2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, out_dim)
+
+    @torch.no_grad()
+    def reset_from(self, generator: torch.Generator) -> None:
+        """nn.Linear's own initialisation (Kaiming-uniform weights with a = sqrt(5), uniform biases in
+        +-1/sqrt(fan_in)), drawn from `generator`: a learner with its own random numbers (OCMLearner's
+        `own_noise`) grows the same component whatever else the process has drawn."""
+        for layer in (self.enc2, self.head, self.dec2, self.out):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.in_features)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 LAYERS = ("enc2", "head", "dec2", "out")
@@ -215,9 +233,14 @@ class OCM(nn.Module):
             for p in comp.parameters():
                 p.requires_grad_(i == k - 1)
 
-    def add_component(self) -> int:
+    def add_component(self, generator: torch.Generator | None = None) -> int:
+        """A new component, the only one that trains from now on; its weights drawn from `generator` if given
+        (else from the process's random numbers, as nn.Linear draws them)."""
         device = self.enc1.weight.device
-        self.components.append(Component(self.config.hidden, self.config.latent_dim, self.config.input_dim).to(device))
+        component = Component(self.config.hidden, self.config.latent_dim, self.config.input_dim)
+        if generator is not None:
+            component.reset_from(generator)
+        self.components.append(component.to(device))
         self._apply_freezing()
         return len(self) - 1
 
@@ -251,12 +274,14 @@ class OCM(nn.Module):
         d1 = torch.tanh(self.dec1(z))
         return _apply(torch.relu(_apply(d1, *w["dec2"])), *w["out"])
 
-    def log_weights(self, x: torch.Tensor, k: int, ids: Sequence[int] | None = None, _w=None) -> torch.Tensor:
-        """log p(x, z) - log q(z|x) for k samples per image and component: [K, k, B]."""
+    def log_weights(self, x: torch.Tensor, k: int, ids: Sequence[int] | None = None, _w=None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """log p(x, z) - log q(z|x) for k samples per image and component: [K, k, B]. The noise comes from
+        `generator` (on x's device) if given, else from the process's random numbers."""
         w = _w or self._stack(self._ids(ids))
         mu, logvar = self.encode(x, _w=w)
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn(mu.shape[0], k, *mu.shape[1:], device=mu.device)
+        eps = torch.randn(mu.shape[0], k, *mu.shape[1:], device=mu.device, generator=generator)
         z = mu.unsqueeze(1) + eps * std.unsqueeze(1)
         logits = self.decode_logits(z, _w=w)
         log_px = bernoulli_log_prob(x.flatten(1), logits).sum(-1)
@@ -264,26 +289,22 @@ class OCM(nn.Module):
         log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
         return log_px + log_pz - log_qz
 
-    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """The training objective of the newest component on a batch."""
-        c = self.config
-        lw = self.log_weights(x, c.train_samples, ids=[len(self) - 1])[0]  # [S, B]
-        if c.objective == "elbo":
-            bound = lw.mean(0)
-        else:
-            bound = torch.logsumexp(lw, 0) - math.log(c.train_samples)
-        loss = -bound.mean()
+        lw = self.log_weights(x, self.config.train_samples, ids=[len(self) - 1], generator=generator)[0]  # [S, B]
+        loss = -training_bound(lw, self.config.objective).mean()
         return loss, {"loss": loss.detach()}
 
     @torch.no_grad()
     def iwae_per_component(self, x: torch.Tensor, k: int, ids: Sequence[int] | None = None,
-                           batch_size: int = 250, budget: int = 4_000_000) -> torch.Tensor:
+                           batch_size: int = 250, budget: int = 4_000_000,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
         """IWAE-k bound of every component for every image, in one stacked computation: [K, N]."""
         w = self._stack(self._ids(ids))
         n_k = w["out"][0].shape[0]
         chunk = max(1, min(k, budget // (n_k * min(batch_size, x.shape[0]) * x[0].numel())))
-        return iwae_log_likelihood(lambda xb, kk: self.log_weights(xb, kk, _w=w), x, k, batch_size=batch_size,
-                                   chunk=chunk, sample_dim=1)
+        return iwae_log_likelihood(lambda xb, kk: self.log_weights(xb, kk, _w=w, generator=generator), x, k,
+                                   batch_size=batch_size, chunk=chunk, sample_dim=1)
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor, ids: Sequence[int] | None = None) -> torch.Tensor:
@@ -309,6 +330,13 @@ class OCM(nn.Module):
         img = torch.sigmoid(self.decode_logits(z.expand(k, *z.shape)))
         return img.view(k, n, *self.config.image_shape)
 
+    def newest_parameters(self) -> dict[str, nn.Parameter]:
+        """What the training loss reads, by layer: the shared first layers (enc1, dec1) and the newest component's
+        layers. `member_log_weights` takes a stack of these over several models (one per seed)."""
+        newest = self.components[-1]
+        layers = {"enc1": self.enc1, "dec1": self.dec1} | {n: getattr(newest, n) for n in LAYERS}
+        return {f"{n}.{p}": getattr(m, p) for n, m in layers.items() for p in ("weight", "bias")}
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder means of all components, concatenated: [N, K * latent]."""
@@ -316,4 +344,24 @@ class OCM(nn.Module):
         return mu.permute(1, 0, 2).reshape(x.shape[0], -1)
 
 
-__all__ = ["OCM", "OCMConfig", "kernel_scores", "select_indices", "reservoir_update", "ORDERS"]
+def member_log_weights(stack: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """`OCM.log_weights` of the newest component for S models at once (one per seed: the seeds of a method run as
+    one computation, continual/ocm_stacked.py): [S, k, B].
+
+    stack: `newest_parameters()` of each model stacked along a leading axis (weights [S, out, in], biases
+    [S, out]); x: each model's batch [S, B, D], flat; eps: each model's noise [S, k, B, latent]. The same
+    operations as log_weights with the member axis in place of the component axis, and per-member shared layers."""
+    def layer(h, name):
+        return _apply(h, stack[f"{name}.weight"], stack[f"{name}.bias"])
+
+    h2 = torch.tanh(layer(torch.tanh(layer(x, "enc1")), "enc2"))
+    mu, logvar = layer(h2, "head").chunk(2, dim=-1)
+    logvar = logvar.clamp(-12.0, 8.0)
+    z = mu.unsqueeze(1) + eps * torch.exp(0.5 * logvar).unsqueeze(1)
+    logits = layer(torch.relu(layer(torch.tanh(layer(z, "dec1")), "dec2")), "out")
+    log_px = bernoulli_log_prob(x.unsqueeze(1), logits).sum(-1)
+    log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
+    return log_px + standard_normal_log_prob(z) - log_qz
+
+
+__all__ = ["OCM", "member_log_weights", "training_bound", "OCMConfig", "kernel_scores", "select_indices", "reservoir_update", "ORDERS"]

@@ -1,0 +1,175 @@
+"""The seeds of an OCM method trained as one stacked computation equal their separate runs (issue 38, item 2).
+
+The reference is each seed's own `OCMLearner(own_noise=True)` run alone on its stream. The configurations are
+chosen so that the stacked path meets everything that makes stacking hard: seeds that grow components at
+different batches (members leave and rejoin a stack), memories of different sizes (padded, masked minibatches
+and members sitting a step out), and both memory rules."""
+import pytest
+import torch
+
+from lmvae_core.continual import ocm_stacked
+from lmvae_core.continual.ocm import OCMLearner
+from lmvae_core.continual.ocm_stacked import StackedOCM, own_noise_learners
+from lmvae_core.models.ocm import OCM, OCMConfig, member_log_weights
+
+SEEDS = [0, 1, 2]
+TOL = 1e-5
+
+
+def config(**overrides) -> OCMConfig:
+    base = dict(input_dim=16, image_shape=(1, 4, 4), hidden=12, latent_dim=3, train_samples=3, stm_size=8,
+                ltm_capacity=40, per_round=3, epochs_per_batch=3, batch_size=5, lambda1=0.5, alpha=1.0,
+                dynamic=True, lambda2=0.05, max_components=3, r_samples=4, lr=1e-2)
+    return OCMConfig(**(base | overrides))
+
+
+def streams(n_batches: int = 15, batch: int = 4) -> list[list[torch.Tensor]]:
+    data = torch.rand(n_batches * batch, 1, 4, 4, generator=torch.Generator().manual_seed(7))
+    out = []
+    for s in SEEDS:
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(100 + s))
+        out.append([data[order[i:i + batch]] for i in range(0, len(data), batch)])
+    return out
+
+
+def run_separately(cfg: OCMConfig, data) -> list[OCMLearner]:
+    learners = own_noise_learners(cfg, SEEDS)
+    for learner, stream in zip(learners, data):
+        for x in stream:
+            learner.observe(x)
+    return learners
+
+
+def run_stacked(cfg: OCMConfig, data) -> StackedOCM:
+    stacked = StackedOCM.from_config(cfg, SEEDS)
+    for t in range(len(data[0])):
+        stacked.observe([stream[t] for stream in data])
+    return stacked
+
+
+def assert_same_runs(separate: list[OCMLearner], stacked: StackedOCM) -> None:
+    for a, b in zip(separate, stacked.members):
+        assert len(a.model) == len(b.model) and a.expansions == b.expansions
+        assert (a.steps, a.replayed_rows, a.seen) == (b.steps, b.replayed_rows, b.seen)
+        assert torch.equal(a.ltm_x, b.ltm_x) and torch.equal(a.stm_x, b.stm_x)
+        for (name, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+            assert torch.allclose(p, q, atol=TOL, rtol=0), name
+        for ra, rb in zip(a.history, b.history):
+            assert ra["loss"] == pytest.approx(rb["loss"], abs=TOL)
+            assert (ra["ltm"], ra["components_after"]) == (rb["ltm"], rb["components_after"])
+        assert [s["added"] for s in a.selections] == [s["added"] for s in b.selections]
+        moments_a = [a.optimizer.state[p] for p in a.optimizer.param_groups[0]["params"]]
+        moments_b = [b.optimizer.state[p] for p in b.optimizer.param_groups[0]["params"]]
+        for sa, sb in zip(moments_a, moments_b):
+            assert float(sa["step"]) == float(sb["step"])
+            assert torch.allclose(sa["exp_avg"], sb["exp_avg"], atol=TOL, rtol=0)
+            assert torch.allclose(sa["exp_avg_sq"], sb["exp_avg_sq"], atol=TOL, rtol=0)
+
+
+def test_stacked_seeds_equal_separate_runs_through_expansions_and_unequal_memories(monkeypatch):
+    # 'diverse' with a high lambda1 admits 0 to 3 images a round, differently per seed
+    cfg, data = config(direction="diverse", lambda1=0.9), streams()
+    stacks = []  # the memory sizes of each stacked round's members
+    init = ocm_stacked._StackedPasses.__init__
+
+    def recording_init(self, members):
+        stacks.append([m._memory_data().shape[0] for m in members])
+        init(self, members)
+
+    monkeypatch.setattr(ocm_stacked._StackedPasses, "__init__", recording_init)
+    separate, stacked = run_separately(cfg, data), run_stacked(cfg, data)
+    assert_same_runs(separate, stacked)
+    # the run met what it is meant to: seeds that grew at different batches (members left a stack and trained
+    # alone), and stacked memories of different sizes (padded, masked steps; members sitting steps out)
+    assert len({tuple(m.expansions) for m in separate}) > 1
+    assert any(len(sizes) < len(SEEDS) for sizes in stacks)
+    assert any(len(set(sizes)) > 1 for sizes in stacks)
+
+
+@pytest.mark.parametrize("overrides", [dict(memory="reservoir", dynamic=False, ltm_capacity=10),
+                                       dict(order="code", objective="iwae", lambda1=0.7, lambda2=0.2)])
+def test_stacked_seeds_equal_separate_runs_for_the_other_rules(overrides):
+    cfg, data = config(**overrides), streams(n_batches=10)
+    assert_same_runs(run_separately(cfg, data), run_stacked(cfg, data))
+
+
+def test_member_log_weights_are_each_models_own_log_weights():
+    """Ground truth: OCM.log_weights of each model's newest component, given the same noise."""
+    cfg = config()
+    models = []
+    for s in SEEDS:
+        torch.manual_seed(s)
+        m = OCM(cfg)
+        m.add_component()
+        models.append(m)
+    x = torch.rand(len(SEEDS), 6, 16, generator=torch.Generator().manual_seed(3)).bernoulli()
+    params = [m.newest_parameters() for m in models]
+    stack = {n: torch.stack([p[n] for p in params]) for n in params[0]}
+    eps = torch.stack([torch.randn(1, 5, 6, 3, generator=torch.Generator().manual_seed(10 + s))[0] for s in SEEDS])
+    got = member_log_weights(stack, x, eps)
+    for s, m in enumerate(models):
+        own = m.log_weights(x[s], 5, ids=[len(m) - 1], generator=torch.Generator().manual_seed(10 + s))[0]
+        assert torch.allclose(got[s], own, atol=1e-5, rtol=0)
+
+
+def test_an_own_noise_learner_ignores_the_process_random_numbers():
+    """What makes stacking valid: a member's run does not depend on what else the process draws."""
+    cfg, data = config(), streams(n_batches=8)
+    runs = []
+    for disturbance in (0, 1):
+        (learner,) = own_noise_learners(cfg, [SEEDS[1]])
+        for x in data[1]:
+            torch.rand(disturbance * 17 + 1)  # something else drawing from the process between batches
+            learner.observe(x)
+        runs.append(learner)
+    assert runs[0].expansions == runs[1].expansions
+    for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_a_plain_learner_keeps_drawing_from_the_process():
+    """own_noise is opt-in: the notebooks' committed runs draw from the process, and still do."""
+    cfg = config(dynamic=False)
+    torch.manual_seed(0)
+    learner = OCMLearner(OCM(cfg), seed=0)
+    assert learner.noise is None
+    x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    results = []
+    for seed in (5, 6):
+        torch.manual_seed(0)
+        twin = OCMLearner(OCM(cfg), seed=0)
+        torch.manual_seed(seed)
+        twin.observe(x)
+        results.append(twin.model.components[0].out.weight.clone())
+    assert not torch.equal(results[0], results[1])
+
+
+def test_an_own_noise_learner_resumes_bit_for_bit():
+    cfg, data = config(), streams(n_batches=10)
+    (whole,) = own_noise_learners(cfg, [0])
+    for x in data[0]:
+        whole.observe(x)
+    (first,) = own_noise_learners(cfg, [0])
+    for x in data[0][:5]:
+        first.observe(x)
+    saved = first.resume_state()
+    (second,) = own_noise_learners(cfg, [0])
+    second.load_resume_state(saved)
+    for x in data[0][5:]:
+        second.observe(x)
+    assert whole.expansions == second.expansions
+    for p, q in zip(whole.model.parameters(), second.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_stacking_refuses_what_it_cannot_stack():
+    cfg = config()
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="own noise"):
+        StackedOCM([OCMLearner(OCM(cfg), seed=0)])
+    stacked = StackedOCM.from_config(cfg, SEEDS)
+    with pytest.raises(ValueError, match="one batch per member"):
+        stacked.observe([torch.rand(4, 1, 4, 4)])
+    mixed = StackedOCM(own_noise_learners(cfg, [0]) + own_noise_learners(config(train_samples=2), [1]))
+    with pytest.raises(ValueError, match="train_samples"):
+        mixed.observe([torch.rand(4, 1, 4, 4)] * 2)
