@@ -31,11 +31,12 @@ def test_half_budget_halves_the_training_budgets_and_nothing_else():
     for profile, s in exp.SETTINGS.items():
         h = exp.half_budget(s)
         for k in s:
-            if k in exp.BUDGET_KEYS:
+            if k in exp.BUDGET_KEYS and s[k] is not None:  # None: a budget the profile does not set
                 assert h[k] == max(1, s[k] // 2), (profile, k)
             else:
                 assert h[k] == s[k], (profile, k)  # networks, data, seeds, evaluation and the calibration unchanged
         assert s == exp.SETTINGS[profile]  # the profile's settings are not modified in place
+        assert type(h) is type(s)  # still typed
     quick, half = exp.SETTINGS["quick"], exp.half_budget(exp.SETTINGS["quick"])
     assert (half["epochs"], half["ablation_epochs"]) == (5, 2)
     # Fashion-MNIST: 34 epochs on the 16,825 offline images, 17 at half the budget; 10 and 5 on the full split
@@ -117,7 +118,7 @@ def test_mixture_prior_keeps_the_gmm_initialisation_apart_from_the_trained_model
 def test_fashion_budget_in_images_sets_its_epochs_and_mnist_keeps_its_own(profile):
     s = exp.SETTINGS[profile]
     assert exp.epochs_for(s, "mnist", 60_000) == s["epochs"]
-    if "fashion_images" in s:
+    if s["fashion_images"] is not None:
         assert exp.epochs_for(s, "fashion", 16_825) * 16_825 == pytest.approx(s["fashion_images"], rel=0.02)
     else:
         assert exp.epochs_for(s, "fashion", 16_825) == s["epochs"]

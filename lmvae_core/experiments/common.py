@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from ..results.writers import Outputs
 from ..runtime import pick_device, resolve_profile, seed_everything, uses_sample
 from . import registry
 from .needs import ensure, pairs_for
+from .settings import Settings
 
 # written above every figure of a profile that runs on the committed sample (smoke, paper-shape)
 SAMPLE_STAMP = ("{profile} profile: toy sizes on the committed sample, a check that the code runs; "
@@ -32,7 +34,7 @@ class Run:
     out: Outputs
     force: bool = False
     progress: bool = True
-    settings: dict = field(default_factory=dict)
+    settings: Mapping = field(default_factory=dict)  # the notebook's Settings for the profile (experiments/settings.py)
     executor: str | None = None  # grids: None/'serial', 'local', 'tcp://host:port' (lmvae_core.results.cluster)
     device_request: str = "auto"  # the device parameter as given
     started: float = field(default_factory=time.time)
@@ -48,10 +50,10 @@ class Run:
         limits = {k: self.settings[k] for k in ("train_limit", "test_limit") if k in self.settings}
         return data_config(self.profile, self.device, self.data_root, **(limits | overrides))
 
-    def with_settings(self, settings: dict) -> "Run":
+    def with_settings(self, settings: Mapping) -> "Run":
         """The same run with other settings: a second run of an experiment at another budget (its results are
         cached under their own key; nothing else changes, the output folder included)."""
-        return replace(self, settings=dict(settings))
+        return replace(self, settings=settings if isinstance(settings, Settings) else dict(settings))
 
     def grid(self, calls: list[Call], desc: str, force: bool | None = None) -> GridRun:
         """Run calls as one grid on this run's executor (force: this run's unless given)."""
@@ -63,7 +65,7 @@ class Run:
                 f"out={self.out.dir})")
 
 
-def paper_shape(paper: dict, sizes: dict, changed: dict | None = None) -> dict:
+def paper_shape(paper: Mapping, sizes: dict, changed: dict | None = None) -> Mapping:
     """The paper-shape profile's settings: the paper profile's, with `sizes` scaled down (images per task or
     stream, epochs, steps or passes, evaluation images, IWAE samples, seeds), so that a notebook runs the paper's
     architectures, datasets, likelihoods, samples per step, memory and component caps and code paths on the
@@ -71,16 +73,27 @@ def paper_shape(paper: dict, sizes: dict, changed: dict | None = None) -> dict:
     {key: (value, why)}; a key 'outer.inner' changes one entry of a dict setting. tests/test_paper_shape.py
     checks that nothing else differs; docs/profiles.md lists the changes (`lmvae readme`)."""
     changed = changed or {}
-    out = dict(paper) | dict(sizes)
-    for key, (value, _why) in changed.items():
-        outer, _, inner = key.partition(".")
-        if outer not in paper or (inner and inner not in paper[outer]):
-            raise KeyError(f"paper_shape: {key!r} is not a paper setting")
-        out[outer] = dict(out[outer]) | {inner: value} if inner else value
     unknown = set(sizes) - set(paper)
     if unknown:
         raise KeyError(f"paper_shape: {sorted(unknown)} are not paper settings")
-    return out
+    out = dict(paper) | dict(sizes)
+    for key, (value, _why) in changed.items():
+        outer, _, inner = key.partition(".")
+        if outer not in paper or (inner and not _has_entry(paper[outer], inner)):
+            raise KeyError(f"paper_shape: {key!r} is not a paper setting")
+        out[outer] = _with_entry(out[outer], inner, value) if inner else value
+    return paper.replace(**out) if isinstance(paper, Settings) else out
+
+
+def _has_entry(setting, name: str) -> bool:
+    return name in ({f.name for f in fields(setting)} if is_dataclass(setting) else setting)
+
+
+def _with_entry(setting, name: str, value):
+    """A dict or dataclass setting with one entry changed."""
+    if is_dataclass(setting):
+        return replace(setting, **{name: value})
+    return dict(setting) | {name: value}
 
 
 def _check(name: str, value, types, allow_none: bool = False):
@@ -121,4 +134,4 @@ def setup(notebook: str, profile: str | None = "auto", seed: int = 0, device: st
                   stamp=SAMPLE_STAMP.format(profile=resolved) if uses_sample(resolved) else None)
     chosen = (settings or {}).get(resolved, {})
     return Run(notebook, resolved, seed, dev, str(data_root) if data_root else None, out, force, progress,
-               dict(chosen), executor, device)
+               chosen if isinstance(chosen, Settings) else dict(chosen), executor, device)

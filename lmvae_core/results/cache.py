@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -43,8 +44,14 @@ def source_hash(package: Path = PACKAGE) -> str:
     return h.hexdigest()[:16]
 
 
+def jsonable(value):
+    """How a key's value that JSON does not know is written: a mapping (a notebook's Settings) as its entries, so
+    that the key reads and hashes as the dict it replaced; anything else as its str."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
 def config_key(config: dict) -> str:
-    text = json.dumps({"config": config, "code": source_hash()}, sort_keys=True, default=str)
+    text = json.dumps({"config": config, "code": source_hash()}, sort_keys=True, default=jsonable)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -111,7 +118,7 @@ def _write(file: Path, config: dict, result) -> None:
     # atomic_write uses a unique temporary name (mkstemp): parallel workers may write the same entry (a
     # shared classifier) at once, and the last rename wins with a complete file.
     atomic_write(file, lambda tmp: torch.save(result, tmp))
-    write_text(file.with_suffix(".json"), json.dumps(config, indent=1, sort_keys=True, default=str))
+    write_text(file.with_suffix(".json"), json.dumps(config, indent=1, sort_keys=True, default=jsonable))
     shutil.rmtree(partial_dir(file), ignore_errors=True)  # the run's checkpoints: its result is kept now
 
 
