@@ -20,7 +20,7 @@ from lmvae_core.experiments import benchmark as bench_exp
 from lmvae_core.experiments import binarized as bin_exp
 from lmvae_core.experiments import lgm as lgm_exp
 from lmvae_core.experiments import lmvae as lmvae_exp
-from lmvae_core.experiments import mixture_of_vaes as moe_exp
+from lmvae_core.papers.mixture_of_vaes import experiments as moe_exp, settings as moe_settings
 from lmvae_core.experiments import ocm as ocm_exp
 from lmvae_core.experiments.ocm_claims import TRAIN_IMAGES as OCM_TRAIN_IMAGES
 from lmvae_core.training.classifier import epochs_for
@@ -103,7 +103,7 @@ def calibration(c: Counter, spec) -> None:
 
 # ---- 00 ----------------------------------------------------------------------------------------------------------
 def count_00(s: dict | None = None) -> list[Job]:
-    s = s or moe_exp.SETTINGS["paper"]
+    s = s or moe_settings.SETTINGS["paper"]
     c = Counter("00_mixture_of_vaes")
     h, z, b, k = (s["hidden"],), s["latent"], s["batch"], s["n_experts"]
     moe = kind("moe", f"MoE-VAE {k} experts 784-{s['hidden']}-{z} + manager, batch {b}", n_experts=k,
@@ -462,7 +462,7 @@ def count_05(s: dict | None = None) -> list[Job]:
 # half-budget rule): the experiment module's `half_budget` (05: `half_settings`, the methods whose half runs feed
 # claims). The counter counts the whole notebook again at those settings, an upper estimate: the half runs repeat
 # only what feeds the claims, and share calibration and classifiers with the full run.
-HALF_SETTINGS = {"00_mixture_of_vaes": (moe_exp, moe_exp.half_budget), "01_lmvae": (lmvae_exp, lmvae_exp.half_budget),
+HALF_SETTINGS = {"00_mixture_of_vaes": (moe_settings, moe_settings.half_budget), "01_lmvae": (lmvae_exp, lmvae_exp.half_budget),
                  "02_lifelong_generative_modeling": (lgm_exp, lgm_exp.half_budget),
                  "03_binarized_regularization": (bin_exp, bin_exp.half_budget), "04_ocm": (ocm_exp, ocm_exp.half_budget),
                  "05_benchmark": (bench_exp, bench_exp.half_settings)}

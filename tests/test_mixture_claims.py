@@ -5,14 +5,15 @@ import math
 import pytest
 import torch
 
-from lmvae_core.experiments import mixture_of_vaes as exp
+from lmvae_core.papers.mixture_of_vaes import experiments as exp
+from lmvae_core.papers.mixture_of_vaes import settings as moe_settings
 from lmvae_core.results.claims import NO_HALF, NOT_COMPARABLE, with_half_budget
 
 
 def _run(settings=None):
     from lmvae_core.experiments.common import setup
 
-    run = setup("00_mixture_of_vaes", profile="smoke", settings=exp.SETTINGS)
+    run = setup("00_mixture_of_vaes", profile="smoke", settings=moe_settings.SETTINGS)
     return run if settings is None else run.with_settings(settings)
 
 
@@ -28,25 +29,25 @@ def _inputs(accuracy=0.60, purity=0.62, none_entropy=0.1, steps_none=100):
 
 
 def test_half_budget_halves_the_training_budgets_and_nothing_else():
-    for profile, s in exp.SETTINGS.items():
-        h = exp.half_budget(s)
+    for profile, s in moe_settings.SETTINGS.items():
+        h = moe_settings.half_budget(s)
         for k in s:
-            if k in exp.BUDGET_KEYS and s[k] is not None:  # None: a budget the profile does not set
+            if k in moe_settings.BUDGET_KEYS and s[k] is not None:  # None: a budget the profile does not set
                 assert h[k] == max(1, s[k] // 2), (profile, k)
             else:
                 assert h[k] == s[k], (profile, k)  # networks, data, seeds, evaluation and the calibration unchanged
-        assert s == exp.SETTINGS[profile]  # the profile's settings are not modified in place
+        assert s == moe_settings.SETTINGS[profile]  # the profile's settings are not modified in place
         assert type(h) is type(s)  # still typed
-    quick, half = exp.SETTINGS["quick"], exp.half_budget(exp.SETTINGS["quick"])
+    quick, half = moe_settings.SETTINGS["quick"], moe_settings.half_budget(moe_settings.SETTINGS["quick"])
     assert (half["epochs"], half["ablation_epochs"]) == (5, 2)
     # Fashion-MNIST: 34 epochs on the 16,825 offline images, 17 at half the budget; 10 and 5 on the full split
-    assert [exp.epochs_for(s, "fashion", 16_825) for s in (quick, half)] == [34, 17]
-    assert [exp.epochs_for(s, "fashion", 60_000) for s in (quick, half)] == [10, 5]
+    assert [moe_settings.epochs_for(s, "fashion", 16_825) for s in (quick, half)] == [34, 17]
+    assert [moe_settings.epochs_for(s, "fashion", 60_000) for s in (quick, half)] == [10, 5]
 
 
 def test_half_run_claims_match_by_text_and_carry_their_own_halved_schedule():
-    s = exp.SETTINGS["smoke"] | {"epochs": 4, "fashion_images": 12_000, "ablation_epochs": 2}  # sample: 2,000
-    run, half = _run(s), _run(exp.half_budget(s))
+    s = moe_settings.SETTINGS["smoke"] | {"epochs": 4, "fashion_images": 12_000, "ablation_epochs": 2}  # sample: 2,000
+    run, half = _run(s), _run(moe_settings.half_budget(s))
     full = exp.claims(run, *_inputs(), calibrated=True)
     # other values in the half run (the claim texts hold no run-dependent number), no mixture prior there
     results, ablation, _ = _inputs(accuracy=0.52, purity=0.6, none_entropy=0.3)
@@ -96,7 +97,7 @@ def test_classifier_is_judged_against_the_kmeans_baselines_without_compute():
 
 def test_mixture_prior_keeps_the_gmm_initialisation_apart_from_the_trained_model():
     from lmvae_core.data import DataConfig
-    from lmvae_core.experiments import mixture_prior as prior
+    from lmvae_core.papers.mixture_of_vaes import prior
     from lmvae_core.models.vae import VAEConfig
     from lmvae_core.training.loop import TrainConfig
 
@@ -116,21 +117,21 @@ def test_mixture_prior_keeps_the_gmm_initialisation_apart_from_the_trained_model
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
 def test_fashion_budget_in_images_sets_its_epochs_and_mnist_keeps_its_own(profile):
-    s = exp.SETTINGS[profile]
-    assert exp.epochs_for(s, "mnist", 60_000) == s["epochs"]
+    s = moe_settings.SETTINGS[profile]
+    assert moe_settings.epochs_for(s, "mnist", 60_000) == s["epochs"]
     if s["fashion_images"] is not None:
-        assert exp.epochs_for(s, "fashion", 16_825) * 16_825 == pytest.approx(s["fashion_images"], rel=0.02)
+        assert moe_settings.epochs_for(s, "fashion", 16_825) * 16_825 == pytest.approx(s["fashion_images"], rel=0.02)
     else:
-        assert exp.epochs_for(s, "fashion", 16_825) == s["epochs"]
+        assert moe_settings.epochs_for(s, "fashion", 16_825) == s["epochs"]
 
 
 def test_half_results_train_at_half_the_epochs_and_keep_the_full_runs_baselines():
-    s = exp.SETTINGS["smoke"] | {"datasets": ("mnist",), "epochs": 2, "ablation_epochs": 2, "hidden": 16,
+    s = moe_settings.SETTINGS["smoke"] | {"datasets": ("mnist",), "epochs": 2, "ablation_epochs": 2, "hidden": 16,
                                  "n_experts": 3, "ablation_seeds": (0,)}
     run = _run(s)
     baselines = {"kmeans_accuracy": 0.51, "latent_kmeans_accuracy": 0.61}
     half, res, ablation = exp.half_results(run, {"mnist": {"metrics": baselines}})
-    assert half.settings == exp.half_budget(s) and half.settings["epochs"] == 1
+    assert half.settings == moe_settings.half_budget(s) and half.settings["epochs"] == 1
     m = res["mnist"]
     assert len(m["history"]) == 1 and "iwae" not in m["metrics"]  # half the epochs; no likelihoods
     assert {k: m["metrics"][k] for k in baselines} == baselines and 0 <= m["metrics"]["accuracy"] <= 1

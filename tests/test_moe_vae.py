@@ -139,7 +139,7 @@ def _toy_prototypes(n_per=100, k=4, flip=0.08, seed=0):
 
 
 def test_fidelity_latent_kmeans_and_mog_variant_recover_toy_clusters():
-    from lmvae_core.experiments.mixture_prior import latent_kmeans, latent_means
+    from lmvae_core.papers.mixture_of_vaes.prior import latent_kmeans, latent_means
     from lmvae_core.training.loop import TrainConfig, train
 
     x, y = _toy_prototypes()
@@ -160,10 +160,11 @@ def test_fidelity_latent_kmeans_and_mog_variant_recover_toy_clusters():
 def test_fidelity_claims_judge_against_both_kmeans_baselines_with_schedules():
     """Notebook 00's claims: the classifier claim is judged against k-means on latent means (and on pixels for
     'partly'), never against GMVAE/VaDE; every claim states its schedule; the variant's bar is 0.85, labelled."""
-    from lmvae_core.experiments import mixture_of_vaes as exp
+    from lmvae_core.papers.mixture_of_vaes import experiments as exp
+    from lmvae_core.papers.mixture_of_vaes.settings import SETTINGS
     from lmvae_core.experiments.common import setup
 
-    run = setup("00_mixture_of_vaes", profile="smoke", settings=exp.SETTINGS)
+    run = setup("00_mixture_of_vaes", profile="smoke", settings=SETTINGS)
     metrics = {"accuracy": 0.60, "purity": 0.62, "kmeans_accuracy": 0.55, "latent_kmeans_accuracy": 0.59}
     results = {"mnist": {"metrics": metrics}}
     ablation = [{"balance": b, "seed": s, "usage_entropy": e, "steps": 8, "images": 1000}

@@ -155,7 +155,7 @@ def test_the_paper_count_includes_each_notebooks_half_budget_runs():
         full = [j for j in jobs if not j.what.startswith("half-budget run: ")]
         train = lambda js: sum(j.units for j in js if j.kind.train)  # noqa: E731
         assert half and 0 < train(half) <= train(full), nb
-    moe = steps_mod.moe_exp.SETTINGS["paper"]
+    moe = steps_mod.moe_settings.SETTINGS["paper"]
     jobs = steps_mod.COUNTERS["00_mixture_of_vaes"]()
     mixture = {j.what: j.units for j in jobs if "mixture on mnist" in j.what}
     assert mixture["half-budget run: mixture on mnist"] == steps_mod.steps(60_000, moe["batch"], moe["epochs"] // 2)

@@ -13,7 +13,7 @@ import pytest
 from lmvae_core.experiments import registry
 from lmvae_core.experiments.common import paper_shape
 
-MODULES = sorted({registry.get(n).module for n in registry.notebooks()})
+MODULES = sorted({registry.get(n).module_path for n in registry.notebooks()})
 # What a paper-shape run may never scale: the architecture, the likelihood, the optimiser, the samples per step,
 # the memory and component caps and the method's thresholds (a module lists an unavoidable change in
 # PAPER_SHAPE_CHANGED instead).
@@ -53,7 +53,7 @@ def _smaller(paper, shaped, path: str, skip: frozenset = frozenset()) -> list[st
 
 @pytest.mark.parametrize("module", MODULES)
 def test_paper_shape_scales_only_sizes(module):
-    m = importlib.import_module(f"lmvae_core.experiments.{module}")
+    m = importlib.import_module(module)
     changed = getattr(m, "PAPER_SHAPE_CHANGED", {})
     assert m.SETTINGS["paper-shape"] == paper_shape(m.SETTINGS["paper"], m.PAPER_SHAPE, changed)
     assert all(isinstance(why, str) and len(why) > 20 for _value, why in changed.values()), "each change says why"

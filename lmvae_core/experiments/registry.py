@@ -61,7 +61,7 @@ def gallery() -> dict[str, str]:
     return {n: nb.key_figure for n, nb in _REGISTRY.items()}
 
 
-register(Notebook("00_mixture_of_vaes", "mixture_of_vaes", "samples_per_expert_mnist.png"))
+register(Notebook("00_mixture_of_vaes", "lmvae_core.papers.mixture_of_vaes", "samples_per_expert_mnist.png"))
 register(Notebook("01_lmvae", "lmvae", "task_matrices_iwae.png"))
 register(Notebook("02_lifelong_generative_modeling", "lgm", "cumulative_nelbo_iwae.png", grid=True))
 register(Notebook("03_binarized_regularization", "binarized", "r_sweep_metrics.png", grid=True))

@@ -35,7 +35,7 @@
 # Section 5 measures how the manager routes. The model is `lmvae_core.models.MoEVAE`; its $K$ experts run in one
 # batched computation (`ExpertMixture`: `torch.func.vmap`, and on a CPU one stacked step with a hand-written
 # backward, `models/fused_stack.py`), not a Python loop. The experiments are in
-# `lmvae_core.experiments.mixture_of_vaes`; this notebook only calls them and plots.
+# `lmvae_core.papers.mixture_of_vaes`; this notebook only calls them and plots.
 
 # %% tags=["parameters"]
 import os
@@ -61,10 +61,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import mixture_of_vaes as exp
+from lmvae_core.papers.mixture_of_vaes import experiments as exp
+from lmvae_core.papers.mixture_of_vaes.settings import SETTINGS
 from lmvae_core.results import plots
 
-run = setup("00_mixture_of_vaes", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
+run = setup("00_mixture_of_vaes", profile, seed, device, data_root, out_dir, force, progress, SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)
@@ -77,7 +78,7 @@ print(S)
 # Gaussian likelihood (std 0.5) on grey images, sigmoid units, and the variance of the summed gate as its
 # balancing term (weight 0.1). The `paper` profile takes the post's widths (128 units, latent 10) and
 # schedule (100 epochs of batch 100). Where the profile sets `fashion_images`, Fashion-MNIST's mixture and plain VAE
-# train as many epochs as reach that many images seen (`exp.epochs_for`): its offline training split is smaller
+# train as many epochs as reach that many images seen (`settings.epochs_for`): its offline training split is smaller
 # than MNIST's. The table gives each dataset's epochs.
 
 # %%
@@ -212,13 +213,12 @@ display(Markdown(
 
 # %% [markdown]
 # The same measures epoch by epoch, from a separate run on full MNIST (quick networks, 5 epochs, seed 0;
-# `benchmarks/fidelity/00_mixture_ceiling.py`, its committed JSON read here):
+# `lmvae_core/papers/mixture_of_vaes/fidelity/ceiling.py`, its committed JSON read here):
 
 # %%
-import json
-from lmvae_core.paths import repo_root
+from lmvae_core.papers import evidence
 
-ceiling_json = json.loads((repo_root() / "benchmarks/fidelity/00_mixture_ceiling.json").read_text())
+ceiling_json = evidence("mixture_of_vaes", "ceiling")
 pd.DataFrame(ceiling_json["per_epoch"]).drop(columns=["seconds"]).round(3)
 
 # %% [markdown]
@@ -261,7 +261,7 @@ display(Markdown("\n".join(lines)))
 #   `sanity` the balancing term's own target, `beyond` past the post (Fashion-MNIST, which the post does not
 #   train on, and the mixture prior). Only `paper` claims count as reproductions.
 # - **half budget**: every claim the post makes is measured again in a second run with half the training epochs
-#   (`exp.half_budget`: same networks, data, seeds and evaluation; the k-means baselines are the full run's). The
+#   (`settings.half_budget`: same networks, data, seeds and evaluation; the k-means baselines are the full run's). The
 #   verdict stands only if the half-budget value gives the same verdict and moved by less than the full value's
 #   distance to the criterion; otherwise it is `not comparable: still moving`. The Fashion claim gets the same
 #   check; the sanity claim and the mixture prior do not (the latter would need its own plain VAE and mixture-prior
@@ -306,6 +306,8 @@ display(Markdown(f"Profile `{run.profile}`.\n\n" + "\n".join(lines)))
 # (`benchmarks/logs/gpu/paper_00_mixture_of_vaes/claims.csv`) is read here, with its run's record.
 
 # %%
+import json
+
 from lmvae_core.paths import benchmark_logs
 
 gpu_dir = benchmark_logs("gpu") / "paper_00_mixture_of_vaes"
@@ -337,8 +339,8 @@ gpu[[c for c in ("kind", "claim", "ours", "criterion", "verdict", "half budget",
 # - *Evaluation beyond the post.* The uniform-mixture likelihood and the best expert re-scored with an independent
 #   draw (`figures/00_mixture_of_vaes/log_likelihood.md`); how the manager routes against the experts' own
 #   lowest-loss choice (`figures/00_mixture_of_vaes/ceiling.md`, per epoch in
-#   `benchmarks/fidelity/00_mixture_ceiling.json`); the half-budget check on every claim of the post
+#   `lmvae_core/papers/mixture_of_vaes/fidelity/ceiling.json`); the half-budget check on every claim of the post
 #   (`figures/00_mixture_of_vaes/claims.md`); a calibration of the experts' architecture
 #   (`figures/00_mixture_of_vaes/calibration.md`).
 # - *Beyond the post.* The mixture prior in one latent space (section 6): `figures/00_mixture_of_vaes/beyond_the_post.md`
-#   and `benchmarks/fidelity/00_beyond_the_post.json`.
+#   and `lmvae_core/papers/mixture_of_vaes/fidelity/beyond_the_post.json`.

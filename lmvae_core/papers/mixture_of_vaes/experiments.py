@@ -6,103 +6,37 @@ means. `evaluate` also measures how the manager routes: how often its argmax is 
 and how sharp its gate is (a nearly one-hot gate on the lowest-loss expert makes sum_k p_k L_k train as hard EM over
 pixel-space likelihoods). The post's statements need a half-budget value before their verdict stands: `half_budget`
 halves the training budgets, `half_results` reruns what the claims need at that budget. The step beyond the post (a
-mixture prior in one latent space) is in `mixture_prior`."""
+mixture prior in one latent space) is in `prior`. The profiles are in `settings`."""
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from ..continual import pack, restore
-from ..data.preprocess import binarize_fixed
-from ..data.streams import DataConfig, load_split
-from ..metrics import cluster_accuracy, contingency, negative_elbo, usage_entropy
-from ..models.moe_vae import MoEVAE, MoEVAEConfig
-from ..models.vae import VAE, VAEConfig
-from ..results.cache import cached
-from ..results.claims import BEYOND, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
-from ..training.loop import TrainConfig, steps_per_epoch, train
-from . import mixture_prior as prior
-from .common import Run, paper_shape
-from .settings import Settings
+from ...continual import pack, restore
+from ...data.preprocess import binarize_fixed
+from ...data.streams import DataConfig, load_split
+from ...metrics import cluster_accuracy, contingency, negative_elbo, usage_entropy
+from ...models.moe_vae import MoEVAE, MoEVAEConfig
+from ...models.vae import VAE, VAEConfig
+from ...results.cache import cached
+from ...results.claims import BEYOND, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
+from ...training.loop import TrainConfig, steps_per_epoch, train
+from . import prior
+from ...experiments.calibration import JointVAE
+from ...experiments.common import Run
+from ...metrics.significance import mean_ci
+from .settings import epochs_for, half_budget
 
 # The post's own run (anotherdatum.com/vae-moe.html): 100 epochs of batch 100 over the 55,000 images of TensorFlow's
 # MNIST training split, experts and manager with one hidden layer of 128 units, latent 10.
 POST_IMAGES_SEEN = 100 * 55_000
 
-# `fashion_images`: the Fashion mixture's and its plain VAE's budget in images seen, as many epochs as reach it
-# (`epochs_for`): the offline Fashion-MNIST training split has 16,825 images, not 60,000, so the quick profile's 570k
-# images (about the 600k of its 10 MNIST epochs) are 34 epochs there, 10 on the full split. Without it, `epochs`.
-# `ablation_epochs` is even so that its half-budget run (`half_budget`) is exactly half.
-@dataclass(frozen=True, eq=False)
-class MixtureSettings(Settings):
-    """Notebook 00's settings for one profile."""
-    datasets: tuple[str, ...]  # the datasets each mixture is trained and scored on
-    n_experts: int  # experts of the mixture (the post's 10)
-    hidden: int  # hidden units of each expert's and the manager's one hidden layer
-    latent: int  # each expert's latent dimension
-    epochs: int  # the mixtures' and plain VAEs' epochs (where `<dataset>_images` is not set)
-    batch: int
-    iwae_k: int  # importance samples of the IWAE log-likelihoods
-    iwae_n: int  # test images they are scored on
-    ablation_seeds: tuple[int, ...]  # seeds of the balancing ablation
-    ablation_epochs: int  # its epochs (even, so that the half budget is exactly half)
-    ablation_train: int  # its training images
-    beyond_components: tuple[int, ...]  # components of the mixture prior (the step beyond the post)
-    beyond_epochs: int
-    joint: dict  # the jointly trained VAE of calibration.py (JointVAE's fields, the dataset aside)
-    fashion_images: int | None = None  # Fashion's budget in images seen (`epochs_for`); None: `epochs`
-
-
-SETTINGS = {
-    "smoke": MixtureSettings(datasets=("mnist", "fashion"), n_experts=10, hidden=64, latent=8, epochs=1, batch=128,
-                             iwae_k=10, iwae_n=200, ablation_seeds=(0, 1), ablation_epochs=1, ablation_train=1000,
-                             beyond_components=(10, 20), beyond_epochs=1,
-                             joint=dict(hidden=(64,), latent=8, epochs=1, iwae_k=10)),
-    "quick": MixtureSettings(datasets=("mnist", "fashion"), n_experts=10, hidden=256, latent=10, epochs=10,
-                             fashion_images=570_000, batch=128, iwae_k=500, iwae_n=1000, ablation_seeds=(0, 1, 2),
-                             ablation_epochs=4, ablation_train=10000, beyond_components=(10, 50), beyond_epochs=3,
-                             joint=dict(hidden=(256,), latent=10, epochs=10, iwae_k=500)),
-    # the post's widths and schedule (its likelihood, activation and balancing term differ: see the notebook)
-    "paper": MixtureSettings(datasets=("mnist", "fashion"), n_experts=10, hidden=128, latent=10, epochs=100,
-                             batch=100, iwae_k=5000, iwae_n=10000, ablation_seeds=(0, 1, 2, 3, 4), ablation_epochs=10,
-                             ablation_train=60000, beyond_components=(10, 50), beyond_epochs=20,
-                             joint=dict(hidden=(128,), latent=10, epochs=100, batch_size=100, iwae_k=5000)),
-}
-# paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). The paper sets
-# no image limit, so the mixtures and plain VAEs train one epoch on the whole sample (3,000 MNIST, 2,000 Fashion).
-def datasets_needed(s: dict) -> list[str]:
-    """The datasets notebook 00 loads under settings s (experiments/needs.py): the balancing ablation runs on MNIST."""
-    return [*s["datasets"], "mnist"]
-
-
-PAPER_SHAPE = dict(epochs=1, iwae_k=5, iwae_n=100, ablation_seeds=(0,), ablation_epochs=1, ablation_train=500,
-                   beyond_epochs=1, joint=dict(SETTINGS["paper"]["joint"], epochs=1, iwae_k=5))
-PAPER_SHAPE_CHANGED = {}
-SETTINGS["paper-shape"] = paper_shape(SETTINGS["paper"], PAPER_SHAPE, PAPER_SHAPE_CHANGED)
-# The training budgets the claims' schedules count; `half_budget` halves them and nothing else.
-BUDGET_KEYS = ("epochs", "fashion_images", "ablation_epochs", "beyond_epochs")
-
-
-def epochs_for(s: dict, dataset: str, n: int) -> int:
-    """The epochs of the mixture (and of its plain VAE) on a dataset of n training images: as many as reach
-    `<dataset>_images` images seen (at least one) where the profile sets it, else `epochs`."""
-    images = s.get(f"{dataset}_images")
-    return s["epochs"] if images is None else max(1, round(images / n))
-
-
 def train_size(run: Run, dataset: str) -> int:
     return load_split(dataset, "train", run.data()).x.shape[0]
-
-
-def half_budget(settings: dict) -> dict:
-    """The same settings with every training budget the claims count halved (at least one epoch): the mixtures'
-    epochs on each dataset, the ablation's and the mixture prior's. Networks, data, seeds and evaluation are kept,
-    so the half-budget run is the same experiment stopped at about half its schedule."""
-    return settings | {k: max(1, settings[k] // 2) for k in BUDGET_KEYS if settings.get(k) is not None}
 
 
 # Measured reference for the joint VAE: the experts' network (784-256-10) trained 10 epochs on full MNIST, as the
@@ -110,11 +44,8 @@ def half_budget(settings: dict) -> dict:
 CALIBRATION_REFERENCE = "mnist_784-256-10_10ep"
 
 
-def joint_spec(s: dict):
-    """The profile's joint VAE for calibration.py (imported here: calibration and significance pull in pandas and
-    scipy.stats, seconds at every `lmvae` start-up, which reads SETTINGS)."""
-    from .calibration import JointVAE
-
+def joint_spec(s: dict) -> JointVAE:
+    """The profile's joint VAE for calibration.py."""
     return JointVAE("mnist", **s["joint"])
 
 
@@ -249,7 +180,7 @@ def half_results(run: Run, results: dict[str, dict]) -> tuple[Run, dict[str, dic
 
 def beyond_the_post(run: Run, plain: dict, dataset: str = "mnist") -> list[dict]:
     """The mixture-prior VAE for each number of components in the profile, from the same plain VAE, beside
-    k-means with as many clusters on the same latent means (rows for a table; see `mixture_prior`)."""
+    k-means with as many clusters on the same latent means (rows for a table; see `prior`)."""
     s = run.settings
     data = run.data()
     test = load_split(dataset, "test", data)
@@ -321,8 +252,6 @@ def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: lis
     """The claims table. Claim texts hold no run-dependent number (`with_half_budget` matches them by text): the
     baselines a criterion uses go to `note`. The post's statements are `paper` claims and need a half-budget value
     (`half_results`, attached with `with_half_budget`) before their verdict stands."""
-    from ..metrics.significance import mean_ci  # here: scipy.stats costs seconds at every `lmvae` start-up
-
     s, profile = run.settings, run.profile
     mnist = results["mnist"]["metrics"]
     log_k = math.log(s["n_experts"])

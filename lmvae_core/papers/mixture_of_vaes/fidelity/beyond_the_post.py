@@ -7,8 +7,8 @@ training latent means (from k-means centres) initialises the prior of a MoGVAE w
 trains the ELBO with the mixture prior. Scored on the test set, one-to-one (Hungarian) and many-to-one, for 10
 components and for more components than classes. Pixel k-means with as many clusters is measured beside it.
 
-Run: OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/fidelity/00_beyond_the_post.py --data-root /work/data_root
-Writes benchmarks/fidelity/00_beyond_the_post.json.
+Run: OMP_NUM_THREADS=1 python -m lmvae_core.papers.mixture_of_vaes.fidelity.beyond_the_post --data-root ROOT (a
+torchvision root with full MNIST). Writes beyond_the_post.json beside this file.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 
 from lmvae_core.data.preprocess import binarize_fixed
 from lmvae_core.data.streams import DataConfig, load_split
-from lmvae_core.experiments.mixture_prior import kmeans, latent_means, scores
+from lmvae_core.papers.mixture_of_vaes.prior import kmeans, latent_means, scores
 from lmvae_core.models.mog_vae import MoGVAE, MoGVAEConfig, fit_diag_gmm
 from lmvae_core.models.vae import VAE, VAEConfig
 from lmvae_core.training.loop import TrainConfig, train
@@ -29,7 +29,7 @@ from lmvae_core.training.loop import TrainConfig, train
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-root", default="/work/data_root")
+    ap.add_argument("--data-root", required=True, help="a torchvision root with full MNIST")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--components", default="10,50,100")

@@ -14,14 +14,14 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from ..continual import pack, restore
-from ..data.preprocess import binarize_fixed
-from ..data.streams import DataConfig, load_split
-from ..metrics.clustering import cluster_accuracy, many_to_one_accuracy
-from ..models.mog_vae import MoGVAE, MoGVAEConfig, fit_diag_gmm
-from ..models.vae import VAE, VAEConfig
-from ..results.cache import cached
-from ..training.loop import TrainConfig, train
+from ...continual import pack, restore
+from ...data.preprocess import binarize_fixed
+from ...data.streams import DataConfig, load_split
+from ...metrics.clustering import cluster_accuracy, many_to_one_accuracy
+from ...models.mog_vae import MoGVAE, MoGVAEConfig, fit_diag_gmm
+from ...models.vae import VAE, VAEConfig
+from ...results.cache import cached
+from ...training.loop import TrainConfig, train
 
 
 def kmeans(points: torch.Tensor, k: int, seed: int = 0, iters: int = 50) -> tuple[np.ndarray, np.ndarray]:

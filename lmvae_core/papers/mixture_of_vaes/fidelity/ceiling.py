@@ -7,8 +7,8 @@ often the two agree, and the mean of the gate's largest probability. Beside it: 
 If the manager routes to the lowest-loss expert with a near one-hot gate and the accuracy stops moving, the loss
 sum_k p_k L_k trains as hard EM over pixel likelihoods and its accuracy is what that objective gives.
 
-Run: OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/fidelity/00_mixture_ceiling.py --data-root /work/data_root
-Writes benchmarks/fidelity/00_mixture_ceiling.json.
+Run: OMP_NUM_THREADS=1 python -m lmvae_core.papers.mixture_of_vaes.fidelity.ceiling --data-root ROOT (a torchvision
+root with full MNIST). Writes ceiling.json beside this file.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 
 from lmvae_core.data.preprocess import binarize_fixed
 from lmvae_core.data.streams import DataConfig, load_split
-from lmvae_core.experiments.mixture_of_vaes import kmeans_pixel_accuracy
+from lmvae_core.papers.mixture_of_vaes.experiments import kmeans_pixel_accuracy
 from lmvae_core.metrics.clustering import cluster_accuracy, contingency
 from lmvae_core.models.moe_vae import MoEVAE, MoEVAEConfig
 from lmvae_core.models.vae import VAEConfig
@@ -30,7 +30,7 @@ from lmvae_core.training.loop import TrainConfig, train
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-root", default="/work/data_root")
+    ap.add_argument("--data-root", required=True, help="a torchvision root with full MNIST")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
