@@ -295,9 +295,10 @@ def test_sweep_runs_every_call_that_the_tables_and_studies_then_load(tmp_path, m
 
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
     run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
-    run.settings.update(streams=("mnist",), seeds=(0, 1), cross_seeds=(), direction_seeds=(0, 1), iid_seeds=(1,),
-                        selection_seeds={"official code": (0,)}, ablation_lambda1=(), ablation_stm=(),
-                        ablation_lambda2=(), stream_limit=192, ablation_limit=192)
+    run = run.with_settings(run.settings.replace(
+        streams=("mnist",), seeds=(0, 1), cross_seeds=(), direction_seeds=(0, 1), iid_seeds=(1,),
+        selection_seeds={"official code": (0,)}, ablation_lambda1=(), ablation_stm=(), ablation_lambda2=(),
+        stream_limit=192, ablation_limit=192))
     exp.sweep(run, half=True)
     run.executor = "tcp://127.0.0.1:9"
     # the half-budget runs the claims read are cached too: the tables without the i.i.d. baselines, the two rules
@@ -330,7 +331,7 @@ def test_reservoir_baseline_matches_ocm_memory_and_steps(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
     run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
-    run.settings.update(stream_limit=640, iid_seeds=())
+    run = run.with_settings(run.settings.replace(stream_limit=640, iid_seeds=()))
     per_run, results = exp.table_runs(run, ["mnist"], ("VAE-ELBO-OCM", "VAE-ELBO-Random"))
     ocm, res = results[("mnist", "VAE-ELBO-OCM", 0)], results[("mnist", "VAE-ELBO-Random", 0)]
     assert res["memory_size"] == ocm["memory_size"] > 0

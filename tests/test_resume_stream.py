@@ -221,7 +221,7 @@ def train_then_die(self, *a, **k):
     return out
 OCMLearner.train_memory = train_then_die
 run = setup("04_ocm", "smoke", 0, "cpu", None, {out!r}, False, False, exp.SETTINGS, offline=True)
-run.settings.update(stream_limit=640)
+run = run.with_settings(run.settings.replace(stream_limit=640))
 exp.run_stream(run, "mnist", "Dynamic-ELBO-OCM", 0)
 sys.exit("not killed")
 """
@@ -234,7 +234,7 @@ def smoke_run(tmp_path, monkeypatch, cache: str, every: str):
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / cache))
     monkeypatch.setenv("LMVAE_CHECKPOINT_S", every)
     run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
-    run.settings.update(stream_limit=640)
+    run = run.with_settings(run.settings.replace(stream_limit=640))
     return exp.run_stream(run, "mnist", "Dynamic-ELBO-OCM", 0)
 
 

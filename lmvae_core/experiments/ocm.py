@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..results.tables import seed_summary
 from ..runtime import cpu_threads
 from .calibration import JointVAE, calibration_call
 from .common import Run, paper_shape
+from .settings import Settings
 
 # Splits of Table 1 and the cross-domain stream of Table 3.
 STREAMS = {"mnist": ("mnist",), "fashion": ("fashion",), "mnist_fashion": ("mnist", "fashion"),
@@ -65,19 +67,67 @@ SELECTION_VARIANTS = {
     "official code": dict(direction="similar", kernel="code", lambda1=0.35),
     "diverse": dict(direction="diverse", kernel="code", lambda1=0.9),
 }
+
+
 # The reservoir baseline (VAE-ELBO-Random) in every profile: a reservoir of the final memory size of the
 # VAE-ELBO-OCM run of its stream and seed (`random_memory` None; a number fixes the size instead: the poster's
 # reservoir holds 3.0K against OCM's 1.6-2.0K), trained for the same optimiser steps (`StepMatchedReservoir`).
+@dataclass(frozen=True, eq=False)
+class OCMSettings(Settings):
+    """Notebook 04's settings for one profile (the fields in the order of the dicts they replaced)."""
+    kernel: str  # the selection's kernel: 'poster' (Algorithm 2) | 'code' (the official code; SELECTION_VARIANTS)
+    alpha: float  # the kernel's alpha
+    per_round: int  # at most this many images enter the LTM per selection round
+    ltm_capacity: int  # the long-term memory's capacity (images)
+    batch_size: int  # images per arriving batch and per minibatch
+    direction: str  # 'similar' (Algorithm 2 and the code) | 'diverse' (a variant)
+    lambda1: float  # the selection threshold (Algorithm 2: add when the score is above it)
+    order: str  # 'paper' (Algorithm 2) | 'code' (the official code's order; models/ocm.py)
+    embed_binarized: bool  # embed a Bernoulli sample of the images (the code) instead of the grey values
+    r_reset_on_expand: bool  # after an expansion R_last is measured afresh at the next round (OCMConfig)
+    hidden: int  # units of each of the component's two hidden layers
+    latent: int  # the component's latent dimension
+    stream_limit: int | None  # training images per stream (`shares`); None: every image
+    stm_size: int  # the short-term memory's size (images)
+    epochs_per_batch: int  # passes over STM u LTM per arriving batch
+    lr: float  # Adam's learning rate
+    beta1: float  # Adam's beta1
+    train_samples: int  # samples of the ELBO in training
+    iwae_samples: int  # samples of the IWAE objective (VAE-IWVAE50-OCM)
+    r_samples: int  # IWAE samples of Dynamic-OCM's expansion signal R
+    lambda2: float  # Dynamic-OCM's expansion threshold on R
+    lambda2_cross: float  # lambda2 on the cross-domain stream
+    max_components: int  # Dynamic-OCM's component cap on split MNIST
+    max_components_other: int  # its cap on the other streams
+    eval_n: int | None  # test images of the test log-likelihood; None: every one
+    eval_k: int  # IWAE samples of the test log-likelihood
+    seeds: tuple[int, ...]  # seeds of Table 1
+    random_memory: int | None  # the reservoir's size; None: VAE-ELBO-OCM's final memory (see above)
+    cpu_threads: int | None  # torch threads of a run on a CPU (`runtime.cpu_threads`)
+    iid_seeds: tuple[int, ...]  # seeds of the i.i.d. baseline (same steps)
+    joint: JointVAE  # the network trained jointly on MNIST (calibration.py)
+    ablation_limit: int | None  # images of the ablations' MNIST stream; None: every image
+    ablation_lambda1: tuple[float, ...]  # lambda1 values of the ablation
+    ablation_lambda2: tuple[float, ...]  # lambda2 values of the ablation (Dynamic-ELBO-OCM)
+    ablation_stm: tuple[int, ...]  # STM sizes of the ablation
+    ablation_seed: int  # the ablations' seed
+    direction_seeds: tuple[int, ...]  # seeds of the selection rules' comparison (SELECTION_VARIANTS)
+    selection_seeds: dict  # {rule: seeds} for a rule that runs at other seeds than direction_seeds
+    cross_seeds: tuple[int, ...]  # seeds of Table 3 (the cross-domain stream)
+    streams: tuple[str, ...]  # Table 1's streams (STREAMS)
+    memory_study: dict  # the memory study (`memory_study_settings`): streams, seeds, lambda1s, share
+
+
 SETTINGS = {
-    "smoke": dict(_COMMON, hidden=32, latent=8, stream_limit=320, stm_size=64, epochs_per_batch=1, lr=1e-3,
-                  beta1=0.9, train_samples=1, iwae_samples=2, r_samples=4,
-                  lambda2=10.0, lambda2_cross=10.0, max_components=3, max_components_other=3,
-                  eval_n=100, eval_k=10, seeds=(0,), random_memory=None, cpu_threads=1, iid_seeds=(0,),
-                  joint=JointVAE("mnist", (16,), 4, epochs=1, iwae_k=10, train_limit=500, test_limit=100),
-                  ablation_limit=320, ablation_lambda1=(0.8,), ablation_lambda2=(30.0,),
-                  ablation_stm=(128,), ablation_seed=0, direction_seeds=(0,), selection_seeds={}, cross_seeds=(0,),
-                  streams=("mnist", "fashion", "mnist_fashion"),
-                  memory_study=dict(streams=("mnist",), seeds=(0,), lambda1s=(0.8,), share=None)),
+    "smoke": OCMSettings(**_COMMON, hidden=32, latent=8, stream_limit=320, stm_size=64, epochs_per_batch=1,
+                         lr=1e-3, beta1=0.9, train_samples=1, iwae_samples=2, r_samples=4,
+                         lambda2=10.0, lambda2_cross=10.0, max_components=3, max_components_other=3,
+                         eval_n=100, eval_k=10, seeds=(0,), random_memory=None, cpu_threads=1, iid_seeds=(0,),
+                         joint=JointVAE("mnist", (16,), 4, epochs=1, iwae_k=10, train_limit=500, test_limit=100),
+                         ablation_limit=320, ablation_lambda1=(0.8,), ablation_lambda2=(30.0,),
+                         ablation_stm=(128,), ablation_seed=0, direction_seeds=(0,), selection_seeds={},
+                         cross_seeds=(0,), streams=("mnist", "fashion", "mnist_fashion"),
+                         memory_study=dict(streams=("mnist",), seeds=(0,), lambda1s=(0.8,), share=None)),
     # quick (issue 13's floor): 20,000 images per stream (`shares`: split MNIST-Fashion 10,000 + 10,000, the
     # cross-domain stream 8,180 + 8,180 + Omniglot's 3,630; class-balanced within each dataset), STM 512 as the
     # paper, 1 pass over STM u LTM per arriving batch instead of 100, lr 1e-3 instead of 1e-4, a 1-sample ELBO and
@@ -99,25 +149,25 @@ SETTINGS = {
     # stream with as many passes per arriving batch as reach 10.5% of the official steps (about 163k): split MNIST
     # at lambda1 = 0.6 and 0.8, split Fashion at 0.6; the half-budget runs halve the passes. In the paper profile
     # the study is the main runs (Table 1's seed 0 and the lambda1 ablation), with the same cache keys.
-    "quick": dict(_COMMON, hidden=200, latent=50, stream_limit=20000, stm_size=512, epochs_per_batch=1, lr=1e-3,
-                  beta1=0.9, train_samples=1, iwae_samples=5, r_samples=1,
-                  lambda2=50.0, lambda2_cross=50.0, max_components=5, max_components_other=5,
-                  eval_n=500, eval_k=50, seeds=(0, 1, 2), random_memory=None, cpu_threads=1, iid_seeds=(0,),
-                  joint=JOINT,
-                  ablation_limit=5000, ablation_lambda1=(0.4, 0.8), ablation_lambda2=(25.0, 100.0),
-                  ablation_stm=(256, 768), ablation_seed=0, direction_seeds=(0, 1, 2),
-                  selection_seeds={"official code": (0,)}, cross_seeds=(0, 1, 2),
-                  streams=("mnist", "fashion", "mnist_fashion"),
-                  memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.8,), share=0.105)),
-    "paper": dict(_COMMON, hidden=200, latent=50, stream_limit=None, stm_size=512, epochs_per_batch=100, lr=1e-4,
-                  beta1=0.5, train_samples=50, iwae_samples=50, r_samples=1000,
-                  lambda2=10.0, lambda2_cross=0.5, max_components=30, max_components_other=10,
-                  eval_n=None, eval_k=1000, seeds=(0, 1, 2), random_memory=None, cpu_threads=None,
-                  iid_seeds=(0, 1, 2), joint=JOINT,
-                  ablation_limit=None, ablation_lambda1=(0.4, 0.5, 0.7, 0.8), ablation_lambda2=(5.0, 20.0, 30.0),
-                  ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2), selection_seeds={},
-                  cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion"),
-                  memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None)),
+    "quick": OCMSettings(**_COMMON, hidden=200, latent=50, stream_limit=20000, stm_size=512, epochs_per_batch=1,
+                         lr=1e-3, beta1=0.9, train_samples=1, iwae_samples=5, r_samples=1,
+                         lambda2=50.0, lambda2_cross=50.0, max_components=5, max_components_other=5,
+                         eval_n=500, eval_k=50, seeds=(0, 1, 2), random_memory=None, cpu_threads=1, iid_seeds=(0,),
+                         joint=JOINT,
+                         ablation_limit=5000, ablation_lambda1=(0.4, 0.8), ablation_lambda2=(25.0, 100.0),
+                         ablation_stm=(256, 768), ablation_seed=0, direction_seeds=(0, 1, 2),
+                         selection_seeds={"official code": (0,)}, cross_seeds=(0, 1, 2),
+                         streams=("mnist", "fashion", "mnist_fashion"),
+                         memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.8,), share=0.105)),
+    "paper": OCMSettings(**_COMMON, hidden=200, latent=50, stream_limit=None, stm_size=512, epochs_per_batch=100,
+                         lr=1e-4, beta1=0.5, train_samples=50, iwae_samples=50, r_samples=1000,
+                         lambda2=10.0, lambda2_cross=0.5, max_components=30, max_components_other=10,
+                         eval_n=None, eval_k=1000, seeds=(0, 1, 2), random_memory=None, cpu_threads=None,
+                         iid_seeds=(0, 1, 2), joint=JOINT,
+                         ablation_limit=None, ablation_lambda1=(0.4, 0.5, 0.7, 0.8), ablation_lambda2=(5.0, 20.0, 30.0),
+                         ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2), selection_seeds={},
+                         cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion"),
+                         memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None)),
 }
 
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): 192 images
@@ -183,7 +233,7 @@ def official_steps(n_train: int = 60_000, batch_size: int = 64, stm_size: int = 
     return steps
 
 
-def memory_study_settings(run: Run, stream: str) -> dict:
+def memory_study_settings(run: Run, stream: str) -> Mapping:
     """The settings of the memory study on a stream (the LTM's class coverage and lambda1's effect on the memory's
     size): the profile's own where its `memory_study` sets no `share`, else every training image of the stream
     with as many passes over STM u LTM per arriving batch as reach `share` of the official code's steps for a
@@ -193,11 +243,11 @@ def memory_study_settings(run: Run, stream: str) -> dict:
     s = run.settings
     study = s["memory_study"]
     if study.get("share") is None:
-        return dict(s)
+        return s | {}  # the profile's own (a copy where they are a dict)
     n_images = len(load_stream(run, stream, None)[0])
     per_pass = official_steps(n_images, s["batch_size"], s["stm_size"], s["per_round"], s["ltm_capacity"], 1)
     passes = math.ceil(study["share"] * official_steps(TRAIN_IMAGES["mnist"]) / max(1, per_pass))
-    return dict(s) | {"stream_limit": None, "epochs_per_batch": passes}
+    return s | {"stream_limit": None, "epochs_per_batch": passes}
 
 
 def shares(limit: int | None, available: list[int]) -> list[int | None]:
@@ -462,20 +512,18 @@ def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None, iid: bool 
     return pd.DataFrame(rows), results
 
 
-def half_budget(settings: dict) -> dict:
+def half_budget(settings: Mapping) -> Mapping:
     """The same settings at about half the training budget the claims' schedule counts (optimiser steps): half
     the passes over STM u LTM per arriving batch where there is more than one (paper: 100 -> 50), else half the
     stream (quick: 20,000 -> 10,000 images per stream, the ablations' 5,000 -> 2,500; class-balanced as before,
     so each class keeps half its images). Model, memory rules, evaluation, seeds and data are unchanged."""
-    s = dict(settings)
+    s = settings
     if s["epochs_per_batch"] > 1:
-        s["epochs_per_batch"] = max(1, round(s["epochs_per_batch"] / 2))
-    else:
-        for k in ("stream_limit", "ablation_limit"):
-            if s[k] is None:  # a whole dataset at one pass: no halving of the stream is defined
-                raise ValueError(f"half_budget needs {k} or epochs_per_batch > 1 to halve")
-            s[k] = max(s["batch_size"], s[k] // 2)
-    return s
+        return s | {"epochs_per_batch": max(1, round(s["epochs_per_batch"] / 2))}
+    for k in ("stream_limit", "ablation_limit"):
+        if s[k] is None:  # a whole dataset at one pass: no halving of the stream is defined
+            raise ValueError(f"half_budget needs {k} or epochs_per_batch > 1 to halve")
+    return s | {k: max(s["batch_size"], s[k] // 2) for k in ("stream_limit", "ablation_limit")}
 
 
 def half_budget_how(settings: dict) -> str:
