@@ -34,7 +34,7 @@ def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[flo
     os.environ["LMVAE_CACHE"] = str(cache)
     run = setup("05_benchmark", "quick", out_dir=str(cache / "out"), progress=True, settings=B.SETTINGS,
                 executor=executor)
-    run.settings.update(streams=tuple(streams), seeds=tuple(seeds))
+    run = run.with_settings(run.settings.replace(streams=tuple(streams), seeds=tuple(seeds)))
     # rows expected; offline cells of the task-free stream reuse split MNIST's runs (fewer calls than rows)
     n = len(B.grid_cells(run.settings))
     computed = len(B.grid_calls(run))

@@ -262,7 +262,7 @@ def test_fidelity_sweep_trains_seeds_as_one_ensemble():
     from lmvae_core.training.ensemble import train_ensemble
 
     run = setup("03_binarized_regularization", "smoke", 4, "cpu", settings=exp.SETTINGS, progress=False)
-    run.settings.update(sweep_train=256, hidden=16, latent=3, batch=64)
+    run = run.with_settings(run.settings.replace(sweep_train=256, hidden=16, latent=3, batch=64))
     out = exp.fit_model(run, "mnist", "VAE", 0.5)
     assert out["seeds"] == [4, 5, 6] and len(out["members"]) == 3 and len(out["history"]) == 3
     x = load_split("mnist", "train", run.data(train_limit=256)).x
@@ -451,10 +451,11 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     fid_mod = importlib.import_module("lmvae_core.training.classifier")
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path))
     run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
-    run.settings.update(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),
-                        collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=240, seeds=2, eval_n=50,
-                        iwae_k=5, probe_n=100, fid_n=50, clf_n=300, cal_k=5, cal_test=50, cl_rs=(0.0,),
-                        cl_seeds=1, cl_train_limit=240, cl_eval_n=20, cl_k=5)
+    run = run.with_settings(run.settings.replace(
+        datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),
+        collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=240, seeds=2, eval_n=50, iwae_k=5, probe_n=100,
+        fid_n=50, clf_n=300, cal_k=5, cal_test=50, cl_rs=(0.0,), cl_seeds=1, cl_train_limit=240, cl_eval_n=20,
+        cl_k=5))
     run.force = True
     grid = exp.train_all(run)
     assert not grid.failures and len(grid.calls) == 1 + 1 + 2 * (4 + 1)  # the sweep and replay, also at half budget
@@ -487,7 +488,8 @@ def test_overhead_times_both_models_through_autograd_and_the_fused_plain_beside(
     from lmvae_core.models import fused_vae
 
     run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
-    run.settings.update(objectives=("VAE",), hidden=16, latent=3, sweep_train=256, overhead_steps=2, overhead_rounds=2)
+    run = run.with_settings(run.settings.replace(objectives=("VAE",), hidden=16, latent=3, sweep_train=256,
+                                                 overhead_steps=2, overhead_rounds=2))
     paths, step = [], rexp.train_step
 
     def watched(loss, batch, opt):

@@ -88,7 +88,7 @@ def test_smoke_grid_on_dask_scheduler_and_worker_processes(dask_cluster, tmp_pat
     assert len(worker_pids) == 1 and os.getpid() not in worker_pids
     run = setup("05_benchmark", "smoke", device="cpu", out_dir=str(tmp_path / "out"), progress=False,
                 settings=B.SETTINGS, executor=address)
-    run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE"))
+    run = run.with_settings(run.settings.replace(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE")))
     calls = B.grid_calls(run)
     assert len(calls) == 2
     t0 = time.time()

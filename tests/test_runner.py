@@ -194,8 +194,8 @@ def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
         run = setup("05_benchmark", "smoke", device="cpu", out_dir=str(tmp_path / "out"), progress=False,
                     settings=B.SETTINGS, executor=executor)
         # a fixed subset of the smoke grid: split MNIST, four kinds of learner (two runs per worker)
-        run.settings.update(streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-ELBO-OCM"))
-        return run
+        return run.with_settings(run.settings.replace(
+            streams=("split_mnist",), methods=("Fine-tune VAE", "Replay VAE", "L-MVAE", "VAE-ELBO-OCM")))
 
     serial_run = smoke_run(None, "serial")
     serial = run_grid(B.grid_calls(serial_run), None, progress=False)
@@ -264,7 +264,7 @@ def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
     run = setup("05_benchmark", "smoke", out_dir=str(tmp_path / "out"), progress=False, settings=B.SETTINGS,
                 executor="local:2")
-    run.settings.update(streams=("split_mnist", "taskfree_mnist"))
+    run = run.with_settings(run.settings.replace(streams=("split_mnist", "taskfree_mnist")))
     stages = []
     monkeypatch.setattr(BF, "run_grid", lambda calls, *a, **k: stages.append([c.name for c in calls]))
     extra = Call("toy", {"x": 1}, int)

@@ -60,12 +60,9 @@ def test_a_cache_key_reads_settings_as_the_dict_they_replaced():
     assert config_key({"settings": T, "seed": 0}) == config_key({"settings": dict(T), "seed": 0})
 
 
-def test_typed_notebooks_have_one_settings_class_for_every_profile():
-    typed = 0
+def test_every_notebook_has_one_settings_class_for_every_profile():
     for nb in notebooks():
         settings = experiment_module(nb).SETTINGS
         kinds = {type(s) for s in settings.values()}
-        if any(issubclass(k, Settings) for k in kinds):
-            typed += 1
-            assert len(kinds) == 1, nb  # paper-shape included
-    assert typed >= 1
+        assert len(kinds) == 1 and issubclass(kinds.pop(), Settings), nb  # paper-shape included
+        assert {"smoke", "paper-shape", "quick", "paper"} <= set(settings), nb

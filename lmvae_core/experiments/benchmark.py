@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -49,6 +49,7 @@ from .benchmark_features import (classifier_calls, classifier_name, classifier_s
                                  feature_calls, features_all, stream_classifier, stream_features,
                                  train_classifiers_first)
 from .common import Run, paper_shape
+from .settings import Settings
 
 METHOD_NAMES = ("Fine-tune VAE", "Joint VAE", "Replay VAE", "Replay BinarizedVAE", "LGM", "L-MVAE", "VAE-ELBO-OCM",
                 "Dynamic-OCM", "Offline MoE-VAE")
@@ -73,14 +74,55 @@ def trained_on(stream_name: str, method: str) -> str:
 # the 'diverse' rule at 0.9 of earlier results is a variant compared in notebook 04
 _OCM = dict(kernel="poster", alpha=10.0, direction="similar", lambda1=0.6, beta1=0.9, train_samples=1,
             r_reset_on_expand=True)
+
+
+@dataclass(frozen=True, eq=False)
+class BenchmarkSettings(Settings):
+    """Notebook 05's settings for one profile."""
+    streams: tuple[str, ...]  # the benchmark streams (STREAM_TITLES)
+    methods: tuple[str, ...]  # the methods (METHODS' names)
+    seeds: tuple[int, ...]
+    train_per_task: int | None  # training images per task (None: all)
+    test_per_task: int  # test images per task
+    hidden: int  # hidden width of every VAE and expert (one hidden layer)
+    latent: int
+    epochs: int  # epochs per task (a stream's `stream_epochs` entry replaces it there)
+    batch: int
+    lr: float
+    iwae_k: int  # importance samples of the IWAE log-likelihoods
+    n_generated: int  # generated images of FID and fitting capacity
+    # the feature classifier trains on clf_train_per_task images per task (None: all, so that it reaches its
+    # accuracy floor, metrics/fid.py) for max(clf_epochs, clf_min_passes / images) epochs
+    clf_epochs: int
+    clf_min_passes: int
+    clf_train_per_task: int | None
+    # fitting capacity trains on fc_images generated images (None: full-size), early-stopped within fc_max_epochs,
+    # and its real ceiling on as many real images
+    fc_max_epochs: int
+    fc_images: int | None
+    calibration: dict  # the schedule of the jointly trained 784-hidden-latent VAE on MNIST that checks the code
+    lmvae_experts: int  # L-MVAE's experts
+    reuse_threshold: float | None  # L-MVAE's reuse threshold (None: never reuse)
+    moe_experts: int  # the offline MoE-VAE's experts
+    lgm_gamma: float  # LGM's gamma_c
+    binarized_r: float  # the Replay BinarizedVAE's r
+    ocm: dict  # OCMConfig's settings of both OCM methods
+    stream_epochs: dict | None = None  # epochs per task on the streams named (`epochs_on`); None: `epochs`
+    # below 1 only in `half_budget`'s runs: the share of each task's passes (epochs x steps), and of the online
+    # stream's one pass
+    budget_fraction: float = 1.0
+    online_fraction: float = 1.0
+
+
 SETTINGS = {
-    "smoke": dict(streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0,), train_per_task=100,
-                  test_per_task=20, hidden=32, latent=8, epochs=1, batch=64, lr=1e-3, iwae_k=5, n_generated=100,
-                  clf_epochs=1, clf_min_passes=0, clf_train_per_task=100, fc_max_epochs=3, fc_images=None,
-                  calibration=dict(epochs=2, iwae_k=5, train_limit=500, test_limit=100), lmvae_experts=2,
-                  reuse_threshold=None, moe_experts=3, lgm_gamma=1.0, binarized_r=0.5,
-                  ocm=dict(_OCM, stm_size=32, ltm_capacity=64, per_round=8, epochs_per_batch=1, batch_size=32,
-                           lr=1e-3, r_samples=4, lambda2=10.0, max_components=3)),
+    "smoke": BenchmarkSettings(
+        streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0,), train_per_task=100, test_per_task=20,
+        hidden=32, latent=8, epochs=1, batch=64, lr=1e-3, iwae_k=5, n_generated=100, clf_epochs=1, clf_min_passes=0,
+        clf_train_per_task=100, fc_max_epochs=3, fc_images=None,
+        calibration=dict(epochs=2, iwae_k=5, train_limit=500, test_limit=100), lmvae_experts=2, reuse_threshold=None,
+        moe_experts=3, lgm_gamma=1.0, binarized_r=0.5,
+        ocm=dict(_OCM, stm_size=32, ltm_capacity=64, per_round=8, epochs_per_batch=1, batch_size=32, lr=1e-3,
+                 r_samples=4, lambda2=10.0, max_components=3)),
     # quick (CPU, one thread per Dask worker; issue 13): all training images of each task (Fashion-MNIST: the
     # 16,825 offline images), 784-200-20 networks, 2 epochs per task at batch 64 (10% of the paper profile's 20),
     # IWAE k=50 on 200 test images per task, FID on 500 generated images, fitting capacity on 10,000, 3 seeds;
@@ -92,28 +134,25 @@ SETTINGS = {
     # - Dynamic-OCM's expansion signal R on a 1-sample bound (paper: IWAE-1000): at 5 samples R took 132 of its
     #   232 s of training (split MNIST, seed 0); at 1 sample, the same expansions (after batches 4 and 8) and
     #   -149.13 against -148.92 nats.
-    "quick": dict(streams=("split_mnist", "split_fashion", "taskfree_mnist"), methods=METHOD_NAMES, seeds=(0, 1, 2),
-                  train_per_task=None, test_per_task=200, hidden=200, latent=20, epochs=2,
-                  stream_epochs={"split_mnist": 4, "split_fashion": 8}, batch=64, lr=1e-3,
-                  iwae_k=50, n_generated=500, clf_epochs=3, clf_min_passes=150_000, clf_train_per_task=None,
-                  fc_max_epochs=30, fc_images=10_000, lmvae_experts=2, calibration=dict(epochs=10, iwae_k=500),
-                  reuse_threshold=None, moe_experts=5, lgm_gamma=1.0, binarized_r=0.5,
-                  ocm=dict(_OCM, stm_size=128, ltm_capacity=512, per_round=14, epochs_per_batch=1, batch_size=64,
-                           lr=1e-3, r_samples=1, lambda2=50.0, max_components=3)),
+    "quick": BenchmarkSettings(
+        streams=("split_mnist", "split_fashion", "taskfree_mnist"), methods=METHOD_NAMES, seeds=(0, 1, 2),
+        train_per_task=None, test_per_task=200, hidden=200, latent=20, epochs=2,
+        stream_epochs={"split_mnist": 4, "split_fashion": 8}, batch=64, lr=1e-3, iwae_k=50, n_generated=500,
+        clf_epochs=3, clf_min_passes=150_000, clf_train_per_task=None, fc_max_epochs=30, fc_images=10_000,
+        lmvae_experts=2, calibration=dict(epochs=10, iwae_k=500), reuse_threshold=None, moe_experts=5, lgm_gamma=1.0,
+        binarized_r=0.5,
+        ocm=dict(_OCM, stm_size=128, ltm_capacity=512, per_round=14, epochs_per_batch=1, batch_size=64, lr=1e-3,
+                 r_samples=1, lambda2=50.0, max_components=3)),
     # paper (GPU): full data, the OCM/IWAE network 784-200-200-50 per VAE/expert (one hidden width here),
     # 20 epochs per task, IWAE k=1000 on up to 2000 test images per task, 5 seeds, OCM's 100 passes per batch.
-    # Every profile: the feature classifier trains on clf_train_per_task images per task (None: all, so that it
-    # reaches its accuracy floor, metrics/fid.py) for max(clf_epochs, clf_min_passes / images) epochs; fitting
-    # capacity trains on fc_images generated images (None: full-size), early-stopped within fc_max_epochs, and
-    # its real ceiling on as many real images. `calibration`: the schedule of the jointly trained
-    # 784-hidden-latent VAE on MNIST that checks the code against its reference.
-    "paper": dict(streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0, 1, 2, 3, 4), train_per_task=None,
-                  test_per_task=2000, hidden=200, latent=50, epochs=20, batch=64, lr=1e-3, iwae_k=1000,
-                  n_generated=10000, clf_epochs=5, clf_min_passes=300_000, clf_train_per_task=None, fc_max_epochs=50,
-                  fc_images=None, lmvae_experts=2, calibration=dict(epochs=20, iwae_k=500), reuse_threshold=None,
-                  moe_experts=10, lgm_gamma=1.0, binarized_r=0.5,
-                  ocm=dict(_OCM, stm_size=512, ltm_capacity=2560, per_round=14, epochs_per_batch=100,
-                           batch_size=64, lr=1e-4, r_samples=1000, lambda2=10.0, max_components=30)),
+    "paper": BenchmarkSettings(
+        streams=tuple(STREAM_TITLES), methods=METHOD_NAMES, seeds=(0, 1, 2, 3, 4), train_per_task=None,
+        test_per_task=2000, hidden=200, latent=50, epochs=20, batch=64, lr=1e-3, iwae_k=1000, n_generated=10000,
+        clf_epochs=5, clf_min_passes=300_000, clf_train_per_task=None, fc_max_epochs=50, fc_images=None,
+        lmvae_experts=2, calibration=dict(epochs=20, iwae_k=500), reuse_threshold=None, moe_experts=10, lgm_gamma=1.0,
+        binarized_r=0.5,
+        ocm=dict(_OCM, stm_size=512, ltm_capacity=2560, per_round=14, epochs_per_batch=100, batch_size=64, lr=1e-4,
+                 r_samples=1000, lambda2=10.0, max_components=30)),
 }
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): 52 images per
 # task (260 per 5-task stream: two rounds of the STM below), 2 epochs per task and 4 OCM passes per arriving batch
@@ -175,7 +214,7 @@ def budget(s: dict, stream: BenchStream, method: str, seed: int) -> Budget:
     caps the steps per task at that share of the passes, counted on the largest task a learner is handed."""
     online = stream.online and method not in OFFLINE
     epochs = 1 if online else epochs_on(s, stream.name)
-    fraction = s.get("online_fraction", 1.0) if online else s.get("budget_fraction", 1.0)
+    fraction = s["online_fraction" if online else "budget_fraction"]
     max_steps = None
     if fraction < 1.0:
         sizes = [len(t.train_x) for t in stream.tasks]
@@ -197,17 +236,17 @@ def half_budget(s: dict) -> dict:
     networks, evaluation) unchanged: half the epochs per task (an odd count keeps its epochs and halves the steps
     of each, `budget_fraction`), half the online stream's one pass (`online_fraction`) and half OCM's passes over
     memory per arriving batch (one pass stays one)."""
-    out = dict(s)
+    changes = {}
     epochs = [s["epochs"], *(s.get("stream_epochs") or {}).values()]
-    if all(e >= 2 and e % 2 == 0 for e in epochs) and s.get("budget_fraction", 1.0) == 1.0:
-        out["epochs"] = s["epochs"] // 2
+    if all(e >= 2 and e % 2 == 0 for e in epochs) and s["budget_fraction"] == 1.0:
+        changes["epochs"] = s["epochs"] // 2
         if s.get("stream_epochs"):
-            out["stream_epochs"] = {k: v // 2 for k, v in s["stream_epochs"].items()}
+            changes["stream_epochs"] = {k: v // 2 for k, v in s["stream_epochs"].items()}
     else:
-        out["budget_fraction"] = s.get("budget_fraction", 1.0) / 2
-    out["online_fraction"] = s.get("online_fraction", 1.0) / 2
-    out["ocm"] = dict(s["ocm"], epochs_per_batch=max(1, s["ocm"]["epochs_per_batch"] // 2))
-    return out
+        changes["budget_fraction"] = s["budget_fraction"] / 2
+    changes["online_fraction"] = s["online_fraction"] / 2
+    changes["ocm"] = dict(s["ocm"], epochs_per_batch=max(1, s["ocm"]["epochs_per_batch"] // 2))
+    return s | changes
 
 
 def half_settings(s: dict) -> dict:
@@ -327,6 +366,6 @@ def run_all(run: Run, progress: Callable[[str], None] | None = None) -> list[dic
 
 
 # ---- claims, calibration and schedules: benchmark_claims.py ----------------------------------------------------
-from .benchmark_claims import (calibration, calibration_spec, claims, epochs_on, features_frame, ocm_schedule,  # noqa: E402,F401
-                               schedule)
+from .benchmark_claims import (calibration, calibration_spec, claims, epochs_on, features_frame,  # noqa: E402,F401
+                               ocm_schedule, schedule)
 from .calibration import calibration_call, calibration_frame  # noqa: E402,F401

@@ -70,7 +70,7 @@ def schedule(s: dict, stream: str, n_train: int | None = None) -> Schedule:
     A budget fraction (benchmark.half_budget) scales the passes."""
     per_task = n_train / TASKS[stream] if n_train else (s["train_per_task"] or FULL_TASK_IMAGES[stream])
     online = stream == "taskfree_mnist"
-    passes = s.get("online_fraction", 1.0) if online else epochs_on(s, stream) * s.get("budget_fraction", 1.0)
+    passes = s["online_fraction"] if online else epochs_on(s, stream) * s["budget_fraction"]
     return Schedule(per_task * passes, FULL_TASK_IMAGES[stream] * (1 if online else PAPER_EPOCHS),
                     "real image passes per task", MIN_FRACTION)
 

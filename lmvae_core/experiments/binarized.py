@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -28,6 +28,7 @@ from .binarized_claims import claims  # noqa: F401  (re-exported: the notebook's
 from .calibration import JointVAE, calibrate, calibration_frame, fit_joint_vae  # noqa: F401  (re-exported)
 from .calibration import calibration_call as shared_calibration_call
 from .common import Run, paper_shape
+from .settings import Settings
 
 # The official code (zizhao-hu/BVAE, engine.py) takes |KL - C| of the KL summed over a batch of 64, with C = 10
 # and the result times beta = 10: per image that is 10 |mean KL - 10/64|. The per-image C is 0.156 nats, not 10
@@ -53,16 +54,52 @@ BUDGET_KEYS = {"epochs": "sweep_train", "cl_epochs": "cl_train_limit"}
 # seeds: members of each ensemble (train_ensemble: one stacked computation). collapse_*: a posterior-collapse
 # regime (latent 50, with the beta-VAE's beta = 10 > 1) on the first dataset. cal_*: the joint VAE of the notebook's
 # architecture against a measured reference (experiments/calibration.py; None: none exists, the row is never met).
+@dataclass(frozen=True, eq=False)
+class BinarizedSettings(Settings):
+    """Notebook 03's settings for one profile."""
+    datasets: tuple[str, ...]  # the r sweep's datasets (the collapse regime runs on the first)
+    objectives: tuple[str, ...]  # OBJECTIVES of the main sweep
+    rs: tuple[float, ...]  # the r sweep
+    main_r: float  # the r the claims compare against r = 0
+    hidden: int  # hidden units of the MLP encoder and decoder
+    latent: int
+    epochs: int  # the sweep's epochs per model (half_budget halves them)
+    batch: int
+    sweep_train: int | None  # the sweep's training images (None: all)
+    eval_n: int  # test images each model is evaluated on
+    iwae_k: int  # importance samples of the IWAE log-likelihood
+    probe_n: int  # training images of the linear probe on the latent means
+    fid_n: int  # generated (and test) images of the FID
+    clf_n: int | None  # the feature classifier's training images (None: all)
+    clf_epochs: int  # the feature classifier's epochs, at least clf_min_passes image passes (`epochs_for`)
+    clf_min_passes: int
+    seeds: int  # members of each ensemble (one stacked computation)
+    collapse_latent: int  # the posterior-collapse regime's latent dimension
+    collapse_objectives: tuple[str, ...]  # its objectives
+    collapse_rs: tuple[float, ...]  # its r values
+    overhead_steps: int  # training steps per timed block of the overhead measurement
+    overhead_rounds: int  # its timed blocks (after one warm-up block)
+    cal_k: int  # IWAE samples of the calibration's joint VAE
+    cal_test: int | None  # its test images (None: all)
+    cal_ref: str | None  # its measured reference (None: none exists, the row is never met)
+    cl_rs: tuple[float, ...]  # the r values of the generative-replay runs (split MNIST)
+    cl_train_limit: int | None  # their training images (None: all)
+    cl_epochs: int  # their epochs per task (half_budget halves them)
+    cl_eval_n: int  # test images per task they are evaluated on
+    cl_k: int  # their IWAE samples
+    cl_seeds: int  # their seeds
+    mc_samples: int  # Monte Carlo samples of the mixture KL that checks the bound
+
+
 SETTINGS = {
     # smoke: one epoch, so half_budget halves the training images: 240 of the committed sample's 250 (24 per
     # class, class-balanced), so that half of it is 12 per class.
-    "smoke": dict(datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.5, 1.0), main_r=0.5,
-                  hidden=64, latent=8, epochs=1, batch=128, sweep_train=240, eval_n=200, iwae_k=10,
-                  probe_n=500, fid_n=200, clf_n=1000, clf_epochs=1, clf_min_passes=0, seeds=3,
-                  collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5),
-                  overhead_steps=10, overhead_rounds=2, cal_k=10, cal_test=200, cal_ref=None,
-                  cl_rs=(0.0, 0.5), cl_train_limit=240, cl_epochs=1, cl_eval_n=50, cl_k=10, cl_seeds=3,
-                  mc_samples=200),
+    "smoke": BinarizedSettings(
+        datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.5, 1.0), main_r=0.5, hidden=64,
+        latent=8, epochs=1, batch=128, sweep_train=240, eval_n=200, iwae_k=10, probe_n=500, fid_n=200, clf_n=1000,
+        clf_epochs=1, clf_min_passes=0, seeds=3, collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"),
+        collapse_rs=(0.0, 0.5), overhead_steps=10, overhead_rounds=2, cal_k=10, cal_test=200, cal_ref=None,
+        cl_rs=(0.0, 0.5), cl_train_limit=240, cl_epochs=1, cl_eval_n=50, cl_k=10, cl_seeds=3, mc_samples=200),
     # quick: the claims on 2 CPU cores (executor 'local'). The r sweep trains on full MNIST for 10 epochs (600k
     # images, a quarter of 40 x 60,000), the calibration reference's own schedule (784-256-20, 10 epochs, IWAE-500 on
     # all 10,000 test images); replay on full split MNIST, 10 epochs per task; r = 0 against the main r = 0.5.
@@ -75,23 +112,23 @@ SETTINGS = {
     # benchmarks/fidelity/03_capacity.json), Fashion-MNIST and its classifier, r in {1, 2}, the VAE in the collapse
     # regime (none of its units had collapsed at r = 0 after 2 epochs, 03_collapse.json). run_info.json records the
     # measured cold time.
-    "quick": dict(datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), main_r=0.5,
-                  hidden=256, latent=20, epochs=10, batch=128, sweep_train=None, eval_n=500, iwae_k=100,
-                  probe_n=5000, fid_n=1000, clf_n=None, clf_epochs=3, clf_min_passes=150_000, seeds=8,
-                  collapse_latent=50, collapse_objectives=("beta-VAE",), collapse_rs=(0.0, 0.5),
-                  overhead_steps=10, overhead_rounds=10, cal_k=500, cal_test=None, cal_ref="mnist_784-256-20_10ep",
-                  cl_rs=(0.0, 0.5), cl_train_limit=None, cl_epochs=10, cl_eval_n=300, cl_k=50, cl_seeds=3,
-                  mc_samples=2000),
+    "quick": BinarizedSettings(
+        datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), main_r=0.5, hidden=256, latent=20, epochs=10,
+        batch=128, sweep_train=None, eval_n=500, iwae_k=100, probe_n=5000, fid_n=1000, clf_n=None, clf_epochs=3,
+        clf_min_passes=150_000, seeds=8, collapse_latent=50, collapse_objectives=("beta-VAE",),
+        collapse_rs=(0.0, 0.5), overhead_steps=10, overhead_rounds=10, cal_k=500, cal_test=None,
+        cal_ref="mnist_784-256-20_10ep", cl_rs=(0.0, 0.5), cl_train_limit=None, cl_epochs=10, cl_eval_n=300, cl_k=50,
+        cl_seeds=3, mc_samples=2000),
     # The paper: latent 32, Adam 1e-3, 40 epochs, batch 64, r sweep {0, 0.1, 1, 2} plus the main r = 0.5.
     # Its CelebA conv network is not used (CelebA is not available offline); MNIST/Fashion use an MLP. No reference
     # was measured for 784-400-32: the 784-200-20 one (10 epochs) is the floor its larger, longer run must reach.
-    "paper": dict(datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.1, 0.5, 1.0, 2.0),
-                  main_r=0.5, hidden=400, latent=32, epochs=40, batch=64, sweep_train=None, eval_n=10000,
-                  iwae_k=5000, probe_n=60000, fid_n=10000, clf_n=None, clf_epochs=5, clf_min_passes=300_000, seeds=3,
-                  collapse_latent=50, collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5, 1.0, 2.0),
-                  overhead_steps=50, overhead_rounds=10, cal_k=500, cal_test=None, cal_ref="mnist_784-200-20_10ep",
-                  cl_rs=(0.0, 0.5, 1.0), cl_train_limit=None, cl_epochs=20, cl_eval_n=2000, cl_k=1000, cl_seeds=3,
-                  mc_samples=10000),
+    "paper": BinarizedSettings(
+        datasets=("mnist", "fashion"), objectives=tuple(OBJECTIVES), rs=(0.0, 0.1, 0.5, 1.0, 2.0), main_r=0.5,
+        hidden=400, latent=32, epochs=40, batch=64, sweep_train=None, eval_n=10000, iwae_k=5000, probe_n=60000,
+        fid_n=10000, clf_n=None, clf_epochs=5, clf_min_passes=300_000, seeds=3, collapse_latent=50,
+        collapse_objectives=("VAE", "beta-VAE"), collapse_rs=(0.0, 0.5, 1.0, 2.0), overhead_steps=50,
+        overhead_rounds=10, cal_k=500, cal_test=None, cal_ref="mnist_784-200-20_10ep", cl_rs=(0.0, 0.5, 1.0),
+        cl_train_limit=None, cl_epochs=20, cl_eval_n=2000, cl_k=1000, cl_seeds=3, mc_samples=10000),
 }
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). Two epochs, so
 # that half_budget halves the epochs as in the paper (one epoch would take smoke's path: halving the image limits).
@@ -118,16 +155,16 @@ def half_budget(settings: dict) -> dict:
     sweep's `epochs`, replay's `cl_epochs` per task). A one-epoch run cannot halve its epochs, so it halves its
     training images instead (`sweep_train`, `cl_train_limit`; such a run needs a limit). Evaluation, seeds, the
     classifier and every other setting stay as they are."""
-    out = dict(settings)
+    changes = {}
     for epochs_key, limit_key in BUDGET_KEYS.items():
         epochs = int(settings[epochs_key])
         if epochs >= 2:
-            out[epochs_key] = round(epochs / 2)
+            changes[epochs_key] = round(epochs / 2)
         elif settings.get(limit_key):
-            out[limit_key] = max(1, int(settings[limit_key]) // 2)
+            changes[limit_key] = max(1, int(settings[limit_key]) // 2)
         else:
             raise ValueError(f"cannot halve one epoch over all training images: set {limit_key}")
-    return out
+    return settings | changes
 
 
 def seeds_of(run: Run, n: int | None = None) -> list[int]:
@@ -430,5 +467,3 @@ def bound_check(run: Run, model: BinarizedVAE, dataset: str, n: int = 200) -> di
             "mc_stderr": float(se.mean()), "gap_min": float((bound - exact).min()),
             "mc_violations_3se": int((mc > bound + 3 * se).sum()), "quadrature_violations": int((exact > bound + 1e-4).sum()),
             "n": n}
-
-

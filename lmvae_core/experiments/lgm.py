@@ -14,7 +14,7 @@ of the samples that belong to the last task's classes. The claims are in `lgm_cl
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -31,33 +31,72 @@ from ..results.runner import Call, GridRun
 from ..runtime import cpu_threads
 from .calibration import JointVAE, calibrate
 from .common import Run, paper_shape
+from .settings import Settings
 
 METHOD_LABELS = {"lgm": "LGM (replay + consistency)", "replay": "replay only (gamma_c=0)", "naive": "naive sequential",
                  "ewc": "EWC", "full": "full data (upper bound)"}
 
+
+@dataclass(frozen=True, eq=False)
+class LGMSettings(Settings):
+    """Notebook 02's settings for one profile."""
+    datasets: tuple[str, ...]  # the split (class-incremental) streams' datasets
+    methods: tuple[str, ...]  # the methods run on them (METHOD_LABELS)
+    hidden: tuple[int, ...]  # the LGM's hidden layers
+    latent: int  # its continuous latent dimension
+    epochs: int  # passes over each task's real data (`budget`)
+    batch: int  # real rows per step
+    ewc_gamma: float  # EWC's penalty weight
+    fisher_samples: int  # images of EWC's Fisher estimate
+    iwae_k: int  # importance samples of the IWAE bound
+    iwae_n: int  # cumulative test images it is scored on (a class-balanced subset)
+    fid_n: int  # samples and real test images of each FID
+    fid_train: int | None  # the feature classifier's training images (None: all)
+    fid_epochs: int  # its epochs (at least clf_min_passes image passes)
+    clf_min_passes: int
+    gammas: tuple[float, ...]  # gamma_c values of the ablation
+    ablation_dataset: str  # its split stream
+    perm_tasks: int  # tasks of permuted MNIST
+    perm_train: int  # its training images per task
+    perm_test: int  # its test images per task
+    perm_methods: tuple[str, ...]  # the methods run on it
+    seeds: tuple[int, ...]
+    sample_n: int  # prior samples whose classes are counted after the last task
+    pass_rate: float  # a sample counts for a class when the classifier is as sure as on this share of real images
+    joint: JointVAE  # the jointly trained VAE of calibration.py
+    study: dict | None  # the regulariser study's overrides of these settings (`study_settings`; None: none)
+    lr: float = 1e-3  # Adam's learning rate
+    max_steps: int | None = None  # at most this many steps per task (None: no cap)
+    task_share: float = 1.0  # the share of each task's steps a run gets (below 1 only in `half_budget`'s runs)
+    eval_every_task: bool = True  # False: evaluate after the last task only (the study)
+
+
 SETTINGS = {
-    "smoke": dict(datasets=("mnist",), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(32,),
-                  latent=4, epochs=1, max_steps=3, batch=50, ewc_gamma=10.0, fisher_samples=16, iwae_k=4, iwae_n=50,
-                  fid_n=150, fid_train=1000, fid_epochs=1, clf_min_passes=0, gammas=(0.0, 1.0),
-                  ablation_dataset="mnist",
-                  perm_tasks=2, perm_train=300, perm_test=100, perm_methods=("lgm", "naive"), seeds=(0,),
-                  sample_n=200, pass_rate=0.95, study=dict(seeds=(0, 1), methods=("lgm", "replay", "ewc")),
-                  joint=JointVAE("mnist", (32,), 4, epochs=1, batch_size=50, iwae_k=4, test_limit=100)),
-    "quick": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(200,),
-                  latent=20, epochs=1, max_steps=None, batch=64, lr=2e-3, ewc_gamma=10.0, fisher_samples=128,
-                  iwae_k=50, iwae_n=500, fid_n=500, fid_train=None, fid_epochs=3,
-                  clf_min_passes=150_000, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
-                  perm_tasks=5, perm_train=12000, perm_test=1000, perm_methods=("lgm", "replay", "naive"),
-                  seeds=(0, 1, 2), sample_n=1000, pass_rate=0.95, joint=JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500),
-                  study=dict(epochs=5, seeds=tuple(range(8)), methods=("lgm", "replay", "ewc"), gammas=(0.0, 1.0, 10.0),
-                             eval_every_task=False)),
-    "paper": dict(datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"),
-                  hidden=(512, 512), latent=40, epochs=50, batch=300, ewc_gamma=10.0, fisher_samples=1024,
-                  iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=None, fid_epochs=5, clf_min_passes=300_000,
-                  gammas=(0.0, 0.1, 1.0, 10.0), ablation_dataset="mnist", perm_tasks=5, perm_train=60000,
-                  perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
-                  sample_n=5000, pass_rate=0.95, joint=JointVAE("mnist", (512, 512), 40, epochs=10, iwae_k=5000),
-                  study=dict(methods=("lgm", "replay", "ewc"))),
+    "smoke": LGMSettings(
+        datasets=("mnist",), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(32,),
+        latent=4, epochs=1, max_steps=3, batch=50, ewc_gamma=10.0, fisher_samples=16, iwae_k=4, iwae_n=50,
+        fid_n=150, fid_train=1000, fid_epochs=1, clf_min_passes=0, gammas=(0.0, 1.0),
+        ablation_dataset="mnist",
+        perm_tasks=2, perm_train=300, perm_test=100, perm_methods=("lgm", "naive"), seeds=(0,),
+        sample_n=200, pass_rate=0.95, study=dict(seeds=(0, 1), methods=("lgm", "replay", "ewc")),
+        joint=JointVAE("mnist", (32,), 4, epochs=1, batch_size=50, iwae_k=4, test_limit=100)),
+    "quick": LGMSettings(
+        datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"), hidden=(200,),
+        latent=20, epochs=1, max_steps=None, batch=64, lr=2e-3, ewc_gamma=10.0, fisher_samples=128,
+        iwae_k=50, iwae_n=500, fid_n=500, fid_train=None, fid_epochs=3,
+        clf_min_passes=150_000, gammas=(0.0, 1.0, 10.0), ablation_dataset="mnist",
+        perm_tasks=5, perm_train=12000, perm_test=1000, perm_methods=("lgm", "replay", "naive"),
+        seeds=(0, 1, 2), sample_n=1000, pass_rate=0.95, joint=JointVAE("mnist", (200,), 20, epochs=10, iwae_k=500),
+        study=dict(epochs=5, seeds=tuple(range(8)), methods=("lgm", "replay", "ewc"), gammas=(0.0, 1.0, 10.0),
+                   eval_every_task=False)),
+    "paper": LGMSettings(
+        datasets=("mnist", "fashion"), methods=("lgm", "replay", "naive", "ewc", "full"),
+        hidden=(512, 512), latent=40, epochs=50, batch=300, ewc_gamma=10.0, fisher_samples=1024,
+        iwae_k=5000, iwae_n=2000, fid_n=5000, fid_train=None, fid_epochs=5, clf_min_passes=300_000,
+        gammas=(0.0, 0.1, 1.0, 10.0), ablation_dataset="mnist", perm_tasks=5, perm_train=60000,
+        perm_test=10000, perm_methods=("lgm", "replay", "naive", "ewc", "full"), seeds=(0, 1, 2),
+        sample_n=5000, pass_rate=0.95, joint=JointVAE("mnist", (512, 512), 40, epochs=10, iwae_k=5000),
+        study=dict(methods=("lgm", "replay", "ewc"))),
 }
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`). The split
 # streams take the whole sample (the paper has no image limit): one batch of 300 per task and epoch. Two epochs, so
@@ -99,7 +138,7 @@ def budget(s: dict, stream: TaskStream | None = None) -> Budget:
     the steps per task at that share of the stream's mean steps per task (one cap for every task of the
     stream, as the driver takes one budget: tasks of unequal size get slightly unequal shares; the claims'
     schedules count the real images each task actually got)."""
-    max_steps, share = s.get("max_steps"), s.get("task_share", 1.0)
+    max_steps, share = s["max_steps"], s["task_share"]
     if share < 1.0:
         if stream is None:
             raise ValueError("a budget with task_share < 1 needs the stream (its tasks' sizes)")
@@ -115,23 +154,21 @@ def study_settings(s: dict) -> dict:
     per task, 8 seeds: at 1 epoch and 3 seeds the replay-minus-LGM interval spanned 0 on both datasets) and
     evaluates only after the last task, which is all its claims read; paper's study is its main runs (the same
     cache keys)."""
-    return dict(s) | dict(s.get("study") or {}) | {"study": None}
+    return s | dict(s.get("study") or {}) | {"study": None}
 
 
 def half_budget(s: dict) -> dict:
     """The settings with the real data per task halved and nothing else changed (networks, evaluation, seeds,
     data, classifier): half the epochs when there are two or more (and half of a `max_steps` cap with them),
     else half of a `max_steps` cap, else (one full epoch) half of each task's steps through `task_share`."""
-    out = dict(s)
+    max_steps = s["max_steps"]
     if s["epochs"] >= 2:
-        out["epochs"] = s["epochs"] // 2
-        if s.get("max_steps") is not None:
-            out["max_steps"] = max(1, s["max_steps"] // 2)
-    elif s.get("max_steps") is not None:
-        out["max_steps"] = max(1, s["max_steps"] // 2)
+        changes = {"epochs": s["epochs"] // 2} | ({} if max_steps is None else {"max_steps": max(1, max_steps // 2)})
+    elif max_steps is not None:
+        changes = {"max_steps": max(1, max_steps // 2)}
     else:
-        out["task_share"] = 0.5 * s.get("task_share", 1.0)
-    return out
+        changes = {"task_share": 0.5 * s["task_share"]}
+    return s | changes
 
 
 def split_stream(run: Run, dataset: str) -> TaskStream:
@@ -232,10 +269,10 @@ def method_call(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.
     stream = stream if stream is not None else _stream(run, kind)
     mcfg, lcfg, _ = _configs(run, stream, method, gamma_c)
     eval_keys = {k: s[k] for k in ("iwae_k", "iwae_n", "fid_n", "sample_n", "pass_rate")} | {"version": EVAL_VERSION}
-    if not s.get("eval_every_task", True):
+    if not s["eval_every_task"]:
         eval_keys["every_task"] = False  # only then: the keys of runs evaluated after every task stay as they were
     key = {"stream": stream.name, "sizes": [len(t.train) for t in stream], "model": asdict(mcfg),
-           "lifelong": asdict(lcfg), "budget": asdict(budget(s, stream)), "lr": s.get("lr", 1e-3), "seed": seed,
+           "lifelong": asdict(lcfg), "budget": asdict(budget(s, stream)), "lr": s["lr"], "seed": seed,
            "data": asdict(_stream_data(run, kind)) | {"device": None}, "eval": eval_keys,
            "classifier": _clf_key(run, _clf_dataset(kind))}
     cell = {"stream": kind, "method": method, "seed": seed} | (
@@ -254,13 +291,13 @@ def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0
     log = []
 
     def on_boundary(t, learner):
-        if not s.get("eval_every_task", True) and t < len(stream) - 1:
+        if not s["eval_every_task"] and t < len(stream) - 1:
             return  # the study reads only the final evaluation
         log.append(evaluate(learner.student, learner.teacher, stream, tests, t, s, classifier, seed + 7 * t))
 
     with cpu_threads(1, run.device):
         torch.manual_seed(seed)
-        learner = LGMLearner(mcfg, lcfg, gamma_c=gamma_c, seed=seed, device=run.device, lr=s.get("lr", 1e-3),
+        learner = LGMLearner(mcfg, lcfg, gamma_c=gamma_c, seed=seed, device=run.device, lr=s["lr"],
                              progress=run.progress)
         result = run_stream(learner, stream, budget(s, stream), on_boundary)
         model = learner.student
