@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from lmvae_core.experiments import benchmark as bench_exp
 from lmvae_core.experiments import binarized as bin_exp
 from lmvae_core.experiments import lgm as lgm_exp
-from lmvae_core.experiments import lmvae as lmvae_exp
+from lmvae_core.papers.lmvae import experiments as lmvae_exp, settings as lmvae_settings
 from lmvae_core.papers.mixture_of_vaes import experiments as moe_exp, settings as moe_settings
 from lmvae_core.experiments import ocm as ocm_exp
 from lmvae_core.experiments.ocm_claims import TRAIN_IMAGES as OCM_TRAIN_IMAGES
@@ -170,7 +170,7 @@ def lmvae_stream(c: Counter, s: dict, what: str, names, n_experts: int, epochs: 
 
 
 def count_01(s: dict | None = None) -> list[Job]:
-    s = s or lmvae_exp.SETTINGS["paper"]
+    s = s or lmvae_settings.SETTINGS["paper"]
     c = Counter("01_lmvae")
     seq, e, k, n_ev = list(s["sequence"]), s["epochs"], s["iwae_k"], s["eval_n"]
     probe = lambda epochs: s["probe_epochs"] or epochs  # noqa: E731  (model_config's rule)
@@ -429,7 +429,8 @@ def count_05(s: dict | None = None) -> list[Job]:
                         if method == "L-MVAE":
                             trainable = trainable or 1
                             kd = lmvae_kind(dict(arch="mlp", size=None, latent=z, hidden=s["hidden"],
-                                                 likelihood="bernoulli", gaussian_std=0.1, batch=b), trainable)
+                                                 likelihood="bernoulli", gaussian_std=0.1, batch=b,
+                                                 channels=(32, 64)), trainable)  # channels: unused by an MLP
                             trainable -= 1
                         elif method == "LGM":
                             kd = lgm_kind(dict(hidden=h, latent=z, batch=b), t > 0, s["lgm_gamma"])
@@ -462,7 +463,8 @@ def count_05(s: dict | None = None) -> list[Job]:
 # half-budget rule): the experiment module's `half_budget` (05: `half_settings`, the methods whose half runs feed
 # claims). The counter counts the whole notebook again at those settings, an upper estimate: the half runs repeat
 # only what feeds the claims, and share calibration and classifiers with the full run.
-HALF_SETTINGS = {"00_mixture_of_vaes": (moe_settings, moe_settings.half_budget), "01_lmvae": (lmvae_exp, lmvae_exp.half_budget),
+HALF_SETTINGS = {"00_mixture_of_vaes": (moe_settings, moe_settings.half_budget),
+                 "01_lmvae": (lmvae_settings, lmvae_settings.half_budget),
                  "02_lifelong_generative_modeling": (lgm_exp, lgm_exp.half_budget),
                  "03_binarized_regularization": (bin_exp, bin_exp.half_budget), "04_ocm": (ocm_exp, ocm_exp.half_budget),
                  "05_benchmark": (bench_exp, bench_exp.half_settings)}

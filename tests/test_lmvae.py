@@ -189,7 +189,8 @@ def test_fidelity_growth_rule_symmetric(mnist_kmnist_experts):
 def test_fidelity_paper_likelihood_matches_official_loss():
     """The official loss is sum (x - mean)^2 + KL: -log p(x|z) must be that squared error up to a constant,
     i.e. a Gaussian of variance 1/2 (std 0.1 weighted the reconstruction 50x more)."""
-    from lmvae_core.experiments.lmvae import SETTINGS, expert_config
+    from lmvae_core.papers.lmvae.experiments import expert_config
+    from lmvae_core.papers.lmvae.settings import SETTINGS
     from lmvae_core.models.likelihoods import log_likelihood
 
     cfg = expert_config(SETTINGS["paper"])
@@ -307,7 +308,7 @@ SPENT = {"L-MVAE": {"steps": 4808.0, "images": 614_600.0, "probe steps": 1036.0,
 
 def seed_rows(per_seed: dict[int, dict]) -> list[dict]:
     """seed_rows() of the main sequence from {seed: {'lm_f', 'ft_f', 'lm_ll', 'joint_ll', 'acc'}}."""
-    from lmvae_core.experiments.lmvae import METRICS
+    from lmvae_core.papers.lmvae.experiments import METRICS
 
     rows = []
     for seed, v in per_seed.items():
@@ -324,9 +325,9 @@ def seed_rows(per_seed: dict[int, dict]) -> list[dict]:
 def lmvae_claims_for(rows, profile, ll, images=None, cost=COST, spent=SPENT, half=True):
     """Notebook 01's claims from fixed measurements; half=True: with the same values as their half-budget values
     (a value that has stopped moving), so that the paper claims can be decided."""
-    from lmvae_core.experiments import lmvae_claims
+    from lmvae_core.papers.lmvae import claims as lmvae_claims
     from lmvae_core.experiments.calibration import Calibration
-    from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.papers.lmvae.settings import SETTINGS
     from lmvae_core.results.claims import with_half_budget
 
     s = SETTINGS[profile]
@@ -470,7 +471,7 @@ def test_lmvae_quick_profile_judges_its_claims():
     """Quick: all training images, the calibration trained exactly as one task of the profile (same epochs, images,
     batch and network as the experts) and on its reference's own schedule (10 epochs), and three seeds for the
     claims that compare methods."""
-    from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.papers.lmvae.settings import SETTINGS
 
     for profile in ("quick", "paper"):
         s = SETTINGS[profile]
@@ -487,7 +488,7 @@ def test_lmvae_half_budget_halves_the_epochs_the_schedules_count_and_nothing_els
     """half_budget() halves the epochs per task of the main sequence, the growth runs and the hard pair (what the
     claims' schedules count), exactly in quick (even epochs), and leaves data, networks, seeds and evaluation alone;
     a profile of one epoch keeps it."""
-    from lmvae_core.experiments.lmvae import BUDGET_KEYS, SETTINGS, half_budget
+    from lmvae_core.papers.lmvae.settings import BUDGET_KEYS, SETTINGS, half_budget
 
     q = SETTINGS["quick"]
     h = half_budget(q)
@@ -503,11 +504,11 @@ def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
     """The main sequence and its baselines train once per seed (each cached on its own); the per-seed rows pair
     the methods by seed, and the summary gives each metric's mean and interval over the seeds."""
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
-    from lmvae_core.experiments import lmvae as exp
+    from lmvae_core.papers.lmvae import experiments as exp, settings as exp_settings
     from lmvae_core.experiments.common import Run
     from lmvae_core.results.writers import Outputs
 
-    s = dict(exp.SETTINGS["smoke"], train_limit=300, eval_n=50, n_seeds=3, probe=32)
+    s = exp_settings.SETTINGS["smoke"] | dict(train_limit=300, eval_n=50, n_seeds=3, probe=32)
     run = Run("01_lmvae", "smoke", 5, torch.device("cpu"), None, Outputs(tmp_path / "out"), progress=False,
               settings=s)
     main = exp.main_sequence(run)
@@ -524,7 +525,7 @@ def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
     assert summary["fine-tuned VAE"][exp.METRICS[2]] == pytest.approx(sum(finals) / 3)
     assert summary["fine-tuned VAE"][f"{exp.METRICS[2]} 95% CI"] != "n/a"
     # the schedules count the images the run really trains on (epochs x the smallest task's images)
-    from lmvae_core.experiments import lmvae_claims
+    from lmvae_core.papers.lmvae import claims as lmvae_claims
 
     images = lmvae_claims.schedules(run)
     assert images["main"] == s["epochs"] * 300
@@ -539,16 +540,16 @@ def test_lmvae_main_sequence_runs_once_per_seed(tmp_path, monkeypatch):
     assert spent["L-MVAE"]["images"] == pytest.approx(300.0 * sum(trained) / 3)
     assert spent["L-MVAE"]["probe images"] == pytest.approx(spent["L-MVAE"]["probe steps"] * s["batch"])
     # the half-budget run's schedules count its own, halved, epochs
-    double = run.with_settings(dict(s, epochs=4, growth_epochs=2, hard_epochs=2))
-    assert lmvae_claims.schedules(double.with_settings(exp.half_budget(double.settings)))["main"] == 2 * 300
+    double = run.with_settings(s | dict(epochs=4, growth_epochs=2, hard_epochs=2))
+    assert lmvae_claims.schedules(double.with_settings(exp_settings.half_budget(double.settings)))["main"] == 2 * 300
 
 
 def test_lmvae_count_claims_decide_on_their_criterion():
     """The growth claims count experts (whole numbers): a count on the criterion that the half-budget run shares
     decides; a repeat that added an expert at half the budget makes the verdict wait."""
-    from lmvae_core.experiments import lmvae_claims
+    from lmvae_core.papers.lmvae import claims as lmvae_claims
     from lmvae_core.experiments.calibration import Calibration
-    from lmvae_core.experiments.lmvae import SETTINGS
+    from lmvae_core.papers.lmvae.settings import SETTINGS
     from lmvae_core.results.claims import with_half_budget
 
     s = SETTINGS["quick"]

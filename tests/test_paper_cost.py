@@ -63,7 +63,7 @@ def test_notebook_00_counts_by_hand():
 
 def test_lmvae_stream_trains_fewer_experts_each_task_and_probes_after_the_first():
     s = dict(arch="mlp", size=None, latent=2, hidden=8, likelihood="bernoulli", gaussian_std=0.1, batch=20_000,
-             probe=64)
+             channels=(32, 64), probe=64)
     c = steps_mod.Counter("t")
     steps_mod.lmvae_stream(c, s, "run", ["mnist", "fashion", "kmnist", "mnist"], n_experts=2, epochs=1,
                            probe_epochs=1, threshold=0.1)

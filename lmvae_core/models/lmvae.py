@@ -16,7 +16,7 @@ training any expert, and nothing is added) when its error is within (1 + reuse_t
 - rule 'ratio' (the first version, kept for comparison): the reference is the expert's error on its own task.
   That rule is asymmetric: it compares how complex two domains are, not how new one is. An expert of a complex
   domain reconstructs a simpler new domain better than its own, so the ratio is below 1 and the new domain
-  reuses it at any threshold >= 0. Measured (benchmarks/fidelity/01_growth_selection.json: 784-256-20 experts,
+  reuses it at any threshold >= 0. Measured (lmvae_core/papers/lmvae/fidelity/growth_selection.json: 784-256-20 experts,
   800 steps each, full test sets): a KMNIST expert scores 0.73 on MNIST and 0.81 on Fashion, so both would reuse
   it, although it reconstructs MNIST with error 27.7 against 14.2 for an MNIST expert. The probe rule, with a
   probe as long as an expert's training, scores repeats 0.99-1.06 and every new domain 1.65-4.63, in both
@@ -50,7 +50,7 @@ class LMVAEConfig:
     n_experts: int = 2  # experts allocated at the start (the code: 4 or 10; growth adds more when needed)
     # reuse an assigned expert i if err_i(new) <= (1 + reuse_threshold) * reference; None: never reuse (the code)
     # 0.1: reuse when an assigned expert is within 10% of what a probe of the task's length reaches (measured:
-    # repeats score 0.99-1.06, new domains >= 1.65; benchmarks/fidelity/01_growth_selection.json)
+    # repeats score 0.99-1.06, new domains >= 1.65; lmvae_core/papers/lmvae/fidelity/growth_selection.json)
     reuse_threshold: float | None = 0.1
     # reference of the test: 'probe' (a briefly trained probe expert's error on the new data) | 'ratio' (expert
     # i's error on its own task: the first, asymmetric rule, kept for comparison)

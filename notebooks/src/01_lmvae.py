@@ -44,8 +44,8 @@
 # Each claim says what it is (a statement of the paper, a derived consequence, or true by construction), is measured
 # again at half its training budget, and records both sides' training for every comparison; the settings cell
 # below states this run's schedule. The model is `lmvae_core.models.lmvae.LMVAE`, its per-task procedure
-# `lmvae_core.continual.lmvae`; the experiments are in `lmvae_core.experiments.lmvae` (and `lmvae_growth`,
-# `lmvae_selection`, `lmvae_claims`). This notebook only calls them and plots.
+# `lmvae_core.continual.lmvae`; the paper's settings, experiments and claims are the package `lmvae_core.papers.lmvae`
+# (`settings`, `experiments`, `growth`, `selection`, `claims`). This notebook only calls them and plots.
 
 # %% tags=["parameters"]
 import os
@@ -71,13 +71,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import lmvae as exp
-from lmvae_core.experiments import lmvae_claims, lmvae_growth, lmvae_selection
+from lmvae_core.papers.lmvae import experiments as exp
+from lmvae_core.papers.lmvae import claims as lmvae_claims, growth as lmvae_growth, selection as lmvae_selection
+from lmvae_core.papers.lmvae.settings import BUDGET_KEYS, SETTINGS, half_budget
 from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.results import plots
 from lmvae_core.results.claims import with_half_budget
 
-run = setup("01_lmvae", profile, seed, device, data_root, out_dir, force, progress, exp.SETTINGS, offline=offline)
+run = setup("01_lmvae", profile, seed, device, data_root, out_dir, force, progress, SETTINGS, offline=offline)
 S = run.settings
 print(run)
 print(S)
@@ -197,17 +198,16 @@ display(Markdown(f"In this run (first seed), {pair_text('main', 'easy')}; {pair_
 # the column "recon error of the new domain" shows what a wrong reuse costs.
 
 # %%
-import json
-from lmvae_core.paths import repo_root
+from lmvae_core.papers import evidence
 
-fidelity = json.loads((repo_root() / "benchmarks/fidelity/01_growth_selection.json").read_text())
+fidelity = evidence("lmvae", "growth_selection")
 fid = pd.DataFrame([{"expert": p["expert"], "new domain": p["new domain"], "should reuse": p["should reuse"],
                      "old ratio score": p["old ratio score"], "probe score (probe as long as the expert)":
                      p["probe score (full)"], "probe score (a quarter as long)": p["probe score (quarter)"],
                      "old rule reuses at": p["old rule reuses at"],
                      "probe rule reuses at": p["probe rule (full) reuses at"]}
                     for p in fidelity["pairs"]])
-display(Markdown(f"**A separate measurement of both rules** (`benchmarks/fidelity/01_growth_selection.json`: "
+display(Markdown(f"**A separate measurement of both rules** (`lmvae_core/papers/lmvae/fidelity/growth_selection.json`: "
                  f"{fidelity['expert']} experts of {fidelity['steps per expert']} steps each, full test sets). "
                  "A rule is right where it reuses exactly the rows marked 'should reuse' at the default margin "
                  f"{S['threshold']} (reuse when the score is <= 1 + margin)."))
@@ -342,7 +342,7 @@ cal_table
 # %%
 claims = lmvae_claims.claims(seed_rows, sweep, turns, cost_rows, timing, cal, S, run.profile,
                              lmvae_claims.schedules(run), exp.spent(main))
-half_run = run.with_settings(exp.half_budget(S))
+half_run = run.with_settings(half_budget(S))
 H = half_run.settings
 half_main = exp.main_sequence(half_run)
 half_hard = lmvae_selection.hard_pair(half_run)
@@ -353,7 +353,7 @@ half_claims = lmvae_claims.claims(
     exp.inference_time(half_run, half_main["model"], half_main["names"]), cal, H, run.profile,
     lmvae_claims.schedules(half_run), exp.spent(half_main))
 claims = with_half_budget(claims, half_claims, how="a second run with half the epochs per task")
-display(Markdown("**Half-budget run**: " + ", ".join(f"`{k}` {S[k]} -> {H[k]}" for k in exp.BUDGET_KEYS)
+display(Markdown("**Half-budget run**: " + ", ".join(f"`{k}` {S[k]} -> {H[k]}" for k in BUDGET_KEYS)
                  + "; the same data, networks, seeds and evaluation (a profile of 1 epoch per task keeps it)."))
 table = run.out.claims(claims, run.notebook)
 display(Markdown(table.to_markdown(index=False)))
@@ -398,7 +398,7 @@ display(Markdown(
 # - *Real growth with an explicit reuse test.* The code pre-allocates its experts. Here the probe rule above decides
 #   reuse against the new data's own error scale. The 'ratio' rule (error on the new task over error on the expert's
 #   own task) measures how complex the new domain is, not how new it is; section 3 runs both rules in both orders.
-#   Measured effect: `benchmarks/fidelity/01_growth_selection.json` (full test sets), and this run's
+#   Measured effect: `lmvae_core/papers/lmvae/fidelity/growth_selection.json` (full test sets), and this run's
 #   `figures/01_lmvae/growth_directions.md` and `figures/01_lmvae/threshold_sweep.md`. The probe doubles the training
 #   of each new task; its steps are reported and counted in the comparisons' compute.
 # - *Assignment by reconstruction error* on probe images instead of the paper's assignment probability from the

@@ -14,8 +14,8 @@ reuses for A == B (the expert scored on its own domain's test set against a prob
 Selection cost: two-expert L-MVAEs (MNIST+Fashion, MNIST+KMNIST) scored on 1,000 fixed-binarised test images
 per domain with IWAE k=K: selected expert, best expert per image (same draw and re-drawn), uniform mixture.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/fidelity/01_growth_selection.py --data-root /work/data_root
-Writes benchmarks/fidelity/01_growth_selection.json.
+Usage: OMP_NUM_THREADS=1 python -m lmvae_core.papers.lmvae.fidelity.growth_selection --data-root ROOT (a torchvision
+root with full MNIST, KMNIST and Fashion-MNIST). Writes growth_selection.json beside this file.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def main() -> None:
             row["should reuse"] = a == b
             pairs.append(row)
     selection = [cost(pair, experts, test_x) for pair in (("mnist", "fashion"), ("mnist", "kmnist"))]
-    out = {"script": "benchmarks/fidelity/01_growth_selection.py", "commit": _commit(), "torch": torch.__version__,
+    out = {"script": "lmvae_core/papers/lmvae/fidelity/growth_selection.py", "commit": _commit(), "torch": torch.__version__,
            "expert": "784-256-20 Bernoulli VAE", "batch": BATCH, "steps per expert": STEPS,
            "train images per domain": {d: int(train_x[d].shape[0]) for d in DOMAINS},
            "test images per domain": {d: int(test_x[d].shape[0]) for d in DOMAINS},

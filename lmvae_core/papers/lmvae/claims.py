@@ -14,12 +14,13 @@ two methods records both sides' optimiser steps and real images (`Compute`).
 """
 from __future__ import annotations
 
-from ..metrics.significance import Interval, mean_ci, paired_difference
-from ..results.claims import DERIVED, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule, Within
-from .calibration import Calibration, calibrate
-from .common import Run
-from .lmvae import METRICS, PAPER_IMAGES_PER_TASK, data_for, per_seed, train_images
-from .lmvae_selection import accuracy_of, cost_of
+from ...metrics.significance import Interval, mean_ci, paired_difference
+from ...results.claims import DERIVED, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule, Within
+from ...experiments.calibration import Calibration, calibrate
+from ...experiments.common import Run
+from .experiments import METRICS, data_for, per_seed, train_images
+from .selection import accuracy_of, cost_of
+from .settings import PAPER_IMAGES_PER_TASK
 
 
 def calibration(run: Run) -> Calibration:

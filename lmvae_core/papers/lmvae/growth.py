@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Run
-from .lmvae import data_for, model_config, rebuild, run_lmvae, selection, test_images, train_config
+from ...experiments.common import Run
+from .experiments import data_for, model_config, rebuild, run_lmvae, selection, test_images, train_config
 
 
 def growth(run: Run, threshold: float | None, names=None, rule: str = "probe", evaluate: bool = False) -> dict:

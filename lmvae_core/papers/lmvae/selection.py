@@ -16,9 +16,9 @@ import math
 import numpy as np
 import torch
 
-from ..models.lmvae import LMVAE
-from .common import Run
-from .lmvae import data_for, model_config, rebuild, run_lmvae, test_images, train_config
+from ...models.lmvae import LMVAE
+from ...experiments.common import Run
+from .experiments import data_for, model_config, rebuild, run_lmvae, test_images, train_config
 
 ESTIMATES = ("selected", "best (same draw)", "best (re-drawn)", "uniform mixture")
 
