@@ -1,0 +1,101 @@
+"""OCM's memory training for S seeds: S separate learners against one StackedOCM, timed side by side.
+
+Each round times one arriving batch's passes over a full STM (512 images, no LTM yet) for every seed, first as S
+separate `OCMLearner.train_memory` calls, then as one `StackedOCM.train_memory`, on the same learners (so both
+paths train the same weights; the work per round is the same). Rounds alternate, and the medians are compared:
+the ratio separate / stacked is the speed-up of stacking, measured in one process. Two step shapes: the paper's
+(784-200-200-50, a 50-sample ELBO, minibatches of 64) and the quick profile's (the same net, 1 sample).
+
+Why the CPU shows little: at 50 samples a step multiplies 3,200 rows through the decoder, so the CPU is busy with
+arithmetic and stacking S seeds only batches the same work. Stacking pays where a step is bound by kernel launches
+(a GPU: issue 38) or by per-step overhead (small steps on a CPU).
+
+Usage: python benchmarks/ocm_stacked.py [--seeds 3] [--rounds 5] [--threads 2] [--json FILE]
+(default JSON: benchmarks/results/ocm_stacked_<device>.json)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from lmvae_core.continual.ocm_stacked import StackedOCM
+from lmvae_core.models.ocm import OCMConfig
+from lmvae_core.paths import benchmark_results
+
+SHAPES = {"paper step (50-sample ELBO)": 50, "quick step (1-sample ELBO)": 1}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def stacked_learners(samples: int, seeds: int, memory: int, device: torch.device) -> StackedOCM:
+    cfg = OCMConfig(train_samples=samples, epochs_per_batch=1, stm_size=memory)
+    stacked = StackedOCM.from_config(cfg, list(range(seeds)), device)
+    images = torch.rand(seeds, memory, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for m, x in zip(stacked.members, images):
+        m.arrive(x)  # a full STM: what one arriving batch trains on, 512 / 64 = 8 steps a pass
+    return stacked
+
+
+def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.device) -> dict:
+    stacked = stacked_learners(samples, seeds, memory, device)
+    stacked.train_memory()  # warm-up: Adam's state, allocator, kernels
+    separate_s, stacked_s = [], []
+    for _ in range(rounds):
+        sync(device)
+        t0 = time.perf_counter()
+        for m in stacked.members:
+            m.train_memory()
+        sync(device)
+        t1 = time.perf_counter()
+        stacked.train_memory()
+        sync(device)
+        t2 = time.perf_counter()
+        separate_s.append(t1 - t0)
+        stacked_s.append(t2 - t1)
+    sep, stk = statistics.median(separate_s), statistics.median(stacked_s)
+    steps = seeds * -(-memory // stacked.members[0].config.batch_size)
+    return {"seeds": seeds, "memory_images": memory, "train_samples": samples, "steps_per_round": steps,
+            "separate_s": separate_s, "stacked_s": stacked_s, "separate_median_s": sep, "stacked_median_s": stk,
+            "separate_ms_per_step": 1e3 * sep / steps, "stacked_ms_per_step": 1e3 * stk / steps,
+            "speedup": sep / stk}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--memory", type=int, default=512)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cases = {}
+    for name, samples in SHAPES.items():
+        cases[name] = time_case(samples, args.seeds, args.memory, args.rounds, device)
+        c = cases[name]
+        print(f"{name}: {args.seeds} seeds separately {c['separate_median_s']:.3f} s, stacked "
+              f"{c['stacked_median_s']:.3f} s a round of {c['steps_per_round']} member steps: {c['speedup']:.2f}x",
+              flush=True)
+    result = {"what": "OCM memory training, S seeds: separate learners vs one StackedOCM (medians of alternating "
+                      "rounds in one process)",
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+              "device_type": device.type, "threads": args.threads, "torch": torch.__version__,
+              "rounds": args.rounds, "cases": cases}
+    out = args.json or benchmark_results() / f"ocm_stacked_{device.type}.json"
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
