@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from lmvae_core.experiments import benchmark as bench_exp
-from lmvae_core.experiments import binarized as bin_exp
+from lmvae_core.papers.binarized import experiments as bin_exp, settings as bin_settings
 from lmvae_core.experiments import lgm as lgm_exp
 from lmvae_core.papers.lmvae import experiments as lmvae_exp, settings as lmvae_settings
 from lmvae_core.papers.mixture_of_vaes import experiments as moe_exp, settings as moe_settings
@@ -262,7 +262,7 @@ def ensemble_kind(s: dict, latent: int, members: int) -> Kind:
 
 
 def count_03(s: dict | None = None) -> list[Job]:
-    s = s or bin_exp.SETTINGS["paper"]
+    s = s or bin_settings.SETTINGS["paper"]
     c = Counter("03_binarized_regularization")
     main = [(d, s["latent"]) for d in s["datasets"] for _ in s["objectives"] for _ in s["rs"]]
     collapse = [(s["datasets"][0], s["collapse_latent"]) for _ in s["collapse_objectives"] for _ in s["collapse_rs"]]
@@ -466,7 +466,7 @@ def count_05(s: dict | None = None) -> list[Job]:
 HALF_SETTINGS = {"00_mixture_of_vaes": (moe_settings, moe_settings.half_budget),
                  "01_lmvae": (lmvae_settings, lmvae_settings.half_budget),
                  "02_lifelong_generative_modeling": (lgm_exp, lgm_exp.half_budget),
-                 "03_binarized_regularization": (bin_exp, bin_exp.half_budget), "04_ocm": (ocm_exp, ocm_exp.half_budget),
+                 "03_binarized_regularization": (bin_settings, bin_settings.half_budget), "04_ocm": (ocm_exp, ocm_exp.half_budget),
                  "05_benchmark": (bench_exp, bench_exp.half_settings)}
 HALF_NOTE = "the notebook counted again at its half-budget settings (an upper estimate)"
 

@@ -12,6 +12,8 @@ from lmvae_core.models.binarized import (BinarizedVAE, BinarizedVAEConfig, mixtu
 from lmvae_core.models.vae import VAE, VAEConfig, diag_gaussian_log_prob, gaussian_kl
 from lmvae_core.training.checkpoint import load_checkpoint, save_checkpoint
 from lmvae_core.training.loop import TrainConfig, train
+from lmvae_core.papers.binarized import experiments as exp, grid as binarized_grid, replay as rexp
+from lmvae_core.papers.binarized import settings as exp_settings
 
 SAMPLE = DataConfig(source="sample")
 
@@ -177,7 +179,7 @@ def _grads(model, loss):
 def test_fidelity_capacity_official_value_and_form():
     """The capacity-VAE applies the official C = 10 to the KL summed over a batch of 64: 10/64 nats per image.
     Our loss (mean over the batch) is the official loss / 64, in value and gradient, whatever the batch's KL."""
-    from lmvae_core.experiments.binarized import OBJECTIVES
+    from lmvae_core.papers.binarized.settings import OBJECTIVES
 
     cap = OBJECTIVES["capacity-VAE"]
     assert cap["capacity"] == pytest.approx(10.0 / 64) and cap["gamma"] == 10.0 and cap["capacity_scope"] == "batch"
@@ -205,7 +207,7 @@ def test_fidelity_capacity_official_value_and_form():
 def test_fidelity_official_capacity_trains_as_beta_vae():
     """With the official C (0.156 nats per image) the KL of any real batch is above C, so the capacity-VAE's
     gradient is the beta = 10 beta-VAE's: the official capacity-VAE is the beta-VAE plus a constant."""
-    from lmvae_core.experiments.binarized import OBJECTIVES
+    from lmvae_core.papers.binarized.settings import OBJECTIVES
 
     x = load_split("mnist", "test", SAMPLE).x[:64].bernoulli(generator=torch.Generator().manual_seed(0))
     eps = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
@@ -245,7 +247,7 @@ def test_fidelity_collapse_measure_is_invariant_to_the_shift():
 
 def test_fidelity_collapse_regime_in_every_profile():
     """Every profile has a regime where units collapse at r = 0: latent 50 with a beta > 1 objective."""
-    from lmvae_core.experiments.binarized import OBJECTIVES, SETTINGS
+    from lmvae_core.papers.binarized.settings import OBJECTIVES, SETTINGS
 
     for name, s in SETTINGS.items():
         assert s["collapse_latent"] >= 50, name
@@ -257,11 +259,10 @@ def test_fidelity_collapse_regime_in_every_profile():
 
 def test_fidelity_sweep_trains_seeds_as_one_ensemble():
     """A sweep setting is 3 seeds trained as one stacked ensemble; each member is the run of its own seed."""
-    from lmvae_core.experiments import binarized as exp
     from lmvae_core.experiments.common import setup
     from lmvae_core.training.ensemble import train_ensemble
 
-    run = setup("03_binarized_regularization", "smoke", 4, "cpu", settings=exp.SETTINGS, progress=False)
+    run = setup("03_binarized_regularization", "smoke", 4, "cpu", settings=exp_settings.SETTINGS, progress=False)
     run = run.with_settings(run.settings.replace(sweep_train=256, hidden=16, latent=3, batch=64))
     out = exp.fit_model(run, "mnist", "VAE", 0.5)
     assert out["seeds"] == [4, 5, 6] and len(out["members"]) == 3 and len(out["history"]) == 3
@@ -298,7 +299,7 @@ OVER = [{"objective": "VAE", "ratio": 1.0, "ratio IQR low": 0.98, "ratio IQR hig
 def _judged(values, half_values=None, over=OVER, **kw):
     """The claims of synthetic rows, keyed by their text up to ' (', with half-budget values from half_values
     (the same rows at half the epochs) when given."""
-    from lmvae_core.experiments.binarized_claims import claims
+    from lmvae_core.papers.binarized.claims import claims
     from lmvae_core.results.claims import with_half_budget
 
     sched = {k: kw.pop(k) for k in ("epochs", "n_train") if k in kw}
@@ -342,7 +343,7 @@ def test_fidelity_claims_kinds_where_and_equal_compute():
     """Every claim has its kind set (the abstract's claims are `paper` with where = Abstract; the bound, the
     likelihood cost and the continual average are `derived`), and every r > 0 against r = 0 comparison records
     both sides' steps and images, equal here by construction."""
-    from lmvae_core.experiments.binarized_claims import claims
+    from lmvae_core.papers.binarized.claims import claims
     from lmvae_core.results.claims import DERIVED, PAPER
 
     replay = {r: [{"forgetting": f + s, "average": -100.0 - f + s, "images_per_task": 12_000, "epochs": 10,
@@ -401,10 +402,9 @@ def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
 def test_half_budget_halves_what_the_schedules_count_and_nothing_else():
     """half_budget halves each model's epochs in the sweep and per replay task (a one-epoch profile halves its
     training images instead); evaluation, seeds, data and the rest stay."""
-    from lmvae_core.experiments import binarized as exp
 
-    for name, s in exp.SETTINGS.items():
-        h = exp.half_budget(s)
+    for name, s in exp_settings.SETTINGS.items():
+        h = exp_settings.half_budget(s)
         changed = {k for k in s if h[k] != s[k]}
         if s["epochs"] >= 2:
             assert h["epochs"] * 2 == s["epochs"] and h["cl_epochs"] * 2 == s["cl_epochs"], name
@@ -412,17 +412,16 @@ def test_half_budget_halves_what_the_schedules_count_and_nothing_else():
         else:  # smoke: one epoch over a limited training set
             assert h["sweep_train"] * 2 == s["sweep_train"] and h["cl_train_limit"] * 2 == s["cl_train_limit"]
             assert changed == {"sweep_train", "cl_train_limit"}, name
-    assert exp.half_budget(exp.SETTINGS["quick"]) | {"epochs": 10, "cl_epochs": 10} == exp.SETTINGS["quick"]
+    assert exp_settings.half_budget(exp_settings.SETTINGS["quick"]) | {"epochs": 10, "cl_epochs": 10} == exp_settings.SETTINGS["quick"]
     with pytest.raises(ValueError):
-        exp.half_budget(exp.SETTINGS["quick"] | {"epochs": 1})  # one epoch over all images: nothing to halve
+        exp_settings.half_budget(exp_settings.SETTINGS["quick"] | {"epochs": 1})  # one epoch over all images: nothing to halve
 
 
 def test_fidelity_quick_profile_trains_full_data_with_seeds():
     """quick trains on full data with 3 seeds; its calibration VAE is its reference's own spec."""
-    from lmvae_core.experiments import binarized as exp
     from lmvae_core.experiments.calibration import REFERENCES
 
-    q = exp.SETTINGS["quick"]
+    q = exp_settings.SETTINGS["quick"]
     assert q["sweep_train"] is None and q["cl_train_limit"] is None  # full MNIST: PAPER_TRAIN_IMAGES images
     assert exp.calibration_spec(q) == REFERENCES[q["cal_ref"]]
     assert q["seeds"] >= 3 and q["cl_seeds"] >= 3
@@ -431,7 +430,7 @@ def test_fidelity_quick_profile_trains_full_data_with_seeds():
 
 def test_fidelity_sweep_schedule_is_the_least_trained_dataset():
     """Fashion-MNIST's 16,825 offline images at MNIST's epochs are fewer images seen: the claim states those."""
-    from lmvae_core.experiments.binarized_claims import sweep_schedule
+    from lmvae_core.papers.binarized.claims import sweep_schedule
 
     rows = _rows({("main", "VAE", 0.0): [1.0] * 3}, epochs=10, n_train=60_000)
     assert sweep_schedule(rows).ours == 600_000
@@ -443,21 +442,19 @@ def test_fidelity_sweep_schedule_is_the_least_trained_dataset():
 def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     """One grid trains the classifiers, the calibration VAE, the sweep and the replay runs (retrained under
     force); calibration, sweep and continual_all then read them and never train again."""
-    from lmvae_core.experiments import binarized as exp
-    from lmvae_core.experiments import binarized_replay as rexp
     from lmvae_core.experiments import calibration as cal_mod
     from lmvae_core.experiments.common import setup
 
     fid_mod = importlib.import_module("lmvae_core.training.classifier")
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path))
-    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
+    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp_settings.SETTINGS, progress=False)
     run = run.with_settings(run.settings.replace(
         datasets=("mnist",), objectives=("VAE",), rs=(0.0, 0.5), collapse_objectives=("beta-VAE",),
         collapse_rs=(0.0, 0.5), hidden=16, latent=3, sweep_train=240, seeds=2, eval_n=50, iwae_k=5, probe_n=100,
         fid_n=50, clf_n=300, cal_k=5, cal_test=50, cl_rs=(0.0,), cl_seeds=1, cl_train_limit=240, cl_eval_n=20,
         cl_k=5))
     run.force = True
-    grid = exp.train_all(run)
+    grid = binarized_grid.train_all(run)
     assert not grid.failures and len(grid.calls) == 1 + 1 + 2 * (4 + 1)  # the sweep and replay, also at half budget
     assert [c.name for c in sorted(grid.calls, key=lambda c: -c.weight)][0] == "feature_classifier"
 
@@ -472,7 +469,7 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
     rows = exp.sweep(run)  # evaluates (again, under force) but trains nothing
     assert len(rows) == 4 and all(x["n_seeds"] == 2 for x in rows)
     assert list(rexp.continual_all(run)) == [0.0]
-    half = run.with_settings(exp.half_budget(run.settings))  # the half-budget runs come from the same grid
+    half = run.with_settings(exp_settings.half_budget(run.settings))  # the half-budget runs come from the same grid
     half_rows = exp.sweep(half)
     assert [x["images"] * 2 for x in half_rows] == [x["images"] for x in rows]
     (res,) = rexp.continual_all(half)[0.0]
@@ -482,12 +479,10 @@ def test_train_all_is_what_the_later_sections_read(tmp_path, monkeypatch):
 def test_overhead_times_both_models_through_autograd_and_the_fused_plain_beside(monkeypatch):
     """The claim's ratio is the regulariser's own cost: the plain VAE's steps take the autograd path, as the binarized
     VAE's must; the package's fused plain VAE is timed in the same rounds and reported as its own ratio."""
-    from lmvae_core.experiments import binarized as exp
-    from lmvae_core.experiments import binarized_replay as rexp
     from lmvae_core.experiments.common import setup
     from lmvae_core.models import fused_vae
 
-    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp.SETTINGS, progress=False)
+    run = setup("03_binarized_regularization", "smoke", 0, "cpu", settings=exp_settings.SETTINGS, progress=False)
     run = run.with_settings(run.settings.replace(objectives=("VAE",), hidden=16, latent=3, sweep_train=256,
                                                  overhead_steps=2, overhead_rounds=2))
     paths, step = [], rexp.train_step

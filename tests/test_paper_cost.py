@@ -86,7 +86,7 @@ def test_stream_steps_by_hand_and_as_the_official_count():
 
 
 def test_counts_follow_the_settings():
-    from lmvae_core.experiments import binarized
+    from lmvae_core.papers.binarized import settings as binarized
 
     s = dict(binarized.SETTINGS["paper"])
     base = sum(j.units for j in steps_mod.count_03(s) if j.kind.build == "ensemble")

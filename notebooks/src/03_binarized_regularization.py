@@ -39,9 +39,9 @@
 #   here) that the regularised KL plus $d \log 2$ bounds the KL to the two-mode prior.
 #
 # The model is `lmvae_core.models.binarized.BinarizedVAE` (a subclass of the package's `VAE` with
-# `BinarizedVAEConfig.r`); the experiments are in `lmvae_core.experiments.binarized`. This notebook only calls them
-# and plots. CelebA (the paper's dataset) is not available offline, so every profile uses MNIST and the part of
-# Fashion-MNIST available offline, with an MLP VAE.
+# `BinarizedVAEConfig.r`); the paper's settings, experiments and claims are the package `lmvae_core.papers.binarized`.
+# This notebook only calls them and plots. CelebA (the paper's dataset) is not available offline, so every profile
+# uses MNIST and the part of Fashion-MNIST available offline, with an MLP VAE.
 
 # %% tags=["parameters"]
 import os
@@ -68,13 +68,15 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import binarized as exp
-from lmvae_core.experiments import binarized_replay as replay_exp
+from lmvae_core.metrics.latent import traversal
+from lmvae_core.papers.binarized import claims as binarized_claims, experiments as exp, grid, replay as replay_exp
+from lmvae_core.papers.binarized.settings import PAPER_EPOCHS, PAPER_TRAIN_IMAGES, SETTINGS, half_budget
 from lmvae_core.results import plots
 
 run = setup("03_binarized_regularization", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS, offline=offline, executor=executor)
+            SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
@@ -89,13 +91,13 @@ print(S)
 # cell below states this run's budget, and that of its half-budget runs, from the settings.
 
 # %%
-from lmvae_core.paths import repo_root
+from lmvae_core.data.streams import load_split
 
-half_settings = exp.half_budget(S)
+half_settings = half_budget(S)
 halved = {k: (S[k], v) for k, v in half_settings.items() if v != S[k]}
-n_sweep = len(exp.load_split(S["datasets"][0], "train", run.data(train_limit=S["sweep_train"])).x)
-n_cl = len(exp.load_split("mnist", "train", run.data(train_limit=S["cl_train_limit"])).x)
-paper_images = exp.PAPER_EPOCHS * exp.PAPER_TRAIN_IMAGES
+n_sweep = len(load_split(S["datasets"][0], "train", run.data(train_limit=S["sweep_train"])).x)
+n_cl = len(load_split("mnist", "train", run.data(train_limit=S["cl_train_limit"])).x)
+paper_images = PAPER_EPOCHS * PAPER_TRAIN_IMAGES
 display(Markdown(
     f"**This run ({run.profile}).** The r sweep: an MLP 784-{S['hidden']}-{S['latent']}, objectives "
     f"{', '.join(S['objectives'])} on {', '.join(S['datasets'])}, r in {{{', '.join(f'{r:g}' for r in S['rs'])}}}, "
@@ -114,23 +116,22 @@ display(Markdown(
 # 3 seeds, paired by seed), read from their files:
 
 # %%
-import json
+from lmvae_core.papers import evidence
 
-fidelity = {name: json.loads((repo_root() / f"benchmarks/fidelity/{name}.json").read_text())
-            for name in ("03_capacity", "03_collapse")}
+fidelity = {name: evidence("binarized", name) for name in ("capacity", "collapse")}
 for name, f in fidelity.items():
     setup_ = f["setup"]
     display(Markdown(f"`{name}.json`: {setup_['network']}, {setup_['data']}, {setup_['epochs']} epoch(s), "
                      f"batch {setup_['batch']}, seeds {setup_['seeds']}, IWAE k = {setup_['iwae_k']}"))
     display(pd.DataFrame(f["summary"]).T)
-cap, col = fidelity["03_capacity"]["summary"], fidelity["03_collapse"]["summary"]
+cap, col = fidelity["capacity"]["summary"], fidelity["collapse"]["summary"]
 weight_gap = {k: v["largest weight difference, official capacity-VAE vs beta-VAE (same seeds)"] for k, v in cap.items()}
 at_r0 = {k.removesuffix(", r = 0"): (np.mean(v["per_seed"]["active_folded"]), int(k.split(",")[0].split()[1]))
-         for k, v in fidelity["03_collapse"]["results"].items() if k.endswith(", r = 0")}
+         for k, v in fidelity["collapse"]["results"].items() if k.endswith(", r = 0")}
 display(Markdown(
     "The official capacity-VAE and the beta-VAE (same seeds) end with a largest weight difference of "
     + ", ".join(f"{g:.3g} at {k}" for k, g in weight_gap.items())
-    + f". Active units (folded) at r = 0 after {fidelity['03_collapse']['setup']['epochs']} epochs: "
+    + f". Active units (folded) at r = 0 after {fidelity['collapse']['setup']['epochs']} epochs: "
     + "; ".join(f"{k}: {a:.1f} of {d}" for k, (a, d) in at_r0.items())
     + ". Only where fewer than all are active at r = 0 is there a collapse for r > 0 to prevent."))
 
@@ -148,9 +149,9 @@ display(Markdown(
 # code is wrong) to judge the paper's claims, and every claim that depends on trained models says so.
 
 # %%
-exp.train_all(run)
+grid.train_all(run)
 cal = exp.calibration(run)
-calibration = run.out.table(exp.calibration_frame([cal]), "calibration")
+calibration = run.out.table(calibration_frame([cal]), "calibration")
 calibration
 
 # %% [markdown]
@@ -213,7 +214,7 @@ run.out.figure(fig, "r_sweep_metrics");
 # ### 1b. A collapse regime: latent 50
 # Where every unit stays active at r = 0 (the sweep table's active-unit columns), there is no collapse for r > 0 to
 # prevent. Here the profile's collapse objectives (the beta = 10 beta-VAE; in smoke and paper also the VAE) have
-# 50 latent units (on the first dataset), a regime where units can die at r = 0 (the `03_collapse.json` summary
+# 50 latent units (on the first dataset), a regime where units can die at r = 0 (the `collapse.json` summary
 # above shows where they did within two epochs), and the claim is judged only on objectives whose units collapse
 # at r = 0 in this run.
 # The table compares the three counts; the figure shows, for the first seed, each unit's variance of the posterior
@@ -307,14 +308,14 @@ run.out.figure(fig, "latent_projections");
 # from -(r+3) to r+3.
 
 # %%
-test_x = exp.load_split(ds0, "test", run.data()).x
+test_x = load_split(ds0, "test", run.data()).x
 for r in show_rs:
     model = exp.load_model(run, ds0, "VAE", r)
     dims = proj[r]["order"][:5]
     values = torch.linspace(-(r + 3), r + 3, 11)
     # drawn on the CPU (a seeded CPU generator cannot draw on a GPU), so the image is the same on every device
     x0 = torch.bernoulli(test_x[:1].cpu(), generator=torch.Generator().manual_seed(0)).to(test_x.device)
-    img = exp.traversal(model, x0, dims, values)
+    img = traversal(model, x0, dims, values)
     fig = plots.show_images(img, nrow=len(values), title=f"{ds0} VAE, r={r:g}: traversals from {-(r + 3):g} to {r + 3:g}",
                             row_labels=[f"z{d}" for d in dims])
     run.out.figure(fig, f"traversal_r{r:g}")
@@ -418,9 +419,9 @@ run.out.table(pd.DataFrame([{k: x[k] for k in ("regime", "dataset", "objective",
                                                "probe_accuracy")}
                             | {"fid": x.get("fid", np.nan)} for x in half_rows]), "r_sweep_half_budget")
 how = "a second run at half the budget (" + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in halved.items()) + ")"
-claims = exp.claims(rows, over.to_dict("records"), replay, bounds, run.profile, S["main_r"], calibrated=cal.met,
+claims = binarized_claims.claims(rows, over.to_dict("records"), replay, bounds, run.profile, S["main_r"], calibrated=cal.met,
                     batch=S["batch"])
-half_claims = exp.claims(half_rows, [], half_replay, [], run.profile, S["main_r"], calibrated=cal.met,
+half_claims = binarized_claims.claims(half_rows, [], half_replay, [], run.profile, S["main_r"], calibrated=cal.met,
                          batch=S["batch"])
 claims = with_half_budget(claims, half_claims, how=how)
 table = run.out.claims(claims, run.notebook)
@@ -484,13 +485,13 @@ display(Markdown("\n".join(lines)))
 #   0.156 nats per image. The paper does not state a per-image C; the capacity-VAE here uses the official value and
 #   form (`capacity_scope='batch'`). With so small a C, $|\mathrm{KL} - C| = \mathrm{KL} - C$ whenever a batch's KL
 #   is above C, and the capacity-VAE then trains as the beta-VAE with beta = 10. Measured effect against the
-#   beta-VAE and against a per-image C: `benchmarks/fidelity/03_capacity.json` (its summary is read after the setup).
+#   beta-VAE and against a per-image C: `lmvae_core/papers/binarized/fidelity/capacity.json` (its summary is read after the setup).
 # - *Posterior collapse.* Burda's count of active units (Var_x E[z|x] > 0.01) favours r > 0: the regulariser
 #   pushes the means out to +-r, and a unit whose means merely switch sign has variance about r^2. Units are
 #   therefore also counted on the means with the shift taken out, $\mathrm{sign}(\mu)\max(|\mu| - r, 0)$
 #   (Burda's count at r = 0), next to Burda's raw count and the KL_r per unit, and collapse is judged in its own
 #   regime (latent 50, section 1b), on the objectives whose units collapse at r = 0. Which do:
-#   `benchmarks/fidelity/03_collapse.json`; this run: `figures/03_binarized_regularization/collapse_regime.md`.
+#   `lmvae_core/papers/binarized/fidelity/collapse.json`; this run: `figures/03_binarized_regularization/collapse_regime.md`.
 # - *Seeds.* Every setting trains its seeds as one stacked ensemble (`lmvae_core.training.ensemble.train_ensemble`),
 #   replay runs its seeds separately, and each claim carries the 95% t-interval over seeds (paired by seed against
 #   r = 0): a claim whose interval spans its criterion is `not comparable`. Effect of stacking: not measured.

@@ -1,5 +1,5 @@
 """Notebook 03's claims, judged by the numbers the sweep (over seeds), the collapse regime, the overhead timing,
-generative replay (over seeds) and the bound check measured (lmvae_core.experiments.binarized).
+generative replay (over seeds) and the bound check measured (experiments.py, replay.py).
 
 Every claim of the paper is in its abstract (the paper gives no numbers there): those are `paper` claims with
 `where` = "Abstract" and the abstract's words in `paper`. The bound check, the likelihood cost and the average
@@ -11,16 +11,17 @@ is judged by. A comparison of r > 0 with r = 0 is paired by seed: the value of s
 (dataset, objective) pairs of that seed's ratio or difference, so the interval is over the seeds' values. Every
 comparison records both sides' optimiser steps and real images (`Compute`), counted by the runs. No schedule has a
 floor share of the paper's (min_fraction 0): whether a budget decides a claim is the half-budget rule's question
-(the notebook measures each claim again at half the budget, binarized.half_budget).
+(the notebook measures each claim again at half the budget, settings.half_budget).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..metrics.significance import mean_ci, paired_difference
-from ..results.claims import DERIVED, PAPER, AtLeast, AtMost, Claim, Compute, HalfBudget, Schedule
+from ...metrics.significance import mean_ci, paired_difference
+from ...results.claims import DERIVED, PAPER, AtLeast, AtMost, Claim, Compute, HalfBudget, Schedule
+from .settings import PAPER_EPOCHS, PAPER_TRAIN_IMAGES
 
-PAPER_IMAGES = 40 * 60_000  # = binarized.PAPER_EPOCHS * PAPER_TRAIN_IMAGES (not imported: no import cycle)
+PAPER_IMAGES = PAPER_EPOCHS * PAPER_TRAIN_IMAGES  # the paper's images seen per model
 PAPER_IMAGES_PER_TASK = 40 * 12_000  # no continual schedule in the paper: its 40 epochs over one split-MNIST task
 ABSTRACT = "Abstract"
 # No floor share of the paper's schedule: the half-budget rule decides whether the run's budget decides a claim.

@@ -9,21 +9,19 @@ Item 9: the paired (by seed) 95% intervals of the r = 0.5 minus r = 0 difference
 Full MNIST, 784-256-d MLPs (the quick profile's width), 2 epochs, batch 64, 3 seeds as one stacked ensemble per
 setting, evaluation on 1,000 test images (IWAE-100).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/fidelity/03_collapse.py   # writes 03_collapse.json
+    LMVAE_DATA=ROOT OMP_NUM_THREADS=1 python -m lmvae_core.papers.binarized.fidelity.collapse   # writes collapse.json
+
+(ROOT: a torchvision root with full MNIST.)
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _03_common import difference, mnist, train_setting, write  # noqa: E402
+from lmvae_core.models.binarized import BinarizedVAEConfig
+from lmvae_core.training.loop import TrainConfig
 
-from lmvae_core.experiments.binarized import OBJECTIVES  # noqa: E402
-from lmvae_core.models.binarized import BinarizedVAEConfig  # noqa: E402
-from lmvae_core.training.loop import TrainConfig  # noqa: E402
+from .common import difference, mnist, train_setting, write
+from ..settings import OBJECTIVES
 
 torch.set_num_threads(1)
 SEEDS, EPOCHS, K, TEST_N = [0, 1, 2], 2, 100, 1000
@@ -45,7 +43,7 @@ def main() -> None:
             print(name, r, res["ci"], flush=True)
         summary[name] = {f"r = 0.5 minus r = 0: {key}": difference(pair[0.5], pair[0.0], key)
                          for key in ("active_raw", "active_folded", "active_kl", "iwae", "recon_error")}
-    write("03_collapse", {"setup": {"network": "784-256-d MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
+    write("collapse", {"setup": {"network": "784-256-d MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
                                     "binarisation; test: first 1,000, fixed binarisation", "epochs": EPOCHS,
                                     "batch": 64, "seeds": SEEDS, "iwae_k": K, "torch": torch.__version__},
                           "summary": summary, "results": results})

@@ -1,5 +1,5 @@
 """Notebook 03, second half: the overhead of the regulariser per training step, and generative replay on split
-MNIST with r = 0 against r > 0, over seeds (lmvae_core.experiments.binarized holds the r sweep)."""
+MNIST with r = 0 against r > 0, over seeds (experiments.py holds the r sweep)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,18 +10,18 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..continual import SequentialVAE, from_train_config, pack, run_stream
-from ..data.preprocess import binarize_dynamic, binarize_fixed
-from ..data.streams import class_split_stream, load_split
-from ..metrics import TaskMatrix, fid
-from ..models import fused_vae
-from ..models.binarized import BinarizedVAE
-from ..models.vae import VAE, VAEConfig
-from ..results.runner import Call
-from ..training.loop import TrainConfig, make_optimizer
-from ..training.step import train_step
-from .binarized import OBJECTIVES, n_train, train_key, dataset_classifier, model_config, seeds_of
-from .common import Run
+from ...continual import SequentialVAE, from_train_config, pack, run_stream
+from ...data.preprocess import binarize_dynamic, binarize_fixed
+from ...data.streams import class_split_stream, load_split
+from ...metrics import TaskMatrix, fid
+from ...models import fused_vae
+from ...models.binarized import BinarizedVAE
+from ...models.vae import VAE, VAEConfig
+from ...results.runner import Call
+from ...training.loop import TrainConfig, make_optimizer
+from ...training.step import train_step
+from .experiments import OBJECTIVES, n_train, train_key, dataset_classifier, model_config, seeds_of
+from ...experiments.common import Run
 
 
 # -- overhead: time per training step, side by side -------------------------------------------------------

@@ -7,21 +7,19 @@ MNIST with a short schedule: 784-256-20 (the quick profile's network), 1 epoch, 
 test images. Also: the largest weight difference between the official capacity-VAE and the beta-VAE trained
 from the same seeds (the same gradients while every batch's KL is above C).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/fidelity/03_capacity.py   # writes 03_capacity.json
+    LMVAE_DATA=ROOT OMP_NUM_THREADS=1 python -m lmvae_core.papers.binarized.fidelity.capacity   # writes capacity.json
+
+(ROOT: a torchvision root with full MNIST.)
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _03_common import difference, mnist, train_setting, write  # noqa: E402
+from lmvae_core.models.binarized import BinarizedVAEConfig
+from lmvae_core.training.loop import TrainConfig
 
-from lmvae_core.experiments.binarized import CAPACITY_PER_IMAGE_10, OBJECTIVES  # noqa: E402
-from lmvae_core.models.binarized import BinarizedVAEConfig  # noqa: E402
-from lmvae_core.training.loop import TrainConfig  # noqa: E402
+from .common import difference, mnist, train_setting, write
+from ..settings import CAPACITY_PER_IMAGE_10, OBJECTIVES
 
 torch.set_num_threads(1)
 SEEDS, EPOCHS, K, TEST_N = [0, 1, 2], 1, 100, 1000
@@ -54,7 +52,7 @@ def main() -> None:
             "official minus beta-VAE: IWAE (nats)": difference(a, c, "iwae"),
             "largest weight difference, official capacity-VAE vs beta-VAE (same seeds)": weight_gap,
         }
-    write("03_capacity", {"setup": {"network": "784-256-20 MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
+    write("capacity", {"setup": {"network": "784-256-20 MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
                                     "binarisation; test: first 1,000, fixed binarisation", "epochs": EPOCHS,
                                     "batch": 64, "seeds": SEEDS, "iwae_k": K, "torch": torch.__version__},
                           "summary": summary, "results": results})

@@ -1,5 +1,5 @@
 """Shared pieces of notebook 03's fidelity measurements: full MNIST, an ensemble of seeds per setting
-(lmvae_core.training.ensemble), and the evaluation of every member. Run from the repository root."""
+(lmvae_core.training.ensemble), and the evaluation of every member. The data root is $LMVAE_DATA."""
 from __future__ import annotations
 
 import json
@@ -17,11 +17,13 @@ from lmvae_core.models.binarized import BinarizedVAE, BinarizedVAEConfig, unit_a
 from lmvae_core.training.ensemble import train_ensemble
 from lmvae_core.training.loop import TrainConfig
 
-DATA_ROOT = os.environ.get("LMVAE_DATA", "/work/data_root")
+DATA_ROOT = os.environ.get("LMVAE_DATA")
 HERE = Path(__file__).parent
 
 
 def mnist(test_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not DATA_ROOT:
+        raise SystemExit("set LMVAE_DATA to a torchvision root with full MNIST")
     cfg = DataConfig(source="torchvision", root=DATA_ROOT, device="cpu")
     return load_split("mnist", "train", cfg).x, binarize_fixed(load_split("mnist", "test", cfg).x[:test_n])
 
