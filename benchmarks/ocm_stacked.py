@@ -6,6 +6,9 @@ paths train the same weights; the work per round is the same). Rounds alternate,
 the ratio separate / stacked is the speed-up of stacking, measured in one process. Two step shapes: the paper's
 (784-200-200-50, a 50-sample ELBO, minibatches of 64) and the quick profile's (the same net, 1 sample).
 
+It also counts the operations each path dispatches per round (training/op_count.py): on a GPU an eager step costs
+about one kernel launch per operation, so their ratio is what stacking saves where the step is launch-bound.
+
 Why the CPU shows little: at 50 samples a step multiplies 3,200 rows through the decoder, so the CPU is busy with
 arithmetic and stacking S seeds only batches the same work. Stacking pays where a step is bound by kernel launches
 (a GPU: issue 38) or by per-step overhead (small steps on a CPU).
@@ -26,6 +29,7 @@ import torch
 from lmvae_core.continual.ocm_stacked import StackedOCM
 from lmvae_core.models.ocm import OCMConfig
 from lmvae_core.paths import benchmark_results
+from lmvae_core.training.op_count import OpCounter
 
 SHAPES = {"paper step (50-sample ELBO)": 50, "quick step (1-sample ELBO)": 1}
 
@@ -62,10 +66,18 @@ def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.
         stacked_s.append(t2 - t1)
     sep, stk = statistics.median(separate_s), statistics.median(stacked_s)
     steps = seeds * -(-memory // stacked.members[0].config.batch_size)
+    # operations dispatched per round: on a GPU, where an eager step costs about one launch per operation
+    # (training/op_count.py), their ratio is what stacking saves in a launch-bound step
+    with OpCounter() as separate_ops:
+        for m in stacked.members:
+            m.train_memory()
+    with OpCounter() as stacked_ops:
+        stacked.train_memory()
     return {"seeds": seeds, "memory_images": memory, "train_samples": samples, "steps_per_round": steps,
             "separate_s": separate_s, "stacked_s": stacked_s, "separate_median_s": sep, "stacked_median_s": stk,
             "separate_ms_per_step": 1e3 * sep / steps, "stacked_ms_per_step": 1e3 * stk / steps,
-            "speedup": sep / stk}
+            "speedup": sep / stk, "separate_ops_per_round": separate_ops.ops, "stacked_ops_per_round": stacked_ops.ops,
+            "ops_ratio": separate_ops.ops / stacked_ops.ops}
 
 
 def main() -> None:
@@ -84,7 +96,8 @@ def main() -> None:
         cases[name] = time_case(samples, args.seeds, args.memory, args.rounds, device)
         c = cases[name]
         print(f"{name}: {args.seeds} seeds separately {c['separate_median_s']:.3f} s, stacked "
-              f"{c['stacked_median_s']:.3f} s a round of {c['steps_per_round']} member steps: {c['speedup']:.2f}x",
+              f"{c['stacked_median_s']:.3f} s a round of {c['steps_per_round']} member steps: {c['speedup']:.2f}x; "
+              f"operations {c['separate_ops_per_round']} against {c['stacked_ops_per_round']} ({c['ops_ratio']:.2f}x)",
               flush=True)
     result = {"what": "OCM memory training, S seeds: separate learners vs one StackedOCM (medians of alternating "
                       "rounds in one process)",
