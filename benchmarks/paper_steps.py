@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lmvae_core.experiments import benchmark as bench_exp
 from lmvae_core.papers.binarized import experiments as bin_exp, settings as bin_settings
-from lmvae_core.experiments import lgm as lgm_exp
+from lmvae_core.papers.lgm import settings as lgm_settings
 from lmvae_core.papers.lmvae import experiments as lmvae_exp, settings as lmvae_settings
 from lmvae_core.papers.mixture_of_vaes import experiments as moe_exp, settings as moe_settings
 from lmvae_core.experiments import ocm as ocm_exp
@@ -230,7 +230,7 @@ def lgm_run(c: Counter, s: dict, what: str, method: str, task_sizes: list[int], 
 
 
 def count_02(s: dict | None = None) -> list[Job]:
-    s = s or lgm_exp.SETTINGS["paper"]
+    s = s or lgm_settings.SETTINGS["paper"]
     c = Counter("02_lifelong_generative_modeling")
     split = {d: [TRAIN[d] // 10] * 10 for d in s["datasets"]}  # one class per task (about a tenth each)
     for d in s["datasets"]:
@@ -465,7 +465,7 @@ def count_05(s: dict | None = None) -> list[Job]:
 # only what feeds the claims, and share calibration and classifiers with the full run.
 HALF_SETTINGS = {"00_mixture_of_vaes": (moe_settings, moe_settings.half_budget),
                  "01_lmvae": (lmvae_settings, lmvae_settings.half_budget),
-                 "02_lifelong_generative_modeling": (lgm_exp, lgm_exp.half_budget),
+                 "02_lifelong_generative_modeling": (lgm_settings, lgm_settings.half_budget),
                  "03_binarized_regularization": (bin_settings, bin_settings.half_budget), "04_ocm": (ocm_exp, ocm_exp.half_budget),
                  "05_benchmark": (bench_exp, bench_exp.half_settings)}
 HALF_NOTE = "the notebook counted again at its half-budget settings (an upper estimate)"

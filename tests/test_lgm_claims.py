@@ -1,4 +1,4 @@
-"""Notebook 02's claims (lmvae_core.experiments.lgm_claims) and its half-budget runs (lgm.half_budget)."""
+"""Notebook 02's claims (lmvae_core.papers.lgm.claims) and its half-budget runs (settings.half_budget)."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 
 from lmvae_core.continual import LGMLearner, run_stream
 from lmvae_core.data.streams import DataConfig, class_split_stream
-from lmvae_core.experiments import lgm as exp
-from lmvae_core.experiments import lgm_claims
+from lmvae_core.papers.lgm import claims as lgm_claims, experiments as exp
+from lmvae_core.papers.lgm import settings as exp_settings
 from lmvae_core.training.loop import steps_per_epoch
 from lmvae_core.results.claims import (NOT_COMPARABLE, NOT_REPRODUCED, PAPER, REPRODUCED, SANITY, DERIVED, KINDS,
                                        with_half_budget)
@@ -25,8 +25,8 @@ def stream():
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "paper-shape"])
 def test_half_budget_halves_the_real_data_per_task_and_nothing_else(profile, stream):
-    s = exp.SETTINGS[profile]
-    h = exp.half_budget(s)
+    s = exp_settings.SETTINGS[profile]
+    h = exp_settings.half_budget(s)
     assert {k: v for k, v in h.items() if k in EVAL_KEYS} == {k: v for k, v in s.items() if k in EVAL_KEYS}
     changed = {k for k in set(s) | set(h) if s.get(k) != h.get(k)}
     assert changed <= {"epochs", "max_steps", "task_share"} and changed
@@ -41,19 +41,19 @@ def test_half_budget_halves_the_real_data_per_task_and_nothing_else(profile, str
 
 def test_full_budget_unchanged_by_the_stream(stream):
     """The full runs' budget (and so their cache key) does not depend on the stream: no task_share, no cap."""
-    s = exp.SETTINGS["quick"]
+    s = exp_settings.SETTINGS["quick"]
     assert exp.budget(s, stream) == exp.budget(s) and exp.budget(s).max_steps is None
     with pytest.raises(ValueError):
-        exp.budget(exp.half_budget(s))
+        exp.budget(exp_settings.half_budget(s))
 
 
 def test_half_budget_run_sees_half_the_real_images_per_task(stream):
     """Through the driver, a one-epoch profile's half run gets about half of each task's real images, and
     the claims' schedule counts it so."""
-    s = dict(exp.SETTINGS["smoke"], max_steps=None, batch=20)
+    s = dict(exp_settings.SETTINGS["smoke"], max_steps=None, batch=20)
     tasks = [stream[i] for i in range(3)]
     rows = {}
-    for name, settings in (("full", s), ("half", exp.half_budget(s))):
+    for name, settings in (("full", s), ("half", exp_settings.half_budget(s))):
         torch.manual_seed(0)
         learner = LGMLearner(exp.model_config(settings), exp.lifelong_config(settings, "lgm"))
         result = run_stream(learner, tasks, exp.budget(settings, tasks))
@@ -158,20 +158,20 @@ def test_ablation_and_permuted_claims_record_compute():
 
 
 def test_quick_study_runs_longer_with_more_seeds_and_paper_study_is_its_main_runs(stream):
-    quick = exp.study_settings(exp.SETTINGS["quick"])
+    quick = exp_settings.study_settings(exp_settings.SETTINGS["quick"])
     assert quick["epochs"] >= 5 and len(quick["seeds"]) >= 8 and not quick["eval_every_task"]
     assert {"lgm", "replay", "ewc"} <= set(quick["methods"]) and 0.0 in quick["gammas"]
     # the study's half budget halves its epochs (5 -> 2) and keeps its seeds
-    half = exp.half_budget(quick)
+    half = exp_settings.half_budget(quick)
     assert half["epochs"] == quick["epochs"] // 2 and half["seeds"] == quick["seeds"]
-    paper, study = exp.SETTINGS["paper"], exp.study_settings(exp.SETTINGS["paper"])
+    paper, study = exp_settings.SETTINGS["paper"], exp_settings.study_settings(exp_settings.SETTINGS["paper"])
     same = ("epochs", "seeds", "max_steps", "hidden", "latent", "batch", "iwae_k", "fid_n", "sample_n")
     assert {k: study.get(k) for k in same} == {k: paper.get(k) for k in same}
     assert study["eval_every_task"] is True  # so its cache keys are the main runs'
 
 
 def test_final_only_evaluation_has_its_own_cache_key_and_leaves_the_others_alone(stream):
-    run = SimpleNamespace(settings=dict(exp.SETTINGS["smoke"]), data=lambda **kw: DataConfig(source="sample"))
+    run = SimpleNamespace(settings=dict(exp_settings.SETTINGS["smoke"]), data=lambda **kw: DataConfig(source="sample"))
     every = exp.method_call(run, "mnist", "lgm", 0, stream=stream)
     assert "every_task" not in every.config["eval"]  # keys of runs evaluated after every task are unchanged
     run.settings = run.settings | {"eval_every_task": False}

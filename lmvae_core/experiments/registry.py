@@ -63,7 +63,7 @@ def gallery() -> dict[str, str]:
 
 register(Notebook("00_mixture_of_vaes", "lmvae_core.papers.mixture_of_vaes", "samples_per_expert_mnist.png"))
 register(Notebook("01_lmvae", "lmvae_core.papers.lmvae", "task_matrices_iwae.png"))
-register(Notebook("02_lifelong_generative_modeling", "lgm", "cumulative_nelbo_iwae.png", grid=True))
+register(Notebook("02_lifelong_generative_modeling", "lmvae_core.papers.lgm", "cumulative_nelbo_iwae.png", grid=True))
 register(Notebook("03_binarized_regularization", "lmvae_core.papers.binarized", "r_sweep_metrics.png", grid=True))
 register(Notebook("04_ocm", "ocm", "memory_along_stream.png", grid=True))
 register(Notebook("05_benchmark", "benchmark", "stream_split_mnist.png", grid=True))

@@ -27,7 +27,7 @@ cross-entropy of the category drawn for x under q(z_d|x_hat) is I(z_d; x_hat) - 
 InfoGAN's, the code is drawn from the posterior, not the prior, so the term can be met through z_c alone (a
 reconstruction looks like its input and encodes back to the input's category whether or not the decoder reads
 z_d): on full split MNIST the decoder's output changes by 0.009 per pixel between codes at one epoch per
-task and 0.017 at three (0.020 and 0.022 without the term; benchmarks/fidelity/02_lgm_discrete_code*.json). The official code adds a constant (an entropy of
+task and 0.017 at three (0.020 and 0.022 without the term; lmvae_core/papers/lgm/fidelity/discrete_code*.json). The official code adds a constant (an entropy of
 the one-hot sample, summed over the batch) that we leave out. The continuous term is KL(q(z_c|x_hat) || q(z_c|x)) with the Gaussian KL done right (the official
 code passes the log-variance as the scale); its help text calls it "-I(z_c; x)", but penalising the KL makes
 z_c recoverable from x_hat, which raises I(z_c; x_hat) rather than lowering it. Both are clamped to

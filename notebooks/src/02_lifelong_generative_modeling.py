@@ -74,13 +74,13 @@ from IPython.display import Markdown, display
 
 from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import lgm as exp
-from lmvae_core.experiments import lgm_claims
+from lmvae_core.papers.lgm import claims as lgm_claims, experiments as exp
+from lmvae_core.papers.lgm.settings import SETTINGS, half_budget, study_settings
 from lmvae_core.results import plots
 from lmvae_core.results.claims import with_half_budget
 
 run = setup("02_lifelong_generative_modeling", profile, seed, device, data_root, out_dir, force, progress,
-            exp.SETTINGS, offline=offline, executor=executor)
+            SETTINGS, offline=offline, executor=executor)
 S = run.settings
 print(run)
 print(S)
@@ -96,7 +96,7 @@ print(S)
 # Section 5's regulariser study has its own settings (the profile's `study` entry, printed there): in `quick`
 # more epochs per task and more seeds than the overview, since the difference it measures is small; in `paper`
 # the main runs themselves. Every claim records its schedule against the official default of 10 epochs per
-# task. Section 7 repeats the runs behind the claims with half the real data per task (`exp.half_budget`): a
+# task. Section 7 repeats the runs behind the claims with half the real data per task (`settings.half_budget`): a
 # verdict stands only where the half-budget value agrees with it.
 
 # %% [markdown]
@@ -268,7 +268,7 @@ display(Markdown(feature_table.to_markdown(index=False)))
 # after the last task only. The bars are means over seeds with their 95% interval.
 
 # %%
-study_s = exp.study_settings(S)
+study_s = study_settings(S)
 print("study:", {k: study_s[k] for k in ("epochs", "seeds", "methods", "gammas", "eval_every_task") if k in study_s})
 study_splits, ablation = exp.regulariser_study(run.with_settings(study_s))
 study = pd.DataFrame(exp.study_rows(study_splits, ablation))
@@ -312,8 +312,8 @@ if perm is not None:
 # %%
 full = exp.claim_experiments(run)
 half = exp.claim_experiments(run, half=True)
-print("half budget, overview:", {k: (S.get(k), v) for k, v in exp.half_budget(S).items() if S.get(k) != v})
-print("half budget, study:", {k: (study_s.get(k), v) for k, v in exp.half_budget(study_s).items() if study_s.get(k) != v})
+print("half budget, overview:", {k: (S.get(k), v) for k, v in half_budget(S).items() if S.get(k) != v})
+print("half budget, study:", {k: (study_s.get(k), v) for k, v in half_budget(study_s).items() if study_s.get(k) != v})
 claims = with_half_budget(lgm_claims.claims(**full, profile=run.profile, calibrated=cal.met),
                           lgm_claims.claims(**half, profile=run.profile, calibrated=cal.met),
                           how="the same runs with half the real images per task")
@@ -381,51 +381,45 @@ display(Markdown("\n\n".join(lines)))
 
 # %% [markdown]
 # What the discrete code carries with the official settings, from a separate single-seed run on full split
-# MNIST (`benchmarks/fidelity/02_lgm_discrete_code*.json`, made by the script beside them; read here from the
+# MNIST (`lmvae_core/papers/lgm/fidelity/discrete_code*.json`, made by the script beside them; read here from the
 # files): the variants are the official settings, the same with gamma_c = 0, a variant without the
 # mutual-information term whose new category starts with a logit 5 above the old ones (labelled "before" in the
 # files), InfoGAN's prior-code term (not in the official code) and the naive VAE.
 
 # %%
-import json
+from lmvae_core.papers import evidence
 
-from lmvae_core.paths import repo_root
-
-fidelity = {}
-for tag, fname in (("1 epoch/task", "02_lgm_discrete_code.json"), ("3 epochs/task", "02_lgm_discrete_code_3ep.json")):
-    path = repo_root() / "benchmarks" / "fidelity" / fname
-    if path.exists():
-        fidelity[tag] = json.loads(path.read_text())
-if fidelity:
-    fid_rows = pd.DataFrame([{"schedule": tag, "variant": v, "cumulative -ELBO": r["cum_nelbo"],
-                              "MI(category; task), nats": r["task_mi_nats"], "normalised MI": r["task_nmi"],
-                              "decoder change per pixel": r["code_effect"], "categories used": r["categories_used"],
-                              "classes (argmax)": r["classes_argmax"], "classes (calibrated)": r["classes_calibrated"],
-                              "share of confident samples": r["confident_share"], "last class share": r["last_class_share"]}
-                             for tag, d in fidelity.items() for v, r in d["variants"].items()])
-    display(fid_rows.round(3))
-    one = fidelity.get("1 epoch/task", {}).get("variants", {})
-    text = []
-    if "official" in one and "before" in one:
-        o, b = one["official"], one["before"]
-        text.append(f"At one epoch per task the official settings give {o['task_mi_nats']:.2f} nats of mutual "
-                    f"information between category and task ({o['task_nmi']:.2f} of the task's entropy), against "
-                    f"{b['task_mi_nats']:.2f} ({b['task_nmi']:.2f}) for 'before'; the decoder's output changes by "
-                    f"{o['code_effect']:.3f} per pixel between codes ({b['code_effect']:.3f} for 'before').")
-    prior = next((r for v, r in one.items() if v.startswith("official + prior-code")), None)
-    if prior is not None and "official" in one:
-        text.append(f"InfoGAN's prior-code term gives {prior['task_mi_nats']:.2f} nats ({prior['task_nmi']:.2f}) and "
-                    f"{prior['code_effect']:.3f} per pixel, at {prior['cum_nelbo'] - one['official']['cum_nelbo']:+.1f} "
-                    "nats of cumulative -ELBO against the official settings.")
-    if "official" in one:
-        text.append(f"About {100 * one['official']['confident_share']:.1f}% of the official variant's samples reach the "
-                    "classifier confidence that 95% of real test images reach.")
-    naive_shares = {tag: d["variants"]["naive"]["last_class_share"] for tag, d in fidelity.items()
-                    if "naive" in d["variants"]}
-    if naive_shares:
-        text.append("The naive VAE's share of samples in the last class: "
-                    + ", ".join(f"{v:.2f} at {tag}" for tag, v in naive_shares.items()) + ".")
-    display(Markdown(" ".join(text)))
+fidelity = {tag: evidence("lgm", name) for tag, name in (("1 epoch/task", "discrete_code"),
+                                                         ("3 epochs/task", "discrete_code_3ep"))}
+fid_rows = pd.DataFrame([{"schedule": tag, "variant": v, "cumulative -ELBO": r["cum_nelbo"],
+                          "MI(category; task), nats": r["task_mi_nats"], "normalised MI": r["task_nmi"],
+                          "decoder change per pixel": r["code_effect"], "categories used": r["categories_used"],
+                          "classes (argmax)": r["classes_argmax"], "classes (calibrated)": r["classes_calibrated"],
+                          "share of confident samples": r["confident_share"], "last class share": r["last_class_share"]}
+                         for tag, d in fidelity.items() for v, r in d["variants"].items()])
+display(fid_rows.round(3))
+one = fidelity.get("1 epoch/task", {}).get("variants", {})
+text = []
+if "official" in one and "before" in one:
+    o, b = one["official"], one["before"]
+    text.append(f"At one epoch per task the official settings give {o['task_mi_nats']:.2f} nats of mutual "
+                f"information between category and task ({o['task_nmi']:.2f} of the task's entropy), against "
+                f"{b['task_mi_nats']:.2f} ({b['task_nmi']:.2f}) for 'before'; the decoder's output changes by "
+                f"{o['code_effect']:.3f} per pixel between codes ({b['code_effect']:.3f} for 'before').")
+prior = next((r for v, r in one.items() if v.startswith("official + prior-code")), None)
+if prior is not None and "official" in one:
+    text.append(f"InfoGAN's prior-code term gives {prior['task_mi_nats']:.2f} nats ({prior['task_nmi']:.2f}) and "
+                f"{prior['code_effect']:.3f} per pixel, at {prior['cum_nelbo'] - one['official']['cum_nelbo']:+.1f} "
+                "nats of cumulative -ELBO against the official settings.")
+if "official" in one:
+    text.append(f"About {100 * one['official']['confident_share']:.1f}% of the official variant's samples reach the "
+                "classifier confidence that 95% of real test images reach.")
+naive_shares = {tag: d["variants"]["naive"]["last_class_share"] for tag, d in fidelity.items()
+                if "naive" in d["variants"]}
+if naive_shares:
+    text.append("The naive VAE's share of samples in the last class: "
+                + ", ".join(f"{v:.2f} at {tag}" for tag, v in naive_shares.items()) + ".")
+display(Markdown(" ".join(text)))
 
 # %% [markdown]
 # The official mutual-information term draws the code from the posterior, so a reconstruction that merely looks
@@ -444,7 +438,7 @@ if fidelity:
 #   by default there, its search range spanning several orders of magnitude): the reconstruction, encoded again, must
 #   fall in the category drawn for the image (InfoGAN's bound on $I(z_d; \hat x)$). The code is drawn from the
 #   posterior, so the term can be met through $z_c$ alone. Measured effect on how much $z_d$ changes the decoder's
-#   output: `benchmarks/fidelity/02_lgm_discrete_code.json` and `benchmarks/fidelity/02_lgm_discrete_code_3ep.json`.
+#   output: `lmvae_core/papers/lgm/fidelity/discrete_code.json` and `discrete_code_3ep.json` beside it.
 #   The `--continuous-mut-info` term ($\lambda_c$) is available with weight 0, as the official default; penalising
 #   that KL raises rather than lowers the information in $z_c$, whatever its help text says. The constant the
 #   official code adds to the discrete term (an entropy of the one-hot sample) is left out.

@@ -1,5 +1,5 @@
 """Notebook 02, issue 11 item 4 (and 6): does the discrete code z_d carry anything, before and after matching
-the official code? Writes benchmarks/fidelity/02_lgm_discrete_code.json.
+the official code? Writes discrete_code.json beside this file (discrete_code_3ep.json: `--epochs 3 --out ...`).
 
 Full split MNIST (10 tasks of one class), the quick profile's network (784-200-(20 + K)), batch 64, `--epochs`
 passes over each task (default 1: a tenth of the official default of 10) for every variant, the same real
@@ -17,7 +17,7 @@ image is assigned to and its task, how much z_d changes the decoder's output per
 prior samples cover, by argmax (>= 2% of samples) and at a classifier confidence that 95% of real test
 images reach (lmvae_core/metrics/coverage.py).
 
-    OMP_NUM_THREADS=1 python benchmarks/fidelity/02_lgm_discrete_code.py --data-root /work/data_root
+    OMP_NUM_THREADS=1 python -m lmvae_core.papers.lgm.fidelity.discrete_code --data-root ROOT   # full MNIST
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def measure(model, stream, tests, classifier, threshold, seed) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-root", default="/work/data_root")
+    ap.add_argument("--data-root", required=True, help="a torchvision root with full MNIST")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))

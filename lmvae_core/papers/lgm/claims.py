@@ -1,4 +1,4 @@
-"""Notebook 02's claims, judged by the runs of `lmvae_core.experiments.lgm`.
+"""Notebook 02's claims, judged by the runs of `experiments.py`.
 
 Every claim says what it is (`kind`): `paper` where the paper states it (`where`: the design spec's account of
 the paper, /work/shared/spec/02_lifelong_generative_modeling.md, as the paper's tables could not be read),
@@ -6,7 +6,7 @@ the paper, /work/shared/spec/02_lifelong_generative_modeling.md, as the paper's 
 schedule against the paper's, in real images seen per task expressed as epochs (driver-reported real rows per
 task / task size); the paper's budget is the official code's default, `--epochs 10` per task (the spec's range
 is 10-200). No share of it is required up front (`min_fraction` 0): a `paper` verdict stands only where the same
-claim, built from runs at half the real data per task (`lgm.half_budget`), gives the same verdict and moved by
+claim, built from runs at half the real data per task (`settings.half_budget`), gives the same verdict and moved by
 less than the distance to the criterion (`results.claims.with_half_budget`). Every comparison records both
 sides' optimiser steps and real images (`Compute`); every method gets the same real batches from the driver,
 and teacher replay (LGM, replay) is counted apart, on top of them. Claims about likelihoods also need the
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics.significance import mean_ci
-from ..results.claims import DERIVED, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
-from .lgm import METHOD_LABELS, classes_covered, curve, forgetting, last_task_share
+from ...metrics.significance import mean_ci
+from ...results.claims import DERIVED, PAPER, SANITY, AtLeast, AtMost, Claim, Compute, Schedule
+from .experiments import METHOD_LABELS, classes_covered, curve, forgetting, last_task_share
 
 PAPER_EPOCHS_PER_TASK = 10  # official main.py default --epochs (per task)
 UNIT = "epochs per task (driver-reported real images / task size)"
