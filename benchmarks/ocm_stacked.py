@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -103,7 +104,9 @@ def main() -> None:
                       "rounds in one process)",
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "device_type": device.type, "threads": args.threads, "torch": torch.__version__,
-              "rounds": args.rounds, "cases": cases}
+              "rounds": args.rounds, "cases": cases,
+              # other work on the machine shows here: the ratios are side by side, the absolute times are not
+              "load_average_1min_at_end": os.getloadavg()[0]}
     out = args.json or benchmark_results() / f"ocm_stacked_{device.type}.json"
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
