@@ -73,7 +73,7 @@ def test_stacked_seeds_equal_separate_runs_through_expansions_and_unequal_memori
     init = ocm_stacked._StackedPasses.__init__
 
     def recording_init(self, members):
-        stacks.append([m._memory_data().shape[0] for m in members])
+        stacks.append([m.memory_data().shape[0] for m in members])
         init(self, members)
 
     monkeypatch.setattr(ocm_stacked._StackedPasses, "__init__", recording_init)

@@ -69,12 +69,12 @@ class OCMLearner(BaseLearner):
         return make_optimizer(self.model.trainable_parameters(), self.optim)
 
     # -- training ---------------------------------------------------------------------------------
-    def _memory_data(self) -> torch.Tensor:
+    def memory_data(self) -> torch.Tensor:
         """What an arriving batch trains on: STM u LTM (a baseline may train on part of its memory)."""
         return torch.cat([self.stm_x, self.ltm_x])
 
     def _memory_batches(self, epochs: int):
-        data = self._memory_data()
+        data = self.memory_data()
         n, bs = data.shape[0], self.config.batch_size
         for _ in range(epochs):
             xb_all = binarize_dynamic(data, self.noise)

@@ -144,9 +144,8 @@ class _StackedPasses:
     def _write_back(self) -> None:
         with torch.no_grad():
             for s, (m, p) in enumerate(zip(self.members, self.params)):
-                for n in self.trains:
-                    p[n].copy_(self.stack[n][s])
                 for i, n in enumerate(self.trains):
+                    p[n].copy_(self.stack[n][s])
                     state = m.optimizer.state[p[n]]
                     state["step"] = self.moments["steps"][i][s]
                     state["exp_avg"] = self.moments["exp_avg"][i][s].clone()
@@ -171,7 +170,7 @@ class _StackedPasses:
     # -- the passes ---------------------------------------------------------------------------------------------------
     def run(self) -> list[float]:
         c, members, device = self.config, self.members, self.members[0].device
-        data = [m._memory_data().flatten(1) for m in members]
+        data = [m.memory_data().flatten(1) for m in members]
         sizes = [d.shape[0] for d in data]
         bs = c.batch_size
         loss_sums = torch.zeros(len(members), device=device)

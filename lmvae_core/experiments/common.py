@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -79,21 +79,10 @@ def paper_shape(paper: Mapping, sizes: dict, changed: dict | None = None) -> Map
     out = dict(paper) | dict(sizes)
     for key, (value, _why) in changed.items():
         outer, _, inner = key.partition(".")
-        if outer not in paper or (inner and not _has_entry(paper[outer], inner)):
+        if outer not in paper or (inner and inner not in paper[outer]):
             raise KeyError(f"paper_shape: {key!r} is not a paper setting")
-        out[outer] = _with_entry(out[outer], inner, value) if inner else value
+        out[outer] = dict(out[outer]) | {inner: value} if inner else value
     return paper.replace(**out) if isinstance(paper, Settings) else out
-
-
-def _has_entry(setting, name: str) -> bool:
-    return name in ({f.name for f in fields(setting)} if is_dataclass(setting) else setting)
-
-
-def _with_entry(setting, name: str, value):
-    """A dict or dataclass setting with one entry changed."""
-    if is_dataclass(setting):
-        return replace(setting, **{name: value})
-    return dict(setting) | {name: value}
 
 
 def _check(name: str, value, types, allow_none: bool = False):

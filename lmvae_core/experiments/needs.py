@@ -1,5 +1,5 @@
-"""Which datasets each notebook needs per profile: each notebook's experiments module computes them
-(`datasets_needed`) from the same SETTINGS dicts the experiments read, plus the datasets the notebook names itself.
+"""Which datasets each notebook needs per profile: each notebook's paper package computes them
+(`datasets_needed`) from the same SETTINGS the experiments read, plus the datasets the notebook names itself.
 
 setup() declares them to the loader, which refuses (smoke profile, so CI catches it) or warns about any split a
 notebook loads without declaring it. `lmvae data`, `--dry-run` and the fail-fast check of `lmvae reproduce` read

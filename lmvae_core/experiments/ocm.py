@@ -327,7 +327,7 @@ class StepMatchedReservoir(OCMLearner):
         self.ltm_rows = [int(n) for n in ltm_rows]
         self.init_args = self.init_args | {"ltm_rows": self.ltm_rows}
 
-    def _memory_data(self) -> torch.Tensor:
+    def memory_data(self) -> torch.Tensor:
         b = self.batches - 1  # observe() counts the arriving batch before it trains
         n_ltm = self.ltm_x.shape[0]
         k = min(n_ltm, self.ltm_rows[b] if b < len(self.ltm_rows) else n_ltm)

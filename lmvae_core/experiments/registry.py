@@ -1,10 +1,10 @@
 """The notebooks of the project, in one place: every list the package keeps of them is derived from here.
 
-A notebook is registered with its experiments module, which defines SETTINGS (per profile), PAPER_SHAPE and
-`datasets_needed(settings)`, its key figure (the gallery of docs/results.md) and whether it runs its grids on a
+A notebook is registered with its paper's package (lmvae_core/papers/<name>/; notebook 04 still its experiments
+module), which defines SETTINGS (per profile), PAPER_SHAPE and `datasets_needed(settings)`, its key figure (the gallery of docs/results.md) and whether it runs its grids on a
 Dask executor (`lmvae reproduce --executor` passes the executor to those notebooks only). `setup()`, the data
 check (`lmvae data`, `--dry-run`), `lmvae reproduce` and `lmvae readme` all read this registry, so a new notebook
-is one experiments module, one notebook source and one `register(...)` line. Modules are imported by name, when
+is one paper package, one notebook source and one `register(...)` line. Modules are imported by name, when
 first needed: most of them import experiments.common, which imports this module.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from types import ModuleType
 @dataclass(frozen=True)
 class Notebook:
     name: str  # the notebook's file stem, e.g. "04_ocm"; notebooks/src/<name>.py builds notebooks/<name>.ipynb
-    module: str  # its experiments module, importable by this name (a bare name means lmvae_core.experiments.<name>)
+    module: str  # its paper's package or experiments module, importable by this name (a bare name means
+    # lmvae_core.experiments.<name>)
     key_figure: str  # the figure the gallery shows, a file of figures/<name>/
     grid: bool = False  # runs its grids on run.executor (Dask)
 

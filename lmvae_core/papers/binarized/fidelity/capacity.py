@@ -18,7 +18,7 @@ import torch
 from lmvae_core.models.binarized import BinarizedVAEConfig
 from lmvae_core.training.loop import TrainConfig
 
-from .common import difference, mnist, train_setting, write
+from .common import difference, mnist, setup, train_setting, write
 from ..settings import CAPACITY_PER_IMAGE_10, OBJECTIVES
 
 torch.set_num_threads(1)
@@ -52,10 +52,8 @@ def main() -> None:
             "official minus beta-VAE: IWAE (nats)": difference(a, c, "iwae"),
             "largest weight difference, official capacity-VAE vs beta-VAE (same seeds)": weight_gap,
         }
-    write("capacity", {"setup": {"network": "784-256-20 MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
-                                    "binarisation; test: first 1,000, fixed binarisation", "epochs": EPOCHS,
-                                    "batch": 64, "seeds": SEEDS, "iwae_k": K, "torch": torch.__version__},
-                          "summary": summary, "results": results})
+    write("capacity", {"setup": setup("784-256-20 MLP, Bernoulli", tcfg, SEEDS, K, TEST_N), "summary": summary,
+                       "results": results})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 from lmvae_core.models.binarized import BinarizedVAEConfig
 from lmvae_core.training.loop import TrainConfig
 
-from .common import difference, mnist, train_setting, write
+from .common import difference, mnist, setup, train_setting, write
 from ..settings import OBJECTIVES
 
 torch.set_num_threads(1)
@@ -43,10 +43,8 @@ def main() -> None:
             print(name, r, res["ci"], flush=True)
         summary[name] = {f"r = 0.5 minus r = 0: {key}": difference(pair[0.5], pair[0.0], key)
                          for key in ("active_raw", "active_folded", "active_kl", "iwae", "recon_error")}
-    write("collapse", {"setup": {"network": "784-256-d MLP, Bernoulli", "data": "full MNIST (60,000), dynamic "
-                                    "binarisation; test: first 1,000, fixed binarisation", "epochs": EPOCHS,
-                                    "batch": 64, "seeds": SEEDS, "iwae_k": K, "torch": torch.__version__},
-                          "summary": summary, "results": results})
+    write("collapse", {"setup": setup("784-256-d MLP, Bernoulli", tcfg, SEEDS, K, TEST_N), "summary": summary,
+                       "results": results})
 
 
 if __name__ == "__main__":

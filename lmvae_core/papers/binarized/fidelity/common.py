@@ -56,6 +56,13 @@ def difference(a: dict, b: dict, key: str) -> str:
     return str(paired_difference(a["per_seed"][key], b["per_seed"][key]))
 
 
+def setup(network: str, tcfg: TrainConfig, seeds: list[int], k: int, test_n: int) -> dict:
+    """What a measurement ran on, recorded at the top of its JSON."""
+    return {"network": network, "data": f"full MNIST (60,000), dynamic binarisation; test: first {test_n:,}, fixed "
+            "binarisation", "epochs": tcfg.epochs, "batch": tcfg.batch_size, "seeds": seeds, "iwae_k": k,
+            "torch": torch.__version__}
+
+
 def write(name: str, result: dict) -> None:
     path = HERE / f"{name}.json"
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
