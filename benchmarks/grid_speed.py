@@ -28,7 +28,7 @@ from lmvae_core.runtime import RESULT_THREADS
 def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[float, list[dict], int, int, dict]:
     """The notebook's own path, benchmark.run_all: on a cluster the stream classifiers first, then every run,
     costliest first. Also returns each computed run's own seconds (on a cluster, measured on its worker)."""
-    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.papers.benchmark import experiments as B
     from lmvae_core.experiments.common import setup
 
     os.environ["LMVAE_CACHE"] = str(cache)
@@ -53,7 +53,7 @@ def grid_seconds(executor: str | None, streams, seeds, cache: Path) -> tuple[flo
 
 
 def main() -> None:
-    from lmvae_core.experiments.benchmark import METHOD_NAMES, STREAM_TITLES
+    from lmvae_core.papers.benchmark.experiments import METHOD_NAMES, STREAM_TITLES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", default="split_mnist,taskfree_mnist",

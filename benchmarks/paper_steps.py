@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lmvae_core.experiments import benchmark as bench_exp
+from lmvae_core.papers.benchmark import experiments as bench_exp
 from lmvae_core.papers.binarized import experiments as bin_exp, settings as bin_settings
 from lmvae_core.papers.lgm import settings as lgm_settings
 from lmvae_core.papers.lmvae import experiments as lmvae_exp, settings as lmvae_settings

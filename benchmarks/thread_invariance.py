@@ -37,8 +37,8 @@ def contender(threads: int, out: str) -> None:
     torch.set_num_threads(threads)
     os.environ["LMVAE_CACHE"] = tempfile.mkdtemp(prefix="lmvae_threads_")
     from lmvae_core.data import DataConfig, load_split
-    from lmvae_core.experiments import benchmark as B
-    from lmvae_core.experiments import benchmark_features as BF
+    from lmvae_core.papers.benchmark import experiments as B
+    from lmvae_core.papers.benchmark import features as BF
     from lmvae_core.experiments.common import setup
     from lmvae_core.metrics.fid import FeatureClassifier, real_fid
     from lmvae_core.training.classifier import fit_classifier

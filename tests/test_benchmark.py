@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmvae_core.data import load_split
-from lmvae_core.experiments import benchmark as B
+from lmvae_core.papers.benchmark import experiments as B
 from lmvae_core.metrics import TaskMatrix
 from lmvae_core.training.classifier import train_classifier
 from lmvae_core.training.loop import TrainConfig
@@ -280,7 +280,7 @@ def test_every_benchmark_claim_has_a_kind_and_comparisons_record_compute():
 def test_ocm_claims_count_passes_over_memory_as_notebook_04():
     """OCM's schedule is its optimiser steps against the official code's (100 passes per arriving batch), so one
     pass per batch cannot decide its claims, whatever share of the stream's images it saw."""
-    from lmvae_core.experiments.benchmark_claims import OCM_MIN_FRACTION, ocm_schedule
+    from lmvae_core.papers.benchmark.claims import OCM_MIN_FRACTION, ocm_schedule
     from lmvae_core.experiments.calibration import Calibration
     from lmvae_core.experiments.ocm_claims import official_steps
     from lmvae_core.results.claims import NOT_COMPARABLE
@@ -298,7 +298,7 @@ def test_ocm_claims_count_passes_over_memory_as_notebook_04():
 
 
 def test_cndpm_claims_need_cndpms_bound_network_and_schedule():
-    from lmvae_core.experiments import benchmark_claims as BC
+    from lmvae_core.papers.benchmark import claims as BC
     from lmvae_core.results.claims import NOT_COMPARABLE
 
     runs = _claims_runs(6.0, 0.5, stream="taskfree_mnist")
@@ -315,7 +315,7 @@ def test_cndpm_claims_need_cndpms_bound_network_and_schedule():
 
 
 def test_half_budget_halves_what_the_schedules_count_and_nothing_else(sample_cfg):
-    from lmvae_core.experiments.benchmark_claims import schedule
+    from lmvae_core.papers.benchmark.claims import schedule
 
     for name in ("smoke", "quick", "paper"):
         s = B.SETTINGS[name]
@@ -377,7 +377,7 @@ def test_fidelity_feature_classifier_floors(sample_cfg):
 
 def test_benchmark_schedule_counts_the_images_the_stream_really_had():
     """Full task data offline is 16,825 Fashion-MNIST images, not 60,000: the schedule must say 2.8%, not 10%."""
-    from lmvae_core.experiments.benchmark_claims import schedule
+    from lmvae_core.papers.benchmark.claims import schedule
 
     s = dict(B.SETTINGS["quick"], train_per_task=None, epochs=2, stream_epochs=None)
     assert schedule(s, "split_mnist", 60_000).ours == 2 * 12_000

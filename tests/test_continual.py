@@ -7,7 +7,7 @@ from lmvae_core.continual import (BaseLearner, Budget, Learner, LGMLearner, Life
                                   SequentialVAE, TaskData, run_stream)
 from lmvae_core.data.benchmark_streams import build_stream
 from lmvae_core.data.streams import TaskFreeStream
-from lmvae_core.experiments import benchmark as B
+from lmvae_core.papers.benchmark import experiments as B
 from lmvae_core.models import LGMConfig, OCMConfig, VAEConfig
 from lmvae_core.training import loop
 

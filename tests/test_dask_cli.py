@@ -80,7 +80,7 @@ def dask_cluster(tmp_path, monkeypatch):
 
 
 def test_smoke_grid_on_dask_scheduler_and_worker_processes(dask_cluster, tmp_path):
-    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.papers.benchmark import experiments as B
     from lmvae_core.experiments.common import setup
     from lmvae_core.results.runner import run_grid
 

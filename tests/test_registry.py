@@ -88,7 +88,7 @@ def test_a_toy_method_runs_in_the_benchmark_and_reloads(sample_cfg, monkeypatch,
     from torch import nn
 
     from lmvae_core.continual import BaseLearner
-    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.papers.benchmark import experiments as B
     from lmvae_core.models.base import register_model
     from lmvae_core.training.classifier import train_classifier
     from lmvae_core.training.loop import TrainConfig, make_optimizer

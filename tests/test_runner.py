@@ -182,7 +182,7 @@ def _same(a, b, where=""):
 
 
 def test_smoke_grid_serial_and_local_cluster_identical(tmp_path, monkeypatch):
-    from lmvae_core.experiments import benchmark as B
+    from lmvae_core.papers.benchmark import experiments as B
     from lmvae_core.experiments.common import setup
 
     def smoke_run(executor, name):
@@ -257,8 +257,8 @@ def test_local_cluster_gives_each_gpu_a_worker_that_sees_only_it():
 def test_classifier_stage_keeps_the_other_worker_busy(tmp_path, monkeypatch):
     """On a cluster the feature classifiers train first, as a stage of their own; calls that need none (the
     calibration VAE) run in that stage too, and once the classifiers are cached there is no stage at all."""
-    from lmvae_core.experiments import benchmark as B
-    from lmvae_core.experiments import benchmark_features as BF
+    from lmvae_core.papers.benchmark import experiments as B
+    from lmvae_core.papers.benchmark import features as BF
     from lmvae_core.experiments.common import setup
 
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))

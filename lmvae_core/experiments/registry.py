@@ -67,6 +67,6 @@ register(Notebook("01_lmvae", "lmvae_core.papers.lmvae", "task_matrices_iwae.png
 register(Notebook("02_lifelong_generative_modeling", "lmvae_core.papers.lgm", "cumulative_nelbo_iwae.png", grid=True))
 register(Notebook("03_binarized_regularization", "lmvae_core.papers.binarized", "r_sweep_metrics.png", grid=True))
 register(Notebook("04_ocm", "ocm", "memory_along_stream.png", grid=True))
-register(Notebook("05_benchmark", "benchmark", "stream_split_mnist.png", grid=True))
+register(Notebook("05_benchmark", "lmvae_core.papers.benchmark", "stream_split_mnist.png", grid=True))
 
 __all__ = ["Notebook", "experiment_module", "gallery", "get", "grid_notebooks", "notebooks", "register", "unregister"]

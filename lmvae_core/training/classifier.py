@@ -70,5 +70,5 @@ def feature_classifier(name: str, train_x: torch.Tensor, train_y: torch.Tensor, 
 def epochs_for(n: int, epochs: int, min_passes: int = 0) -> int:
     """At least `epochs` epochs and `min_passes` image passes: the CNN needs about 150k passes to reach its floor,
     so Fashion-MNIST's 16,825 offline images need 9 epochs where MNIST's 60,000 need 3
-    (benchmarks/fidelity/05_feature_classifier.json)."""
+    (lmvae_core/papers/benchmark/fidelity/feature_classifier.json)."""
     return max(int(epochs), math.ceil(min_passes / max(int(n), 1)))

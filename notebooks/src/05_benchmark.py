@@ -6,7 +6,7 @@
 # component), the **same evaluation code** and several seeds, and one table reports them.
 #
 # ## Methods and streams
-# Methods (a registry of `Learner`s in `lmvae_core.experiments.benchmark`, all trained by one driver,
+# Methods (a registry of `Learner`s in `lmvae_core.papers.benchmark`, all trained by one driver,
 # `lmvae_core.continual.run_stream`, with one real-data budget: every task-based method gets the same real batches
 # per task and reports the replayed rows it trains on besides): fine-tuned VAE (lower bound); jointly trained VAE
 # (upper bound, all data at once); generative-replay VAE (Shin et al. style, generator only); the same with binarized
@@ -89,7 +89,7 @@ import torch
 from IPython.display import Markdown, display
 
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import benchmark as exp
+from lmvae_core.papers.benchmark import experiments as exp
 from lmvae_core.metrics import TaskMatrix
 from lmvae_core.results import plots
 
@@ -293,7 +293,7 @@ plt.show()
 # than this text, which is also computed from the settings, the calibration and the claims.
 
 # %%
-from lmvae_core.experiments.benchmark_claims import PAPER_EPOCHS, ocm_schedule
+from lmvae_core.papers.benchmark.claims import PAPER_EPOCHS, ocm_schedule
 
 paper_claims = [c for c in claims if c.kind == "paper"]
 counts = pd.Series([c.verdict for c in paper_claims]).value_counts()
@@ -329,8 +329,8 @@ display(Markdown(text))
 # - *One network budget.* Every method uses one MLP of the same size per VAE, expert or component, not each paper's
 #   own architecture. Effect: not measured.
 # - *FID features.* A small classifier trained on the stream's classes replaces Inception (its weights are not
-#   available offline); whether it reaches its accuracy floor: `benchmarks/fidelity/05_feature_classifier.json` and
-#   `figures/05_benchmark/features.md`.
+#   available offline); whether it reaches its accuracy floor:
+#   `lmvae_core/papers/benchmark/fidelity/feature_classifier.json` and `figures/05_benchmark/features.md`.
 # - *Mixtures as densities.* L-MVAE, OCM and the offline mixture are scored as mixtures, not by the per-input
 #   selection their papers use; what the choice changes is measured in notebooks 01 and 04
 #   (`figures/01_lmvae/selection_likelihood_cost.md`, `figures/04_ocm/likelihoods.md`).
@@ -339,7 +339,7 @@ display(Markdown(text))
 # - *Shorter schedules than the papers'.* Fewer epochs per task, fewer IWAE samples, fewer seeds, one pass over
 #   STM u LTM per arriving batch for OCM, a smaller memory and Dynamic-OCM's expansion signal on a 1-sample bound
 #   (the settings cell below lists them; the measurement behind the 1-sample bound is described beside the settings
-#   in `lmvae_core/experiments/benchmark.py`). Each claim states its schedule and is measured again at half the
+#   in `lmvae_core/papers/benchmark/settings.py`). Each claim states its schedule and is measured again at half the
 #   epochs per task: `figures/05_benchmark/per_run_half_budget.md`, `figures/05_benchmark/claims.md`.
 # - *CN-DPM.* Its numbers are in bits/dim with its own bound, network and schedule; where ours differ, the claim has
 #   no value and its note says what differs (`figures/05_benchmark/claims.md`). CN-DPM itself and its reservoir

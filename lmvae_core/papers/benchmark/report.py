@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..data.benchmark_streams import STREAM_TITLES
-from ..metrics.significance import rank_groups
-from ..results.tables import seed_summary
+from ...data.benchmark_streams import STREAM_TITLES
+from ...metrics.significance import rank_groups
+from ...results.tables import seed_summary
 
 # ---- tables and ranking -------------------------------------------------------------------------------------
 METRICS = {  # column: (label, higher is better)

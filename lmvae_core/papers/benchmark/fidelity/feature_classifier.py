@@ -1,21 +1,24 @@
 """Issue 11, item 16: does the FID / fitting-capacity feature classifier reach its accuracy floor?
 
-Trains the feature classifier (nets.classifier, training.classifier) as notebook 05 does in each setting (the old quick one: 1,000 images per split-MNIST
-task, i.e. 5,000 images, 2 epochs; the new one: every training image, `benchmark.clf_epochs` epochs) on MNIST and
-Fashion-MNIST from a torchvision root, and writes the test accuracies next to the floors.
+Trains the feature classifier (nets.classifier, training.classifier) as notebook 05 does in each setting (the old
+quick one: 1,000 images per split-MNIST task, i.e. 5,000 images, 2 epochs; the new one: every training image,
+`features.clf_epochs` epochs) on MNIST and Fashion-MNIST from a torchvision root, and writes the test accuracies
+next to the floors, in feature_classifier.json beside this file.
 
-    python benchmarks/fidelity/05_feature_classifier.py --data-root ROOT [--json benchmarks/fidelity/05_feature_classifier.json]
+    python -m lmvae_core.papers.benchmark.fidelity.feature_classifier --data-root ROOT [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
 from lmvae_core.data.streams import DataConfig, load_split
-from lmvae_core.experiments.benchmark import SETTINGS, clf_epochs
+from lmvae_core.papers.benchmark.features import clf_epochs
+from lmvae_core.papers.benchmark.settings import SETTINGS
 from lmvae_core.metrics.fid import ACCURACY_FLOORS, classifier_check
 from lmvae_core.training.classifier import train_classifier
 from lmvae_core.training.loop import TrainConfig
@@ -24,7 +27,7 @@ from lmvae_core.training.loop import TrainConfig
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-root", required=True)
-    ap.add_argument("--json", default="benchmarks/fidelity/05_feature_classifier.json")
+    ap.add_argument("--json", default=str(Path(__file__).with_suffix(".json")))
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []

@@ -8,15 +8,15 @@ from typing import Sequence
 
 import torch
 
-from ..data.benchmark_streams import STREAM_DATASETS, build_stream
-from ..data.streams import Split
-from ..metrics.fid import classifier_check, real_fid
-from ..training.classifier import classifier_key, classifier_state, epochs_for, feature_classifier
-from ..metrics.fitting_capacity import fitting_set_size, real_fitting_capacity
-from ..results.cache import is_cached
-from ..results.cluster import resolve_executor
-from ..results.runner import Call, run_grid
-from .common import Run
+from ...data.benchmark_streams import STREAM_DATASETS, build_stream
+from ...data.streams import Split
+from ...metrics.fid import classifier_check, real_fid
+from ...training.classifier import classifier_key, classifier_state, epochs_for, feature_classifier
+from ...metrics.fitting_capacity import fitting_set_size, real_fitting_capacity
+from ...results.cache import is_cached
+from ...results.cluster import resolve_executor
+from ...results.runner import Call, run_grid
+from ...experiments.common import Run
 
 
 def classifier_name(stream_name: str) -> str:

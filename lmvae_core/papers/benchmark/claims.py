@@ -6,7 +6,7 @@ intervals, both sides' compute and (from the notebook) its value at half the bud
 - Schedule: task-based and offline methods count real image passes per task against the notebook's paper
   profile (full task data, 20 epochs per task; one pass on the task-free stream, as CN-DPM). No share of it is
   required (`MIN_FRACTION` 0): whether the budget decides a claim is the half-budget rule's to say (a second run
-  at half the epochs, `benchmark.half_budget`). OCM counts its optimiser steps, passes over STM u LTM, against
+  at half the epochs, `settings.half_budget`). OCM counts its optimiser steps, passes over STM u LTM, against
   the official code's (`ocm_claims.official_steps`, 100 passes per arriving batch), as notebook 04 does, and
   needs `OCM_MIN_FRACTION` of them.
 - Calibration (`calibration`): the notebook's network trained jointly on full MNIST against its measured
@@ -30,11 +30,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..metrics.significance import mean_ci, paired_difference
-from ..results.claims import BEYOND, DERIVED, PAPER, AtLeast, AtMost, Claim, Compute, Schedule, Within
-from .calibration import Calibration, calibrate
-from .calibration import JointVAE as CalibrationVAE
-from .ocm_claims import official_steps
+from ...metrics.significance import mean_ci, paired_difference
+from ...results.claims import BEYOND, DERIVED, PAPER, AtLeast, AtMost, Claim, Compute, Schedule, Within
+from ...experiments.calibration import Calibration, calibrate
+from ...experiments.calibration import JointVAE as CalibrationVAE
+from ...experiments.ocm_claims import official_steps
 
 # Training images per task of each stream at full size (the datasets' training splits: 60,000 images in 10
 # classes, 5 tasks of 2 classes; MNIST -> Fashion: one whole dataset per task).
@@ -67,7 +67,7 @@ def epochs_on(s: dict, stream: str) -> int:
 def schedule(s: dict, stream: str, n_train: int | None = None) -> Schedule:
     """Real image passes per task. n_train: the stream's training images as built (features' `n_train`); it
     counts what the run really had where a dataset is partial offline (Fashion-MNIST: 16,825 images, not 60,000).
-    A budget fraction (benchmark.half_budget) scales the passes."""
+    A budget fraction (settings.half_budget) scales the passes."""
     per_task = n_train / TASKS[stream] if n_train else (s["train_per_task"] or FULL_TASK_IMAGES[stream])
     online = stream == "taskfree_mnist"
     passes = s["online_fraction"] if online else epochs_on(s, stream) * s["budget_fraction"]
