@@ -130,7 +130,7 @@ print(S)
 
 # %%
 display(pd.Series({k: v for k, v in S.items() if k != "ocm"}, name=run.profile).to_frame())
-display(pd.Series(S["ocm"], name="OCM").to_frame())
+display(pd.Series(S.ocm, name="OCM").to_frame())
 
 # %% [markdown]
 # ## 0. What the metrics are read against
@@ -204,7 +204,7 @@ run.out.text(sentence + "\n\n" + sentence_fc + "\n", "ranking");
 # Final log-likelihood, forgetting (task-based and OCM only), FID and fitting capacity, mean ± std over seeds.
 
 # %%
-for stream in S["streams"]:
+for stream in S.streams:
     fig = exp.stream_figure(summary, stream)
     run.out.figure(fig, f"stream_{stream}")
     plt.show()
@@ -215,8 +215,8 @@ for stream in S["streams"]:
 # boundaries of the stream; offline methods have only the final row.
 
 # %%
-first = S["seeds"][0]
-for stream in S["streams"]:
+first = S.seeds[0]
+for stream in S.streams:
     chosen = [r for r in rows if r["stream"] == stream and r["seed"] == first]
     n = len(chosen)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0))
@@ -231,7 +231,7 @@ for stream in S["streams"]:
     plt.show()
 
 # %%
-for stream in S["streams"]:
+for stream in S.streams:
     chosen = [r for r in rows if r["stream"] == stream and r["seed"] == first]
     images = np.concatenate([r["samples"][:10].numpy() for r in chosen])
     fig = plots.show_images(torch.from_numpy(images), nrow=10, row_labels=[r["method"] for r in chosen],
@@ -302,10 +302,10 @@ ocm_share = max((ocm_schedule(r.steps, r.stream).fraction for r in ocm_rows.iter
 joint_gap = cal[1].log_likelihood - cal[1].reference if len(cal) > 1 else float("nan")
 text = (
     f"The {run.profile} profile trains on "
-    + ("every training image of each task" if S["train_per_task"] is None else f"{S['train_per_task']} images per task")
-    + " for " + ", ".join(f"{exp.epochs_on(S, x)} epoch(s) per task on {x}" for x in S["streams"])
-    + f" (the paper profile: {PAPER_EPOCHS}), with a one-hidden-layer 784-{S['hidden']}-{S['latent']} network, "
-    f"k = {S['iwae_k']} importance samples and {S['n_generated']} generated images for FID. "
+    + ("every training image of each task" if S.train_per_task is None else f"{S.train_per_task} images per task")
+    + " for " + ", ".join(f"{exp.epochs_on(S, x)} epoch(s) per task on {x}" for x in S.streams)
+    + f" (the paper profile: {PAPER_EPOCHS}), with a one-hidden-layer 784-{S.hidden}-{S.latent} network, "
+    f"k = {S.iwae_k} importance samples and {S.n_generated} generated images for FID. "
     + (f"The benchmark's joint VAE on split MNIST lands {abs(joint_gap):.1f} nats "
        f"{'below' if joint_gap < 0 else 'above'} its calibrated reference (section 0's second row). "
        if np.isfinite(joint_gap) else "Its network has no calibrated reference. ")
@@ -313,11 +313,11 @@ text = (
       "so few samples is biased upwards "
     "(section 0's real-data row shows by how much): only comparisons between methods within one stream and "
     "profile are meaningful, and the paired intervals show which differences the seeds can resolve. "
-    f"OCM makes {S['ocm']['epochs_per_batch']} pass(es) over its memory per arriving batch (paper: 100), "
+    f"OCM makes {S.ocm['epochs_per_batch']} pass(es) over its memory per arriving batch (paper: 100), "
     f"at most {100 * ocm_share:.2g}% of the official code's optimiser steps, with a smaller memory. Forgetting is not defined for the two offline references (they see all data at once). "
     f"Of the {len(paper_claims)} `paper` claims, "
     + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". "
-    f"Not run here: {', '.join(exp.STREAM_TITLES[x] for x in exp.STREAM_TITLES if x not in S['streams']) or 'none'} "
+    f"Not run here: {', '.join(exp.STREAM_TITLES[x] for x in exp.STREAM_TITLES if x not in S.streams) or 'none'} "
     "(paper profile), permuted MNIST and colour data (paper profile in the spec), CN-DPM itself and its reservoir "
     "baseline (VAE-ELBO-OCM's memory plays that role).")
 display(Markdown(text))
