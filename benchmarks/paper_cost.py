@@ -1,6 +1,6 @@
 """What `make reproduce` costs in the paper profile: steps per notebook, measured CPU step times, projected GPU hours.
 
-For every kind of step that benchmarks/paper_steps.py counts (from the experiment modules' `paper` SETTINGS), the
+For every kind of step that experiments/paper_steps.py counts (each paper package's steps.py, from its `paper` SETTINGS), the
 package's real model is built at paper size and a few real steps are timed on the CPU (after warm-up; median of
 repeats; one thread), and the FLOPs of one step are counted with torch.utils.flop_counter.FlopCounterMode, with
 the aten operations it dispatches (views left out; counted on the autograd path a GPU takes, not the CPU's
@@ -43,9 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import paper_steps  # noqa: E402
-
+from lmvae_core.experiments import paper_steps  # noqa: E402
 from lmvae_core.nets.classifier import FeatureClassifier  # noqa: E402
 from lmvae_core.metrics.fitting_capacity import MLPClassifier  # noqa: E402
 from lmvae_core.models import fused_vae  # noqa: E402
@@ -267,7 +265,7 @@ def gpu_seconds(flops: float, ops: float, train: bool) -> float:
 def project(jobs, measured: dict) -> dict:
     """Per notebook: totals and the per-kind breakdown."""
     out = {}
-    for nb in paper_steps.COUNTERS:
+    for nb in paper_steps.counters():
         kinds = defaultdict(lambda: {"units": 0, "calls": []})
         for j in (j for j in jobs if j.notebook == nb):
             e = kinds[j.kind]

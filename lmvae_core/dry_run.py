@@ -92,7 +92,7 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
     for n in names:  # settings: the profile exists in the notebook's experiment module
         module = registry.experiment_module(n)
         if resolved not in module.SETTINGS:
-            out.problems.append(f"{n}: no {resolved!r} settings in {registry.get(n).module_path}")
+            out.problems.append(f"{n}: no {resolved!r} settings in {registry.get(n).module}")
     rows = check(names, resolved, data_root)
     missing = [r for r in rows if not r.present]
     out.lines.append(f"Data ({'the committed sample' if uses_sample(resolved) else paths.data_root(data_root)}): "

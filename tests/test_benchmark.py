@@ -282,7 +282,7 @@ def test_ocm_claims_count_passes_over_memory_as_notebook_04():
     pass per batch cannot decide its claims, whatever share of the stream's images it saw."""
     from lmvae_core.papers.benchmark.claims import OCM_MIN_FRACTION, ocm_schedule
     from lmvae_core.experiments.calibration import Calibration
-    from lmvae_core.experiments.ocm_claims import official_steps
+    from lmvae_core.papers.ocm.claims import official_steps
     from lmvae_core.results.claims import NOT_COMPARABLE
 
     sch = ocm_schedule(7_500, "split_mnist")

@@ -148,7 +148,7 @@ def test_fidelity_selection_rule_defaults_to_algorithm_2():
     """Supplement, Algorithm 2, step 12: a sample passes when its mean similarity to the LTM is *above* lambda1,
     with the RBF kernel of step 8; lambda1 = 0.6 is the supplement's setting. Then a larger lambda1 admits fewer
     samples (Appendix E). The earlier default was the 'diverse' rule with lambda1 = 0.9."""
-    from lmvae_core.experiments.ocm import SELECTION_VARIANTS, SETTINGS
+    from lmvae_core.papers.ocm.experiments import SELECTION_VARIANTS, SETTINGS
 
     cfg = OCMConfig()
     assert (cfg.direction, cfg.kernel, cfg.lambda1, cfg.alpha) == ("similar", "poster", 0.6, 10.0)
@@ -210,7 +210,7 @@ def test_fidelity_best_component_is_redrawn_and_mixture_reported(mnist):
     component's; choosing the best of K noisy estimates with the same draw overstates it (earlier report), while
     the value re-drawn for the chosen component (the official code) is unbiased."""
     from lmvae_core.data.streams import Split
-    from lmvae_core.experiments.ocm import evaluate
+    from lmvae_core.papers.ocm.experiments import evaluate
 
     torch.manual_seed(0)
     model = OCM(OCMConfig(**SMALL), n_components=1)
@@ -233,7 +233,7 @@ def test_fidelity_schedule_of_the_official_code():
     """The official code's budget: int(60000/64) = 937 arriving batches x 100 passes over STM u LTM; with the
     LTM growing by at most 14 per round this is 1.56M optimiser steps. A claim from a run far below it is
     `not comparable`."""
-    from lmvae_core.experiments.ocm_claims import MIN_ABSOLUTE, official_steps, schedule
+    from lmvae_core.papers.ocm.claims import MIN_ABSOLUTE, official_steps, schedule
     from lmvae_core.results.claims import AtLeast, Claim, HalfBudget
 
     assert official_steps() == 1_556_300
@@ -260,7 +260,7 @@ def test_fidelity_schedule_of_the_official_code():
 def test_fidelity_iid_baseline_at_the_same_step_count(tmp_path):
     """Issue 11, item 13: the i.i.d. row trains the same network for exactly as many optimiser steps as the
     VAE-ELBO-OCM run of its stream and seed, so the notebook shows what the schedule alone gives."""
-    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.papers.ocm import experiments as exp
     from lmvae_core.experiments.common import setup
 
     run = setup("04_ocm", "smoke", 0, "cpu", None, str(tmp_path / "out"), False, False, exp.SETTINGS, offline=True)
@@ -274,7 +274,7 @@ def test_fidelity_iid_baseline_at_the_same_step_count(tmp_path):
 
 def test_stream_limit_is_shared_among_the_datasets_of_a_stream():
     """quick's 20,000 images per stream: an even share per dataset, a small dataset's remainder to the others."""
-    from lmvae_core.experiments.ocm import shares
+    from lmvae_core.papers.ocm.experiments import shares
 
     assert shares(20000, [60000]) == [20000]
     assert shares(20000, [60000, 16825]) == [10000, 10000]
@@ -288,8 +288,8 @@ def test_sweep_runs_every_call_that_the_tables_and_studies_then_load(tmp_path, m
     """After exp.sweep, Table 1, Table 3, the ablations, the selection rules and the calibration all load from
     the cache: with a dead scheduler as executor, any call still to compute would fail to connect. The i.i.d.
     baseline and the official code's rule run only at the seeds iid_seeds and selection_seeds give them."""
-    from lmvae_core.experiments import ocm as exp
-    from lmvae_core.experiments import ocm_claims
+    from lmvae_core.papers.ocm import experiments as exp
+    from lmvae_core.papers.ocm import claims as ocm_claims
     from lmvae_core.experiments.common import setup
     from lmvae_core.results.cache import is_cached
 
@@ -326,7 +326,7 @@ def test_reservoir_baseline_matches_ocm_memory_and_steps(tmp_path, monkeypatch):
     """The reservoir of Table 1 ends with VAE-ELBO-OCM's final memory and trains for exactly its optimiser steps
     (each arriving batch: the STM and a draw from the reservoir as large as OCM's LTM then); a reservoir trained
     on all of its memory makes more steps, since it fills within the first rounds."""
-    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.papers.ocm import experiments as exp
     from lmvae_core.experiments.common import setup
 
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
@@ -343,7 +343,7 @@ def test_reservoir_baseline_matches_ocm_memory_and_steps(tmp_path, monkeypatch):
 
 
 def test_half_budget_halves_what_the_schedule_counts_and_nothing_else():
-    from lmvae_core.experiments.ocm import SETTINGS, half_budget, half_budget_how
+    from lmvae_core.papers.ocm.experiments import SETTINGS, half_budget, half_budget_how
 
     for profile in ("smoke", "quick"):  # one pass per arriving batch: half the stream
         s = SETTINGS[profile]
@@ -393,7 +393,7 @@ def test_claims_have_kinds_where_and_equal_compute():
     """Every claim states its kind (and where, for the paper's); every comparison records both sides' steps and
     real images: the reservoir at equal steps is comparable by compute, at 4,142 against 2,862 it is not;
     Dynamic-OCM's fewer steps are its method (it empties the LTM) and say so."""
-    from lmvae_core.experiments import ocm_claims as cm
+    from lmvae_core.papers.ocm import claims as cm
     from lmvae_core.results.claims import KINDS
 
     memory, sel = _memory_and_selection()
@@ -417,7 +417,7 @@ def test_claims_have_kinds_where_and_equal_compute():
 
 def test_claims_match_their_half_budget_values_by_text():
     """Claim texts carry no run-dependent number: every claim of a full run finds its half-budget value."""
-    from lmvae_core.experiments import ocm_claims as cm
+    from lmvae_core.papers.ocm import claims as cm
     from lmvae_core.results.claims import with_half_budget
 
     memory, sel = _memory_and_selection()
@@ -433,7 +433,7 @@ def test_memory_claims_read_the_memory_study():
     """lambda1's claim and the class coverage of split MNIST and Fashion come from the memory study, with its
     steps as their schedule (the lambda1 claim: the run at the method's lambda1, since a larger lambda1's smaller
     LTM makes fewer steps by itself); a stream outside the study (split MNIST-Fashion) keeps Table 1's runs."""
-    from lmvae_core.experiments import ocm_claims as cm
+    from lmvae_core.papers.ocm import claims as cm
     from lmvae_core.results.claims import with_half_budget
 
     memory, sel = _memory_and_selection()
@@ -463,12 +463,12 @@ def test_memory_study_reaches_its_share_of_the_official_steps_whatever_the_data(
     import torch
 
     from lmvae_core.data.streams import Split
-    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.papers.ocm import experiments as exp, runs
     from lmvae_core.experiments.common import Run
 
     target = 0.105 * exp.official_steps(60_000)
     for n, passes in ((60_000, 11), (16_825, 75)):
-        monkeypatch.setattr(exp, "load_stream", lambda run, stream, limit, n=n: (Split(torch.zeros(n, 1),
+        monkeypatch.setattr(runs, "load_stream", lambda run, stream, limit, n=n: (Split(torch.zeros(n, 1),
                                                                                      torch.zeros(n)), None))
         run = Run("04_ocm", "quick", 0, torch.device("cpu"), None, None, settings=dict(exp.SETTINGS["quick"]))
         s = exp.memory_study_settings(run, "fashion")
@@ -484,7 +484,7 @@ def test_memory_study_reaches_its_share_of_the_official_steps_whatever_the_data(
 def test_table3_reference_numbers():
     """Poster Table 3 (MNIST -> Fashion -> Omniglot): memory 3.0K for the reservoir, 2.0K for the single-VAE OCM
     rows, and a VAE-IWVAE50-OCM row (-204.35); Table 3's runs include it."""
-    from lmvae_core.experiments.ocm import CROSS_METHODS, PAPER
+    from lmvae_core.papers.ocm.experiments import CROSS_METHODS, PAPER
 
     assert PAPER["cross"] == {"VAE-ELBO-Random": (-239.71, 3000, 1), "VAE-ELBO-OCM": (-201.31, 2000, 1),
                               "VAE-IWVAE50-OCM": (-204.35, 2000, 1), "Dynamic-ELBO-OCM": (-177.29, 1500, 11)}

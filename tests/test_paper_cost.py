@@ -5,13 +5,13 @@ import sys
 from pathlib import Path
 
 from lmvae_core.docs import paper_cost as docs_cost
+from lmvae_core.experiments import paper_steps as steps_mod
 from lmvae_core.training.op_count import eager_step_ops
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load(name):
-    sys.path.insert(0, str(ROOT))  # paper_cost imports paper_steps as a sibling
     spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
@@ -19,7 +19,6 @@ def load(name):
     return module
 
 
-steps_mod = load("paper_steps")
 cost = load("paper_cost")  # here, not in a test: its imports take a second or two
 
 
@@ -52,7 +51,9 @@ def test_notebook_00_counts_by_hand():
     s = dict(datasets=("mnist",), n_experts=2, hidden=8, latent=2, epochs=2, batch=25_000, iwae_k=3, iwae_n=10,
              ablation_seeds=(0,), ablation_epochs=1, ablation_train=50_000, beyond_components=(10,), beyond_epochs=1,
              joint=dict(hidden=(8,), latent=2, epochs=1, batch_size=30_000, iwae_k=4))
-    got = by_what(steps_mod.count_00(s))
+    from lmvae_core.papers.mixture_of_vaes.steps import count
+
+    got = by_what(count(s))
     # 60,000 images in batches of 25,000: 3 steps per epoch (the last one short)
     assert got["mixture on mnist"] == 6 and got["plain VAE on mnist"] == 6
     assert got["IWAE of the mixture on mnist"] == 2 * 2 * 10 * 3  # two draws x 2 experts x 10 images x k=3
@@ -64,33 +65,38 @@ def test_notebook_00_counts_by_hand():
 def test_lmvae_stream_trains_fewer_experts_each_task_and_probes_after_the_first():
     s = dict(arch="mlp", size=None, latent=2, hidden=8, likelihood="bernoulli", gaussian_std=0.1, batch=20_000,
              channels=(32, 64), probe=64)
+    from lmvae_core.papers.lmvae.steps import lmvae_stream
+
     c = steps_mod.Counter("t")
-    steps_mod.lmvae_stream(c, s, "run", ["mnist", "fashion", "kmnist", "mnist"], n_experts=2, epochs=1,
-                           probe_epochs=1, threshold=0.1)
+    lmvae_stream(c, s, "run", ["mnist", "fashion", "kmnist", "mnist"], n_experts=2, epochs=1, probe_epochs=1,
+                 threshold=0.1)
     tasks = [(j.kind.label.split(" stacked")[0], j.units) for j in c.jobs if j.what == "run: tasks"]
     # 2 experts stacked, then the one left, then a grown one; the repeat reuses (no training)
     assert tasks == [("L-MVAE 2", 3), ("L-MVAE 1", 3), ("L-MVAE 1", 3)]
     probes = [j.units for j in c.jobs if j.what == "run: probe experts"]
     assert probes == [3, 3, 3]  # ceil((60,000 - 64) / 20,000) for tasks 1, 2 and 3
     c = steps_mod.Counter("t")
-    steps_mod.lmvae_stream(c, s, "run", ["mnist", "fashion"], 1, 1, 1, rule="ratio")
+    lmvae_stream(c, s, "run", ["mnist", "fashion"], 1, 1, 1, rule="ratio")
     assert not [j for j in c.jobs if "probe" in j.what]  # the ratio rule trains no probe
 
 
 def test_stream_steps_by_hand_and_as_the_official_count():
-    from lmvae_core.experiments.ocm_claims import official_steps
+    from lmvae_core.papers.ocm.settings import TRAIN_IMAGES, official_steps
+    from lmvae_core.papers.ocm.steps import stream_steps
 
-    assert steps_mod.stream_steps(60_000, 64, 512, 100, 14, 2560) == official_steps(60_000) == 1_556_300
+    assert stream_steps(60_000, 64, 512, 100, 14, 2560) == official_steps(60_000) == 1_556_300
     # 4 batches of 64, STM 128, one pass, a reservoir of 64: (128+0) + (192+64) + (64+64) + (128+64) rows
-    assert steps_mod.stream_steps(256, 64, 128, 1, 14, 2560, reservoir=64) == 2 + 4 + 2 + 3
+    assert stream_steps(256, 64, 128, 1, 14, 2560, reservoir=64) == 2 + 4 + 2 + 3
+    assert steps_mod.TRAIN["omniglot"] == TRAIN_IMAGES["omniglot"]  # the counts' Omniglot is the stream's
 
 
 def test_counts_follow_the_settings():
     from lmvae_core.papers.binarized import settings as binarized
+    from lmvae_core.papers.binarized.steps import count
 
     s = dict(binarized.SETTINGS["paper"])
-    base = sum(j.units for j in steps_mod.count_03(s) if j.kind.build == "ensemble")
-    more = sum(j.units for j in steps_mod.count_03(s | {"epochs": 2 * s["epochs"]}) if j.kind.build == "ensemble")
+    base = sum(j.units for j in count(s) if j.kind.build == "ensemble")
+    more = sum(j.units for j in count(s | {"epochs": 2 * s["epochs"]}) if j.kind.build == "ensemble")
     assert more == 2 * base > 0
 
 
@@ -149,14 +155,16 @@ def test_docs_report_a_paper_run_against_its_projection(tmp_path):
 def test_the_paper_count_includes_each_notebooks_half_budget_runs():
     """The paper profile runs its claims' experiments again at half the training budget: the counters add them, at
     about half the full runs' training steps (the halved schedules), never more than the full run's."""
-    for nb, counted in steps_mod.COUNTERS.items():
+    for nb, counted in steps_mod.counters().items():
         jobs = counted()
         half = [j for j in jobs if j.what.startswith("half-budget run: ")]
         full = [j for j in jobs if not j.what.startswith("half-budget run: ")]
         train = lambda js: sum(j.units for j in js if j.kind.train)  # noqa: E731
         assert half and 0 < train(half) <= train(full), nb
-    moe = steps_mod.moe_settings.SETTINGS["paper"]
-    jobs = steps_mod.COUNTERS["00_mixture_of_vaes"]()
+    from lmvae_core.papers.mixture_of_vaes.settings import SETTINGS
+
+    moe = SETTINGS["paper"]
+    jobs = steps_mod.counters()["00_mixture_of_vaes"]()
     mixture = {j.what: j.units for j in jobs if "mixture on mnist" in j.what}
     assert mixture["half-budget run: mixture on mnist"] == steps_mod.steps(60_000, moe["batch"], moe["epochs"] // 2)
 

@@ -13,7 +13,7 @@ import pytest
 from lmvae_core.experiments import registry
 from lmvae_core.experiments.common import paper_shape
 
-MODULES = sorted({registry.get(n).module_path for n in registry.notebooks()})
+MODULES = sorted({registry.get(n).module for n in registry.notebooks()})
 # What a paper-shape run may never scale: the architecture, the likelihood, the optimiser, the samples per step,
 # the memory and component caps and the method's thresholds (a module lists an unavoidable change in
 # PAPER_SHAPE_CHANGED instead).

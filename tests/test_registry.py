@@ -1,6 +1,6 @@
-"""A new notebook is one experiments module, one notebook source and one registry line: a toy paper registered here
+"""A new notebook is one paper package, one notebook source and one registry line: a toy paper registered here
 is seen by setup(), the data check, `lmvae reproduce`'s notebook selection and executor hand-off, the paper-shape
-listing and `lmvae readme`'s claims table and gallery, with no other list to edit."""
+listing, `lmvae readme`'s claims table and gallery and the paper-cost count, with no other list to edit."""
 import sys
 import textwrap
 
@@ -16,18 +16,31 @@ TOY = textwrap.dedent('''
     def datasets_needed(s):
         return [*s["datasets"], "mnist"]
 ''')
+TOY_STEPS = textwrap.dedent('''
+    from lmvae_core.experiments.paper_steps import Counter, steps, vae
+    from toy_paper import SETTINGS
+
+    def count(s=None):
+        s = s or SETTINGS["paper"]
+        c = Counter("99_toy")
+        c.add("toy VAE", vae((8,), 2, 100), steps(60_000, 100, s["epochs"]))
+        return c.jobs
+
+    def half_budget(s):
+        return dict(s, epochs=s["epochs"] // 2)
+''')
 
 
 @pytest.fixture
 def toy_paper(tmp_path, monkeypatch):
     (tmp_path / "toy_paper").mkdir()
-    (tmp_path / "toy_paper" / "__init__.py").write_text("")
-    (tmp_path / "toy_paper" / "experiments.py").write_text(TOY)
+    (tmp_path / "toy_paper" / "__init__.py").write_text(TOY)
+    (tmp_path / "toy_paper" / "steps.py").write_text(TOY_STEPS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry.register(registry.Notebook("99_toy", "toy_paper.experiments", "toy.png", grid=True))
+    registry.register(registry.Notebook("99_toy", "toy_paper", "toy.png", grid=True))
     yield "99_toy"
     registry.unregister("99_toy")
-    for name in ("toy_paper", "toy_paper.experiments"):
+    for name in ("toy_paper", "toy_paper.steps"):
         sys.modules.pop(name, None)
 
 
@@ -57,6 +70,10 @@ def test_a_registered_toy_paper_reaches_every_consumer(toy_paper, tmp_path, monk
     text = readme.results_section(figures, paper_logs=tmp_path / "none")
     assert "toy claim" in text and f"figures/{toy_paper}/toy.png" in text
     assert f"| {toy_paper} |" in readme.paper_shape_section()
+
+    from lmvae_core.experiments import paper_steps
+    jobs = {j.what: j.units for j in paper_steps.counters()[toy_paper]()}
+    assert jobs == {"toy VAE": 6000, "half-budget run: toy VAE": 3000}  # 600 steps an epoch, 10 epochs and 5
 
 
 def test_unknown_notebooks_are_refused_by_name():

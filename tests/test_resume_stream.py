@@ -138,7 +138,7 @@ def test_reservoir_learners_resume_bit_identical(tmp_path, learner_kind):
     inside batch 8 in this process and resumed from the checkpoint after batch 6."""
     from dataclasses import replace
 
-    from lmvae_core.experiments.ocm import StepMatchedReservoir
+    from lmvae_core.papers.ocm.experiments import StepMatchedReservoir
 
     cfg = replace(CFG, memory="reservoir", dynamic=False, ltm_capacity=40)
 
@@ -211,7 +211,7 @@ import os, signal, sys
 import torch
 torch.set_num_threads(1)
 from lmvae_core.continual import OCMLearner
-from lmvae_core.experiments import ocm as exp
+from lmvae_core.papers.ocm import experiments as exp
 from lmvae_core.experiments.common import setup
 train = OCMLearner.train_memory
 def train_then_die(self, *a, **k):
@@ -228,7 +228,7 @@ sys.exit("not killed")
 
 
 def smoke_run(tmp_path, monkeypatch, cache: str, every: str):
-    from lmvae_core.experiments import ocm as exp
+    from lmvae_core.papers.ocm import experiments as exp
     from lmvae_core.experiments.common import setup
 
     monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / cache))

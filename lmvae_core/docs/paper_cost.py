@@ -81,7 +81,7 @@ def launch_check(r: dict, gpu: dict) -> str:
 
 
 def projected_seconds(notebook: dict, half_runs: bool = True) -> float:
-    """A notebook's projected GPU seconds, with or without its half-budget runs (paper_steps.with_half_runs)."""
+    """A notebook's projected GPU seconds, with or without its half-budget runs (experiments.paper_steps.with_half_runs)."""
     if half_runs or "kinds" not in notebook:
         return notebook["gpu_hours"] * 3600
     return sum(k["gpu_s_per_unit"] * c["units"] for k in notebook["kinds"] for c in k["calls"]

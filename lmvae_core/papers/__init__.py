@@ -4,9 +4,8 @@ lmvae_core/papers/<paper>/ holds the paper's typed settings per profile (`settin
 `datasets_needed`), its experiments and claims (`experiments.py` and the modules beside it), and its fidelity
 evidence (`fidelity/`: scripts that measure one question on full data, each with its committed JSON). The
 package's `__init__` exposes what the notebook registry (experiments/registry.py) reads: SETTINGS, PAPER_SHAPE,
-PAPER_SHAPE_CHANGED and datasets_needed, without importing the experiments (so `lmvae` starts fast).
-
-Papers still in lmvae_core/experiments/<name>.py move here one at a time, each with a re-run of its notebook.
+PAPER_SHAPE_CHANGED and datasets_needed, without importing the experiments (so `lmvae` starts fast). Its `steps`
+module counts what the paper profile trains and evaluates (experiments/paper_steps.py).
 """
 from __future__ import annotations
 

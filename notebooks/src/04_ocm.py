@@ -33,7 +33,7 @@
 # **Baseline.** VAE-ELBO-Random keeps a reservoir-sampled memory of the same final size as VAE-ELBO-OCM's and
 # trains for the same optimiser steps: a reservoir fills within the first rounds while OCM's LTM grows slowly, so
 # each arriving batch trains on the STM and a random draw from the reservoir as large as OCM's LTM was then
-# (`StepMatchedReservoir` in `lmvae_core/experiments/ocm.py`).
+# (`StepMatchedReservoir` in `lmvae_core/papers/ocm/runs.py`).
 #
 # **Evaluation.** The test log-likelihood of the best component per image, its value re-drawn with an independent
 # IWAE draw, beside the uniform mixture of the components, $\log \frac1C \sum_c p_{\theta_c}(x)$.
@@ -54,7 +54,7 @@
 # (section 7).
 #
 # Model: `lmvae_core.models.ocm` (`OCM`, `OCMConfig`); the online procedure: `lmvae_core.continual.OCMLearner`, run by
-# the package's stream driver; experiments: `lmvae_core.experiments.ocm`. Labels are used for evaluation and memory
+# the package's stream driver; experiments: `lmvae_core.papers.ocm`. Labels are used for evaluation and memory
 # histograms only.
 
 # %% tags=["parameters"]
@@ -84,8 +84,8 @@ from IPython.display import Markdown, display
 
 from lmvae_core.experiments.calibration import calibration_frame
 from lmvae_core.experiments.common import setup
-from lmvae_core.experiments import ocm as exp
-from lmvae_core.experiments import ocm_claims as claims_mod
+from lmvae_core.papers.ocm import experiments as exp
+from lmvae_core.papers.ocm import claims as claims_mod
 from lmvae_core.results import plots
 
 run = setup("04_ocm", profile, seed, device, data_root, out_dir, force, progress,
@@ -94,13 +94,13 @@ S = run.settings
 print(run)
 print(S)
 display(Markdown(
-    f"**Profile `{run.profile}`.** Stream: {S['stream_limit'] or 'all'} training images per stream (shared "
-    f"among its datasets, class-balanced within each), batches of {S['batch_size']}; {S['epochs_per_batch']} pass(es) over STM u LTM per arriving "
-    f"batch (the paper: 100); STM {S['stm_size']}, at most {S['per_round']} per round, LTM capacity "
-    f"{S['ltm_capacity']}; ELBO with {S['train_samples']} sample(s), IWAE-{S['iwae_samples']} "
-    f"(the paper: 50); lr {S['lr']}; test log-likelihood IWAE-{S['eval_k']} on "
-    f"{S['eval_n'] or 'all'} test images; seeds {list(S['seeds'])}. Selection: {S['direction']} rule, "
-    f"{S['kernel']} kernel, lambda1 {S['lambda1']}, order {S['order']}."
+    f"**Profile `{run.profile}`.** Stream: {S.stream_limit or 'all'} training images per stream (shared "
+    f"among its datasets, class-balanced within each), batches of {S.batch_size}; {S.epochs_per_batch} pass(es) over STM u LTM per arriving "
+    f"batch (the paper: 100); STM {S.stm_size}, at most {S.per_round} per round, LTM capacity "
+    f"{S.ltm_capacity}; ELBO with {S.train_samples} sample(s), IWAE-{S.iwae_samples} "
+    f"(the paper: 50); lr {S.lr}; test log-likelihood IWAE-{S.eval_k} on "
+    f"{S.eval_n or 'all'} test images; seeds {list(S.seeds)}. Selection: {S.direction} rule, "
+    f"{S.kernel} kernel, lambda1 {S.lambda1}, order {S.order}."
     + ("" if run.profile == "paper" else " These are reduced settings: the numbers below are not the paper's setting.")))
 
 # %% [markdown]
@@ -146,7 +146,7 @@ calibration_frame([cal])
 # alone gives, without stream order or memory.
 
 # %%
-per_run, results = exp.table_runs(run, S["streams"])
+per_run, results = exp.table_runs(run, S.streams)
 run.out.table(per_run, "table1_per_run")
 table1 = exp.summarise(per_run)
 run.out.table(table1, "table1")
@@ -191,7 +191,7 @@ run.out.figure(fig, "table1_bars");
 # 3.0K), VAE-ELBO-OCM (2.0K), VAE-IWVAE50-OCM (2.0K) and Dynamic-ELBO-OCM (1.5K, 11 components).
 
 # %%
-per_run_cross, results_cross = exp.table_runs(run, ["cross"], exp.CROSS_METHODS, seeds=S["cross_seeds"])
+per_run_cross, results_cross = exp.table_runs(run, ["cross"], exp.CROSS_METHODS, seeds=S.cross_seeds)
 table3 = exp.summarise(per_run_cross)
 run.out.table(table3, "table3_cross_domain")
 display(table3.round(2))
@@ -204,10 +204,10 @@ display(Markdown(reservoir_check(per_run_cross)))
 # MNIST 0-9, Fashion 10-19, Omniglot 20.
 
 # %%
-shown = [s for s in (*S["streams"], "cross")]
+shown = [s for s in (*S.streams, "cross")]
 fig, axes = plt.subplots(2, len(shown), figsize=(4.5 * len(shown), 6), squeeze=False)
 for j, stream in enumerate(shown):
-    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S["seeds"][0]))
+    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S.seeds[0]))
     if res is None:  # the run failed (listed above)
         continue
     tr = exp.memory_trace(res)
@@ -231,10 +231,10 @@ for j, stream in enumerate(shown):
 run.out.figure(fig, "memory_along_stream");
 
 # %%
-fig, axes = plt.subplots(1, len(S["streams"]), figsize=(4.5 * len(S["streams"]), 3), squeeze=False)
-for ax, stream in zip(axes[0], S["streams"]):
-    for method in [m for m in ("VAE-ELBO-Random", "VAE-ELBO-OCM") if (stream, m, S["seeds"][0]) in results]:
-        labels = results[(stream, method, S["seeds"][0])]["memory_labels"].numpy()
+fig, axes = plt.subplots(1, len(S.streams), figsize=(4.5 * len(S.streams), 3), squeeze=False)
+for ax, stream in zip(axes[0], S.streams):
+    for method in [m for m in ("VAE-ELBO-Random", "VAE-ELBO-OCM") if (stream, m, S.seeds[0]) in results]:
+        labels = results[(stream, method, S.seeds[0])]["memory_labels"].numpy()
         n = 20 if stream == "mnist_fashion" else 10
         ax.bar(np.arange(n) + (0.2 if method.endswith("OCM") else -0.2), np.bincount(labels, minlength=n)[:n], 0.4,
                label=method)
@@ -250,12 +250,12 @@ run.out.figure(fig, "final_memory_histograms");
 # early in the stream because they are frozen.
 
 # %%
-for stream in (*S["streams"], "cross"):
-    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S["seeds"][0]))
+for stream in (*S.streams, "cross"):
+    res = (results_cross if stream == "cross" else results).get((stream, "Dynamic-ELBO-OCM", S.seeds[0]))
     if res is None:  # the run failed (listed above)
         continue
     model = exp.rebuild(res, run.device)
-    _, test = exp.load_stream(run, stream, S["stream_limit"])
+    _, test = exp.load_stream(run, stream, S.stream_limit)
     pick = torch.linspace(0, len(test) - 1, 10).long().to(test.x.device)
     samples = model.sample_per_component(10, seed=run.seed)
     recon = model.reconstruct(test.x[pick])
@@ -282,7 +282,7 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3))
 for ax, name in zip(axes, ("lambda1", "stm_size", "lambda2")):
     g = abl[abl.parameter == name]
     base = abl[(abl.parameter == "default") & (abl.method == g.method.iloc[0])].iloc[0]
-    default_value = {"lambda1": S["lambda1"], "lambda2": S["lambda2"], "stm_size": S["stm_size"]}[name]
+    default_value = {"lambda1": S.lambda1, "lambda2": S.lambda2, "stm_size": S.stm_size}[name]
     xs = np.array([*g.value, default_value], dtype=float)
     order = np.argsort(xs)
     lls = np.array([*g.ll_best, base.ll_best])[order]
@@ -311,7 +311,7 @@ run.out.figure(fig, "ablations");
 display(Markdown(exp.fidelity_text("selection")))
 
 # %%
-selection = exp.selection_study(run, S["streams"])
+selection = exp.selection_study(run, S.streams)
 run.out.table(selection, "selection_rules")
 display(selection.round(3))
 display(selection.groupby("rule")[["ll_best", "ll_mixture", "memory", "classes_in_memory", "memory_entropy"]]
@@ -321,7 +321,7 @@ display(selection.groupby("rule")[["ll_best", "ll_mixture", "memory", "classes_i
 # ## 6b. The memory study: class coverage and lambda1 at a tenth of the official steps
 # The claims on the memory (the LTM of Algorithm 2 covers the stream's classes; a larger lambda1 gives a smaller
 # memory) are about the selection rule on a trained encoder, so they need a tenth of the official code's steps
-# (`ocm_claims.MIN_MEMORY`), which the runs above reach a fraction of a percent of. VAE-ELBO-OCM runs again,
+# (`papers.ocm.claims.MIN_MEMORY`), which the runs above reach a fraction of a percent of. VAE-ELBO-OCM runs again,
 # at one seed, on every training image of the stream, with as many passes over STM u LTM per arriving batch as
 # reach the study's share of the official steps (`exp.memory_study_settings`): split MNIST at the default
 # lambda1 and at the larger one the settings name, split Fashion at the default. The half-budget runs halve the
@@ -344,7 +344,7 @@ run.out.figure(fig, "memory_study");
 #   are judged on our own differences, paired by seed (reproduced at >= 0, partly at >= -2 nats).
 # - **schedule**: the run's optimiser steps against the official code's 1.56M per 60k images; absolute numbers
 #   and dynamic against one component need half of it, orderings of memory rules a quarter, the memory-size and
-#   class-coverage claims a tenth (`lmvae_core/experiments/ocm_claims.py` says why; no share is what a run
+#   class-coverage claims a tenth (`lmvae_core/papers/ocm/claims.py` says why; no share is what a run
 #   reaches), which the memory study (section 6b) is run for. The calibration and a 95% interval over seeds that spans the criterion also leave a claim
 #   `not comparable`.
 # - **half budget**: every claim is measured again in a second run at about half the budget (`exp.half_budget`:
@@ -359,12 +359,12 @@ run.out.figure(fig, "memory_study");
 from lmvae_core.results.claims import with_half_budget
 
 claims = claims_mod.claims(pd.concat([per_run, per_run_cross]), selection, memory, run.profile, cal.met,
-                           S["lambda1"])
+                           S.lambda1)
 half_run = run.with_settings(exp.half_budget(S))
 h_per_run, _, h_cross, _ = exp.tables_for_claims(half_run, iid=False)
-h_selection = exp.selection_study(half_run, S["streams"], exp.CLAIM_RULES)
+h_selection = exp.selection_study(half_run, S.streams, exp.CLAIM_RULES)
 half_claims = claims_mod.claims(pd.concat([h_per_run, h_cross]), h_selection, exp.memory_study(run, half=True),
-                                run.profile, cal.met, S["lambda1"])
+                                run.profile, cal.met, S.lambda1)
 claims = with_half_budget(claims, half_claims, how=claims_mod.half_budget_how(S))
 table = run.out.claims(claims, run.notebook)
 display(Markdown(table.to_markdown(index=False)))
@@ -388,7 +388,7 @@ display(Markdown("**Why claims are not comparable here** (first reason per claim
 # samples, Dynamic-OCM's R on a 1-sample bound instead of IWAE-1000, an expansion threshold lambda2 raised to
 # match how much R moves from training progress alone on this short schedule, three seeds (one for the i.i.d.
 # baseline and the official code's selection rule) and IWAE-50 on 500 test images. The measured effect of these
-# reductions is recorded beside the quick settings in `lmvae_core/experiments/ocm.py`.
+# reductions is recorded beside the quick settings in `lmvae_core/papers/ocm/settings.py`.
 #
 # **Why the verdicts are `not comparable` on short schedules.** At a few thousand Adam steps, hundreds of times
 # fewer than the official code's 1.56M, the i.i.d. row (the same network and steps, no stream, no memory) shows
@@ -426,15 +426,15 @@ display(Markdown("**Why claims are not comparable here** (first reason per claim
 #   which holds only in that direction. The main runs use that rule with the paper's kernel and the supplement's
 #   $\lambda_1$; the official code's kernel with its own $\lambda_1$, and a "diverse" variant (keep samples *far* from the
 #   LTM, not a paper setting) are compared in section 6: `figures/04_ocm/selection_rules.md` and
-#   `benchmarks/fidelity/04_ocm_selection.json`. Why $\lambda_1$ in the supplement's range does not move the memory:
-#   `benchmarks/fidelity/04_ocm_selection_scores.json`. Each $\lambda_1$ belongs to its kernel: the scores depend on
+#   `lmvae_core/papers/ocm/fidelity/selection.json`. Why $\lambda_1$ in the supplement's range does not move the memory:
+#   `lmvae_core/papers/ocm/fidelity/selection_scores.json`. Each $\lambda_1$ belongs to its kernel: the scores depend on
 #   the kernel and on the scale of the encoder means.
 # - *Order of the round.* `OCMConfig(order="code")` follows the official code (R measured before the selection, the
 #   LTM cleared before this round's selections, the STM firing once it exceeds its size instead of at it); the main
 #   runs follow Algorithm 2. Embeddings are taken of binarised images (`embed_binarized`, on by default, as the
 #   official code). Both measured on a short run against the spread between seeds:
-#   `benchmarks/fidelity/04_ocm_code_order.json` (read in the cell after the parameters), its means and paired
-#   differences in `benchmarks/fidelity/04_ocm_summary.json`.
+#   `lmvae_core/papers/ocm/fidelity/code_order.json` (read in the cell after the parameters), its means and paired
+#   differences in `lmvae_core/papers/ocm/fidelity/summary.json`.
 # - *Reservoir baseline.* The poster's reservoir is larger than OCM's memory; ours holds the same as OCM's and trains
 #   for the same steps (`StepMatchedReservoir`). Effect of the size: not measured.
 # - *Schedule.* The quick profile runs far fewer optimiser steps than the official code's schedule (many passes over

@@ -257,7 +257,7 @@ for stream in S.streams:
 #   continual learners see each image once while the joint VAE trains for the profile's epochs, so a comparison
 #   there is unequal;
 # - **OCM's schedule is too short**: OCM's budget is its optimiser steps, passes over STM u LTM, against the
-#   official code's 100 per arriving batch (`ocm_claims.official_steps`, as notebook 04 counts them), and its
+#   official code's 100 per arriving batch (`papers.ocm.settings.official_steps`, as notebook 04 counts them), and its
 #   claims need half of them (notebook 04's floor);
 # - **the measure is not the paper's**: CN-DPM's numbers are a 16-sample ELBO-type bound in bits/dim of its own
 #   networks on its own schedule. A CN-DPM claim records both protocols (bound, network, schedule) and has a

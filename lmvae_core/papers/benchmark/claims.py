@@ -7,7 +7,7 @@ intervals, both sides' compute and (from the notebook) its value at half the bud
   profile (full task data, 20 epochs per task; one pass on the task-free stream, as CN-DPM). No share of it is
   required (`MIN_FRACTION` 0): whether the budget decides a claim is the half-budget rule's to say (a second run
   at half the epochs, `settings.half_budget`). OCM counts its optimiser steps, passes over STM u LTM, against
-  the official code's (`ocm_claims.official_steps`, 100 passes per arriving batch), as notebook 04 does, and
+  the official code's (`ocm.settings.official_steps`, 100 passes per arriving batch), as notebook 04 does, and
   needs `OCM_MIN_FRACTION` of them.
 - Calibration (`calibration`): the notebook's network trained jointly on full MNIST against its measured
   reference (experiments/calibration.py). A missed calibration makes every claim of the notebook `not
@@ -34,7 +34,7 @@ from ...metrics.significance import mean_ci, paired_difference
 from ...results.claims import BEYOND, DERIVED, PAPER, AtLeast, AtMost, Claim, Compute, Schedule, Within
 from ...experiments.calibration import Calibration, calibrate
 from ...experiments.calibration import JointVAE as CalibrationVAE
-from ...experiments.ocm_claims import official_steps
+from ..ocm.settings import official_steps
 
 # Training images per task of each stream at full size (the datasets' training splits: 60,000 images in 10
 # classes, 5 tasks of 2 classes; MNIST -> Fashion: one whole dataset per task).
@@ -43,7 +43,7 @@ PAPER_EPOCHS = 20  # the paper profile's epochs per task (settings 'paper')
 # No floor for the task-based schedules: the 10% used before was what the CPU reached, not evidence; the
 # half-budget rule decides instead (issue 34).
 MIN_FRACTION = 0.0
-# OCM's floor is notebook 04's for an absolute value and for dynamic expansion (ocm_claims.MIN_ABSOLUTE and
+# OCM's floor is notebook 04's for an absolute value and for dynamic expansion (papers.ocm.claims.MIN_ABSOLUTE and
 # MIN_DYNAMIC): each new component starts from scratch with the LTM emptied, so a dynamic model loses on short
 # schedules by construction, and the quick profile's one pass over memory per arriving batch (paper: 100) cannot
 # be halved to test whether a value still moves.

@@ -4,20 +4,20 @@ Every claim carries its kind and where the paper says it, the run's optimiser st
 (`official_steps`), the notebook's calibration (a jointly trained 784-200-200-50 VAE against its measured
 reference) and, where there are seeds, a 95% interval (Student t over seeds; paired by seed for differences
 between methods). Every comparison carries both sides' optimiser steps and real images (`Compute`); the
-half-budget values are attached in the notebook (`with_half_budget`, from a run with `ocm.half_budget`).
+half-budget values are attached in the notebook (`with_half_budget`, from a run with `settings.half_budget`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..metrics.significance import mean_ci, paired_difference
-from ..results.claims import BEYOND, AtLeast, Claim, Compute, Schedule, Within
-from ..results.claims import PAPER as KIND_PAPER
-from .calibration import Calibration, calibrate
-from .common import Run
-from .ocm import CALIBRATION_REFERENCE, PAPER, STREAM_TITLES, STREAMS, TRAIN_IMAGES, official_steps  # noqa: F401
-from .ocm import half_budget_how as ocm_half_budget_how
+from ...experiments.calibration import Calibration, calibrate
+from ...experiments.common import Run
+from ...metrics.significance import mean_ci, paired_difference
+from ...results.claims import BEYOND, AtLeast, Claim, Compute, Schedule, Within
+from ...results.claims import PAPER as KIND_PAPER
+from .settings import CALIBRATION_REFERENCE, PAPER, STREAM_TITLES, STREAMS, TRAIN_IMAGES, official_steps  # noqa: F401
+from .settings import half_budget_how as ocm_half_budget_how
 
 STEP_UNIT = "optimiser steps (batches of 64; the paper's use a 50-sample ELBO)"
 # Shares of the paper's steps a claim needs. An absolute log-likelihood compared with the paper's, and dynamic
@@ -194,7 +194,7 @@ def _coverage_claim(stream: str, runs: pd.DataFrame, profile: str, calibrated: b
 def half_budget_how(settings: dict):
     """How each claim's half-budget run was halved (`with_half_budget`'s `how`): the memory study's claims by its
     passes (their half-budget claim's note says how many, over how many images), the others as
-    `ocm.half_budget_how` says for the profile's settings."""
+    `settings.half_budget_how` says for the profile's settings."""
     tables = ocm_half_budget_how(settings)
 
     def how(claim: Claim, half: Claim) -> str:

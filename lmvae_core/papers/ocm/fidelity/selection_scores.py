@@ -7,8 +7,8 @@ the scores' minimum, mean and maximum and how many of the STM's samples pass lam
 0.8 (the study's other value), and the 14th-highest score: lambda1 changes what is admitted only when it lies
 above that.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/fidelity/04_ocm_selection_scores.py --data-root /work/tvroot
-Writes benchmarks/fidelity/04_ocm_selection_scores.json.
+Usage: OMP_NUM_THREADS=1 python -m lmvae_core.papers.ocm.fidelity.selection_scores --data-root /work/tvroot
+Writes selection_scores.json beside this module.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 
 from lmvae_core.continual import OCMLearner
 from lmvae_core.continual import ocm as ocm_learner
-from lmvae_core.experiments import ocm as exp
+from lmvae_core.papers.ocm import experiments as exp
 from lmvae_core.experiments.common import setup
 
 OUT = Path(__file__).with_suffix(".json")

@@ -6,14 +6,14 @@ lr 1e-3, 1-sample ELBO; test log-likelihood IWAE-K on a fixed, once-binarised su
 A short schedule on purpose (CPU, minutes): differences here say how much each choice moves a short run, not
 what it does at the paper's 1.56M steps.
 
-    python benchmarks/fidelity/04_ocm.py selection   # Algorithm 2 vs the official code's setting vs 'diverse'
-    python benchmarks/fidelity/04_ocm.py code_order  # Dynamic-ELBO-OCM: the official code's order and trigger,
-                                                     # grey embeddings; every run also reports the best component
-                                                     # (same draw, re-drawn) and the uniform mixture
-    python benchmarks/fidelity/04_ocm.py summary     # means over seeds and differences paired by seed against
-                                                     # each part's first variant, from the two files above
+    python -m lmvae_core.papers.ocm.fidelity.short_runs PART --data-root ROOT
 
-Each writes benchmarks/fidelity/04_ocm_<part>.json. Data root: --data-root (default /work/data_root).
+PART: `selection` (Algorithm 2 vs the official code's setting vs 'diverse'); `code_order` (Dynamic-ELBO-OCM: the
+official code's order and trigger, grey embeddings; every run also reports the best component, same draw and
+re-drawn, and the uniform mixture); `summary` (means over seeds and differences paired by seed against each
+part's first variant, from the two files above).
+
+Each writes <part>.json beside this module. Data root: --data-root (default /work/data_root).
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ import torch
 
 from lmvae_core.continual import OCMLearner
 from lmvae_core.data.streams import DataConfig, TaskFreeStream, load_split
-from lmvae_core.experiments.ocm import class_coverage, evaluate, test_images
+from lmvae_core.papers.ocm.runs import evaluate, test_images
+from lmvae_core.papers.ocm.studies import class_coverage
 from lmvae_core.models.ocm import OCMConfig
 
 BASE = dict(hidden=200, latent_dim=50, stm_size=512, epochs_per_batch=1, lr=1e-3, beta1=0.9, train_samples=1,
@@ -70,7 +71,7 @@ def summary() -> dict:
     """Means over seeds per variant, and each variant minus the part's first variant, paired by seed."""
     out = {}
     for part in PARTS:
-        path = Path(__file__).with_name(f"04_ocm_{part}.json")
+        path = Path(__file__).with_name(f"{part}.json")
         if not path.exists():
             continue
         runs = json.loads(path.read_text())["runs"]
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = ap.parse_args()
     if args.part == "summary":
-        path = Path(__file__).with_name("04_ocm_summary.json")
+        path = Path(__file__).with_name("summary.json")
         path.write_text(json.dumps(summary(), indent=1) + "\n")
         print(path.read_text())
         return
@@ -119,7 +120,7 @@ def main() -> None:
     out = {"part": args.part, "stream_images": len(train), "test_images": args.test_n, "iwae_k": args.k,
            "base": BASE, "torch": torch.__version__, "omp_threads": os.environ.get("OMP_NUM_THREADS"),
            "configs": {n: asdict(OCMConfig(**(BASE | o))) for n, o in PARTS[args.part].items()}, "runs": rows}
-    path = Path(__file__).with_name(f"04_ocm_{args.part}.json")
+    path = Path(__file__).with_name(f"{args.part}.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -1,7 +1,7 @@
 """Notebook 04's studies beside Tables 1 and 3: the ablations (lambda1, the STM size, lambda2), the selection
 rules (Algorithm 2, the official code's setting, the diversity variant) and the memory study (the LTM's class
 coverage and lambda1's effect on its size, at the tenth of the official steps those claims need). Each is a list
-of grid calls, so that `ocm.sweep` can run them beside the tables' runs, and a function that runs them and
+of grid calls, so that `experiments.sweep` can run them beside the tables' runs, and a function that runs them and
 returns the table."""
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..results.runner import Call
-from .common import Run
-from .ocm import SELECTION_VARIANTS, STREAMS, half_budget, memory_study_settings, stream_call, table_row
+from ...experiments.common import Run
+from ...results.runner import Call
+from .runs import memory_study_settings, stream_call, table_row
+from .settings import SELECTION_VARIANTS, STREAMS, half_budget
 
 
 def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
@@ -117,14 +118,15 @@ def memory_study(run: Run, half: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-FIDELITY = Path(__file__).resolve().parents[2] / "benchmarks" / "fidelity"
+FIDELITY = Path(__file__).resolve().parent / "fidelity"
 
 
 def fidelity_text(part: str, folder: Path | None = None) -> str:
-    """A sentence per variant of a committed short-run fidelity benchmark (`benchmarks/fidelity/04_ocm_<part>.json`:
+    """A sentence per variant of a committed short-run fidelity benchmark (`fidelity/<part>.json`
+    beside this module:
     'code_order' or 'selection'), read from the file: its setting, each variant's mean test log-likelihood and
     its difference from the first variant seed by seed."""
-    path = (folder or FIDELITY) / f"04_ocm_{part}.json"
+    path = (folder or FIDELITY) / f"{part}.json"
     if not path.exists():
         return f"(`{path.name}` is not in this checkout.)"
     d = json.loads(path.read_text())
@@ -134,7 +136,7 @@ def fidelity_text(part: str, folder: Path | None = None) -> str:
     variants = list(dict.fromkeys(runs.variant))
     first = runs[runs.variant == variants[0]].set_index("seed")
     base = d["configs"][variants[0]]
-    head = (f"`benchmarks/fidelity/{path.name}`: a {d['stream_images']:,}-image split-MNIST stream, "
+    head = (f"`lmvae_core/papers/ocm/fidelity/{path.name}`: a {d['stream_images']:,}-image split-MNIST stream, "
             f"{'Dynamic-ELBO-OCM' if base['dynamic'] else 'VAE-ELBO-OCM'}, {base['epochs_per_batch']} pass per "
             f"arriving batch, IWAE-{d['iwae_k']} on {d['test_images']:,} test images, seeds "
             f"{sorted(first.index.tolist())}. ")
