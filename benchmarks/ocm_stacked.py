@@ -9,8 +9,10 @@ the ratio separate / stacked is the speed-up of stacking, measured in one proces
 It also counts the operations each path dispatches per round (training/op_count.py): on a GPU an eager step costs
 about one kernel launch per operation, so their ratio is what stacking saves where the step is launch-bound.
 
-Why the CPU shows little: at 50 samples a step multiplies 3,200 rows through the decoder, so the CPU is busy with
-arithmetic and stacking S seeds only batches the same work. Stacking pays where a step is bound by kernel launches
+Why the CPU shows little, or loses: at 50 samples a step multiplies 3,200 rows through the decoder, so the CPU is
+busy with arithmetic and stacking S seeds only batches the same work. On a quiet 2-core machine the stacked 50-sample
+round was 0.72-0.77x as fast as the separate ones (three runs); torch's profiler put the loss in the batched matmuls,
+the same FLOPs taking 498 ms stacked against 383 ms separately per round, plus the padding mask's elementwise work. Stacking pays where a step is bound by kernel launches
 (a GPU: issue 38) or by per-step overhead (small steps on a CPU).
 
 Usage: python benchmarks/ocm_stacked.py [--seeds 3] [--rounds 5] [--threads 2] [--json FILE]
