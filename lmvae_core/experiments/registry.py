@@ -22,6 +22,7 @@ class Notebook:
     key_figure: str  # the figure the gallery shows, a file of figures/<name>/
     grid: bool = False  # runs its grids on run.executor (Dask)
 
+
 _REGISTRY: dict[str, Notebook] = {}
 
 

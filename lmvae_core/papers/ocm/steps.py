@@ -5,8 +5,7 @@ what experiments/paper_steps.counters() reads."""
 from __future__ import annotations
 
 from ...experiments.paper_steps import TEST, TRAIN, Counter, Job, Kind, calibration, kind
-from . import settings as ocm_exp
-from .settings import SETTINGS, half_budget, official_steps
+from .settings import JOINT, METHODS, PAPER, SELECTION_VARIANTS, SETTINGS, STREAMS, half_budget, official_steps
 
 
 def stream_steps(n_train: int, batch: int, stm_size: int, epochs: int, per_round: int, ltm_capacity: int,
@@ -42,14 +41,14 @@ def ocm_run(c: Counter, s: dict, what: str, stream: str, method: str, test_n: in
     (eval_k) on the test images, twice (best re-drawn). Dynamic-OCM: R = IWAE-r_samples of STM u LTM over the
     components after every selection round; components taken as the paper's final count (PAPER), an upper bound."""
     s = s | over
-    m = ocm_exp.METHODS.get(method, {})
-    n = sum(TRAIN[d] for d in ocm_exp.STREAMS[stream])
+    m = METHODS.get(method, {})
+    n = sum(TRAIN[d] for d in STREAMS[stream])
     reservoir = s["random_memory"] if m.get("memory") == "reservoir" else None
     n_steps = stream_steps(n, s["batch_size"], s["stm_size"], s["epochs_per_batch"], s["per_round"],
                            s["ltm_capacity"], reservoir)
     samples = s["iwae_samples"] if m.get("objective") == "iwae" else s["train_samples"]
     c.add(what, ocm_kind(s, samples), n_steps, "upper estimate: the LTM grows by per_round every round")
-    comps = ocm_exp.PAPER.get(stream, {}).get(method, (None, None, 1))[2] if m.get("dynamic") else 1
+    comps = PAPER.get(stream, {}).get(method, (None, None, 1))[2] if m.get("dynamic") else 1
     c.add(f"{what}: IWAE", ocm_iwae(s), 2 * comps * (s["eval_n"] or test_n) * s["eval_k"])
     if m.get("dynamic"):
         expansion_test(c, s, what, n, comps, "the paper's final count")
@@ -71,14 +70,14 @@ def count(s=None) -> list[Job]:
 
     def table(streams, methods, seeds, what):
         for st in streams:
-            test_n = sum(TEST[d] for d in ocm_exp.STREAMS[st])
+            test_n = sum(TEST[d] for d in STREAMS[st])
             for seed in seeds:
                 for m in methods:
                     ocm_run(c, s, f"{what} {st}, {m}", st, m, test_n)
                 if seed in s["iid_seeds"] and "VAE-ELBO-OCM" in methods:
                     ocm_run(c, s, f"{what} {st}, i.i.d. baseline", st, "VAE-ELBO-OCM", test_n)
 
-    table(s["streams"], tuple(ocm_exp.METHODS), s["seeds"], "Table 1:")
+    table(s["streams"], tuple(METHODS), s["seeds"], "Table 1:")
     table(["cross"], ("VAE-ELBO-Random", "VAE-ELBO-OCM", "Dynamic-ELBO-OCM"), s["cross_seeds"], "Table 3:")
     mnist_test = TEST["mnist"]
     for name, values, method in (("lambda1", s["ablation_lambda1"], "VAE-ELBO-OCM"),
@@ -90,13 +89,13 @@ def count(s=None) -> list[Job]:
     # the 'paper (Algorithm 2)' rule is the Table 1 run's configuration (same cache key) where the seeds agree
     for st in s["streams"]:
         for seed in s["direction_seeds"]:
-            for rule, over in ocm_exp.SELECTION_VARIANTS.items():
+            for rule, over in SELECTION_VARIANTS.items():
                 if seed not in s["selection_seeds"].get(rule, s["direction_seeds"]):
                     continue
                 if seed in s["seeds"] and all(s[k] == v for k, v in over.items()):
                     continue
-                ocm_run(c, s, f"selection rules {rule}", st, "VAE-ELBO-OCM", sum(TEST[d] for d in ocm_exp.STREAMS[st]))
-    calibration(c, ocm_exp.JOINT)
+                ocm_run(c, s, f"selection rules {rule}", st, "VAE-ELBO-OCM", sum(TEST[d] for d in STREAMS[st]))
+    calibration(c, JOINT)
     return c.jobs
 
 
