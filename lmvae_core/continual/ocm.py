@@ -6,6 +6,14 @@ then, when the STM is full, selection into the LTM (kernel rule or reservoir), t
 seen once; every training row comes from the memory (STM u LTM) and is counted in `replayed_rows`.
 `memory_images` is the LTM plus the STM's capacity. As a density, OCM is the uniform mixture of its
 components (`log_likelihood`); notebook 04 also reports the paper's best-component-per-image value.
+
+On CUDA the memory passes replay CUDA graphs (training/graphs.py): the paper profile's cost is these passes
+(100 per arriving batch, 316M optimiser steps in notebook 04), and an eager step of the small OCM component is
+bound by the host launching its ~100 kernels. Their shapes are fixed within a round (the memory changes only
+between rounds, the component count only at an expansion), so the graphs are captured once per optimiser (one
+per component count) and kept across rounds: full minibatches replay 8 steps at a time, the short last
+minibatch of a pass gets its own graph, recaptured when the memory's size changes it. The graphed passes draw
+the same random numbers as the eager ones (the warm-up's draws are undone); the CPU runs eagerly, unchanged.
 """
 from __future__ import annotations
 
@@ -18,23 +26,34 @@ from ..data.preprocess import binarize_dynamic
 from ..data.streams import take_rows
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
+from ..training.graphs import CudaGraphStep, StepBlock
 from ..training.loop import fit_batches, make_optimizer
 from .base import BaseLearner, pack, restore, rng_state, set_rng_state
 from .vae import draw_counts
 
 
 NOISE_SEED_OFFSET = 0x5EED  # an own-noise learner's Bernoulli and Gaussian draws: a stream apart from its batch order
+GRAPH_BLOCK = 8  # full minibatches per graph replay on CUDA, as train() replays them
 
 
 class OCMLearner(BaseLearner):
     """own_noise: draw the Bernoulli binarisations, the reparameterisation noise and a new component's weights from
     the learner's own generators instead of the process's random numbers, so that the run is the same whatever else
     the process draws: what lets the seeds of a method train as one stacked computation (continual/ocm_stacked.py)
-    and match their separate runs. Off by default: the notebooks' committed runs draw from the process."""
+    and match their separate runs. Off by default: the notebooks' committed runs draw from the process.
+    cuda_graph: 'auto' replays the memory passes as CUDA graphs on a CUDA device (not for an own-noise learner: a
+    graph advances only the device's default generator, so its own generator would repeat its draws); False keeps
+    them eager; True insists, and refuses an own-noise learner."""
     kind = "task_free"
 
     def __init__(self, model: OCM | None = None, seed: int = 0, device: torch.device | str | None = None,
-                 config: OCMConfig | None = None, progress: bool = False, own_noise: bool = False):
+                 config: OCMConfig | None = None, progress: bool = False, own_noise: bool = False,
+                 cuda_graph: bool | str = "auto"):
+        if cuda_graph not in (True, False, "auto"):
+            raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
+        if cuda_graph is True and own_noise:
+            raise ValueError("an own-noise learner cannot replay CUDA graphs (a graph would repeat its generator's "
+                             "draws): use cuda_graph='auto' or False")
         if model is None:
             if config is None:
                 raise ValueError("give an OCM model or an OCMConfig")
@@ -60,6 +79,9 @@ class OCMLearner(BaseLearner):
         self.selections: list[dict] = []  # one row per selection round
         self.expansions: list[int] = []  # batch index at which a component was added
         self.steps = 0
+        self.cuda_graph = cuda_graph
+        self._graphs: CudaGraphStep | None = None  # the memory passes' graphs, for the current optimiser
+        self.graph_failure: str | None = None  # why capturing failed, after which the passes run eagerly
 
     @property
     def batch_size(self) -> int:
@@ -73,13 +95,20 @@ class OCMLearner(BaseLearner):
         """What an arriving batch trains on: STM u LTM (a baseline may train on part of its memory)."""
         return torch.cat([self.stm_x, self.ltm_x])
 
-    def _memory_batches(self, epochs: int):
+    def _memory_batches(self, epochs: int, block: int = 1):
+        """(0, minibatch) pairs of `epochs` passes over the memory. block > 1: the pass's first full minibatches
+        come `block` at a time as one `StepBlock` (the same minibatches in the same order), the rest one by one."""
         data = self.memory_data()
         n, bs = data.shape[0], self.config.batch_size
+        in_blocks = (n // bs) // block * block * bs if block > 1 else 0  # rows trained in whole blocks
         for _ in range(epochs):
             xb_all = binarize_dynamic(data, self.noise)
             order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
-            for s in range(0, n, bs):
+            for s in range(0, in_blocks, block * bs):
+                self.steps += block
+                self.replayed_rows += block * bs
+                yield 0, StepBlock(take_rows(xb_all, order[s:s + block * bs].view(block, bs)))
+            for s in range(in_blocks, n, bs):
                 self.steps += 1
                 self.replayed_rows += min(bs, n - s)
                 # one "epoch" for the loop: the mean loss over all passes is read once per arriving batch
@@ -88,11 +117,33 @@ class OCMLearner(BaseLearner):
     def train_memory(self, epochs: int | None = None) -> float:
         """`epochs` (default epochs_per_batch) passes over STM u LTM. The loss terms stay on the device and
         the NaN/Inf guard checks once per arriving batch: no host sync per step, so a GPU queues the whole
-        schedule (the paper's 100 passes per batch) without stalling."""
-        history = fit_batches(self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs),
-                              self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
-                              progress=False)
+        schedule (the paper's 100 passes per batch) without stalling. On CUDA the steps replay CUDA graphs."""
+        graphs = self.graph_step()
+        batches = self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs,
+                                       block=GRAPH_BLOCK if graphs is not None else 1)
+        history = fit_batches(batches, self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
+                              progress=False, stepper=graphs)
+        if graphs is not None and graphs.failed:
+            self.graph_failure, self._graphs = graphs.failed, None  # warned once; the run goes on eagerly
         return history[0]["loss"] if history else float("nan")
+
+    def graphs_on(self) -> bool:
+        """Whether the memory passes replay CUDA graphs (see the class's `cuda_graph`)."""
+        return (self.device.type == "cuda" and self.cuda_graph is not False and self.noise is None
+                and self.graph_failure is None)
+
+    def graph_step(self) -> CudaGraphStep | None:
+        """The step the memory passes take on CUDA: graphs kept across rounds while the optimiser is the same. A
+        new optimiser (an expansion, a reload) trains other tensors, so its graphs are captured afresh."""
+        if not self.graphs_on():
+            return None
+        if self._graphs is None or self._graphs.optimizer is not self.optimizer:
+            self._graphs = CudaGraphStep(self.loss_fn(), self.optimizer, buffers=list(self.model.buffers()),
+                                         evict=True)
+        return self._graphs
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_graphs": None}  # a copy or a pickle captures its own graphs
 
     def loss_fn(self):
         return self.model.loss if self.noise is None else partial(self.model.loss, generator=self.noise)

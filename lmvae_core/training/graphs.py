@@ -12,7 +12,9 @@ What a graph freezes, and therefore what a loss function must satisfy to be grap
   between steps (device buffers changed in place, such as a VAE's `capacity_now`, are fine);
 - the learning rate and the optimiser's other hyperparameters stay fixed (they are baked in);
 - the batch keeps its shape: each new shape (a block of several steps, a single batch, the short last
-  batch of an epoch) gets its own graph, up to `max_graphs`; further shapes run eagerly.
+  batch of an epoch) gets its own graph, up to `max_graphs`; further shapes run eagerly, or, with
+  `evict=True`, replace the least recently used graph (a loop whose short last batch changes size from
+  one round to the next, as OCM's memory passes do while the memory grows).
 Models whose `loss` satisfies this say so with `graph_safe = True` (the VAE family); `train()` graphs
 only those on its own, other loops opt in.
 
@@ -26,6 +28,7 @@ trajectory against the eager one on a GPU, for a deterministic loss and for a VA
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -70,24 +73,29 @@ class CudaGraphStep:
 
     def __init__(self, loss_fn: LossFn, optimizer: torch.optim.Optimizer, params: list[nn.Parameter] | None = None,
                  grad_clip: float | None = None, autocast: torch.dtype | None = None, warmup: int = 3,
-                 max_graphs: int = 3, buffers: list[torch.Tensor] = ()):
-        """buffers: tensors the loss may change in place (the model's buffers), restored after the warm-up."""
+                 max_graphs: int = 3, buffers: list[torch.Tensor] = (), evict: bool = False):
+        """buffers: tensors the loss may change in place (the model's buffers), restored after the warm-up.
+        evict: a new shape beyond max_graphs replaces the least recently replayed graph instead of running eagerly."""
         self.loss_fn, self.optimizer, self.grad_clip, self.autocast = loss_fn, optimizer, grad_clip, autocast
         self.params = params if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
         self.buffers = list(buffers)
-        self.warmup, self.max_graphs = warmup, max_graphs
-        self.graphs: dict[tuple, tuple] = {}  # signature -> (graph, static batch, static loss, static terms)
+        self.warmup, self.max_graphs, self.evict = warmup, max_graphs, evict
+        self.graphs: OrderedDict[tuple, tuple] = OrderedDict()  # signature -> (graph, static batch, loss, terms)
+        self.captures = 0  # graphs captured so far (evicted ones included)
         self.eager_steps = 0  # steps that ran eagerly (shapes beyond max_graphs, or a failed capture)
         self.failed: str | None = None
         for g in optimizer.param_groups:
-            if "capturable" in g:
+            if "capturable" in g and all(p.is_cuda for p in g["params"]):
                 g["capturable"] = True  # keeps the step count on the device: no host read inside the graph
 
     def __call__(self, batch):
         sig = _signature(batch)
+        if sig not in self.graphs and self.failed is None and self.evict and 0 < self.max_graphs <= len(self.graphs):
+            self.graphs.popitem(last=False)  # the least recently replayed shape makes room
         if sig not in self.graphs and self.failed is None and len(self.graphs) < self.max_graphs:
             try:
                 self.graphs[sig] = self._capture(batch)
+                self.captures += 1
             except Exception as e:  # noqa: BLE001  (a capture that fails must not end the run)
                 torch.cuda.synchronize()
                 self.failed = f"{type(e).__name__}: {e}"
@@ -95,6 +103,7 @@ class CudaGraphStep:
         if sig not in self.graphs:
             self.eager_steps += len(batch) if isinstance(batch, StepBlock) else 1
             return self._eager(batch)
+        self.graphs.move_to_end(sig)
         graph, static, loss, terms = self.graphs[sig]
         for dst, src in zip(static, _tensors(batch)):
             dst.copy_(src, non_blocking=True)

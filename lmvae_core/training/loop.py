@@ -132,17 +132,22 @@ def fit_batches(batches: Iterable[tuple[int, torch.Tensor]], loss_fn: Callable[[
                 optimizer: torch.optim.Optimizer, model: nn.Module | None = None, grad_clip: float | None = None,
                 check_every: int = 50, total: int | None = None, per_epoch: int | None = None,
                 progress: bool = False, desc: str = "train", on_step: Callable[[int], None] | None = None,
-                on_epoch: Callable[[int, dict], None] | None = None, step_options: dict | None = None) -> list[dict]:
+                on_epoch: Callable[[int, dict], None] | None = None, step_options: dict | None = None,
+                stepper: Callable | None = None) -> list[dict]:
     """The one training loop of the package: one `train_step` per (epoch, batch) pair; returns one dict of
     mean loss terms per epoch. The terms stay on the device until the end of an epoch (one host sync then,
     and one per check_every steps for the NaN/Inf guard). step_options go to every `train_step` call;
     step_options['cuda_graph'] = True replays the step as a CUDA graph instead (`CudaGraphStep`);
     step_options['compiled_step'] = True runs it as one compiled function (`CompiledStep`, needs the model).
     on_step(steps done so far) is called after each batch, or after each block of steps a graph replays at once
-    (a `StepBlock`), so the count it receives can advance by more than one."""
+    (a `StepBlock`), so the count it receives can advance by more than one. stepper: a step the caller keeps
+    across calls (a `CudaGraphStep` whose graphs outlive one call, as OCM's memory rounds keep theirs), used
+    instead of one built from step_options."""
     params = [p for g in optimizer.param_groups for p in g["params"]]
     options = dict(step_options or {})
-    if options.pop("compiled_step", False):
+    if stepper is not None:
+        step = stepper
+    elif options.pop("compiled_step", False):
         step = CompiledStep(model, loss_fn, optimizer)
     elif options.pop("cuda_graph", False):
         step = CudaGraphStep(loss_fn, optimizer, params, grad_clip, options.get("autocast"),
