@@ -17,6 +17,13 @@ R and L are ASSUMPTIONS (no GPU was measured for this table), stated here and in
 Evaluation (IWAE-k over test sets, R of Dynamic-OCM) runs in large chunks: its GPU time is FLOPs / R alone.
 The machine's load average is recorded at the start and end: other runs on the cores inflate the CPU times.
 
+OCM's paths (`ocm_paths`, issue 38): the OCM kinds dominate (98% of notebook 04's projection, 85% of 05's). For
+each, the operations and FLOPs per member step are counted the same way over one arriving batch's pass on a full
+STM, as one learner runs it (eagerly, or replayed as CUDA graphs on a GPU: the same kernels) and as `StackedOCM`
+runs 3 seeds at once. They are projected with the per-operation times measured on the one GPU measured so far
+(`benchmarks/results/train_speed_gpu.json`: the 784-400-20 VAE's eager step and its step replayed as an uncompiled
+CUDA graph), not the assumed L: a basis measured on another network of the same kind, not on OCM.
+
 Peak memory of a training step (`peak_bytes`, read by `lmvae reproduce --dry-run`): the tensors a built kind holds
 after a warm-up step (parameters, Adam's states, the batch; found with gc) plus the distinct storages autograd saves
 for backward during one more step, on the autograd path a GPU takes. It leaves out the allocator's caching, a
@@ -43,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from lmvae_core.continual.ocm_stacked import StackedOCM  # noqa: E402
 from lmvae_core.experiments import paper_steps  # noqa: E402
 from lmvae_core.nets.classifier import FeatureClassifier  # noqa: E402
 from lmvae_core.metrics.fitting_capacity import MLPClassifier  # noqa: E402
@@ -56,7 +64,7 @@ from lmvae_core.models.ocm import OCM, OCMConfig  # noqa: E402
 from lmvae_core.models.vae import VAE, VAEConfig  # noqa: E402
 from lmvae_core.training.ensemble import train_ensemble  # noqa: E402
 from lmvae_core.training.loop import TrainConfig, make_optimizer  # noqa: E402
-from lmvae_core.training.op_count import OpCounter  # noqa: E402
+from lmvae_core.training.op_count import OpCounter, eager_step_ops  # noqa: E402
 from lmvae_core.training.step import train_step  # noqa: E402
 
 GPU_RATE = 20e12  # R, FLOP/s: an assumption (see the docstring)
@@ -294,6 +302,75 @@ def project(jobs, measured: dict) -> dict:
     return out
 
 
+def counted_pass(run) -> tuple[float, int]:
+    """FLOPs and dispatched operations of run()."""
+    with FlopCounterMode(display=False) as fc, OpCounter() as oc:
+        run()
+    return fc.get_total_flops(), oc.ops
+
+
+def ocm_counts(samples: int, seeds: int = 3, memory: int = 512) -> dict:
+    """Operations and FLOPs per member step of one pass over a full STM of `memory` images (minibatches of 64), for
+    `seeds` learners run one after another and as one `StackedOCM`, after a warm-up pass (Adam's state exists)."""
+    torch.manual_seed(0)
+    stacked = StackedOCM.from_config(OCMConfig(train_samples=samples, epochs_per_batch=1, stm_size=memory),
+                                     list(range(seeds)))
+    for m, x in zip(stacked.members, torch.rand(seeds, memory, 1, 28, 28, generator=torch.Generator().manual_seed(0))):
+        m.arrive(x)
+    stacked.train_memory()
+    member_steps = seeds * -(-memory // stacked.members[0].config.batch_size)
+    sep_flops, sep_ops = counted_pass(lambda: [m.train_memory() for m in stacked.members])
+    stk_flops, stk_ops = counted_pass(stacked.train_memory)
+    return {"seeds": seeds, "memory_images": memory, "member_steps": member_steps,
+            "separate": {"ops": sep_ops / member_steps, "flops": sep_flops / member_steps},
+            "stacked": {"ops": stk_ops / member_steps, "flops": stk_flops / member_steps}}
+
+
+def gpu_per_op(gpu: dict) -> dict:
+    """Seconds per dispatched operation of the measured GPU step (train_speed_gpu.json): eager, and replayed as an
+    uncompiled CUDA graph (what OCM's memory passes replay). The count is the recorded one, else today's code's."""
+    batch = gpu.get("settings", {}).get("batch_size", 128)
+    steps = -(-gpu["gpu_epoch_images"] // batch)
+    ops = gpu.get("eager_step_ops") or eager_step_ops(batch)
+    return {"device": gpu["device"], "step_ops": ops, "eager_s": gpu["gpu_epoch_ms"]["eager"] / 1e3 / steps / ops,
+            "graph_s": gpu["gpu_epoch_ms"]["graph"] / 1e3 / steps / ops}
+
+
+OCM_PATHS = {  # path: (which count, which per-operation time, built?)
+    "eager (the table's assumed L)": ("separate", None, True),
+    "eager (measured time per operation)": ("separate", "eager_s", True),
+    "graphed (OCMLearner on CUDA)": ("separate", "graph_s", True),
+    "stacked, 3 seeds (StackedOCM, eager)": ("stacked", "eager_s", True),
+    "stacked and graphed": ("stacked", "graph_s", False),
+}
+
+
+def ocm_paths(notebooks: dict, gpu: dict | None) -> dict | None:
+    """Each OCM training kind's projected seconds per step on each path, and what the paper profile then costs:
+    per step max(FLOPs / R, operations x time per operation), the other kinds as projected above."""
+    if gpu is None:
+        return None
+    per_op = gpu_per_op(gpu)
+    kinds = {}
+    for v in notebooks.values():
+        for r in v["kinds"]:
+            if r["build"] == "ocm" and r["train"] and r["kind"] not in kinds:
+                kinds[r["kind"]] = ocm_counts(r["args"]["samples"])
+    paths = {}
+    for path, (count, time_key, built) in OCM_PATHS.items():
+        step_s = {}
+        for kind, c in kinds.items():
+            ops, flops = c[count]["ops"], c[count]["flops"]
+            launch = LAUNCH_S if time_key is None else per_op[time_key]
+            step_s[kind] = max(flops / GPU_RATE, ops * launch)
+        hours = {nb: sum(r["units"] * (step_s[r["kind"]] if r["kind"] in step_s else r["gpu_s_per_unit"])
+                         for r in v["kinds"]) / 3600 for nb, v in notebooks.items()}
+        paths[path] = {"built": built, "step_s": step_s, "gpu_hours": hours, "total_gpu_hours": sum(hours.values())}
+    return {"per_op": per_op, "counts": kinds, "paths": paths,
+            "compute_floor_hours": {nb: sum(r["units"] * r["flops_per_unit"] for r in v["kinds"]) / GPU_RATE / 3600
+                                    for nb, v in notebooks.items()}}
+
+
 def merge_calls(calls: list[dict]) -> list[dict]:
     """Calls with the same description summed (a run per seed becomes one line with its count)."""
     merged: dict[str, dict] = {}
@@ -354,6 +431,11 @@ def main():
         result["measurements_from"] = f"{Path(args.reuse).name}, an earlier run (re-counted with --reuse)"
     total = {k: sum(v[k] for v in result["notebooks"].values()) for k in ("cpu_hours", "gpu_hours", "train_steps")}
     result["total"] = total
+    gpu_json = Path(__file__).resolve().parent / "results" / "train_speed_gpu.json"
+    result["ocm_paths"] = ocm_paths(result["notebooks"], json.loads(gpu_json.read_text()) if gpu_json.exists() else None)
+    for path, v in (result["ocm_paths"] or {}).get("paths", {}).items():
+        print(f"OCM {path}: " + ", ".join(f"{nb[:2]} {h:,.1f} h" for nb, h in v["gpu_hours"].items())
+              + f", all {v['total_gpu_hours']:,.1f} h")
     for nb, v in result["notebooks"].items():
         print(f"{nb}: {v['train_steps']:,} steps, CPU {v['cpu_hours']:,.1f} h, GPU {v['gpu_hours']:,.2f} h")
     print(f"total: CPU {total['cpu_hours']:,.1f} h, GPU {total['gpu_hours']:,.2f} h")

@@ -183,3 +183,51 @@ def test_the_docs_count_the_eager_step_as_paper_cost_counts_a_step():
         with cost.OpCounter() as counter:
             run(1)
     assert counter.ops > 0 and eager_step_ops(64) == counter.ops
+
+
+def test_ocm_paths_project_each_path_from_its_counts(monkeypatch):
+    """Each path's step time is max(FLOPs / R, operations x the path's time per operation), with the per-operation
+    times measured on the GPU (eager and uncompiled graph, per counted VAE operation) or the assumed L; the other
+    kinds keep their projection. Checked by hand on counts given here."""
+    counts = {"separate": {"ops": 100.0, "flops": 4e9}, "stacked": {"ops": 40.0, "flops": 4e9}}
+    monkeypatch.setattr(cost, "ocm_counts", lambda samples: counts)
+    ocm = {"kind": "OCM 50", "build": "ocm", "train": True, "args": {"samples": 50}, "units": 3600,
+           "gpu_s_per_unit": 1.0, "flops_per_unit": 4e9}
+    other = {"kind": "VAE", "build": "vae", "train": True, "args": {}, "units": 3600, "gpu_s_per_unit": 0.5,
+             "flops_per_unit": 2e9}
+    notebooks = {"04_ocm": {"kinds": [ocm, other]}}
+    gpu = {"device": "GPU", "gpu_epoch_images": 1280, "settings": {"batch_size": 128}, "eager_step_ops": 80,
+           "gpu_epoch_ms": {"eager": 10 * 80 * 40e-3, "graph": 10 * 80 * 1e-3}}  # 40 us and 1 us per operation
+    o = cost.ocm_paths(notebooks, gpu)
+    assert o["per_op"]["eager_s"] == 40e-6 and abs(o["per_op"]["graph_s"] - 1e-6) < 1e-15
+    step = {p: v["step_s"]["OCM 50"] for p, v in o["paths"].items()}
+    assert step["eager (the table's assumed L)"] == 100 * cost.LAUNCH_S  # 500 us > 4e9 / 2e13 = 200 us
+    assert step["eager (measured time per operation)"] == 100 * 40e-6
+    assert step["graphed (OCMLearner on CUDA)"] == 4e9 / cost.GPU_RATE  # 100 us of kernels < 200 us of arithmetic
+    assert step["stacked, 3 seeds (StackedOCM, eager)"] == 40 * 40e-6
+    hours = o["paths"]["eager (measured time per operation)"]["gpu_hours"]["04_ocm"]
+    assert abs(hours - (3600 * 4e-3 + 3600 * 0.5) / 3600) < 1e-12  # the VAE kind keeps its 0.5 s a step
+    assert abs(o["compute_floor_hours"]["04_ocm"] - 3600 * 6e9 / cost.GPU_RATE / 3600) < 1e-12
+    assert cost.ocm_paths(notebooks, None) is None
+
+
+def test_ocm_counts_stack_fewer_operations_for_the_same_flops():
+    """On the real learners (a small memory): stacking 3 seeds divides the operations per seed's step, not the
+    FLOPs, and one learner's pass dispatches at least the counted training step's operations."""
+    c = cost.ocm_counts(samples=1, seeds=3, memory=128)
+    assert c["member_steps"] == 3 * 2
+    assert c["stacked"]["flops"] == c["separate"]["flops"] > 0
+    assert c["stacked"]["ops"] < 0.7 * c["separate"]["ops"]  # 0.64 here; 0.43 on the 512-image pass
+
+
+def test_docs_set_the_ocm_paths_against_the_targets():
+    """The committed count's OCM section: the table's hours and the arithmetic floor come from the JSON."""
+    r = json.loads((ROOT / "results" / "paper_cost.json").read_text())
+    text = docs_cost.ocm_paths_section(r)
+    o = r["ocm_paths"]
+    graphed = o["paths"]["graphed (OCMLearner on CUDA)"]
+    assert f"| {docs_cost._hours(graphed['gpu_hours']['04_ocm'])} |" in text
+    floor_04 = o["compute_floor_hours"]["04_ocm"]
+    assert f"is {docs_cost._hours(floor_04)} h for notebook 04" in text
+    needed = r["assumptions"]["gpu_rate_flops"] * floor_04 / 3.0 / 1e12
+    assert f"04_ocm at most 3 h needs {needed:,.0f} TFLOP/s" in text

@@ -76,8 +76,56 @@ def launch_check(r: dict, gpu: dict) -> str:
             f"take about {per_op / assumed:.1f} times the projected time on that machine. The same step compiled and "
             f"replayed as a CUDA graph (what `train()` does on CUDA for runs of 2,000 steps or more) took "
             f"{graphed_us:,.0f} us, {graphed_us / (ops * assumed):.1f} times the projection's floor of {ops} x L. "
-            "Notebook 00's MoE-VAE trains through `train()` and is graphed the same way; the other loops (L-MVAE, LGM, "
-            "OCM) are not graphed yet and run eagerly.")
+            "Notebook 00's MoE-VAE trains through `train()` and is graphed the same way, and OCM's memory passes "
+            "replay uncompiled graphs (`continual/ocm.py`); the L-MVAE and LGM loops are not graphed yet and run "
+            "eagerly.")
+
+
+OCM_TARGETS_H = {"all six notebooks": 6.0, "04_ocm": 3.0}  # issue 38's targets for the projected paper profile
+
+
+def ocm_paths_section(r: dict) -> str:
+    """OCM's steps on each path (benchmarks/paper_cost.py's `ocm_paths`): counts, projected hours, and the arithmetic
+    floor against the targets."""
+    o = r["ocm_paths"]
+    per, kinds, paths = o["per_op"], list(o["counts"]), o["paths"]
+    big = max(kinds, key=lambda k: o["counts"][k]["separate"]["flops"])
+    c = o["counts"][big]
+    nbs = list(r["notebooks"])
+    ocm_share = {nb: sum(k["gpu_hours"] for k in v["kinds"] if k["build"] == "ocm" and k["train"]) / v["gpu_hours"]
+                 for nb, v in r["notebooks"].items() if nb in ("04_ocm", "05_benchmark")}
+    lines = [f"**OCM's paths.** OCM's training steps are {ocm_share['04_ocm']:.0%} of notebook 04's projection and "
+             f"{ocm_share['05_benchmark']:.0%} of 05's. Counted over one arriving batch's pass on a full "
+             f"{c['memory_images']}-image STM ({big}): one learner dispatches {c['separate']['ops']:.1f} operations a "
+             f"step, and {c['seeds']} seeds stacked as one `StackedOCM` {c['stacked']['ops']:.1f} per seed's step, for "
+             f"the same FLOPs ({c['separate']['flops'] / 1e9:.2f} GFLOP). They are projected with the times per "
+             f"operation measured on the {per['device']} for the 784-400-20 VAE's step (`train_speed_gpu.json`, "
+             f"{per['step_ops']} operations): {per['eager_s'] * 1e6:.1f} us eager and {per['graph_s'] * 1e6:.1f} us "
+             "replayed as an uncompiled CUDA graph. That basis is measured, but on another network: no OCM step has "
+             "run on a GPU yet.", "",
+             "| path | in the code | " + " | ".join(f"us per step, {k.split(', ')[-1]}" for k in kinds)
+             + " | " + " | ".join(f"{nb} GPU hours" for nb in nbs if nb in ocm_share) + " | all six |",
+             "|---|---|" + "---:|" * (len(kinds) + len(ocm_share) + 1)]
+    for path, v in paths.items():
+        lines.append(f"| {path} | {'yes' if v['built'] else 'no: stacked seeds draw their own noise, which a graph does not advance'} | "
+                     + " | ".join(f"{v['step_s'][k] * 1e6:,.0f}" for k in kinds) + " | "
+                     + " | ".join(_hours(v["gpu_hours"][nb]) for nb in nbs if nb in ocm_share)
+                     + f" | {_hours(v['total_gpu_hours'])} |")
+    floor = o["compute_floor_hours"]
+    floors = {"all six notebooks": sum(floor.values()), "04_ocm": floor["04_ocm"]}
+    rate = r["assumptions"]["gpu_rate_flops"]
+    needs = "; ".join(f"{what} at most {t:g} h needs {rate * floors[what] / t / 1e12:,.0f} TFLOP/s" for what, t in
+                      OCM_TARGETS_H.items())
+    kernels_04 = sum(k["units"] * o["counts"][k["kind"]]["stacked"]["ops"] * per["graph_s"]
+                     for k in r["notebooks"]["04_ocm"]["kinds"] if k["kind"] in o["counts"]) / 3600
+    lines += ["", f"Arithmetic alone, every FLOP at R = {rate / 1e12:g} TFLOP/s, is {_hours(floors['04_ocm'])} h for "
+                  f"notebook 04 and {_hours(floors['all six notebooks'])} h for all six: graphs and stacking remove "
+                  f"launches, not FLOPs, so no path above can reach the targets at that rate. Sustained, {needs}: "
+                  "a lower precision than fp32 (bf16 or TF32 tensor cores, not measured on OCM yet) or fewer FLOPs. "
+                  f"The kernels set a second floor: even with free arithmetic, the stacked and graphed OCM steps of "
+                  f"notebook 04 take {_hours(kernels_04)} h at {per['graph_s'] * 1e6:.1f} us a kernel, so the targets "
+                  "also need fewer kernels per seed's step (more seeds or methods per stack, or fused kernels)."]
+    return "\n".join(lines)
 
 
 def projected_seconds(notebook: dict, half_runs: bool = True) -> float:
@@ -132,6 +180,8 @@ def section(results_dir: Path, gpu_logs: Path, root: Path) -> str:
     text = cost_section(r)
     if gpu is not None:
         text += "\n" + launch_check(r, gpu) + "\n"
+    if r.get("ocm_paths"):
+        text += "\n" + ocm_paths_section(r) + "\n"
     measured = paper_runs(r, gpu_logs, root)
     if measured:
         text += "\n" + measured + "\n"
