@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU checks of the speed issue, in one go, on a CUDA machine, inside a time budget (a lent GPU is short):
 #   1. the tests that touch the GPU (tests/test_cuda.py runs every notebook's smoke profile on device 'cuda');
-#   2. the speed benchmark (train_speed_gpu.json);
+#   2. the speed benchmark (train_speed_gpu.json), then OCM's memory step eager, graphed and stacked in fp32, TF32 and
+#      bf16 (ocm_stacked_cuda.json; issue 38);
 #   3. optionally one notebook's paper profile from an empty cache, timed (PAPER_NOTEBOOK=00_mixture_of_vaes), in
 #      the time left, as a notebook: `lmvae reproduce --cold` executes the .ipynb through papermill (papermill,
 #      ipykernel and nbformat installed from the carried wheels in .whl/, made by gpu_wheels.sh, where the image
 #      lacks them); the executed notebook, its figures, tables, claims, run_info and log are packed into
 #      paper_<notebook>.tgz. To commit it: `mkdir -p figures/paper && tar xzf paper_<nb>.tgz -C figures/paper`
 #      (figures/paper/<nb>/ holds the figures and the executed <nb>.ipynb; `lmvae readme` reads its claims);
-#   4. optionally the GPU paths' effect on a trained model (PRECISION=1: gpu_precision.json);
+#   4. optionally the GPU paths' effect on a trained model (PRECISION=1: gpu_precision.json, and the OCM component's
+#      TF32 and bf16 against fp32 over two seeds, ocm_precision_cuda.json);
 #   5. the rest of the test suite in whatever time is left.
 # Usage: bash benchmarks/gpu_run.sh [OUT_DIR [DATA_ROOT]]   (DATA_ROOT: a torchvision root with full MNIST)
 # OUT_DIR defaults to benchmarks/logs/gpu/, where the committed GPU logs live; the JSON files keep the names they have
@@ -37,7 +39,7 @@ else
     device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then
-    gpu_tests="tests/test_cuda.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
+    gpu_tests="tests/test_cuda.py tests/test_ocm_graphs.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
     step "tests with CUDA present: $gpu_tests"
     LMVAE_PROFILE=smoke timeout "$(at_most "${TEST_TIMEOUT:-150}")" $py -m pytest $gpu_tests -p no:cacheprovider -q \
         -n "${TEST_WORKERS:-12}" -o addopts="" 2>&1 | tee "$out/tests_gpu.log"
@@ -46,6 +48,9 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     step "speed benchmark"
     timeout "$(at_most "${BENCH_TIMEOUT:-240}")" $py benchmarks/train_speed.py --device cuda --data-root "$root" \
         --mixture-steps 200 --ensemble-images 25600 --rounds 3 --json "$out/train_speed_gpu.json" 2>&1 | tee "$out/bench.log"
+    step "OCM memory step: separate, stacked and graphed; fp32, TF32, bf16"
+    timeout "$(at_most "${OCM_TIMEOUT:-150}")" $py benchmarks/ocm_stacked.py --device cuda --rounds 3 \
+        --json "$out/ocm_stacked_cuda.json" 2>&1 | tee "$out/ocm_stacked.log"
 fi
 if [ -n "${PAPER_NOTEBOOK:-}" ]; then
     nb=$PAPER_NOTEBOOK
@@ -74,10 +79,14 @@ if [ -n "${PRECISION:-}" ]; then
     step "GPU paths against the calibration"
     timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/gpu_precision.json" \
         2>&1 | tee "$out/precision.log"
+    step "OCM component: TF32 and bf16 training against fp32"
+    timeout "$(at_most 200)" $py benchmarks/ocm_precision.py --device cuda --data-root "$root" --epochs 2 --seeds 0 1 \
+        --json "$out/ocm_precision_cuda.json" 2>&1 | tee "$out/ocm_precision.log"
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then
     step "the rest of the test suite, in the time left"
-    rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_training.py -e test_vae.py -e test_runner.py)
+    rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_ocm_graphs.py -e test_training.py -e test_vae.py \
+        -e test_runner.py)
     LMVAE_PROFILE=smoke timeout "$(left)" $py -m pytest $rest -p no:cacheprovider -q -n "${TEST_WORKERS:-12}" \
         -o addopts="" 2>&1 | tail -n 30 | tee "$out/tests_rest.log"
 fi

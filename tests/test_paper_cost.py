@@ -231,3 +231,21 @@ def test_docs_set_the_ocm_paths_against_the_targets():
     assert f"is {docs_cost._hours(floor_04)} h for notebook 04" in text
     needed = r["assumptions"]["gpu_rate_flops"] * floor_04 / 3.0 / 1e12
     assert f"04_ocm at most 3 h needs {needed:,.0f} TFLOP/s" in text
+
+
+def test_docs_report_the_measured_ocm_step_and_precision(tmp_path):
+    """The OCM benchmarks' JSON files as they write them: the stacked (and, on CUDA, graphed) speed-ups per case, and
+    each precision's paired difference from fp32 with its interval and verdict."""
+    assert docs_cost.ocm_measured(tmp_path) == ""
+    case = {"seeds": 3, "speedup": 0.72, "ops_ratio": 2.33}
+    (tmp_path / "ocm_stacked_cuda.json").write_text(json.dumps(
+        {"device": "H100", "threads": 2, "rounds": 3,
+         "cases": {"paper step": case | {"graphed_speedup": 9.5}, "paper step, bf16": case}}))
+    (tmp_path / "ocm_precision_cpu.json").write_text(json.dumps(
+        {"device": "cpu", "epochs": 10, "train_images": 60000, "test_images": 10000, "iwae_k": 500, "seeds": [0, 1, 2],
+         "tolerance_nats": 0.3, "differences_vs_fp32": {"bf16": {"mean": 0.05, "lo": -0.1, "hi": 0.2,
+                                                                  "verdict": "within", "speed_vs_fp32": 1.3}}}))
+    text = docs_cost.ocm_measured(tmp_path)
+    assert "H100" in text and "paper step 0.72x stacked, 9.50x graphed (2.33x fewer operations)" in text
+    assert "paper step, bf16 0.72x stacked (2.33x" in text
+    assert "bf16 minus fp32 +0.05 nats [-0.10, +0.20], within +-0.3, trained at 1.30x fp32's speed" in text

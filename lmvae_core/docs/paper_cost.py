@@ -170,6 +170,33 @@ def paper_runs(r: dict, logs: Path, root: Path) -> str:
             "quick profile.")
 
 
+def ocm_measured(results_dir: Path) -> str:
+    """What was measured of OCM's step: benchmarks/ocm_stacked.py (separate, stacked, graphed; per precision) and
+    benchmarks/ocm_precision.py (the component's test log-likelihood per training precision), per device."""
+    lines = []
+    for device in ("cuda", "cpu"):
+        st = read_results(results_dir, f"ocm_stacked_{device}.json")
+        if st:
+            cases = "; ".join(
+                f"{name} {c['speedup']:.2f}x stacked" + (f", {c['graphed_speedup']:.2f}x graphed" if "graphed_speedup"
+                                                          in c else "") + f" ({c['ops_ratio']:.2f}x fewer operations)"
+                for name, c in st["cases"].items())
+            lines.append(f"Measured, OCM's memory step (`benchmarks/results/ocm_stacked_{device}.json`, {st['device']}, "
+                         f"{st['threads']} threads, medians of {st['rounds']} alternating rounds): "
+                         f"{next(iter(st['cases'].values()))['seeds']} seeds' passes over a full STM against the same "
+                         f"learners run separately and eagerly, speed-ups: {cases}.")
+        pr = read_results(results_dir, f"ocm_precision_{device}.json")
+        if pr:
+            ways = "; ".join(f"{w} minus fp32 {d['mean']:+.2f} nats [{d['lo']:+.2f}, {d['hi']:+.2f}], "
+                             f"{d['verdict']} +-{pr['tolerance_nats']:g}, trained at {d['speed_vs_fp32']:.2f}x fp32's "
+                             "speed" for w, d in pr["differences_vs_fp32"].items())
+            lines.append(f"Measured, OCM's component by training precision (`benchmarks/results/ocm_precision_{device}"
+                         f".json`, {pr['device']}): {pr['epochs']} epochs on {pr['train_images']:,} MNIST images, "
+                         f"IWAE-{pr['iwae_k']} in fp32 on {pr['test_images']:,} test images, seeds "
+                         f"{', '.join(map(str, pr['seeds']))}, differences paired by seed (95% intervals): {ways}.")
+    return "\n\n".join(lines)
+
+
 def section(results_dir: Path, gpu_logs: Path, root: Path) -> str:
     """The section from the files in results_dir (the repository's benchmarks/results/) and the paper-profile runs in
     gpu_logs (benchmarks/logs/gpu/), whose folders are named relative to root."""
@@ -182,6 +209,9 @@ def section(results_dir: Path, gpu_logs: Path, root: Path) -> str:
         text += "\n" + launch_check(r, gpu) + "\n"
     if r.get("ocm_paths"):
         text += "\n" + ocm_paths_section(r) + "\n"
+    measured_ocm = ocm_measured(results_dir)
+    if measured_ocm:
+        text += "\n" + measured_ocm + "\n"
     measured = paper_runs(r, gpu_logs, root)
     if measured:
         text += "\n" + measured + "\n"
