@@ -27,7 +27,7 @@ from ..data.streams import take_rows
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from ..training.graphs import CudaGraphStep, StepBlock
-from ..training.loop import fit_batches, make_optimizer
+from ..training.loop import AUTOCAST, fit_batches, make_optimizer
 from .base import BaseLearner, pack, restore, rng_state, set_rng_state
 from .vae import draw_counts
 
@@ -43,12 +43,16 @@ class OCMLearner(BaseLearner):
     and match their separate runs. Off by default: the notebooks' committed runs draw from the process.
     cuda_graph: 'auto' replays the memory passes as CUDA graphs on a CUDA device (not for an own-noise learner: a
     graph advances only the device's default generator, so its own generator would repeat its draws); False keeps
-    them eager; True insists, and refuses an own-noise learner."""
+    them eager; True insists, and refuses an own-noise learner. autocast: 'bf16' trains the memory passes under
+    bfloat16 autocast (the matmuls in bf16; parameters, optimiser and evaluation in fp32), graphed or not;
+    benchmarks/ocm_precision.py measures what it costs in nats."""
     kind = "task_free"
 
     def __init__(self, model: OCM | None = None, seed: int = 0, device: torch.device | str | None = None,
                  config: OCMConfig | None = None, progress: bool = False, own_noise: bool = False,
-                 cuda_graph: bool | str = "auto"):
+                 cuda_graph: bool | str = "auto", autocast: str | None = None):
+        if autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {sorted(map(str, AUTOCAST))}, got {autocast!r}")
         if cuda_graph not in (True, False, "auto"):
             raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
         if cuda_graph is True and own_noise:
@@ -62,7 +66,8 @@ class OCMLearner(BaseLearner):
         device = torch.device(device) if device is not None else model.enc1.weight.device
         super().__init__(device, lr=c.lr, betas=(c.beta1, 0.999), progress=progress)
         self.model, self.config, self.seed = model.to(device), c, seed
-        self.init_args = {"config": c, "seed": seed, "progress": progress, "own_noise": own_noise}
+        self.init_args = {"config": c, "seed": seed, "progress": progress, "own_noise": own_noise} | (
+            {"autocast": autocast} if autocast else {})  # absent when off: earlier saved learners keep their keys
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.noise = torch.Generator(device=self.device).manual_seed(seed + NOISE_SEED_OFFSET) if own_noise else None
         d = c.image_shape
@@ -79,7 +84,7 @@ class OCMLearner(BaseLearner):
         self.selections: list[dict] = []  # one row per selection round
         self.expansions: list[int] = []  # batch index at which a component was added
         self.steps = 0
-        self.cuda_graph = cuda_graph
+        self.cuda_graph, self.autocast = cuda_graph, autocast
         self._graphs: CudaGraphStep | None = None  # the memory passes' graphs, for the current optimiser
         self.graph_failure: str | None = None  # why capturing failed, after which the passes run eagerly
 
@@ -121,8 +126,9 @@ class OCMLearner(BaseLearner):
         graphs = self.graph_step()
         batches = self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs,
                                        block=GRAPH_BLOCK if graphs is not None else 1)
+        dtype = AUTOCAST[self.autocast]
         history = fit_batches(batches, self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
-                              progress=False, stepper=graphs)
+                              progress=False, stepper=graphs, step_options={"autocast": dtype} if dtype else None)
         if graphs is not None and graphs.failed:
             self.graph_failure, self._graphs = graphs.failed, None  # warned once; the run goes on eagerly
         return history[0]["loss"] if history else float("nan")
@@ -138,8 +144,8 @@ class OCMLearner(BaseLearner):
         if not self.graphs_on():
             return None
         if self._graphs is None or self._graphs.optimizer is not self.optimizer:
-            self._graphs = CudaGraphStep(self.loss_fn(), self.optimizer, buffers=list(self.model.buffers()),
-                                         evict=True)
+            self._graphs = CudaGraphStep(self.loss_fn(), self.optimizer, autocast=AUTOCAST[self.autocast],
+                                         buffers=list(self.model.buffers()), evict=True)
         return self._graphs
 
     def __getstate__(self) -> dict:
