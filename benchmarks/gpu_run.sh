@@ -39,7 +39,7 @@ else
     device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then
-    gpu_tests="tests/test_cuda.py tests/test_ocm_graphs.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
+    gpu_tests="tests/test_cuda.py tests/test_ocm_graphs.py tests/test_ocm_stacked.py tests/test_training.py tests/test_vae.py tests/test_runner.py"
     step "tests with CUDA present: $gpu_tests"
     LMVAE_PROFILE=smoke timeout "$(at_most "${TEST_TIMEOUT:-150}")" $py -m pytest $gpu_tests -p no:cacheprovider -q \
         -n "${TEST_WORKERS:-12}" -o addopts="" 2>&1 | tee "$out/tests_gpu.log"
@@ -85,7 +85,7 @@ if [ -n "${PRECISION:-}" ]; then
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then
     step "the rest of the test suite, in the time left"
-    rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_ocm_graphs.py -e test_training.py -e test_vae.py \
+    rest=$(ls tests/test_*.py | grep -v -e test_cuda.py -e test_ocm_graphs.py -e test_ocm_stacked.py -e test_training.py -e test_vae.py \
         -e test_runner.py)
     LMVAE_PROFILE=smoke timeout "$(left)" $py -m pytest $rest -p no:cacheprovider -q -n "${TEST_WORKERS:-12}" \
         -o addopts="" 2>&1 | tail -n 30 | tee "$out/tests_rest.log"

@@ -15,10 +15,11 @@ round was 0.72-0.77x as fast as the separate ones (three runs); torch's profiler
 the same FLOPs taking 498 ms stacked against 383 ms separately per round, plus the padding mask's elementwise work. Stacking pays where a step is bound by kernel launches
 (a GPU: issue 38) or by per-step overhead (small steps on a CPU).
 
-On CUDA a third contender runs: the same seeds as separate learners drawing the process's random numbers, whose
-memory passes replay CUDA graphs (`OCMLearner` on CUDA; own-noise learners, as stacked members are, stay eager),
-and each case runs in three precisions: fp32, TF32 matmuls and bf16 autocast (issue 38, items 3 and 6). The graphs
-are captured in the warm-up round, inside the case's precision.
+The separate and stacked contenders run eagerly (`cuda_graph=False`). On CUDA two more run: the same seeds as
+separate learners drawing the process's random numbers, whose memory passes replay CUDA graphs (`OCMLearner` on
+CUDA), and the stack replaying its graphs (`StackedOCM` on CUDA, each member's generator registered with the
+graphs); each case runs in three precisions: fp32, TF32 matmuls and bf16 autocast (issue 38, items 3 and 6). The
+graphs are captured in the warm-up round, inside the case's precision.
 
 Usage: python benchmarks/ocm_stacked.py [--seeds 3] [--rounds 5] [--threads 2] [--precisions fp32 tf32 bf16] [--json FILE]
 (default JSON: benchmarks/results/ocm_stacked_<device>.json)
@@ -56,9 +57,10 @@ def memories(seeds: int, memory: int) -> torch.Tensor:
     return torch.rand(seeds, memory, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
 
-def stacked_learners(samples: int, seeds: int, memory: int, device: torch.device) -> StackedOCM:
+def stacked_learners(samples: int, seeds: int, memory: int, device: torch.device, cuda_graph: bool = False
+                     ) -> StackedOCM:
     cfg = OCMConfig(train_samples=samples, epochs_per_batch=1, stm_size=memory)
-    stacked = StackedOCM.from_config(cfg, list(range(seeds)), device)
+    stacked = StackedOCM.from_config(cfg, list(range(seeds)), device, cuda_graph=cuda_graph)
     for m, x in zip(stacked.members, memories(seeds, memory)):
         m.arrive(x)  # a full STM: what one arriving batch trains on, 512 / 64 = 8 steps a pass
     return stacked
@@ -94,7 +96,10 @@ def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.
     graphed = graphed_learners(samples, seeds, memory, device) if device.type == "cuda" else []
     for m in graphed:
         m.train_memory()  # warm-up: the graphs are captured here
-    separate_s, stacked_s, graphed_s = [], [], []
+    graphed_stack = stacked_learners(samples, seeds, memory, device, cuda_graph=True) if graphed else None
+    if graphed_stack is not None:
+        graphed_stack.train_memory()
+    separate_s, stacked_s, graphed_s, graphed_stack_s = [], [], [], []
     for _ in range(rounds):
         sync(device)
         t0 = time.perf_counter()
@@ -109,9 +114,14 @@ def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.
             m.train_memory()
         sync(device)
         t3 = time.perf_counter()
+        if graphed_stack is not None:
+            graphed_stack.train_memory()
+        sync(device)
+        t4 = time.perf_counter()
         separate_s.append(t1 - t0)
         stacked_s.append(t2 - t1)
         graphed_s.append(t3 - t2)
+        graphed_stack_s.append(t4 - t3)
     sep, stk = statistics.median(separate_s), statistics.median(stacked_s)
     steps = seeds * -(-memory // stacked.members[0].config.batch_size)
     # operations dispatched per round: on a GPU, where an eager step costs about one launch per operation
@@ -130,7 +140,11 @@ def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.
             "graphed_ms_per_step": 1e3 * statistics.median(graphed_s) / steps,
             "graphed_speedup": sep / statistics.median(graphed_s),
             "graphs_eager_steps": sum(m._graphs.eager_steps for m in graphed if m._graphs is not None),
-            "graph_failures": [m.graph_failure for m in graphed if m.graph_failure]})
+            "graph_failures": [m.graph_failure for m in graphed if m.graph_failure],
+            "graphed_stack_s": graphed_stack_s, "graphed_stack_median_s": statistics.median(graphed_stack_s),
+            "graphed_stack_ms_per_step": 1e3 * statistics.median(graphed_stack_s) / steps,
+            "graphed_stack_speedup": sep / statistics.median(graphed_stack_s),
+            "graphed_stack_failure": graphed_stack.graph_failure})
 
 
 def main() -> None:
@@ -156,7 +170,9 @@ def main() -> None:
             c = cases[name]
             print(f"{name}: {args.seeds} seeds separately {c['separate_median_s']:.3f} s, stacked "
                   f"{c['stacked_median_s']:.3f} s a round of {c['steps_per_round']} member steps: {c['speedup']:.2f}x"
-                  + (f", graphed {c['graphed_median_s']:.3f} s: {c['graphed_speedup']:.2f}x" if "graphed_s" in c else "")
+                  + (f", graphed {c['graphed_median_s']:.3f} s: {c['graphed_speedup']:.2f}x, stacked and graphed "
+                     f"{c['graphed_stack_median_s']:.3f} s: {c['graphed_stack_speedup']:.2f}x"
+                     if "graphed_s" in c else "")
                   + f"; operations {c['separate_ops_per_round']} against {c['stacked_ops_per_round']} "
                   f"({c['ops_ratio']:.2f}x)", flush=True)
     result = {"what": "OCM memory training, S seeds: separate learners vs one StackedOCM (medians of alternating "

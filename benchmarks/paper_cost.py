@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from collections import defaultdict
@@ -341,7 +340,7 @@ OCM_PATHS = {  # path: (which count, which per-operation time, built?)
     "eager (measured time per operation)": ("separate", "eager_s", True),
     "graphed (OCMLearner on CUDA)": ("separate", "graph_s", True),
     "stacked, 3 seeds (StackedOCM, eager)": ("stacked", "eager_s", True),
-    "stacked and graphed": ("stacked", "graph_s", False),
+    "stacked and graphed (StackedOCM on CUDA)": ("stacked", "graph_s", True),
 }
 
 

@@ -2,8 +2,9 @@
 
 On the CPU: the minibatches in blocks are those of the eager passes, a round through a kept step (graphs that
 outlive one round, rebuilt at an expansion) trains exactly as the eager round, and the graph cache makes room for
-a new shape by dropping the least recently replayed one. On CUDA (skipped elsewhere): the graphed learner follows
-the eager learner's trajectory, through an expansion, with no step run eagerly."""
+a new shape by dropping the least recently replayed one; an own-noise learner's kept step names its generator. On
+CUDA (skipped elsewhere): the graphed learner follows the eager learner's trajectory, through an expansion, with no
+step run eagerly, with and without its own noise."""
 import copy
 from functools import partial
 
@@ -85,13 +86,28 @@ def test_a_kept_step_trains_as_the_eager_rounds(monkeypatch):
     assert copy.deepcopy(kept)._graphs is None
 
 
-def test_graphs_only_on_cuda_and_never_with_the_learners_own_noise():
+def test_graphs_only_on_cuda_and_an_own_noise_learner_registers_its_generator(monkeypatch):
     assert not learner().graphs_on() and not learner(cuda_graph=True).graphs_on()
     assert learner().graph_step() is None
     with pytest.raises(ValueError, match="cuda_graph must be"):
         learner(cuda_graph="sometimes")
-    with pytest.raises(ValueError, match="own-noise learner cannot replay"):
-        learner(own_noise=True, cuda_graph=True)
+    plain, own = learner(), learner(own_noise=True, cuda_graph=True)
+    for one in (plain, own):
+        monkeypatch.setattr(one, "graphs_on", lambda: True)
+    assert plain.graph_step().generators == [] and own.graph_step().generators == [own.noise]
+
+
+def test_an_own_noise_learner_through_a_kept_step_trains_as_its_eager_rounds(monkeypatch):
+    """As above for a learner that draws from its own generators (the members of a StackedOCM): bitwise."""
+    monkeypatch.setattr(ocm_module, "CudaGraphStep", partial(CudaGraphStep, max_graphs=0))
+    eager, kept = learner(own_noise=True), learner(own_noise=True)
+    monkeypatch.setattr(kept, "graphs_on", lambda: True)
+    for x in stream():
+        eager.observe(x)
+        kept.observe(x)
+    assert kept.expansions == eager.expansions and kept._graphs.eager_steps > 0
+    for p, q in zip(eager.model.parameters(), kept.model.parameters()):
+        assert torch.equal(p, q)
 
 
 class FakeGraphStep(CudaGraphStep):
@@ -141,6 +157,23 @@ def test_graphed_memory_passes_follow_the_eager_run():
     assert graphed.graph_failure is None and eager._graphs is None
     assert graphed.expansions == eager.expansions and graphed.expansions
     assert all(s.eager_steps == 0 for s in steps) and graphed._graphs.captures >= 3
+    for p, q in zip(eager.model.parameters(), graphed.model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    assert [h["loss"] for h in graphed.history] == pytest.approx([h["loss"] for h in eager.history], rel=1e-4)
+
+
+@cuda_only
+def test_an_own_noise_learner_graphed_follows_its_eager_run():
+    """The graphs register the learner's own generator: without that, every replay would repeat the captured noise
+    and the run would part from the eager one within a round."""
+    data = stream(device="cuda")
+    eager = learner("cuda", own_noise=True, cuda_graph=False)
+    graphed = learner("cuda", own_noise=True, cuda_graph=True)
+    for x in data:
+        eager.observe(x)
+        graphed.observe(x)
+    assert graphed.graph_failure is None and graphed._graphs.captures >= 1
+    assert graphed.expansions == eager.expansions
     for p, q in zip(eager.model.parameters(), graphed.model.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
     assert [h["loss"] for h in graphed.history] == pytest.approx([h["loss"] for h in eager.history], rel=1e-4)

@@ -3,7 +3,11 @@
 The reference is each seed's own `OCMLearner(own_noise=True)` run alone on its stream. The configurations are
 chosen so that the stacked path meets everything that makes stacking hard: seeds that grow components at
 different batches (members leave and rejoin a stack), memories of different sizes (padded, masked minibatches
-and members sitting a step out), and both memory rules."""
+and members sitting a step out), and both memory rules. The CUDA path (blocks of full stacked steps through a kept
+step, the stacks kept across rounds) is run eagerly on the CPU against the plain stacked path, and, on a GPU,
+graphed against the eager stack."""
+from functools import partial
+
 import pytest
 import torch
 
@@ -11,8 +15,10 @@ from lmvae_core.continual import ocm_stacked
 from lmvae_core.continual.ocm import OCMLearner
 from lmvae_core.continual.ocm_stacked import StackedOCM, own_noise_learners
 from lmvae_core.models.ocm import OCM, OCMConfig, member_log_weights
+from lmvae_core.training.graphs import CudaGraphStep, StepBlock
 
 SEEDS = [0, 1, 2]
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TOL = 1e-5
 
 
@@ -40,8 +46,8 @@ def run_separately(cfg: OCMConfig, data) -> list[OCMLearner]:
     return learners
 
 
-def run_stacked(cfg: OCMConfig, data) -> StackedOCM:
-    stacked = StackedOCM.from_config(cfg, SEEDS)
+def run_stacked(cfg: OCMConfig, data, device="cpu", cuda_graph="auto") -> StackedOCM:
+    stacked = StackedOCM.from_config(cfg, SEEDS, device, cuda_graph)
     for t in range(len(data[0])):
         stacked.observe([stream[t] for stream in data])
     return stacked
@@ -70,13 +76,13 @@ def test_stacked_seeds_equal_separate_runs_through_expansions_and_unequal_memori
     # 'diverse' with a high lambda1 admits 0 to 3 images a round, differently per seed
     cfg, data = config(direction="diverse", lambda1=0.9), streams()
     stacks = []  # the memory sizes of each stacked round's members
-    init = ocm_stacked._StackedPasses.__init__
+    run = ocm_stacked._StackedPasses.run
 
-    def recording_init(self, members):
-        stacks.append([m.memory_data().shape[0] for m in members])
-        init(self, members)
+    def recording_run(self):
+        stacks.append([m.memory_data().shape[0] for m in self.members])
+        return run(self)
 
-    monkeypatch.setattr(ocm_stacked._StackedPasses, "__init__", recording_init)
+    monkeypatch.setattr(ocm_stacked._StackedPasses, "run", recording_run)
     separate, stacked = run_separately(cfg, data), run_stacked(cfg, data)
     assert_same_runs(separate, stacked)
     # the run met what it is meant to: seeds that grew at different batches (members left a stack and trained
@@ -173,3 +179,57 @@ def test_stacking_refuses_what_it_cannot_stack():
     mixed = StackedOCM(own_noise_learners(cfg, [0]) + own_noise_learners(config(train_samples=2), [1]))
     with pytest.raises(ValueError, match="train_samples"):
         mixed.observe([torch.rand(4, 1, 4, 4)] * 2)
+
+
+GRAPH_CFG = dict(batch_size=2, per_round=5)  # memories past 16 images (blocks of 8 full steps), of unequal sizes
+
+
+def test_the_cuda_path_of_a_stack_trains_bitwise_as_the_plain_stack(monkeypatch):
+    """The graphable path run eagerly (every shape beyond max_graphs=0): blocks of 8 full stacked steps and single
+    full steps through one kept step per stack, padded steps eagerly, the stacks kept across rounds while their
+    members keep their optimisers. It computes exactly what the plain stacked path computes."""
+    cfg, data = config(**GRAPH_CFG), streams(n_batches=20)
+    plain = run_stacked(cfg, data)
+    monkeypatch.setattr(ocm_stacked, "CudaGraphStep", partial(CudaGraphStep, max_graphs=0))
+    monkeypatch.setattr(StackedOCM, "graphs_on", lambda self: True)
+    seen = []  # per stacked round: the kept passes object and the kinds of batches its step took
+    call = CudaGraphStep.__call__
+
+    def recording_call(self, batch):
+        seen[-1][1].append(len(batch) if isinstance(batch, StepBlock) else 1)
+        return call(self, batch)
+
+    run = ocm_stacked._StackedPasses.run
+
+    def recording_run(self):
+        seen.append((self, []))
+        return run(self)
+
+    monkeypatch.setattr(CudaGraphStep, "__call__", recording_call)
+    monkeypatch.setattr(ocm_stacked._StackedPasses, "run", recording_run)
+    cuda_path = run_stacked(cfg, data)
+    for a, b in zip(plain.members, cuda_path.members):
+        assert a.expansions == b.expansions and (a.steps, a.replayed_rows) == (b.steps, b.replayed_rows)
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            assert torch.equal(p, q)
+        assert [h["loss"] for h in b.history] == pytest.approx([h["loss"] for h in a.history], rel=1e-6)
+    kinds = [k for _, ks in seen for k in ks]
+    assert 8 in kinds and 1 in kinds  # blocks and single full steps went through the kept step
+    objects = [id(p) for p, _ in seen]
+    assert len(set(objects)) < len(objects)  # a stack outlived its round
+    assert len({tuple(m.expansions) for m in plain.members}) > 1  # members left and rejoined stacks
+
+
+@cuda_only
+def test_a_graphed_stack_follows_the_eager_stack():
+    """On a GPU: the stacked passes replayed as graphs (each member's own generator registered) end where the eager
+    stack ends, within float noise, and where the separate runs end."""
+    cfg, data = config(**GRAPH_CFG), streams(n_batches=20)
+    eager = run_stacked(cfg, data, "cuda", cuda_graph=False)
+    graphed = run_stacked(cfg, data, "cuda", cuda_graph=True)
+    assert graphed.graph_failure is None
+    for a, b in zip(eager.members, graphed.members):
+        assert a.expansions == b.expansions and a.steps == b.steps
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+        assert [h["loss"] for h in b.history] == pytest.approx([h["loss"] for h in a.history], rel=1e-4)

@@ -41,9 +41,9 @@ class OCMLearner(BaseLearner):
     the learner's own generators instead of the process's random numbers, so that the run is the same whatever else
     the process draws: what lets the seeds of a method train as one stacked computation (continual/ocm_stacked.py)
     and match their separate runs. Off by default: the notebooks' committed runs draw from the process.
-    cuda_graph: 'auto' replays the memory passes as CUDA graphs on a CUDA device (not for an own-noise learner: a
-    graph advances only the device's default generator, so its own generator would repeat its draws); False keeps
-    them eager; True insists, and refuses an own-noise learner. autocast: 'bf16' trains the memory passes under
+    cuda_graph: 'auto' and True replay the memory passes as CUDA graphs on a CUDA device (an own-noise learner's
+    graphs register its noise generator, so that each replay advances it as the eager step would); False keeps
+    them eager. autocast: 'bf16' trains the memory passes under
     bfloat16 autocast (the matmuls in bf16; parameters, optimiser and evaluation in fp32), graphed or not;
     benchmarks/ocm_precision.py measures what it costs in nats."""
     kind = "task_free"
@@ -55,9 +55,6 @@ class OCMLearner(BaseLearner):
             raise ValueError(f"autocast must be one of {sorted(map(str, AUTOCAST))}, got {autocast!r}")
         if cuda_graph not in (True, False, "auto"):
             raise ValueError(f"cuda_graph must be 'auto', True or False, got {cuda_graph!r}")
-        if cuda_graph is True and own_noise:
-            raise ValueError("an own-noise learner cannot replay CUDA graphs (a graph would repeat its generator's "
-                             "draws): use cuda_graph='auto' or False")
         if model is None:
             if config is None:
                 raise ValueError("give an OCM model or an OCMConfig")
@@ -135,8 +132,7 @@ class OCMLearner(BaseLearner):
 
     def graphs_on(self) -> bool:
         """Whether the memory passes replay CUDA graphs (see the class's `cuda_graph`)."""
-        return (self.device.type == "cuda" and self.cuda_graph is not False and self.noise is None
-                and self.graph_failure is None)
+        return self.device.type == "cuda" and self.cuda_graph is not False and self.graph_failure is None
 
     def graph_step(self) -> CudaGraphStep | None:
         """The step the memory passes take on CUDA: graphs kept across rounds while the optimiser is the same. A
@@ -145,7 +141,8 @@ class OCMLearner(BaseLearner):
             return None
         if self._graphs is None or self._graphs.optimizer is not self.optimizer:
             self._graphs = CudaGraphStep(self.loss_fn(), self.optimizer, autocast=AUTOCAST[self.autocast],
-                                         buffers=list(self.model.buffers()), evict=True)
+                                         buffers=list(self.model.buffers()), evict=True,
+                                         generators=[] if self.noise is None else [self.noise])
         return self._graphs
 
     def __getstate__(self) -> dict:

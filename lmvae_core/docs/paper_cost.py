@@ -102,12 +102,16 @@ def ocm_paths_section(r: dict) -> str:
              f"operation measured on the {per['device']} for the 784-400-20 VAE's step (`train_speed_gpu.json`, "
              f"{per['step_ops']} operations): {per['eager_s'] * 1e6:.1f} us eager and {per['graph_s'] * 1e6:.1f} us "
              "replayed as an uncompiled CUDA graph. That basis is measured, but on another network: no OCM step has "
-             "run on a GPU yet.", "",
+             "run on a GPU yet. The graphed paths are in the code (`OCMLearner` and `StackedOCM` replay graphs on "
+             "CUDA) and tested on the CPU in their eager form, bitwise against the eager passes; their CUDA tests "
+             "wait for a GPU. Notebooks 04 and 05 run each seed as its own cached call (`papers/ocm/runs.py`, "
+             "resumable mid-stream), so on a GPU today they take the graphed row: the stacked rows price runs that "
+             "stack a method's seeds, which the notebooks do not do yet.", "",
              "| path | in the code | " + " | ".join(f"us per step, {k.split(', ')[-1]}" for k in kinds)
              + " | " + " | ".join(f"{nb} GPU hours" for nb in nbs if nb in ocm_share) + " | all six |",
              "|---|---|" + "---:|" * (len(kinds) + len(ocm_share) + 1)]
     for path, v in paths.items():
-        lines.append(f"| {path} | {'yes' if v['built'] else 'no: stacked seeds draw their own noise, which a graph does not advance'} | "
+        lines.append(f"| {path} | {'yes' if v['built'] else 'no'} | "
                      + " | ".join(f"{v['step_s'][k] * 1e6:,.0f}" for k in kinds) + " | "
                      + " | ".join(_hours(v["gpu_hours"][nb]) for nb in nbs if nb in ocm_share)
                      + f" | {_hours(v['total_gpu_hours'])} |")

@@ -22,7 +22,10 @@ Faithfulness: capturing needs a few warm-up steps (Adam's state, cuBLAS workspac
 kernels). They run on a copy's worth of work and are then undone: the parameters, the optimiser's
 state and the CUDA random generator are restored in place, so the first replayed step starts from
 exactly the state an eager step would have and draws the same random numbers (without the generator's
-restore, the warm-up's draws would shift every later draw of the run). `test_cuda.py` checks the graphed
+restore, the warm-up's draws would shift every later draw of the run). A loss that draws from generators of its
+own (an own-noise OCM learner, the stacked seeds of continual/ocm_stacked.py) names them in `generators`: their
+states are restored after the warm-up too, and each graph registers them (`CUDAGraph.register_generator_state`), so
+that a replay advances them by what the eager step draws; without it a replay would repeat the captured draws. `test_cuda.py` checks the graphed
 trajectory against the eager one on a GPU, for a deterministic loss and for a VAE's random one.
 """
 from __future__ import annotations
@@ -73,12 +76,15 @@ class CudaGraphStep:
 
     def __init__(self, loss_fn: LossFn, optimizer: torch.optim.Optimizer, params: list[nn.Parameter] | None = None,
                  grad_clip: float | None = None, autocast: torch.dtype | None = None, warmup: int = 3,
-                 max_graphs: int = 3, buffers: list[torch.Tensor] = (), evict: bool = False):
+                 max_graphs: int = 3, buffers: list[torch.Tensor] = (), evict: bool = False,
+                 generators: list[torch.Generator] = ()):
         """buffers: tensors the loss may change in place (the model's buffers), restored after the warm-up.
-        evict: a new shape beyond max_graphs replaces the least recently replayed graph instead of running eagerly."""
+        evict: a new shape beyond max_graphs replaces the least recently replayed graph instead of running eagerly.
+        generators: CUDA generators the loss draws from besides the default one (see the module docstring)."""
         self.loss_fn, self.optimizer, self.grad_clip, self.autocast = loss_fn, optimizer, grad_clip, autocast
         self.params = params if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
         self.buffers = list(buffers)
+        self.generators = list(generators)
         self.warmup, self.max_graphs, self.evict = warmup, max_graphs, evict
         self.graphs: OrderedDict[tuple, tuple] = OrderedDict()  # signature -> (graph, static batch, loss, terms)
         self.captures = 0  # graphs captured so far (evicted ones included)
@@ -143,6 +149,7 @@ class CudaGraphStep:
         snapshot = self._snapshot()
         device = static[0].device
         rng = torch.cuda.get_rng_state(device)
+        own_rng = [g.get_state() for g in self.generators]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -151,8 +158,12 @@ class CudaGraphStep:
         torch.cuda.current_stream().wait_stream(side)
         self._restore(snapshot)
         torch.cuda.set_rng_state(rng, device)  # the warm-up's draws are undone too
+        for g, state in zip(self.generators, own_rng):
+            g.set_state(state)
         self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients in its own pool
         graph = torch.cuda.CUDAGraph()
+        for g in self.generators:
+            graph.register_generator_state(g)  # a replay advances g's offset as the captured draws did
         with torch.cuda.graph(graph):
             loss, terms = self._eager(arg)
         return graph, static, loss, terms
