@@ -308,21 +308,38 @@ def counted_pass(run) -> tuple[float, int]:
     return fc.get_total_flops(), oc.ops
 
 
-def ocm_counts(samples: int, seeds: int = 3, memory: int = 512) -> dict:
-    """Operations and FLOPs per member step of one pass over a full STM of `memory` images (minibatches of 64), for
-    `seeds` learners run one after another and as one `StackedOCM`, after a warm-up pass (Adam's state exists)."""
+STACK_SWEEP = (6, 12)  # stack sizes counted beside the 3 seeds: a method's seeds with other methods of its step shape
+
+
+def full_stm_stack(samples: int, seeds: int, memory: int) -> StackedOCM:
+    """`seeds` OCM learners of the paper's component, each with a full STM of `memory` images, after a warm-up pass
+    (Adam's state exists)."""
     torch.manual_seed(0)
     stacked = StackedOCM.from_config(OCMConfig(train_samples=samples, epochs_per_batch=1, stm_size=memory),
                                      list(range(seeds)))
     for m, x in zip(stacked.members, torch.rand(seeds, memory, 1, 28, 28, generator=torch.Generator().manual_seed(0))):
         m.arrive(x)
     stacked.train_memory()
-    member_steps = seeds * -(-memory // stacked.members[0].config.batch_size)
+    return stacked
+
+
+def ocm_counts(samples: int, seeds: int = 3, memory: int = 512, sweep: tuple[int, ...] = STACK_SWEEP) -> dict:
+    """Operations and FLOPs per member step of one pass over a full STM of `memory` images (minibatches of 64), for
+    `seeds` learners run one after another and as one `StackedOCM`; and the stacked operations per member step for
+    stacks of each size in `sweep` (more seeds, or several methods of one step shape, per stack)."""
+    stacked = full_stm_stack(samples, seeds, memory)
+    steps_per_member = -(-memory // stacked.members[0].config.batch_size)
+    member_steps = seeds * steps_per_member
     sep_flops, sep_ops = counted_pass(lambda: [m.train_memory() for m in stacked.members])
     stk_flops, stk_ops = counted_pass(stacked.train_memory)
+    larger = {}
+    for size in sweep:
+        stack = full_stm_stack(samples, size, memory)
+        larger[str(size)] = counted_pass(stack.train_memory)[1] / (size * steps_per_member)
     return {"seeds": seeds, "memory_images": memory, "member_steps": member_steps,
             "separate": {"ops": sep_ops / member_steps, "flops": sep_flops / member_steps},
-            "stacked": {"ops": stk_ops / member_steps, "flops": stk_flops / member_steps}}
+            "stacked": {"ops": stk_ops / member_steps, "flops": stk_flops / member_steps},
+            "stacked_ops_by_members": {str(seeds): stk_ops / member_steps} | larger}
 
 
 def gpu_per_op(gpu: dict) -> dict:

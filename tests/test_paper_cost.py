@@ -218,6 +218,9 @@ def test_ocm_counts_stack_fewer_operations_for_the_same_flops():
     assert c["member_steps"] == 3 * 2
     assert c["stacked"]["flops"] == c["separate"]["flops"] > 0
     assert c["stacked"]["ops"] < 0.7 * c["separate"]["ops"]  # 0.64 here; 0.43 on the 512-image pass
+    by_size = c["stacked_ops_by_members"]  # larger stacks: fewer operations per member's step
+    assert list(by_size) == ["3", "6", "12"] and by_size["3"] == c["stacked"]["ops"]
+    assert by_size["3"] > by_size["6"] > by_size["12"]
 
 
 def test_docs_set_the_ocm_paths_against_the_targets():

@@ -129,6 +129,17 @@ def ocm_paths_section(r: dict) -> str:
                   f"The kernels set a second floor: even with free arithmetic, the stacked and graphed OCM steps of "
                   f"notebook 04 take {_hours(kernels_04)} h at {per['graph_s'] * 1e6:.1f} us a kernel, so the targets "
                   "also need fewer kernels per seed's step (more seeds or methods per stack, or fused kernels)."]
+    if all("stacked_ops_by_members" in k for k in o["counts"].values()):  # counted since the stacked graphs
+        sizes = list(c["stacked_ops_by_members"])
+        floor_by_size = {n: sum(k["units"] * o["counts"][k["kind"]]["stacked_ops_by_members"][n] * per["graph_s"]
+                                for k in r["notebooks"]["04_ocm"]["kinds"] if k["kind"] in o["counts"]) / 3600
+                         for n in sizes}
+        big_ops = c["stacked_ops_by_members"]
+        lines[-1] += (" Counted the same way, stacks of " + ", ".join(sizes) + " members dispatch "
+                      + ", ".join(f"{big_ops[n]:.1f}" for n in sizes) + f" operations per member's step ({big}); "
+                      "notebook 04's stacked and graphed kernel floor at those sizes is "
+                      + ", ".join(f"{_hours(floor_by_size[n])} h" for n in sizes) + ", against the arithmetic's "
+                      f"{_hours(floors['04_ocm'])} h at R.")
     return "\n".join(lines)
 
 
