@@ -105,7 +105,29 @@ def dry_run(profile: str | None = "auto", only: str | None = None, data_root: st
         lines, problems = memory_lines(names, cost, found, where)
         out.lines += lines
         out.problems += problems
+    precision = ocm_precision_line(names, resolved, device)
+    if precision:
+        out.lines.append(precision)
     message = cost_message(names, resolved, device, cost)
     if message:
         out.lines.append(message)
     return out
+
+
+def ocm_precision_line(names: list[str], resolved: str, device: str) -> str | None:
+    """The precision OCM's memory passes will train in on this device (papers/ocm/precision.py: the paper profile's
+    is chosen from the committed measurement), for the notebooks whose settings name one."""
+    from .papers.ocm.precision import resolve
+
+    chosen = {}
+    for n in names:
+        s = registry.experiment_module(n).SETTINGS.get(resolved)
+        if s is None:
+            continue
+        setting = s["precision"] if "precision" in s else dict(s.get("ocm") or {}).get("precision")
+        if setting:
+            chosen[n] = resolve(setting, device)
+    same: dict = {}  # notebooks that train OCM in the same precision for the same reason
+    for n, p in chosen.items():
+        same.setdefault(p, []).append(n)
+    return "; ".join(f"OCM's memory passes ({', '.join(ns)}): {p.name} ({p.reason})" for p, ns in same.items()) or None

@@ -28,6 +28,9 @@ def test_paper_dry_run_reports_missing_data_memory_and_projected_hours(tmp_path)
     assert "missing" in text and any("dataset split" in p for p in report.problems)  # an empty data root
     assert any("04_ocm" in p and "GiB" in p for p in report.problems)  # 1 TiB does not fit 80 GiB
     assert "40.0 h" in text  # the projected GPU hours of the cost file
+    from lmvae_core.papers.ocm.precision import measured  # the precision the committed measurement picks on CUDA
+    chosen = measured("cuda")
+    assert f"OCM's memory passes (04_ocm): {chosen.name} ({chosen.reason})" in text
 
 
 def test_smoke_dry_run_on_the_committed_sample_is_clean():

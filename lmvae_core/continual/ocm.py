@@ -27,7 +27,7 @@ from ..data.streams import take_rows
 from ..metrics import mixture_log_likelihood
 from ..models.ocm import OCM, OCMConfig, kernel_scores, reservoir_update, select_indices
 from ..training.graphs import CudaGraphStep, StepBlock
-from ..training.loop import AUTOCAST, fit_batches, make_optimizer
+from ..training.loop import AUTOCAST, fit_batches, make_optimizer, tf32_matmuls
 from .base import BaseLearner, pack, restore, rng_state, set_rng_state
 from .vae import draw_counts
 
@@ -44,13 +44,14 @@ class OCMLearner(BaseLearner):
     cuda_graph: 'auto' and True replay the memory passes as CUDA graphs on a CUDA device (an own-noise learner's
     graphs register its noise generator, so that each replay advances it as the eager step would); False keeps
     them eager. autocast: 'bf16' trains the memory passes under
-    bfloat16 autocast (the matmuls in bf16; parameters, optimiser and evaluation in fp32), graphed or not;
-    benchmarks/ocm_precision.py measures what it costs in nats."""
+    bfloat16 autocast (the matmuls in bf16; parameters, optimiser and evaluation in fp32), graphed or not; tf32:
+    the memory passes' CUDA matmuls in TF32. benchmarks/ocm_precision.py measures what each costs in nats, and
+    papers/ocm/precision.py picks one for paper runs from that measurement."""
     kind = "task_free"
 
     def __init__(self, model: OCM | None = None, seed: int = 0, device: torch.device | str | None = None,
                  config: OCMConfig | None = None, progress: bool = False, own_noise: bool = False,
-                 cuda_graph: bool | str = "auto", autocast: str | None = None):
+                 cuda_graph: bool | str = "auto", autocast: str | None = None, tf32: bool = False):
         if autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {sorted(map(str, AUTOCAST))}, got {autocast!r}")
         if cuda_graph not in (True, False, "auto"):
@@ -64,7 +65,8 @@ class OCMLearner(BaseLearner):
         super().__init__(device, lr=c.lr, betas=(c.beta1, 0.999), progress=progress)
         self.model, self.config, self.seed = model.to(device), c, seed
         self.init_args = {"config": c, "seed": seed, "progress": progress, "own_noise": own_noise} | (
-            {"autocast": autocast} if autocast else {})  # absent when off: earlier saved learners keep their keys
+            {"autocast": autocast} if autocast else {}) | (
+            {"tf32": True} if tf32 else {})  # absent when off: earlier saved learners keep their keys
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.noise = torch.Generator(device=self.device).manual_seed(seed + NOISE_SEED_OFFSET) if own_noise else None
         d = c.image_shape
@@ -81,7 +83,7 @@ class OCMLearner(BaseLearner):
         self.selections: list[dict] = []  # one row per selection round
         self.expansions: list[int] = []  # batch index at which a component was added
         self.steps = 0
-        self.cuda_graph, self.autocast = cuda_graph, autocast
+        self.cuda_graph, self.autocast, self.tf32 = cuda_graph, autocast, tf32
         self._graphs: CudaGraphStep | None = None  # the memory passes' graphs, for the current optimiser
         self.graph_failure: str | None = None  # why capturing failed, after which the passes run eagerly
 
@@ -124,8 +126,9 @@ class OCMLearner(BaseLearner):
         batches = self._memory_batches(self.config.epochs_per_batch if epochs is None else epochs,
                                        block=GRAPH_BLOCK if graphs is not None else 1)
         dtype = AUTOCAST[self.autocast]
-        history = fit_batches(batches, self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
-                              progress=False, stepper=graphs, step_options={"autocast": dtype} if dtype else None)
+        with tf32_matmuls(self.tf32):
+            history = fit_batches(batches, self.loss_fn(), self.optimizer, self.model, check_every=1 << 30,
+                                  progress=False, stepper=graphs, step_options={"autocast": dtype} if dtype else None)
         if graphs is not None and graphs.failed:
             self.graph_failure, self._graphs = graphs.failed, None  # warned once; the run goes on eagerly
         return history[0]["loss"] if history else float("nan")

@@ -45,7 +45,7 @@ from ..data.preprocess import binarize_dynamic
 from ..data.streams import take_rows
 from ..models.ocm import OCM, OCMConfig, member_log_weights, training_bound
 from ..training.graphs import CudaGraphStep, StepBlock
-from ..training.loop import AUTOCAST
+from ..training.loop import AUTOCAST, tf32_matmuls
 from ..training.step import NonFiniteLossError
 from .ocm import GRAPH_BLOCK, OCMLearner
 
@@ -177,10 +177,10 @@ class _StackedPasses:
         step_shape = ("batch_size", "train_samples", "objective", "epochs_per_batch", "input_dim", "hidden",
                       "latent_dim", "lr", "beta1")
         differ = [f for f in step_shape if len({getattr(m.config, f) for m in members}) > 1]
-        differ += ["autocast"] if len({m.autocast for m in members}) > 1 else []
+        differ += [f for f in ("autocast", "tf32") if len({getattr(m, f) for m in members}) > 1]
         if differ:
             raise ValueError(f"stacked learners must share the step's shape and optimiser; they differ in {differ}")
-        self.autocast = AUTOCAST[members[0].autocast]
+        self.autocast, self.tf32 = AUTOCAST[members[0].autocast], members[0].tf32
         self.params = [m.model.newest_parameters() for m in members]
         self.names = list(self.params[0])
         self.trains = [n for n in self.names if self.params[0][n].requires_grad]
@@ -244,6 +244,10 @@ class _StackedPasses:
 
     # -- the passes ---------------------------------------------------------------------------------------------------
     def run(self) -> list[float]:
+        with tf32_matmuls(self.tf32):
+            return self._passes()
+
+    def _passes(self) -> list[float]:
         c, members, device = self.config, self.members, self.members[0].device
         self._gather()
         data = [m.memory_data().flatten(1) for m in members]

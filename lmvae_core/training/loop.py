@@ -2,6 +2,7 @@
 bars, and a loud stop on NaN or Inf losses."""
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -61,6 +62,17 @@ class TrainConfig:
 
 
 AUTOCAST = {None: None, "bf16": torch.bfloat16}  # no fp16: it would need loss scaling
+
+
+@contextlib.contextmanager
+def tf32_matmuls(on: bool):
+    """CUDA matmuls in TF32 inside when `on` (a CUDA graph captured inside keeps them), as before after."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def should_compile(cfg: TrainConfig, device: torch.device, steps: int) -> bool:

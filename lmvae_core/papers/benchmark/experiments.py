@@ -41,6 +41,8 @@ from ...models.lmvae import LMVAEConfig
 from ...models.moe_vae import MoEVAEConfig
 from ...models.ocm import OCMConfig
 from ...models.vae import VAEConfig
+from ..ocm.precision import FP32, Precision
+from ..ocm.precision import resolve as resolve_precision
 from ...results.cache import cached
 from ...results.runner import Call, run_grid
 from ...experiments.common import Run
@@ -72,9 +74,22 @@ def vae_config(s: dict) -> VAEConfig:
     return VAEConfig(latent_dim=s["latent"], hidden=(s["hidden"],))
 
 
+OCM_LEARNERS = ("VAE-ELBO-OCM", "Dynamic-OCM", "Reservoir OCM")
+
+
+def ocm_precision(s: dict, device, method: str) -> Precision:
+    """The precision of an OCM method's memory passes: `s['ocm']['precision']` (fp32 when absent; the paper profile's
+    'measured' is chosen per device from benchmarks/ocm_precision.py, papers/ocm/precision.py). fp32 for the rest."""
+    if method not in OCM_LEARNERS:
+        return FP32
+    return resolve_precision(dict(s["ocm"]).get("precision", "fp32"), device)
+
+
 def _ocm(s: dict, seed: int, device, **over) -> OCMLearner:
-    cfg = OCMConfig(hidden=s["hidden"], latent_dim=s["latent"], objective="elbo", **(dict(s["ocm"]) | over))
-    return OCMLearner(config=cfg, seed=seed, device=device)
+    settings = {k: v for k, v in (dict(s["ocm"]) | over).items() if k != "precision"}
+    cfg = OCMConfig(hidden=s["hidden"], latent_dim=s["latent"], objective="elbo", **settings)
+    return OCMLearner(config=cfg, seed=seed, device=device,
+                      **resolve_precision(dict(s["ocm"]).get("precision", "fp32"), device).learner_args)
 
 
 # name -> build(settings, seed, device); every learner is built right after torch.manual_seed(seed)
@@ -154,6 +169,7 @@ def evaluate_run(stream: BenchStream, method: str, s: dict, seed: int, device, c
         "real_rows": result.real_rows, "replay_rows": result.replay_rows,
         # optimiser steps: one per real batch for task-based and offline learners; OCM's passes over STM u LTM
         "steps": int(learner.steps if learner.kind == "task_free" else sum(t["steps"] for t in result.tasks)),
+        "precision": ocm_precision(s, device, method).name,  # of OCM's memory passes; fp32 for the others
         "real_images": int(sum(result.real_rows)),
         "train_seconds": result.train_seconds, "infer_ms_per_image": 1000 * infer_seconds / len(test_x),
         "samples": gen[:20].cpu(),
@@ -165,6 +181,9 @@ def run_key(run: Run, stream_name: str, method: str, seed: int) -> dict:
            "data": asdict(run.data()) | {"device": None, "train_limit": None, "test_limit": None}}
     if method in SCHEDULES:
         key["schedule"] = SCHEDULES[method]
+    precision = ocm_precision(run.settings, run.device, method)
+    if precision.name != "fp32":  # absent in fp32: the keys of runs cached before precision was a setting stay
+        key["precision"] = precision.name
     key["records"] = "steps"  # results record optimiser steps and real images (the claims' Compute)
     return key
 

@@ -67,6 +67,15 @@ def _mean(per_run: pd.DataFrame, stream: str, method: str, column: str, seeds) -
     return float(_by_seed(per_run, stream, method, column)[seeds].mean())
 
 
+def precision_note(runs: pd.DataFrame) -> str:
+    """What a claim's note says of runs trained in a faster precision than fp32 (precision.py), with the
+    measurement behind it; nothing when every run trained in fp32."""
+    if "precision" not in runs:
+        return ""
+    used = runs.loc[runs.precision != "fp32", ["precision", "precision_reason"]].drop_duplicates()
+    return "".join(f"; memory passes in {name}: {reason}" for name, reason in used.itertuples(index=False))
+
+
 def claims(per_run: pd.DataFrame, selection: pd.DataFrame, memory: pd.DataFrame, profile: str,
            calibrated: bool | None, default_lambda1: float, tol: float = 5.0, partly_tol: float = 15.0) -> list[Claim]:
     """Each Table 1/3 number within `tol` nats (partly within `partly_tol`), the orderings the paper reports
@@ -85,7 +94,7 @@ def claims(per_run: pd.DataFrame, selection: pd.DataFrame, memory: pd.DataFrame,
             f"{STREAM_TITLES[stream]}: {method} test log-likelihood (best component per image, value re-drawn)",
             f"{paper[0]:.2f}", ci.mean, Within(paper[0], tol, partly_tol), profile, "nats",
             note=f"uniform mixture {g.ll_mixture.mean():.1f}; memory {g.memory.mean():.0f} (paper {paper[1] or 'n/a'}),"
-                 f" components {g.components.mean():.1f} (paper {paper[2]}), {len(g)} seed(s)",
+                 f" components {g.components.mean():.1f} (paper {paper[2]}), {len(g)} seed(s)" + precision_note(g),
             schedule=schedule(g.steps.mean(), stream, MIN_ABSOLUTE), calibrated=calibrated, ci=_interval(ci),
             kind=KIND_PAPER, where=WHERE[stream]))
     pairs = [("VAE-ELBO-OCM", "VAE-ELBO-Random",
@@ -108,6 +117,7 @@ def claims(per_run: pd.DataFrame, selection: pd.DataFrame, memory: pd.DataFrame,
                 mem = [_mean(per_run, stream, m, "memory", common) for m in (a, b)]
                 note += (f"; final memory {mem[0]:.0f} and {mem[1]:.0f} (the paper's: {PAPER[stream][a][1] or 'n/a'} "
                          f"and {PAPER[stream][b][1] or 'n/a'})")
+            note += precision_note(per_run[(per_run.stream == stream) & per_run.method.isin([a, b])])
             out.append(Claim(f"{STREAM_TITLES[stream]}: {text} ({a} minus {b}, nats)",
                              f"+{PAPER[stream][a][0] - PAPER[stream][b][0]:.2f}", d.mean, AtLeast(0.0, partly=-2.0),
                              profile, "nats", note=note,

@@ -25,7 +25,9 @@ from ...results.cache import cached, is_cached, resume_dir
 from ...results.runner import Call, GridRun
 from ...results.tables import seed_summary
 from ...runtime import cpu_threads
-from ...training.loop import TrainConfig, fit_batches, make_optimizer
+from ...training.loop import AUTOCAST, TrainConfig, fit_batches, make_optimizer
+from .precision import FP32, Precision
+from .precision import resolve as resolve_precision
 from .settings import CROSS_METHODS, METHODS, PAPER, STREAM_TITLES, STREAMS, TRAIN_IMAGES, official_steps
 
 def model_config(s: dict, stream: str, method: str, **overrides) -> OCMConfig:
@@ -134,8 +136,8 @@ class StepMatchedReservoir(OCMLearner):
     number of optimiser steps per arriving batch; the reservoir still ends with OCM's final memory."""
 
     def __init__(self, model: OCM | None = None, seed: int = 0, device=None, config: OCMConfig | None = None,
-                 progress: bool = False, ltm_rows: list[int] | tuple[int, ...] = ()):
-        super().__init__(model, seed, device, config, progress)
+                 progress: bool = False, ltm_rows: list[int] | tuple[int, ...] = (), **precision):
+        super().__init__(model, seed, device, config, progress, **precision)  # autocast, tf32
         self.ltm_rows = [int(n) for n in ltm_rows]
         self.init_args = self.init_args | {"ltm_rows": self.ltm_rows}
 
@@ -174,8 +176,16 @@ def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(data) | {"device": None}}
     if match is not None:
         key["match_ltm_rows"] = match
-    return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit, match),
+    prec = train_precision(run)
+    if prec.name != "fp32":  # absent in fp32: the keys of the runs cached before precision was a setting stay
+        key["precision"] = prec.name
+    return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit, match, prec),
                 {"stream": stream, "method": method, "seed": seed} | overrides)
+
+
+def train_precision(run: Run) -> Precision:
+    """The component's training precision in this run (precision.py: the paper profile's is measured per device)."""
+    return resolve_precision(run.settings["precision"], run.device)
 
 
 def stream_checkpointing() -> Checkpointing | None:
@@ -189,17 +199,19 @@ def stream_checkpointing() -> Checkpointing | None:
 
 
 def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
-               ltm_rows: list[int] | None = None) -> dict:
+               ltm_rows: list[int] | None = None, precision: Precision = FP32) -> dict:
     """One pass over the stream through the driver, then evaluation on its test images (uncached; module
-    level for Dask workers). `ltm_rows`: a reservoir run trained at another run's steps (StepMatchedReservoir)."""
+    level for Dask workers). `ltm_rows`: a reservoir run trained at another run's steps (StepMatchedReservoir).
+    `precision`: the memory passes' (evaluation, selection and R stay in fp32)."""
     s = run.settings
     with cpu_threads(s["cpu_threads"]):
         train, test = load_stream(run, stream, limit)
         torch.manual_seed(seed)
         if ltm_rows is None:
-            learner = OCMLearner(config=cfg, seed=seed, device=run.device)
+            learner = OCMLearner(config=cfg, seed=seed, device=run.device, **precision.learner_args)
         else:
-            learner = StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows)
+            learner = StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows,
+                                           **precision.learner_args)
         result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed),
                        checkpoint=stream_checkpointing())
         model = learner.model
@@ -208,7 +220,8 @@ def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | No
         "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
         "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
         "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
-        "replayed_rows": learner.replayed_rows, "metrics": metrics}
+        "replayed_rows": learner.replayed_rows, "metrics": metrics, "precision": precision.name,
+        "precision_reason": precision.reason}
 
 
 def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
@@ -228,13 +241,18 @@ def iid_call(run: Run, stream: str, seed: int, steps: int, limit: int | None = N
     cfg = model_config(s, stream, "VAE-ELBO-OCM")
     key = {"stream": stream, "method": IID, "model": asdict(cfg), "steps": int(steps), "seed": seed, "limit": limit,
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(run.data()) | {"device": None}}
-    return Call("ocm_iid", key, fit_iid, (run, stream, cfg, seed, limit, int(steps)),
+    prec = train_precision(run)
+    if prec.name != "fp32":
+        key["precision"] = prec.name
+    return Call("ocm_iid", key, fit_iid, (run, stream, cfg, seed, limit, int(steps), prec),
                 {"stream": stream, "method": IID, "seed": seed})
 
 
-def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None, steps: int) -> dict:
+def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None, steps: int,
+            precision: Precision = FP32) -> dict:
     """The same network trained on the stream's training images in random order (i.i.d., re-binarised per batch)
-    for as many optimiser steps as an OCM run: what the schedule alone gives, without stream order or memory."""
+    for as many optimiser steps as an OCM run: what the schedule alone gives, without stream order or memory. In
+    the OCM runs' precision."""
     s = run.settings
     with cpu_threads(s["cpu_threads"]):
         train, test = load_stream(run, stream, limit)
@@ -257,12 +275,16 @@ def fit_iid(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
                     yield 0, binarize_dynamic(take_rows(train.x, order[i:i + bs]))
 
         start = time.time()
-        fit_batches(batches(), model.loss, opt, model, check_every=1 << 30)
+        dtype = AUTOCAST[precision.autocast]
+        with precision.matmuls():
+            fit_batches(batches(), model.loss, opt, model, check_every=1 << 30,
+                        step_options={"autocast": dtype} if dtype else None)
         seconds = time.time() - start
         metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
     return pack(model) | {"history": [], "selections": [], "expansions": [], "memory_size": 0,
                           "memory_labels": torch.empty(0, dtype=torch.long), "components": 1,
-                          "stream_length": n, "train_seconds": seconds, "steps": taken[0], "metrics": metrics}
+                          "stream_length": n, "train_seconds": seconds, "steps": taken[0], "metrics": metrics,
+                          "precision": precision.name, "precision_reason": precision.reason}
 
 
 def rebuild(result: dict, device) -> OCM:
@@ -274,7 +296,8 @@ def table_row(stream: str, method: str, seed: int, r: dict) -> dict:
     return {"stream": stream, "method": method, "seed": seed, "ll_best": m["ll_best"],
             "ll_best_same_draw": m["ll_best_same_draw"], "ll_mixture": m["ll_mixture"], "ll_by_recon": m["ll_by_recon"],
             "memory": r["memory_size"], "components": r["components"], "stream_length": r["stream_length"],
-            "steps": r["steps"], "train_s": r["train_seconds"]}
+            "steps": r["steps"], "train_s": r["train_seconds"], "precision": r.get("precision", "fp32"),
+            "precision_reason": r.get("precision_reason", "")}
 
 
 def table_cells(run: Run, streams, methods=tuple(METHODS), seeds=None) -> list[tuple]:

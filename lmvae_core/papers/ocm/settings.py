@@ -99,6 +99,7 @@ class OCMSettings(Settings):
     cross_seeds: tuple[int, ...]  # seeds of Table 3 (the cross-domain stream)
     streams: tuple[str, ...]  # Table 1's streams (STREAMS)
     memory_study: dict  # the memory study (`memory_study_settings`): streams, seeds, lambda1s, share
+    precision: str = "fp32"  # the component's training precision (precision.py): 'measured' picks it per device
 
 
 SETTINGS = {
@@ -150,7 +151,10 @@ SETTINGS = {
                          ablation_limit=None, ablation_lambda1=(0.4, 0.5, 0.7, 0.8), ablation_lambda2=(5.0, 20.0, 30.0),
                          ablation_stm=(300, 700), ablation_seed=0, direction_seeds=(0, 1, 2), selection_seeds={},
                          cross_seeds=(0, 1, 2), streams=("mnist", "fashion", "mnist_fashion"),
-                         memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None)),
+                         memory_study=dict(streams=("mnist", "fashion"), seeds=(0,), lambda1s=(0.4, 0.8), share=None),
+                         # bf16 or TF32 where benchmarks/ocm_precision.py measured it within 0.3 nats of fp32 and
+                         # faster on this type of device (precision.py); fp32 elsewhere
+                         precision="measured"),
 }
 
 # paper-shape (CI): the paper's settings at toy sizes on the committed sample (`common.paper_shape`): 192 images
