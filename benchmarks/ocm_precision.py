@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
@@ -37,7 +36,7 @@ from lmvae_core.paths import benchmark_results
 from lmvae_core.runtime import seed_everything
 from lmvae_core.training import TrainConfig, train
 
-from lmvae_core.papers.ocm.precision import TOLERANCE  # nats: within it, paper runs use the faster precision
+from lmvae_core.papers.ocm.precision import TOLERANCE, this_device  # within TOLERANCE nats paper runs use the faster
 
 
 def ways(device: torch.device) -> dict[str, dict]:
@@ -117,8 +116,7 @@ def main() -> None:
               "epochs": args.epochs, "train_images": int(x.shape[0]), "test_images": int(x_test.shape[0]),
               "iwae_k": args.iwae_k, "seeds": args.seeds, "tolerance_nats": TOLERANCE, "runs": runs,
               "differences_vs_fp32": differences, "threads": args.threads, "torch": torch.__version__,
-              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-              f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+              "device": this_device(device.type),  # what papers/ocm/precision.py matches a paper run's device to
               "device_type": device.type, "load_average_1min_at_end": os.getloadavg()[0]}
     out = args.json or benchmark_results() / f"ocm_precision_{device.type}.json"
     with open(out, "w") as f:

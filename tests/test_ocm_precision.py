@@ -28,6 +28,19 @@ def write(folder, device_type, ways):
     (folder / f"ocm_precision_{device_type}.json").write_text(json.dumps(data))
 
 
+@pytest.fixture(autouse=True)
+def a_test_device(monkeypatch):
+    """Every device here is the one the hand-made measurements were taken on, unless a test says otherwise."""
+    monkeypatch.setattr(P, "this_device", lambda device_type: "a test device")
+
+
+def test_a_measurement_on_another_device_means_fp32(tmp_path, monkeypatch):
+    write(tmp_path, "cuda", {"bf16": way(-0.05, -0.2, 0.1, 1.4)})
+    monkeypatch.setattr(P, "this_device", lambda device_type: "another GPU")
+    p = P.measured("cuda", tmp_path)
+    assert p.name == "fp32" and "measured on a test device, not on this another GPU" in p.reason
+
+
 def test_no_measurement_means_fp32(tmp_path):
     p = P.measured("cuda", tmp_path)
     assert p.name == "fp32" and "ocm_precision_cuda.json" in p.reason and p.learner_args == {}

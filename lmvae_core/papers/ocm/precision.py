@@ -5,15 +5,18 @@ autocast and, on CUDA, with TF32 matmuls, from the same seeds, and writes per wa
 fp32 with its 95% interval, a verdict against TOLERANCE and its training speed relative to fp32, measured side by
 side (`benchmarks/results/ocm_precision_<device type>.json`).
 
-A profile whose `precision` is 'measured' (the paper profile) trains on a device of that type in the fastest way that
-was both `within` (its whole interval inside +-TOLERANCE nats of fp32) and faster than fp32; in fp32 where no
-measurement of that device type exists, or none qualifies. 'fp32' and 'bf16' (and 'tf32' on CUDA) set it by hand.
+A profile whose `precision` is 'measured' (the paper profile) trains in the fastest way that was both `within` (its
+whole interval inside +-TOLERANCE nats of fp32) and faster than fp32, measured on this very kind of device (the GPU's
+name; the CPU's architecture and core count: bf16's speed on a CPU depends on its bf16 units); in fp32 where no
+measurement of this device exists, or none qualifies. 'fp32' and 'bf16' (and 'tf32' on CUDA) set it by hand.
 The choice goes into the run's cache key and into the claims' notes (claims.py), with its evidence.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +52,26 @@ class Precision:
 FP32 = Precision("fp32", "set by the profile")
 
 
+def this_device(device_type: str) -> str:
+    """The device as the measurement names it (benchmarks/ocm_precision.py writes this string)."""
+    if device_type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
 def measurement_file(device_type: str, results: Path | None = None) -> Path:
     return (results or benchmark_results()) / f"ocm_precision_{device_type}.json"
 
 
 def measured(device_type: str, results: Path | None = None) -> Precision:
-    """The fastest precision measured `within` TOLERANCE of fp32 and faster than it on this device type; else fp32."""
+    """The fastest precision measured `within` TOLERANCE of fp32 and faster than it on this device; else fp32."""
     path = measurement_file(device_type, results)
     if not path.exists():
         return Precision("fp32", f"no precision measurement on a {device_type} device ({path.name})")
     data = json.loads(path.read_text())
+    here = this_device(device_type)
+    if data["device"] != here:
+        return Precision("fp32", f"the precision was measured on {data['device']}, not on this {here} ({path.name})")
     ways = data.get("differences_vs_fp32", {})
     usable = {name: w for name, w in ways.items()
               if w["verdict"] == "within" and w["speed_vs_fp32"] > 1.0}
