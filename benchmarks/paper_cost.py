@@ -22,7 +22,10 @@ each, the operations and FLOPs per member step are counted the same way over one
 STM, as one learner runs it (eagerly, or replayed as CUDA graphs on a GPU: the same kernels) and as `StackedOCM`
 runs 3 seeds at once. They are projected with the per-operation times measured on the one GPU measured so far
 (`benchmarks/results/train_speed_gpu.json`: the 784-400-20 VAE's eager step and its step replayed as an uncompiled
-CUDA graph), not the assumed L: a basis measured on another network of the same kind, not on OCM.
+CUDA graph), not the assumed L: a basis measured on another network of the same kind, not on OCM. Where OCM's own
+step has been timed on a GPU (`benchmarks/results/ocm_stacked_cuda.json`, written by `ocm_stacked.py` through
+`gpu_run.sh`: eager, stacked, graphed, stacked and graphed, per precision), each timed path joins as a measured row
+with those seconds per step.
 
 Peak memory of a training step (`peak_bytes`, read by `lmvae reproduce --dry-run`): the tensors a built kind holds
 after a warm-up step (parameters, Adam's states, the batch; found with gc) plus the distinct storages autograd saves
@@ -361,27 +364,57 @@ OCM_PATHS = {  # path: (which count, which per-operation time, built?)
 }
 
 
-def ocm_paths(notebooks: dict, gpu: dict | None) -> dict | None:
+# benchmarks/ocm_stacked.py's timings per member step (ms), by the path they time
+MEASURED_PATHS = {"eager": "separate_ms_per_step", "stacked, eager": "stacked_ms_per_step",
+                  "graphed": "graphed_ms_per_step", "stacked and graphed": "graphed_stack_ms_per_step"}
+
+
+def measured_ocm_steps(kinds: dict, stacked: dict | None) -> dict:
+    """Seconds per step of each OCM kind on each path and precision that benchmarks/ocm_stacked.py timed on a GPU
+    (`ocm_stacked_cuda.json`: the paper's component over a full STM, medians of alternating rounds), for the kinds whose
+    number of ELBO samples it timed: {path: {kind: seconds}}, paths named '<path>, <precision> (measured)'."""
+    if not stacked or stacked.get("device_type") != "cuda":
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for case in stacked["cases"].values():
+        for kind, args in kinds.items():
+            if args["samples"] != case["train_samples"]:
+                continue
+            for path, field in MEASURED_PATHS.items():
+                if field in case:
+                    out.setdefault(f"{path}, {case.get('precision', 'fp32')} (measured)", {})[kind] = case[field] / 1e3
+    return {path: v for path, v in out.items() if set(v) == set(kinds)}  # a path measured for every kind
+
+
+def ocm_paths(notebooks: dict, gpu: dict | None, stacked: dict | None = None) -> dict | None:
     """Each OCM training kind's projected seconds per step on each path, and what the paper profile then costs:
-    per step max(FLOPs / R, operations x time per operation), the other kinds as projected above."""
+    per step max(FLOPs / R, operations x time per operation), the other kinds as projected above. `stacked`: the
+    OCM step benchmark's JSON from a GPU (benchmarks/ocm_stacked.py); its timed paths join as measured rows."""
     if gpu is None:
         return None
     per_op = gpu_per_op(gpu)
-    kinds = {}
+    kinds, kind_args = {}, {}
     for v in notebooks.values():
         for r in v["kinds"]:
             if r["build"] == "ocm" and r["train"] and r["kind"] not in kinds:
                 kinds[r["kind"]] = ocm_counts(r["args"]["samples"])
-    paths = {}
+                kind_args[r["kind"]] = r["args"]
+    steps_by_path = {}
     for path, (count, time_key, built) in OCM_PATHS.items():
         step_s = {}
         for kind, c in kinds.items():
             ops, flops = c[count]["ops"], c[count]["flops"]
             launch = LAUNCH_S if time_key is None else per_op[time_key]
             step_s[kind] = max(flops / GPU_RATE, ops * launch)
+        steps_by_path[path] = (built, "projected", step_s)
+    for path, step_s in measured_ocm_steps(kind_args, stacked).items():
+        steps_by_path[path] = (True, f"measured on {stacked['device']}", step_s)
+    paths = {}
+    for path, (built, basis, step_s) in steps_by_path.items():
         hours = {nb: sum(r["units"] * (step_s[r["kind"]] if r["kind"] in step_s else r["gpu_s_per_unit"])
                          for r in v["kinds"]) / 3600 for nb, v in notebooks.items()}
-        paths[path] = {"built": built, "step_s": step_s, "gpu_hours": hours, "total_gpu_hours": sum(hours.values())}
+        paths[path] = {"built": built, "basis": basis, "step_s": step_s, "gpu_hours": hours,
+                       "total_gpu_hours": sum(hours.values())}
     return {"per_op": per_op, "counts": kinds, "paths": paths,
             "compute_floor_hours": {nb: sum(r["units"] * r["flops_per_unit"] for r in v["kinds"]) / GPU_RATE / 3600
                                     for nb, v in notebooks.items()}}
@@ -447,8 +480,10 @@ def main():
         result["measurements_from"] = f"{Path(args.reuse).name}, an earlier run (re-counted with --reuse)"
     total = {k: sum(v[k] for v in result["notebooks"].values()) for k in ("cpu_hours", "gpu_hours", "train_steps")}
     result["total"] = total
-    gpu_json = Path(__file__).resolve().parent / "results" / "train_speed_gpu.json"
-    result["ocm_paths"] = ocm_paths(result["notebooks"], json.loads(gpu_json.read_text()) if gpu_json.exists() else None)
+    results = Path(__file__).resolve().parent / "results"
+    gpu_json, stacked_json = results / "train_speed_gpu.json", results / "ocm_stacked_cuda.json"
+    result["ocm_paths"] = ocm_paths(result["notebooks"], json.loads(gpu_json.read_text()) if gpu_json.exists() else None,
+                                    json.loads(stacked_json.read_text()) if stacked_json.exists() else None)
     for path, v in (result["ocm_paths"] or {}).get("paths", {}).items():
         print(f"OCM {path}: " + ", ".join(f"{nb[:2]} {h:,.1f} h" for nb, h in v["gpu_hours"].items())
               + f", all {v['total_gpu_hours']:,.1f} h")

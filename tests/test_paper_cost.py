@@ -252,3 +252,57 @@ def test_docs_report_the_measured_ocm_step_and_precision(tmp_path):
     assert "H100" in text and "paper step 0.72x stacked, 9.50x graphed (2.33x fewer operations)" in text
     assert "paper step, bf16 0.72x stacked (2.33x" in text
     assert "bf16 minus fp32 +0.05 nats [-0.10, +0.20], within +-0.3, trained at 1.30x fp32's speed" in text
+
+
+def stacked_json(device_type="cuda") -> dict:
+    """benchmarks/ocm_stacked.py's JSON as it writes it on a GPU (the fields the projection reads)."""
+    def case(samples, precision, scale):
+        return {"train_samples": samples, "precision": precision, "separate_ms_per_step": 4.0 * scale,
+                "stacked_ms_per_step": 2.0 * scale, "graphed_ms_per_step": 0.5 * scale,
+                "graphed_stack_ms_per_step": 0.25 * scale}
+    return {"device": "A GPU", "device_type": device_type,
+            "cases": {"paper step": case(50, "fp32", 1.0), "quick step": case(1, "fp32", 0.5),
+                      "paper step, bf16": case(50, "bf16", 0.5)}}
+
+
+def test_ocm_steps_timed_on_a_gpu_join_the_paths_as_measured_rows(monkeypatch):
+    """ocm_stacked_cuda.json's seconds per member step become rows of their own, per path and precision, for a path
+    timed for every OCM kind of the count (bf16 here timed only at 50 samples, so not a row); a CPU's JSON is not a
+    GPU measurement. Hours are the units times the measured seconds."""
+    kinds = {"OCM 50": {"samples": 50}, "OCM 1": {"samples": 1}}
+    steps = cost.measured_ocm_steps(kinds, stacked_json())
+    assert set(steps) == {f"{p}, fp32 (measured)" for p in cost.MEASURED_PATHS}
+    assert steps["stacked and graphed, fp32 (measured)"] == {"OCM 50": 0.25e-3, "OCM 1": 0.125e-3}
+    assert cost.measured_ocm_steps(kinds, stacked_json("cpu")) == {}
+    assert set(cost.measured_ocm_steps({"OCM 50": {"samples": 50}}, stacked_json())) == {
+        f"{p}, {q} (measured)" for p in cost.MEASURED_PATHS for q in ("fp32", "bf16")}
+
+    counts = {"separate": {"ops": 100.0, "flops": 4e9}, "stacked": {"ops": 40.0, "flops": 4e9}}
+    monkeypatch.setattr(cost, "ocm_counts", lambda samples: counts)
+    ocm = {"kind": "OCM 50", "build": "ocm", "train": True, "args": {"samples": 50}, "units": 3_600_000,
+           "gpu_s_per_unit": 1.0, "flops_per_unit": 4e9}
+    gpu = {"device": "GPU", "gpu_epoch_images": 1280, "settings": {"batch_size": 128}, "eager_step_ops": 80,
+           "gpu_epoch_ms": {"eager": 10 * 80 * 40e-3, "graph": 10 * 80 * 1e-3}}
+    o = cost.ocm_paths({"04_ocm": {"kinds": [ocm]}}, gpu, stacked_json())
+    row = o["paths"]["graphed, bf16 (measured)"]
+    assert row["basis"] == "measured on A GPU" and row["built"]
+    assert abs(row["gpu_hours"]["04_ocm"] - 3_600_000 * 0.25e-3 / 3600) < 1e-9  # 0.25 h
+    assert o["paths"]["graphed (OCMLearner on CUDA)"]["basis"] == "projected"
+
+
+def test_docs_set_the_measured_rows_against_the_targets():
+    """With measured rows the section says so, and sets the best measured path against each target."""
+    r = json.loads((ROOT / "results" / "paper_cost.json").read_text())
+    o = r["ocm_paths"]
+    kind = next(iter(o["counts"]))
+    fast = {"built": True, "basis": "measured on A GPU", "step_s": {k: 1e-4 for k in o["counts"]},
+            "gpu_hours": {nb: 1.0 for nb in r["notebooks"]}, "total_gpu_hours": 6.5}
+    fast["gpu_hours"]["04_ocm"] = 2.5
+    o["paths"]["graphed, bf16 (measured)"] = fast
+    text = docs_cost.ocm_paths_section(r)
+    assert "| graphed, bf16 (measured) | yes | measured on A GPU |" in text and kind
+    assert "04_ocm at best 2.5 h (graphed, bf16 (measured)), within the target of 3 h" in text
+    assert "all six notebooks at best 6.5 h (graphed, bf16 (measured)), over the target of 6 h" in text
+    assert "no OCM step has run on a GPU yet" not in text
+    del o["paths"]["graphed, bf16 (measured)"]
+    assert "On the measured rows" not in docs_cost.ocm_paths_section(r)

@@ -94,6 +94,7 @@ def ocm_paths_section(r: dict) -> str:
     nbs = list(r["notebooks"])
     ocm_share = {nb: sum(k["gpu_hours"] for k in v["kinds"] if k["build"] == "ocm" and k["train"]) / v["gpu_hours"]
                  for nb, v in r["notebooks"].items() if nb in ("04_ocm", "05_benchmark")}
+    measured = {p: v for p, v in paths.items() if v.get("basis", "projected") != "projected"}
     lines = [f"**OCM's paths.** OCM's training steps are {ocm_share['04_ocm']:.0%} of notebook 04's projection and "
              f"{ocm_share['05_benchmark']:.0%} of 05's. Counted over one arriving batch's pass on a full "
              f"{c['memory_images']}-image STM ({big}): one learner dispatches {c['separate']['ops']:.1f} operations a "
@@ -101,20 +102,31 @@ def ocm_paths_section(r: dict) -> str:
              f"the same FLOPs ({c['separate']['flops'] / 1e9:.2f} GFLOP). They are projected with the times per "
              f"operation measured on the {per['device']} for the 784-400-20 VAE's step (`train_speed_gpu.json`, "
              f"{per['step_ops']} operations): {per['eager_s'] * 1e6:.1f} us eager and {per['graph_s'] * 1e6:.1f} us "
-             "replayed as an uncompiled CUDA graph. That basis is measured, but on another network: no OCM step has "
-             "run on a GPU yet. The graphed paths are in the code (`OCMLearner` and `StackedOCM` replay graphs on "
+             "replayed as an uncompiled CUDA graph. That basis is measured, but on another network"
+             + ("; the rows marked measured are OCM's own step, timed on a GPU (`ocm_stacked_cuda.json`)."
+                if measured else ": no OCM step has run on a GPU yet.")
+             + " The graphed paths are in the code (`OCMLearner` and `StackedOCM` replay graphs on "
              "CUDA) and tested on the CPU in their eager form, bitwise against the eager passes; their CUDA tests "
              "wait for a GPU. Notebooks 04 and 05 run each seed as its own cached call (`papers/ocm/runs.py`, "
              "resumable mid-stream), so on a GPU today they take the graphed row: the stacked rows price runs that "
              "stack a method's seeds, which the notebooks do not do yet.", "",
-             "| path | in the code | " + " | ".join(f"us per step, {k.split(', ')[-1]}" for k in kinds)
+             "| path | in the code | basis | " + " | ".join(f"us per step, {k.split(', ')[-1]}" for k in kinds)
              + " | " + " | ".join(f"{nb} GPU hours" for nb in nbs if nb in ocm_share) + " | all six |",
-             "|---|---|" + "---:|" * (len(kinds) + len(ocm_share) + 1)]
+             "|---|---|---|" + "---:|" * (len(kinds) + len(ocm_share) + 1)]
     for path, v in paths.items():
-        lines.append(f"| {path} | {'yes' if v['built'] else 'no'} | "
+        lines.append(f"| {path} | {'yes' if v['built'] else 'no'} | {v.get('basis', 'projected')} | "
                      + " | ".join(f"{v['step_s'][k] * 1e6:,.0f}" for k in kinds) + " | "
                      + " | ".join(_hours(v["gpu_hours"][nb]) for nb in nbs if nb in ocm_share)
                      + f" | {_hours(v['total_gpu_hours'])} |")
+    if measured:  # the targets against what was timed, not projected
+        best = {what: min(measured.items(), key=lambda pv: (pv[1]["total_gpu_hours"] if what.startswith("all")
+                                                              else pv[1]["gpu_hours"]["04_ocm"]))
+                for what in OCM_TARGETS_H}
+        lines += ["", "On the measured rows: " + "; ".join(
+            f"{what} at best {_hours(h)} h ({p}), {'within' if h <= t else 'over'} the target of {t:g} h"
+            for what, t in OCM_TARGETS_H.items()
+            for p, v in [best[what]]
+            for h in [v["total_gpu_hours"] if what.startswith("all") else v["gpu_hours"]["04_ocm"]]) + "."]
     floor = o["compute_floor_hours"]
     floors = {"all six notebooks": sum(floor.values()), "04_ocm": floor["04_ocm"]}
     rate = r["assumptions"]["gpu_rate_flops"]
