@@ -233,3 +233,51 @@ def test_a_graphed_stack_follows_the_eager_stack():
         for p, q in zip(a.model.parameters(), b.model.parameters()):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
         assert [h["loss"] for h in b.history] == pytest.approx([h["loss"] for h in a.history], rel=1e-4)
+
+
+def labelled_streams(n_batches: int = 12, batch: int = 4):
+    from lmvae_core.data.streams import Split, TaskFreeStream
+
+    g = torch.Generator().manual_seed(11)
+    data = Split(torch.rand(n_batches * batch, 1, 4, 4, generator=g), torch.arange(n_batches * batch) % 3)
+    return [TaskFreeStream(data, batch, seed=s) for s in SEEDS]
+
+
+def test_a_killed_stacked_run_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The lockstep driver checkpoints every member's resume state (here after every round); a run killed in round 7
+    and started again from a fresh stack ends exactly where an uninterrupted run ends."""
+    from lmvae_core.continual.driver import Checkpointing
+    from lmvae_core.continual.ocm_stacked import run_stacked_streams
+
+    cfg = config()
+    whole = StackedOCM.from_config(cfg, SEEDS)
+    run_stacked_streams(whole, labelled_streams())
+    observe, rounds = StackedOCM.observe, [0]
+
+    def dies_in_round_7(self, batches, labels=None):
+        rounds[0] += 1
+        if rounds[0] == 7:
+            raise KeyboardInterrupt("killed")
+        return observe(self, batches, labels)
+
+    ckpt = Checkpointing(tmp_path, every_s=None, every_batches=1)
+    monkeypatch.setattr(StackedOCM, "observe", dies_in_round_7)
+    with pytest.raises(KeyboardInterrupt):
+        run_stacked_streams(StackedOCM.from_config(cfg, SEEDS), labelled_streams(), ckpt)
+    rounds[0] = 0
+
+    def counts(self, batches, labels=None):
+        rounds[0] += 1
+        return observe(self, batches, labels)
+
+    monkeypatch.setattr(StackedOCM, "observe", counts)
+    resumed = StackedOCM.from_config(cfg, SEEDS)
+    run_stacked_streams(resumed, labelled_streams(), ckpt)
+    assert rounds[0] == 6  # rounds 7 to 12: the first 6 came from the checkpoint
+    assert torch.load(ckpt.file, weights_only=False)["rounds"] == 12
+    for a, b in zip(whole.members, resumed.members):
+        assert a.expansions == b.expansions and a.steps == b.steps and len(b.history) == 12
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="equal length"):
+        run_stacked_streams(StackedOCM.from_config(cfg, SEEDS), labelled_streams()[:2] + labelled_streams(5)[:1])

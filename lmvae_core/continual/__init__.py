@@ -13,10 +13,10 @@ from .driver import Checkpointing, StreamResult, StreamTask, run_stream, stream_
 from .lgm import LGMLearner, LifelongConfig
 from .lmvae import LMVAELearner
 from .ocm import OCMLearner
-from .ocm_stacked import StackedOCM, own_noise_learners
+from .ocm_stacked import StackedOCM, own_noise_learners, run_stacked_streams
 from .vae import JointVAE, MixtureOfVAEs, SequentialVAE, binarized_config
 
 __all__ = ["LEARNERS", "BaseLearner", "Budget", "Learner", "TaskData", "count_params", "from_train_config", "frozen_copy", "pack",
            "restore", "unpack", "Resumable", "Checkpointing", "StreamResult", "StreamTask", "run_stream", "stream_tasks",
-           "LGMLearner", "LifelongConfig", "LMVAELearner", "OCMLearner", "StackedOCM", "own_noise_learners",
+           "LGMLearner", "LifelongConfig", "LMVAELearner", "OCMLearner", "StackedOCM", "own_noise_learners", "run_stacked_streams",
            "JointVAE", "MixtureOfVAEs", "SequentialVAE", "binarized_config"]

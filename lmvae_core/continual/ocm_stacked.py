@@ -35,18 +35,22 @@ rounding (a batched product sums in another order): tests/test_ocm_stacked.py ho
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import time
+import warnings
 from contextlib import contextmanager
 from typing import Sequence
 
 import torch
 
 from ..data.preprocess import binarize_dynamic
-from ..data.streams import take_rows
+from ..data.streams import TaskFreeStream, take_rows
 from ..models.ocm import OCM, OCMConfig, member_log_weights, training_bound
 from ..training.graphs import CudaGraphStep, StepBlock
 from ..training.loop import AUTOCAST, tf32_matmuls
 from ..training.step import NonFiniteLossError
+from .driver import Checkpointing
 from .ocm import GRAPH_BLOCK, OCMLearner
 
 
@@ -334,4 +338,48 @@ class _StackedPasses:
         return loss
 
 
-__all__ = ["StackedOCM", "own_noise_learners"]
+def run_stacked_streams(stacked: StackedOCM, streams: Sequence[TaskFreeStream],
+                        checkpoint: Checkpointing | None = None) -> float:
+    """Each member observes its own task-free stream, one arriving batch per member per round, in lockstep (the
+    streams of a method's seeds: the same images in each seed's order, so the same number of batches); returns the
+    stack's training seconds. `checkpoint`, as the driver's (continual/driver.py): at least every `every_s` seconds
+    every member's `resume_state()` and the round are saved atomically; a run that finds a checkpoint of the same
+    learners and streams continues from the next round, bit-identical to an uninterrupted run on the CPU."""
+    if len(streams) != len(stacked):
+        raise ValueError(f"one stream per member: got {len(streams)} for {len(stacked)} learners")
+    if len({len(st) for st in streams}) > 1:
+        raise ValueError(f"lockstep needs streams of equal length, got {[len(st) for st in streams]} batches")
+    done, seconds, rounds = 0, 0.0, len(streams[0])
+    if checkpoint is not None:
+        h = hashlib.sha1("|".join(f"{type(m).__name__}:{st.batch_size}:{len(st.order)}"
+                                  for m, st in zip(stacked.members, streams)).encode())
+        for st in streams:
+            h.update(st.order.cpu().numpy().tobytes())
+        sid, saved, since = h.hexdigest(), checkpoint.load(), time.monotonic()
+        if saved is not None and saved.get("stream") != sid:
+            warnings.warn(f"checkpoint {checkpoint.file} belongs to other streams or learners; starting over",
+                          RuntimeWarning, stacklevel=2)
+            saved = None
+        if saved is not None:
+            for m, state in zip(stacked.members, saved["members"]):
+                m.load_resume_state(state)
+            done, seconds = saved["rounds"], saved["seconds"]
+        wrote = saved is not None
+
+        def save() -> None:
+            checkpoint.save({"stream": sid, "members": [m.resume_state() for m in stacked.members],
+                             "rounds": done, "seconds": seconds})
+    for batches in zip(*(st.batches_from(done) for st in streams)):
+        t0 = time.time()
+        stacked.observe([x for x, _ in batches], [y for _, y in batches])
+        seconds += time.time() - t0
+        done += 1
+        if checkpoint is not None and done < rounds and checkpoint.due(done, since):
+            save()
+            wrote, since = True, time.monotonic()
+    if checkpoint is not None and wrote:
+        save()  # the whole stream: a kill before the caller keeps the results does not train it again
+    return seconds
+
+
+__all__ = ["StackedOCM", "own_noise_learners", "run_stacked_streams"]

@@ -14,7 +14,7 @@ from ...results.cache import config_key
 from ...results.runner import Call
 from .runs import (IID, StepMatchedReservoir, evaluate, first_stage, fit_iid, fit_stream, iid_call,
                    load_stream, ltm_rows_of, memory_study_settings, memory_trace, model_config, rebuild,
-                   run_stream, second_stage, shares, stream_call, stream_checkpointing, summarise, table_cells,
+                   run_grid, run_stream, second_stage, shares, stream_call, stream_checkpointing, summarise, table_cells,
                    table_row, table_runs, tables_for_claims, test_images)
 from .settings import (CALIBRATION_REFERENCE, CLAIM_RULES, CROSS_METHODS, JOINT, METHODS, PAPER,
                        PAPER_OTHERS, PAPER_SHAPE, PAPER_SHAPE_CHANGED, SELECTION_VARIANTS, SETTINGS, STREAM_TITLES,
@@ -30,7 +30,8 @@ def sweep(run: Run, half: bool = False) -> None:
     1's, Table 3's, the selection rules', the ablations', the memory study's and the calibration VAE), then the
     second stage of Tables 1 and 3. The tables below then load their runs from the cache. With `half`, the same
     grids also hold the runs at half the budget (`half_budget`) that the claims read: Tables 1 and 3 without the
-    i.i.d. baselines, the selection rules the claims compare, the ablations and the memory study."""
+    i.i.d. baselines, the selection rules the claims compare, the ablations and the memory study. With `stack_seeds` on
+a GPU, the runs that differ only in their seed train as stacks first (`runs.run_grid`)."""
     s = run.settings
     runs = [(run, True)] + ([(run.with_settings(half_budget(s)), False)] if half else [])
     first, second = [], []
@@ -40,13 +41,13 @@ def sweep(run: Run, half: bool = False) -> None:
         first += [c for _, c in selection_calls(r, s["streams"], None if full else CLAIM_RULES)]
         first += [c for _, c in ablation_calls(r, "mnist")]
         first += [c for _, c in memory_study_calls(run, half=not full)]
-    run.grid(_unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
-          "OCM: runs that need no other")
+    run_grid(run, _unique([replace(calibration_call(run, s["joint"]), weight=2.0)] + first),
+             "OCM: runs that need no other")
     for r, full in runs:
         tables = [table_cells(r, s["streams"]), table_cells(r, ["cross"], CROSS_METHODS, s["cross_seeds"])]
         second += [c for t in tables for c in second_stage(r, t, iid=full)[1]]
     if second:
-        run.grid(_unique(second), "OCM: reservoir runs of equal memory and steps, i.i.d. baselines")
+        run_grid(run, _unique(second), "OCM: reservoir runs of equal memory and steps, i.i.d. baselines")
 
 
 def _unique(calls: list[Call]) -> list[Call]:

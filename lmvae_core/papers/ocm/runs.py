@@ -1,6 +1,12 @@
 """Notebook 04's runs: one pass of a method over a task-free stream through the driver (cached, as a grid call),
 the reservoir baseline at OCM's steps, the i.i.d. baseline, the evaluation every run shares, and Tables 1 and 3
-as grids of those runs."""
+as grids of those runs.
+
+With `stack_seeds` (the paper profile) every run draws its own noise (`OCMLearner(own_noise=True)`, its cache key
+says so), so a run is the same whether it trains alone or as a member of a `StackedOCM` (up to float rounding); on a
+CUDA device `run_grid` trains the uncached runs that differ only in their seed as one stack first (graphed, resumable
+mid-stream) and files each member's result under its own run's cache entry. The memory passes train in the
+profile's `precision` (precision.py)."""
 from __future__ import annotations
 
 import math
@@ -14,14 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...continual import Budget, OCMLearner, pack, restore
+from ...continual import Budget, OCMLearner, StackedOCM, pack, restore, run_stacked_streams
 from ...continual import run_stream as drive
 from ...continual.driver import Checkpointing
 from ...data.preprocess import binarize_dynamic, binarize_fixed
 from ...data.streams import Split, TaskFreeStream, load_split, take_rows
 from ...experiments.common import Run
 from ...models.ocm import OCM, OCMConfig
-from ...results.cache import cached, is_cached, resume_dir
+from ...results.cache import cached, config_key, is_cached, resume_dir, store
 from ...results.runner import Call, GridRun
 from ...results.tables import seed_summary
 from ...runtime import cpu_threads
@@ -179,6 +185,8 @@ def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None
     prec = train_precision(run)
     if prec.name != "fp32":  # absent in fp32: the keys of the runs cached before precision was a setting stay
         key["precision"] = prec.name
+    if s["stack_seeds"]:  # the run draws its own noise: the same result alone or in a stack (StackedOCM)
+        key["own_noise"] = True
     return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit, match, prec),
                 {"stream": stream, "method": method, "seed": seed} | overrides)
 
@@ -198,6 +206,33 @@ def stream_checkpointing() -> Checkpointing | None:
     return Checkpointing(folder, every_s=float(every))
 
 
+def make_learner(run: Run, cfg: OCMConfig, seed: int, ltm_rows: list[int] | None, precision: Precision,
+                 own_noise: bool) -> OCMLearner:
+    """A run's learner, its weights drawn from torch.manual_seed(seed). `ltm_rows`: a reservoir run trained at
+    another run's steps (StepMatchedReservoir). `own_noise`: it draws from its own generators (a StackedOCM member)."""
+    torch.manual_seed(seed)
+    kwargs = precision.learner_args | ({"own_noise": True} if own_noise else {})
+    if ltm_rows is None:
+        return OCMLearner(config=cfg, seed=seed, device=run.device, **kwargs)
+    return StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows, **kwargs)
+
+
+def run_result(run: Run, learner: OCMLearner, train: Split, test: Split, seconds: float,
+               precision: Precision) -> dict:
+    """A trained run evaluated on its test images, as the cache keeps it. An own-noise run evaluates from
+    torch.manual_seed(seed), so that it gives the same numbers trained alone or in a stack."""
+    s, model = run.settings, learner.model
+    if learner.noise is not None:
+        torch.manual_seed(learner.seed)
+    metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
+    return pack(model) | {
+        "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
+        "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
+        "stream_length": len(train), "train_seconds": seconds, "steps": learner.steps,
+        "replayed_rows": learner.replayed_rows, "metrics": metrics, "precision": precision.name,
+        "precision_reason": precision.reason}
+
+
 def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | None,
                ltm_rows: list[int] | None = None, precision: Precision = FP32) -> dict:
     """One pass over the stream through the driver, then evaluation on its test images (uncached; module
@@ -206,22 +241,81 @@ def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | No
     s = run.settings
     with cpu_threads(s["cpu_threads"]):
         train, test = load_stream(run, stream, limit)
-        torch.manual_seed(seed)
-        if ltm_rows is None:
-            learner = OCMLearner(config=cfg, seed=seed, device=run.device, **precision.learner_args)
-        else:
-            learner = StepMatchedReservoir(config=cfg, seed=seed, device=run.device, ltm_rows=ltm_rows,
-                                           **precision.learner_args)
+        learner = make_learner(run, cfg, seed, ltm_rows, precision, s["stack_seeds"])
         result = drive(learner, TaskFreeStream(train, cfg.batch_size, seed=seed), Budget(seed=seed),
                        checkpoint=stream_checkpointing())
-        model = learner.model
-        metrics = evaluate(model, test_images(test, s["eval_n"]), s["eval_k"])
-    return pack(model) | {
-        "history": learner.history, "selections": learner.selections, "expansions": learner.expansions,
-        "memory_size": learner.memory_size, "memory_labels": learner.ltm_y.cpu(), "components": len(model),
-        "stream_length": len(train), "train_seconds": result.train_seconds, "steps": learner.steps,
-        "replayed_rows": learner.replayed_rows, "metrics": metrics, "precision": precision.name,
-        "precision_reason": precision.reason}
+        return run_result(run, learner, train, test, result.train_seconds, precision)
+
+
+def fit_stacked(run: Run, members: list[tuple]) -> list[dict]:
+    """The runs of one stream and method at several seeds (each `members` item is a `fit_stream` call's arguments)
+    trained as one StackedOCM in lockstep, each member on its own stream, then each evaluated as `fit_stream` does:
+    their results, in order. The stack's training time is shared: each result records its share. Resumes mid-stream
+    from the stacked call's checkpoints."""
+    s = run.settings
+    stream, limit = members[0][1], members[0][4]
+    with cpu_threads(s["cpu_threads"]):
+        train, test = load_stream(run, stream, limit)
+        learners = [make_learner(run, cfg, seed, ltm_rows, precision, own_noise=True)
+                    for _, _, cfg, seed, _, ltm_rows, precision in members]
+        streams = [TaskFreeStream(train, m.config.batch_size, seed=m.seed) for m in learners]
+        seconds = run_stacked_streams(StackedOCM(learners), streams, stream_checkpointing())
+        return [run_result(run, learner, train, test, seconds / len(learners), args[-1])
+                for learner, args in zip(learners, members)]
+
+
+def stacked_calls(run: Run, calls: list[Call], stack: bool | None = None) -> tuple[list[Call], set[int]]:
+    """With `stack_seeds` on a CUDA device (or `stack`): the uncached notebook-04 runs that differ only in their
+    seed, grouped into one `fit_stacked` call per group of two or more. Returns those calls and the indices in
+    `calls` they cover. Runs of one group share everything the stacked step needs (the same stream, method and
+    settings; a reservoir's size and steps per batch may differ, per seed)."""
+    if stack is None:
+        stack = run.settings["stack_seeds"] and torch.device(run.device).type == "cuda"
+    if not stack:
+        return [], set()
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(calls):
+        if c.fn is not fit_stream or (not run.force and is_cached(c.name, c.config)):
+            continue
+        shared = {k: v for k, v in c.config.items() if k not in ("seed", "match_ltm_rows")}
+        shared["model"] = {k: v for k, v in c.config["model"].items() if k != "ltm_capacity"}
+        groups.setdefault(config_key(shared), []).append(i)
+    out, covered = [], set()
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        group = [calls[i] for i in idx]
+        cell = {k: v for k, v in group[0].cell.items() if k != "seed"} | {"seeds": [c.cell["seed"] for c in group]}
+        out.append(Call("ocm_stack", {"members": [c.config for c in group]}, fit_stacked,
+                        (run, [c.args for c in group]), cell, weight=float(len(group))))
+        covered.update(idx)
+    return out, covered
+
+
+def run_grid(run: Run, calls: list[Call], desc: str, stack: bool | None = None) -> GridRun:
+    """`run.grid(calls)`, with the runs that `stacked_calls` groups trained first as stacks, whose members' results
+    are then stored under the separate runs' cache entries, where the grid of the separate runs loads them (a stack
+    that failed leaves its runs to be trained one by one). The stack's own entry keeps them too (a few MB a run).
+    Results and failures in the order of `calls`, as run.grid gives them."""
+    stacks, covered = stacked_calls(run, calls, stack)
+    if not stacks:
+        return run.grid(calls, desc)
+    stacked = run.grid(stacks, f"{desc}: seeds stacked")
+    by_config = {config_key(c.config): c for c in calls}
+    for stack, results in zip(stacked.calls, stacked.results):
+        for config, result in zip(stack.config["members"], results or []):
+            member = by_config[config_key(config)]
+            store(member.name, member.config, result)
+    results, failures = [None] * len(calls), []
+    rest = [i for i in range(len(calls)) if i not in covered]
+    for idx, force in ((sorted(covered), False), (rest, None)):  # the stacked runs load, whatever run.force says
+        if not idx:
+            continue
+        grid = run.grid([calls[i] for i in idx], desc if force is None else f"{desc}: the stacked runs", force=force)
+        for j, i in enumerate(idx):
+            results[i] = grid.results[j]
+        failures += [replace(f, index=idx[f.index]) for f in grid.failures]
+    return GridRun(list(calls), results, failures, stacked.executor)
 
 
 def run_stream(run: Run, stream: str, method: str, seed: int, limit: int | None = None, force: bool | None = None,
@@ -331,11 +425,11 @@ def table_runs(run: Run, streams, methods=tuple(METHODS), seeds=None, iid: bool 
     per finished run and the results for plotting. `iid=False` leaves out the i.i.d. baselines (no claim reads
     them)."""
     cells = table_cells(run, streams, methods, seeds)
-    grid = run.grid([stream_call(run, *c) for c in first_stage(run, cells)], "OCM runs")
+    grid = run_grid(run, [stream_call(run, *c) for c in first_stage(run, cells)], "OCM runs")
     iid_cells, second = second_stage(run, cells, iid)
     cells += iid_cells
     if second:
-        grid = GridRun.combine(grid, run.grid(second, "OCM reservoir and i.i.d. runs"))
+        grid = GridRun.combine(grid, run_grid(run, second, "OCM reservoir and i.i.d. runs"))
     done = {(c.cell["stream"], c.cell["method"], c.cell["seed"]): r for c, r in zip(grid.calls, grid.results)
             if r is not None}
     # Grid order; failed cells, and reservoir runs whose OCM run failed, are missing.

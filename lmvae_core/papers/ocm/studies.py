@@ -15,7 +15,7 @@ import torch
 
 from ...experiments.common import Run
 from ...results.runner import Call
-from .runs import memory_study_settings, stream_call, table_row
+from .runs import memory_study_settings, run_grid, stream_call, table_row
 from .settings import SELECTION_VARIANTS, STREAMS, half_budget
 
 
@@ -35,7 +35,7 @@ def ablation_calls(run: Run, stream: str = "mnist") -> list[tuple[tuple, Call]]:
 def ablations(run: Run, stream: str = "mnist") -> pd.DataFrame:
     """The ablation_calls as a grid, one row per finished run (a failed run is reported by the runner)."""
     cells, calls = zip(*ablation_calls(run, stream))
-    runs = run.grid(list(calls), "OCM ablations")
+    runs = run_grid(run, list(calls), "OCM ablations")
     return pd.DataFrame([{"parameter": name, "value": value} | table_row(stream, method, run.settings["ablation_seed"], r)
                          for (name, value, method), r in zip(cells, runs.results) if r is not None])
 
@@ -67,7 +67,7 @@ def selection_study(run: Run, streams, rules=None) -> pd.DataFrame:
     LTM)."""
     rows = []
     cells, calls = zip(*selection_calls(run, streams, rules))
-    grid = run.grid(list(calls), "OCM selection rules")
+    grid = run_grid(run, list(calls), "OCM selection rules")
     for (stream, seed, name), r in zip(cells, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out
             n_cls, ent = class_coverage(r["memory_labels"])
@@ -104,7 +104,7 @@ def memory_study(run: Run, half: bool = False) -> pd.DataFrame:
     """The memory study's runs (`memory_study_calls`) as a table: per stream, seed and lambda1 the final memory,
     the classes in it, its class entropy and histogram, the steps, images, passes and the test log-likelihood."""
     cells, calls = zip(*memory_study_calls(run, half))
-    grid = run.grid(list(calls), "OCM memory study" + (" (half budget)" if half else ""))
+    grid = run_grid(run, list(calls), "OCM memory study" + (" (half budget)" if half else ""))
     rows = []
     for (stream, seed, lambda1), call, r in zip(cells, calls, grid.results):
         if r is not None:  # a failed run is reported by the runner and left out
