@@ -11,7 +11,11 @@
 #      (figures/paper/<nb>/ holds the figures and the executed <nb>.ipynb; `lmvae readme` reads its claims);
 #   4. optionally the GPU paths' effect on a trained model (PRECISION=1: gpu_precision.json, and the OCM component's
 #      TF32 and bf16 against fp32 over two seeds, ocm_precision_cuda.json);
-#   5. the rest of the test suite in whatever time is left.
+#   5. optionally notebook 04's Table 1 runs at the paper's schedule (OCM_PAPER=1: ocm_paper_runs.py, split MNIST,
+#      VAE-ELBO-OCM then VAE-ELBO-Random, seeds OCM_SEEDS, default 0), checkpointed every minute into OCM_CACHE
+#      (default benchmarks/logs/gpu/ocm_cache, gitignored): carry that folder to the next lease and they resume;
+#      ocm_paper_runs_cuda.json says which runs are complete, with their Table 1 numbers;
+#   6. the rest of the test suite in whatever time is left.
 # Usage: bash benchmarks/gpu_run.sh [OUT_DIR [DATA_ROOT]]   (DATA_ROOT: a torchvision root with full MNIST)
 # OUT_DIR defaults to benchmarks/logs/gpu/, where the committed GPU logs live; the JSON files keep the names they have
 # in benchmarks/results/, so committing a measurement is copying its file there.
@@ -82,6 +86,14 @@ if [ -n "${PRECISION:-}" ]; then
     step "OCM component: TF32 and bf16 training against fp32"
     timeout "$(at_most 200)" $py benchmarks/ocm_precision.py --device cuda --data-root "$root" --epochs 2 --seeds 0 1 \
         --json "$out/ocm_precision_cuda.json" 2>&1 | tee "$out/ocm_precision.log"
+fi
+if [ -n "${OCM_PAPER:-}" ]; then
+    # notebook 04's Table 1 runs at the paper's schedule, resumed from the carried cache (carry $ocm_cache, gitignored)
+    ocm_cache=${OCM_CACHE:-benchmarks/logs/gpu/ocm_cache}
+    step "notebook 04 at ${OCM_PROFILE:-paper}: ${OCM_STREAM:-mnist}, VAE-ELBO-OCM then VAE-ELBO-Random, seeds ${OCM_SEEDS:-0}, cache $ocm_cache"
+    timeout "$(at_most "${OCM_PAPER_TIMEOUT:-300}")" $py benchmarks/ocm_paper_runs.py --profile "${OCM_PROFILE:-paper}" \
+        --stream "${OCM_STREAM:-mnist}" --seeds ${OCM_SEEDS:-0} --cache "$ocm_cache" --data-root "$root" \
+        --json "$out/ocm_paper_runs_cuda.json" 2>&1 | tail -n 20 | tee "$out/ocm_paper_runs.log"
 fi
 if [ -z "${SKIP_TESTS:-}" ]; then
     step "the rest of the test suite, in the time left"

@@ -35,3 +35,20 @@ def test_gpu_script_executes_the_notebook_and_packs_it_with_its_figures(tmp_path
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert code and all(c.get("execution_count") for c in code)  # every code cell ran, through papermill
     assert any(c.get("outputs") for c in code)
+
+
+def test_gpu_script_runs_notebook_04s_table_1_from_a_carried_cache(tmp_path):
+    """OCM_PAPER=1: the runs go into the cache folder given (the one a lease carries to the next) and the JSON says
+    which are complete; here at the paper-shape profile on the committed sample, twice: the second start finds
+    everything done in the carried cache."""
+    out, cache = tmp_path / "out", tmp_path / "carried"
+    env = dict(os.environ, FAKE_GPU="1", SKIP_TESTS="1", SKIP_BENCH="1", OCM_PAPER="1", OCM_PROFILE="paper-shape",
+               OCM_CACHE=str(cache), GPU_BUDGET_S="120", PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    for _ in range(2):
+        done = subprocess.run(["bash", "benchmarks/gpu_run.sh", str(out), str(tmp_path / "no-data")], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=200)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs = json.loads((out / "ocm_paper_runs_cuda.json").read_text())
+        assert runs["profile"] == "paper-shape" and [(r["method"], r["state"]) for r in runs["runs"]] == [
+            ("VAE-ELBO-OCM", "complete"), ("VAE-ELBO-Random", "complete")]
+    assert (cache / "ocm").is_dir() and runs["seconds_this_session"] < 10  # the second start only loaded them
