@@ -22,16 +22,16 @@ How a stacked round matches S separate runs:
   so everything else (selection, R, expansion, saving, resuming) is the learners' own code.
 
 Members stack only where their shapes agree: the same component count (hence the same frozen layers). A member
-alone in its shape trains through its own loop.
+alone in its shape trains through its own loop. The stacked values equal the separate runs' up to float rounding (a
+batched product sums in another order): tests/test_ocm_stacked.py holds them within 1e-5.
 
 On CUDA the stacked passes replay CUDA graphs, as a single learner's do (training/graphs.py): the steps in which
 every member has a full minibatch run 8 at a time as one replay of a captured stacked step (forward, backward and
-the per-member Adam); the padded steps at the end of a pass, where members' memories differ, run eagerly. The
-graphs register the members' noise generators, so a replay advances each as the eager step would, and they are
-kept across rounds while the stack's members keep their optimisers: the stacks are gathered into in place, so the
-captured addresses stay valid. On the CPU the graphable path runs eagerly and is tested to train bitwise as the
-plain stacked path (tests/test_ocm_stacked.py); the CUDA test holds the graphed stack to the eager one. The stacked values equal the separate runs' up to float
-rounding (a batched product sums in another order): tests/test_ocm_stacked.py holds them within 1e-5.
+the per-member Adam); the padded steps at the end of a pass, where members' memories differ, run eagerly. The graphs
+register the members' noise generators, so a replay advances each as the eager step would, and they are kept across
+rounds while the stack's members keep their optimisers: the stacks are gathered into in place, so the captured
+addresses stay valid. On the CPU the graphable path runs eagerly and is tested to train bitwise as the plain stacked
+path (tests/test_ocm_stacked.py); the CUDA test holds the graphed stack to the eager one.
 """
 from __future__ import annotations
 

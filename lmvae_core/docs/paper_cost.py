@@ -139,7 +139,8 @@ def ocm_paths_section(r: dict) -> str:
     lines += ["", f"Arithmetic alone, every FLOP at R = {rate / 1e12:g} TFLOP/s, is {_hours(floors['04_ocm'])} h for "
                   f"notebook 04 and {_hours(floors['all six notebooks'])} h for all six: graphs and stacking remove "
                   f"launches, not FLOPs, so no path above can reach the targets at that rate. Sustained, {needs}: "
-                  "a lower precision than fp32 (bf16 or TF32 tensor cores, not measured on OCM yet) or fewer FLOPs. "
+                  "a lower precision than fp32 (bf16 or TF32 tensor cores: their speed on OCM waits for a GPU, "
+                  "their cost in nats is measured below) or fewer FLOPs. "
                   f"The kernels set a second floor: even with free arithmetic, the stacked and graphed OCM steps of "
                   f"notebook 04 take {_hours(kernels_04)} h at {per['graph_s'] * 1e6:.1f} us a kernel, so the targets "
                   "also need fewer kernels per seed's step (more seeds or methods per stack, or fused kernels)."]

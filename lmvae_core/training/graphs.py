@@ -18,15 +18,15 @@ What a graph freezes, and therefore what a loss function must satisfy to be grap
 Models whose `loss` satisfies this say so with `graph_safe = True` (the VAE family); `train()` graphs
 only those on its own, other loops opt in.
 
-Faithfulness: capturing needs a few warm-up steps (Adam's state, cuBLAS workspaces, compiled
-kernels). They run on a copy's worth of work and are then undone: the parameters, the optimiser's
-state and the CUDA random generator are restored in place, so the first replayed step starts from
-exactly the state an eager step would have and draws the same random numbers (without the generator's
-restore, the warm-up's draws would shift every later draw of the run). A loss that draws from generators of its
-own (an own-noise OCM learner, the stacked seeds of continual/ocm_stacked.py) names them in `generators`: their
-states are restored after the warm-up too, and each graph registers them (`CUDAGraph.register_generator_state`), so
-that a replay advances them by what the eager step draws; without it a replay would repeat the captured draws. `test_cuda.py` checks the graphed
-trajectory against the eager one on a GPU, for a deterministic loss and for a VAE's random one.
+Faithfulness: capturing needs a few warm-up steps (Adam's state, cuBLAS workspaces, compiled kernels). They run on a
+copy's worth of work and are then undone: the parameters, the optimiser's state and the CUDA random generator are
+restored in place, so the first replayed step starts from exactly the state an eager step would have and draws the
+same random numbers (without the generator's restore, the warm-up's draws would shift every later draw of the run).
+A loss that draws from generators of its own (an own-noise OCM learner, the stacked seeds of
+continual/ocm_stacked.py) names them in `generators`: their states are restored after the warm-up too, and each
+graph registers them (`CUDAGraph.register_generator_state`), so that a replay advances them by what the eager step
+draws; without it a replay would repeat the captured draws. `test_cuda.py` checks the graphed trajectory against the
+eager one on a GPU, for a deterministic loss and for a VAE's random one.
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from ...results.cache import config_key
 from ...results.runner import Call
 from .runs import (IID, StepMatchedReservoir, evaluate, first_stage, fit_iid, fit_stream, iid_call,
                    load_stream, ltm_rows_of, memory_study_settings, memory_trace, model_config, rebuild,
-                   run_grid, run_stream, second_stage, shares, stream_call, stream_checkpointing, summarise, table_cells,
-                   table_row, table_runs, tables_for_claims, test_images)
+                   run_grid, run_stream, second_stage, shares, stream_call, stream_checkpointing, summarise,
+                   table_cells, table_row, table_runs, tables_for_claims, test_images)
 from .settings import (CALIBRATION_REFERENCE, CLAIM_RULES, CROSS_METHODS, JOINT, METHODS, PAPER,
                        PAPER_OTHERS, PAPER_SHAPE, PAPER_SHAPE_CHANGED, SELECTION_VARIANTS, SETTINGS, STREAM_TITLES,
                        STREAMS, TRAIN_IMAGES, OCMSettings, datasets_needed, half_budget, half_budget_how,
