@@ -66,9 +66,11 @@ AUTOCAST = {None: None, "bf16": torch.bfloat16}  # no fp16: it would need loss s
 
 @contextlib.contextmanager
 def tf32_matmuls(on: bool):
-    """CUDA matmuls in TF32 inside when `on` (a CUDA graph captured inside keeps them), as before after."""
+    """CUDA matmuls in TF32 inside when `on` (a CUDA graph captured inside keeps them), as before after; the flag
+    untouched when not `on`."""
     before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = on
+    if on:
+        torch.backends.cuda.matmul.allow_tf32 = True
     try:
         yield
     finally:

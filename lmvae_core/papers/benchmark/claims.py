@@ -199,7 +199,7 @@ def claims(per_run: pd.DataFrame, s: dict, profile: str, cal: Calibration | list
         less = sum(d.n > 1 and d.lo > 0 for d in diffs)
         ocm = ", ".join(f"{m} {mean_ci(_seeds(per_run, stream, m, 'forgetting'))}" for m in OCM_METHODS
                         if _has(per_run, stream, m))
-        faster = sorted(set(per_run.loc[per_run.stream == stream, "precision"]) - {"fp32"}) \
+        faster = sorted(set(per_run.loc[per_run.stream == stream, "precision"].dropna()) - {"fp32"}) \
             if "precision" in per_run else []
         ocm += f" (memory passes in {', '.join(faster)}: papers/ocm/precision.py)" if ocm and faster else ""
         out.append(Claim(f"Methods with replay/memory/experts forget less than fine-tuning ({stream}; share of the "

@@ -30,8 +30,8 @@ def per_run_frame(rows: list[dict]) -> pd.DataFrame:
     nan = float("nan")
     return pd.DataFrame([{k: r[k] for k in ("stream", "method", "seed", *METRICS)}
                          | {"run_seconds": r.get("run_seconds", nan), "steps": r.get("steps", nan),
-                            "real_images": r.get("real_images", sum(r["real_rows"]) if "real_rows" in r else nan),
-                            "precision": r.get("precision", "fp32")}
+                            "real_images": r.get("real_images", sum(r["real_rows"]) if "real_rows" in r else nan)}
+                         | ({} if r.get("precision", "fp32") == "fp32" else {"precision": r["precision"]})
                          for r in rows])
 
 

@@ -72,7 +72,7 @@ def precision_note(runs: pd.DataFrame) -> str:
     measurement behind it; nothing when every run trained in fp32."""
     if "precision" not in runs:
         return ""
-    used = runs.loc[runs.precision != "fp32", ["precision", "precision_reason"]].drop_duplicates()
+    used = runs.loc[runs.precision.fillna("fp32") != "fp32", ["precision", "precision_reason"]].drop_duplicates()
     return "".join(f"; memory passes in {name}: {reason}" for name, reason in used.itertuples(index=False))
 
 

@@ -390,8 +390,10 @@ def table_row(stream: str, method: str, seed: int, r: dict) -> dict:
     return {"stream": stream, "method": method, "seed": seed, "ll_best": m["ll_best"],
             "ll_best_same_draw": m["ll_best_same_draw"], "ll_mixture": m["ll_mixture"], "ll_by_recon": m["ll_by_recon"],
             "memory": r["memory_size"], "components": r["components"], "stream_length": r["stream_length"],
-            "steps": r["steps"], "train_s": r["train_seconds"], "precision": r.get("precision", "fp32"),
-            "precision_reason": r.get("precision_reason", "")}
+            "steps": r["steps"], "train_s": r["train_seconds"]} | (
+        # only where not fp32: the tables of fp32 runs keep their columns
+        {} if r.get("precision", "fp32") == "fp32" else {"precision": r["precision"],
+                                                          "precision_reason": r["precision_reason"]})
 
 
 def table_cells(run: Run, streams, methods=tuple(METHODS), seeds=None) -> list[tuple]:
