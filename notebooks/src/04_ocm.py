@@ -440,6 +440,11 @@ display(Markdown("**Why claims are not comparable here** (first reason per claim
 # - *Schedule.* The quick profile runs far fewer optimiser steps than the official code's schedule (many passes over
 #   STM u LTM per arriving batch); the `paper` profile keeps the full schedule and needs a GPU. Each claim records
 #   its steps and its half-budget value: `figures/04_ocm/claims.md`; the memory study: `figures/04_ocm/memory_study.md`.
+# - *Precision and seeds in the paper profile.* Where `benchmarks/ocm_precision.py` measured bf16 or TF32 within 0.3
+#   nats of fp32 and faster on the device at hand, the paper profile trains OCM's memory passes in it
+#   (`lmvae_core/papers/ocm/precision.py`), and the claims' notes say so with that measurement; on a GPU a method's
+#   seeds train as one stacked, graphed computation, each run drawing its own noise (`stack_seeds`). The quick
+#   profile trains in fp32, one seed at a time. The measurements: `docs/paper_cost.md`.
 # - *Ablations* (`figures/04_ocm/ablations.md`) and the uniform-mixture likelihood beside the best component
 #   (`figures/04_ocm/likelihoods.md`) go beyond the paper.
 # - *Not run.* Split CIFAR-10 (Table 2, IS/FID).
