@@ -10,7 +10,7 @@
 #      paper_<notebook>.tgz. To commit it: `mkdir -p figures/paper && tar xzf paper_<nb>.tgz -C figures/paper`
 #      (figures/paper/<nb>/ holds the figures and the executed <nb>.ipynb; `lmvae readme` reads its claims);
 #   4. optionally the GPU paths' effect on a trained model (PRECISION=1: gpu_precision.json, and the OCM component's
-#      TF32 and bf16 against fp32 over two seeds, ocm_precision_cuda.json);
+#      TF32 and bf16 against fp32 over three seeds of 4 epochs, graphed, ocm_precision_cuda.json);
 #   5. optionally notebook 04's Table 1 runs at the paper's schedule (OCM_PAPER=1: ocm_paper_runs.py, split MNIST,
 #      VAE-ELBO-OCM then VAE-ELBO-Random, seeds OCM_SEEDS, default 0), checkpointed every minute into OCM_CACHE
 #      (default benchmarks/logs/gpu/ocm_cache, gitignored): carry that folder to the next lease and they resume;
@@ -84,7 +84,7 @@ if [ -n "${PRECISION:-}" ]; then
     timeout "$(at_most 200)" $py benchmarks/gpu_precision.py --data-root "$root" --json "$out/gpu_precision.json" \
         2>&1 | tee "$out/precision.log"
     step "OCM component: TF32 and bf16 training against fp32"
-    timeout "$(at_most 200)" $py benchmarks/ocm_precision.py --device cuda --data-root "$root" --epochs 2 --seeds 0 1 \
+    timeout "$(at_most 240)" $py benchmarks/ocm_precision.py --device cuda --data-root "$root" --epochs 4 --seeds 0 1 2 \
         --json "$out/ocm_precision_cuda.json" 2>&1 | tee "$out/ocm_precision.log"
 fi
 if [ -n "${OCM_PAPER:-}" ]; then

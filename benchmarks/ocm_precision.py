@@ -14,7 +14,8 @@ fp32 with IWAE-k on the fixed-binarised test set, with the same importance sampl
 
 It trains the component alone, on i.i.d. minibatches, not through OCM's memory passes: the precision acts on the
 same network, loss and optimiser, not on the selection. The speed of each way is timed too (`train_s`), for the
-device it ran on.
+device it ran on. On CUDA the training step replays a CUDA graph (as OCM's memory passes do there), so that a lease
+measures 3 seeds in each precision in a couple of minutes.
 
 Usage: python benchmarks/ocm_precision.py [--data-root ROOT] [--epochs 10] [--seeds 0 1 2] [--iwae-k 500]
        [--threads 2] [--device cpu|cuda] [--json FILE]   (default JSON: benchmarks/results/ocm_precision_<device>.json)
@@ -55,7 +56,8 @@ def fit(x: torch.Tensor, seed: int, epochs: int, way: dict) -> tuple[OCM, float]
     try:
         t0 = time.perf_counter()
         train(model, x, TrainConfig(epochs=epochs, batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999),
-                                    progress=False, compile=False, autocast=way.get("autocast")))
+                                    progress=False, compile=False, autocast=way.get("autocast"),
+                                    cuda_graph=True))  # on CUDA replayed as graphs, as OCM's memory passes are
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         return model, time.perf_counter() - t0
