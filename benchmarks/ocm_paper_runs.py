@@ -58,7 +58,7 @@ def stacked_progress(run: Run, calls: list) -> dict:
         state = partial_dir(cache_file(stack.name, stack.config)) / "state.pt"
         if state.exists():
             done = torch.load(state, map_location="cpu", weights_only=False)["rounds"]
-            out |= {seed: done for seed in stack.cell["seeds"]}
+            out |= {member["seed"]: done for member in stack.cell["members"]}
     return out
 
 

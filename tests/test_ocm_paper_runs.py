@@ -50,3 +50,26 @@ def test_a_stopped_run_is_reported_partial_and_finishes_when_started_again(tmp_p
     for resumed, never_stopped in zip(second["runs"], whole["runs"]):  # Table 1's rows, bit for bit on the CPU
         assert {k: resumed[k] for k in ("ll_best", "memory", "steps")} == \
             {k: never_stopped[k] for k in ("ll_best", "memory", "steps")}
+
+
+def test_seeds_in_a_stack_report_the_stacks_checkpoint(tmp_path, monkeypatch):
+    """Two seeds of a method train as one stack on a GPU: their progress is the stack's checkpoint (here written by
+    hand where the stacked call keeps it), read without training anything."""
+    import torch
+
+    from lmvae_core.experiments.common import Run
+    from lmvae_core.papers.ocm import runs
+    from lmvae_core.papers.ocm.settings import SETTINGS
+    from lmvae_core.results.cache import cache_file, partial_dir
+
+    script = load_script()
+    monkeypatch.setenv("LMVAE_CACHE", str(tmp_path / "cache"))
+    run = Run("04_ocm", "paper-shape", 0, torch.device("cpu"), None, None, settings=SETTINGS["paper-shape"])
+    calls = [runs.stream_call(run, "mnist", "VAE-ELBO-OCM", seed) for seed in (0, 1)]
+    (stack,), _ = runs.stacked_calls(run, calls, stack=True)
+    folder = partial_dir(cache_file(stack.name, stack.config))
+    folder.mkdir(parents=True)
+    torch.save({"rounds": 2}, folder / "state.pt")
+    rows = script.states(run, "mnist", ["VAE-ELBO-OCM", "VAE-ELBO-Random"], [0, 1], batches=3)
+    assert [(r["state"], r.get("batches_done")) for r in rows] == [("partial (stacked)", 2)] * 2 + [
+        ("waiting for its VAE-ELBO-OCM run", None)] * 2

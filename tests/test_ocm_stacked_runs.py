@@ -1,6 +1,6 @@
 """Notebook 04's runs with `stack_seeds` (the paper profile): each run draws its own noise, and on a GPU the runs
-that differ only in their seed train as one StackedOCM, whose members' results land in the separate runs' cache
-entries. On the CPU (smoke sizes, the committed sample) the stacked call is forced: its results equal the separate
+that share a stream and a step (seeds, methods, selection values) train as one StackedOCM, whose members' results
+land in the separate runs' cache entries. On the CPU (smoke sizes, the committed sample) the stacked call is forced: its results equal the separate
 runs', and the grid of the separate runs loads them."""
 import pytest
 import torch
@@ -29,10 +29,16 @@ def test_a_stack_of_seeds_gives_the_separate_runs_results():
     calls = [runs.stream_call(run, "mnist", "VAE-ELBO-OCM", seed) for seed in (0, 1)]
     assert all(c.config["own_noise"] for c in calls)
     assert runs.stacked_calls(run, calls) == ([], set())  # on the CPU, unless forced
-    stacks, covered = runs.stacked_calls(run, calls + [runs.stream_call(run, "fashion", "VAE-ELBO-OCM", 0)], True)
-    assert len(stacks) == 1 and covered == {0, 1} and stacks[0].cell["seeds"] == [0, 1]  # fashion: one seed alone
+    others = [runs.stream_call(run, "mnist", "Dynamic-ELBO-OCM", 1),  # another method, the same step: stacks
+              runs.stream_call(run, "mnist", "VAE-ELBO-OCM", 0, lambda1=0.8),  # an ablation's value: stacks
+              runs.stream_call(run, "mnist", "VAE-IWVAE50-OCM", 0),  # another objective: alone
+              runs.stream_call(run, "fashion", "VAE-ELBO-OCM", 0)]  # another stream: alone
+    stacks, covered = runs.stacked_calls(run, calls + others, True)
+    assert len(stacks) == 1 and covered == {0, 1, 2, 3}
+    assert [(m["method"], m["seed"], m.get("lambda1")) for m in stacks[0].cell["members"]] == [
+        ("VAE-ELBO-OCM", 0, None), ("VAE-ELBO-OCM", 1, None), ("Dynamic-ELBO-OCM", 1, None), ("VAE-ELBO-OCM", 0, 0.8)]
     stacked = stacks[0].fn(*stacks[0].args)
-    for call, result in zip(calls, stacked):
+    for call, result in zip(calls + others[:2], stacked):
         assert_same_run(call.fn(*call.args), result)
     quick = Run("04_ocm", "smoke", 0, torch.device("cpu"), None, None, settings=SETTINGS["smoke"])
     assert "own_noise" not in runs.stream_call(quick, "mnist", "VAE-ELBO-OCM", 0).config  # keys as before
@@ -57,6 +63,8 @@ def test_the_grid_trains_stacks_first_and_loads_their_members(monkeypatch):
     monkeypatch.setattr(runs, "fit_stacked", recording)
     grid = runs.run_grid(run, calls, "OCM reservoir runs", stack=True)
     assert trained == [[1, 0]]  # the two reservoir runs as one stack; the cached OCM run not again
+    many = [runs.stream_call(run, "mnist", "VAE-ELBO-OCM", 0, lambda1=0.05 * i) for i in range(runs.MAX_STACK + 3)]
+    assert [len(c.cell["members"]) for c in runs.stacked_calls(run, many, True)[0]] == [runs.MAX_STACK, 3]
     assert [r["memory_size"] for r in grid.results] == [
         runs.run_stream(run, "mnist", m, seed, force=False)["memory_size"]
         for m, seed in (("VAE-ELBO-Random", 1), ("VAE-ELBO-OCM", 0), ("VAE-ELBO-Random", 0))]

@@ -54,6 +54,12 @@ from .driver import Checkpointing
 from .ocm import GRAPH_BLOCK, OCMLearner
 
 
+# What members of one stack share: the step's shape and optimiser (OCMConfig fields). Everything else (the selection
+# rule and its thresholds, the memory's sizes, expansion, the seed) may differ from member to member.
+STEP_SHAPE = ("batch_size", "train_samples", "objective", "epochs_per_batch", "input_dim", "hidden", "latent_dim", "lr",
+              "beta1")
+
+
 @contextmanager
 def _seeded(seed: int):
     """The process's random numbers seeded for one member's construction, and restored after."""
@@ -178,9 +184,7 @@ class _StackedPasses:
     def __init__(self, members: list[OCMLearner], graphs: bool = False):
         self.members = members
         self.config = members[0].config
-        step_shape = ("batch_size", "train_samples", "objective", "epochs_per_batch", "input_dim", "hidden",
-                      "latent_dim", "lr", "beta1")
-        differ = [f for f in step_shape if len({getattr(m.config, f) for m in members}) > 1]
+        differ = [f for f in STEP_SHAPE if len({getattr(m.config, f) for m in members}) > 1]
         differ += [f for f in ("autocast", "tf32") if len({getattr(m, f) for m in members}) > 1]
         if differ:
             raise ValueError(f"stacked learners must share the step's shape and optimiser; they differ in {differ}")
@@ -382,4 +386,4 @@ def run_stacked_streams(stacked: StackedOCM, streams: Sequence[TaskFreeStream],
     return seconds
 
 
-__all__ = ["StackedOCM", "own_noise_learners", "run_stacked_streams"]
+__all__ = ["STEP_SHAPE", "StackedOCM", "own_noise_learners", "run_stacked_streams"]

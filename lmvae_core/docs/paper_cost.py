@@ -107,11 +107,11 @@ def ocm_paths_section(r: dict) -> str:
                 if measured else ": no OCM step has run on a GPU yet.")
              + " The graphed paths are in the code (`OCMLearner` and `StackedOCM` replay graphs on "
              "CUDA) and tested on the CPU in their eager form, bitwise against the eager passes; their CUDA tests "
-             "wait for a GPU. On a GPU, notebook 04's paper profile trains the runs that differ only in their seed "
-             "as one stack (`stack_seeds`, `papers/ocm/runs.py`: each run draws its own noise, so alone or stacked it "
-             "is the same run, and a stack resumes mid-stream), so its Table 1 and 3 runs, selection rules and memory "
-             "study take the stacked and graphed row (its ablations run one seed: the graphed row); notebook 05 "
-             "trains each seed alone, the graphed row.", "",
+             "wait for a GPU. On a GPU, notebook 04's paper profile trains the runs that share a stream and a step "
+             "(seeds, the ELBO methods, an ablation's values) as stacks of up to 16 (`stack_seeds`, "
+             "`papers/ocm/runs.py`: each run draws its own noise, so alone or stacked it is the same run, and a stack "
+             "resumes mid-stream): the stacked and graphed row, or better where its stacks are larger than 3 (below); "
+             "notebook 05 trains each run alone, the graphed row.", "",
              "| path | in the code | basis | " + " | ".join(f"us per step, {k.split(', ')[-1]}" for k in kinds)
              + " | " + " | ".join(f"{nb} GPU hours" for nb in nbs if nb in ocm_share) + " | all six |",
              "|---|---|---|" + "---:|" * (len(kinds) + len(ocm_share) + 1)]

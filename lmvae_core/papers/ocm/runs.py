@@ -4,8 +4,8 @@ as grids of those runs.
 
 With `stack_seeds` (the paper profile) every run draws its own noise (`OCMLearner(own_noise=True)`, its cache key
 says so), so a run is the same whether it trains alone or as a member of a `StackedOCM` (up to float rounding); on a
-CUDA device `run_grid` trains the uncached runs that differ only in their seed as one stack first (graphed, resumable
-mid-stream) and files each member's result under its own run's cache entry. The memory passes train in the
+CUDA device `run_grid` trains the uncached runs that share a stream and a step (seeds, methods, selection values) as
+stacks first (graphed, resumable mid-stream) and files each member's result under its own run's cache entry. The memory passes train in the
 profile's `precision` (precision.py)."""
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from ...continual import Budget, OCMLearner, StackedOCM, pack, restore, run_stacked_streams
+from ...continual.ocm_stacked import STEP_SHAPE
 from ...continual import run_stream as drive
 from ...continual.driver import Checkpointing
 from ...data.preprocess import binarize_dynamic, binarize_fixed
@@ -264,11 +265,16 @@ def fit_stacked(run: Run, members: list[tuple]) -> list[dict]:
                 for learner, args in zip(learners, members)]
 
 
+MAX_STACK = 16  # members per stack at most: a larger group splits (GPU memory, and what one failure costs)
+
+
 def stacked_calls(run: Run, calls: list[Call], stack: bool | None = None) -> tuple[list[Call], set[int]]:
-    """With `stack_seeds` on a CUDA device (or `stack`): the uncached notebook-04 runs that differ only in their
-    seed, grouped into one `fit_stacked` call per group of two or more. Returns those calls and the indices in
-    `calls` they cover. Runs of one group share everything the stacked step needs (the same stream, method and
-    settings; a reservoir's size and steps per batch may differ, per seed)."""
+    """With `stack_seeds` on a CUDA device (or `stack`): the uncached notebook-04 runs that can train as one
+    StackedOCM, grouped into `fit_stacked` calls of 2 to MAX_STACK runs. Returns those calls and the indices in
+    `calls` they cover. A group's runs pass over the same stream (stream, images, evaluation, precision) with the
+    same step (`STEP_SHAPE`: the objective, samples, passes per batch, network and optimiser); they may differ in
+    everything else: the seed, the method's memory rule and expansion, the selection thresholds, the STM's and
+    the reservoir's sizes. So Table 1's ELBO methods over all seeds, or an ablation's values, stack together."""
     if stack is None:
         stack = run.settings["stack_seeds"] and torch.device(run.device).type == "cuda"
     if not stack:
@@ -277,18 +283,20 @@ def stacked_calls(run: Run, calls: list[Call], stack: bool | None = None) -> tup
     for i, c in enumerate(calls):
         if c.fn is not fit_stream or (not run.force and is_cached(c.name, c.config)):
             continue
-        shared = {k: v for k, v in c.config.items() if k not in ("seed", "match_ltm_rows")}
-        shared["model"] = {k: v for k, v in c.config["model"].items() if k != "ltm_capacity"}
+        shared = {k: v for k, v in c.config.items() if k not in ("method", "seed", "match_ltm_rows", "model")}
+        shared["step"] = {f: c.config["model"][f] for f in STEP_SHAPE}
         groups.setdefault(config_key(shared), []).append(i)
     out, covered = [], set()
-    for idx in groups.values():
-        if len(idx) < 2:
-            continue
-        group = [calls[i] for i in idx]
-        cell = {k: v for k, v in group[0].cell.items() if k != "seed"} | {"seeds": [c.cell["seed"] for c in group]}
-        out.append(Call("ocm_stack", {"members": [c.config for c in group]}, fit_stacked,
-                        (run, [c.args for c in group]), cell, weight=float(len(group))))
-        covered.update(idx)
+    for members in groups.values():
+        for start in range(0, len(members), MAX_STACK):
+            idx = members[start:start + MAX_STACK]
+            if len(idx) < 2:
+                continue
+            group = [calls[i] for i in idx]
+            cell = {"stream": group[0].cell["stream"], "members": [c.cell for c in group]}
+            out.append(Call("ocm_stack", {"members": [c.config for c in group]}, fit_stacked,
+                            (run, [c.args for c in group]), cell, weight=float(len(group))))
+            covered.update(idx)
     return out, covered
 
 
