@@ -249,8 +249,9 @@ def fit_stream(run: Run, stream: str, cfg: OCMConfig, seed: int, limit: int | No
 
 
 def fit_stacked(run: Run, members: list[tuple]) -> list[dict]:
-    """The runs of one stream and method at several seeds (each `members` item is a `fit_stream` call's arguments)
-    trained as one StackedOCM in lockstep, each member on its own stream, then each evaluated as `fit_stream` does:
+    """Runs over one stream with one step (each `members` item is a `fit_stream` call's arguments; `stacked_calls`
+    groups them) trained as one StackedOCM in lockstep, each member on its own seed's order of the stream, then each
+    evaluated as `fit_stream` does:
     their results, in order. The stack's training time is shared: each result records its share. Resumes mid-stream
     from the stacked call's checkpoints."""
     s = run.settings
@@ -308,10 +309,10 @@ def run_grid(run: Run, calls: list[Call], desc: str, stack: bool | None = None) 
     stacks, covered = stacked_calls(run, calls, stack)
     if not stacks:
         return run.grid(calls, desc)
-    stacked = run.grid(stacks, f"{desc}: seeds stacked")
+    stacked = run.grid(stacks, f"{desc}: runs stacked")
     by_config = {config_key(c.config): c for c in calls}
-    for stack, results in zip(stacked.calls, stacked.results):
-        for config, result in zip(stack.config["members"], results or []):
+    for call, results in zip(stacked.calls, stacked.results):
+        for config, result in zip(call.config["members"], results or []):
             member = by_config[config_key(config)]
             store(member.name, member.config, result)
     results, failures = [None] * len(calls), []
