@@ -36,6 +36,7 @@ from lmvae_core.models.ocm import OCM, OCMConfig
 from lmvae_core.paths import benchmark_results
 from lmvae_core.runtime import seed_everything
 from lmvae_core.training import TrainConfig, train
+from lmvae_core.training.loop import tf32_matmuls
 
 from lmvae_core.papers.ocm.precision import TOLERANCE, this_device  # within TOLERANCE nats paper runs use the faster
 
@@ -51,9 +52,7 @@ def fit(x: torch.Tensor, seed: int, epochs: int, way: dict) -> tuple[OCM, float]
     seed_everything(seed)
     c = OCMConfig()
     model = OCM(c).to(x.device)
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = way.get("tf32", False)
-    try:
+    with tf32_matmuls(way.get("tf32", False)):
         t0 = time.perf_counter()
         train(model, x, TrainConfig(epochs=epochs, batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999),
                                     progress=False, compile=False, autocast=way.get("autocast"),
@@ -61,8 +60,6 @@ def fit(x: torch.Tensor, seed: int, epochs: int, way: dict) -> tuple[OCM, float]
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         return model, time.perf_counter() - t0
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @torch.no_grad()

@@ -40,6 +40,7 @@ from lmvae_core.continual.ocm import OCMLearner
 from lmvae_core.continual.ocm_stacked import StackedOCM
 from lmvae_core.models.ocm import OCM, OCMConfig
 from lmvae_core.paths import benchmark_results
+from lmvae_core.training.loop import tf32_matmuls
 from lmvae_core.training.op_count import OpCounter
 
 SHAPES = {"paper step (50-sample ELBO)": 50, "quick step (1-sample ELBO)": 1}
@@ -81,13 +82,8 @@ def graphed_learners(samples: int, seeds: int, memory: int, device: torch.device
 @contextlib.contextmanager
 def precision(name: str, device: torch.device):
     """fp32; TF32 matmuls (CUDA); or the step under bf16 autocast (a graph captured inside keeps it)."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
-    try:
-        with torch.autocast(device.type, dtype=torch.bfloat16) if name == "bf16" else contextlib.nullcontext():
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+    with tf32_matmuls(name == "tf32"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16"):
+        yield
 
 
 def time_case(samples: int, seeds: int, memory: int, rounds: int, device: torch.device) -> dict:

@@ -84,6 +84,11 @@ def launch_check(r: dict, gpu: dict) -> str:
 OCM_TARGETS_H = {"all six notebooks": 6.0, "04_ocm": 3.0}  # issue 38's targets for the projected paper profile
 
 
+def _target_hours(what: str, path: dict) -> float:
+    """A path's hours for one of OCM_TARGETS_H: all six notebooks, or notebook 04."""
+    return path["total_gpu_hours"] if what == "all six notebooks" else path["gpu_hours"][what]
+
+
 def ocm_paths_section(r: dict) -> str:
     """OCM's steps on each path (benchmarks/paper_cost.py's `ocm_paths`): counts, projected hours, and the arithmetic
     floor against the targets."""
@@ -121,21 +126,25 @@ def ocm_paths_section(r: dict) -> str:
                      + " | ".join(_hours(v["gpu_hours"][nb]) for nb in nbs if nb in ocm_share)
                      + f" | {_hours(v['total_gpu_hours'])} |")
     if measured:  # the targets against what was timed, not projected
-        best = {what: min(measured.items(), key=lambda pv: (pv[1]["total_gpu_hours"] if what.startswith("all")
-                                                              else pv[1]["gpu_hours"]["04_ocm"]))
-                for what in OCM_TARGETS_H}
-        lines += ["", "On the measured rows: " + "; ".join(
-            f"{what} at best {_hours(h)} h ({p}), {'within' if h <= t else 'over'} the target of {t:g} h"
-            for what, t in OCM_TARGETS_H.items()
-            for p, v in [best[what]]
-            for h in [v["total_gpu_hours"] if what.startswith("all") else v["gpu_hours"]["04_ocm"]]) + "."]
+        verdicts = []
+        for what, target in OCM_TARGETS_H.items():
+            best = min(measured, key=lambda p: _target_hours(what, measured[p]))
+            h = _target_hours(what, measured[best])
+            verdicts.append(f"{what} at best {_hours(h)} h ({best}), {'within' if h <= target else 'over'} the target "
+                            f"of {target:g} h")
+        lines += ["", "On the measured rows: " + "; ".join(verdicts) + "."]
     floor = o["compute_floor_hours"]
     floors = {"all six notebooks": sum(floor.values()), "04_ocm": floor["04_ocm"]}
     rate = r["assumptions"]["gpu_rate_flops"]
     needs = "; ".join(f"{what} at most {t:g} h needs {rate * floors[what] / t / 1e12:,.0f} TFLOP/s" for what, t in
                       OCM_TARGETS_H.items())
-    kernels_04 = sum(k["units"] * o["counts"][k["kind"]]["stacked"]["ops"] * per["graph_s"]
-                     for k in r["notebooks"]["04_ocm"]["kinds"] if k["kind"] in o["counts"]) / 3600
+
+    def kernel_floor_04(ops_per_step) -> float:
+        """Notebook 04's OCM steps at the graphed time per kernel, in hours; ops_per_step(count of a kind)."""
+        return sum(k["units"] * ops_per_step(o["counts"][k["kind"]]) * per["graph_s"]
+                   for k in r["notebooks"]["04_ocm"]["kinds"] if k["kind"] in o["counts"]) / 3600
+
+    kernels_04 = kernel_floor_04(lambda count: count["stacked"]["ops"])
     lines += ["", f"Arithmetic alone, every FLOP at R = {rate / 1e12:g} TFLOP/s, is {_hours(floors['04_ocm'])} h for "
                   f"notebook 04 and {_hours(floors['all six notebooks'])} h for all six: graphs and stacking remove "
                   f"launches, not FLOPs, so no path above can reach the targets at that rate. Sustained, {needs}: "
@@ -146,9 +155,7 @@ def ocm_paths_section(r: dict) -> str:
                   "also need fewer kernels per seed's step (more seeds or methods per stack, or fused kernels)."]
     if all("stacked_ops_by_members" in k for k in o["counts"].values()):  # counted since the stacked graphs
         sizes = list(c["stacked_ops_by_members"])
-        floor_by_size = {n: sum(k["units"] * o["counts"][k["kind"]]["stacked_ops_by_members"][n] * per["graph_s"]
-                                for k in r["notebooks"]["04_ocm"]["kinds"] if k["kind"] in o["counts"]) / 3600
-                         for n in sizes}
+        floor_by_size = {n: kernel_floor_04(lambda count, n=n: count["stacked_ops_by_members"][n]) for n in sizes}
         big_ops = c["stacked_ops_by_members"]
         lines[-1] += (" Counted the same way, stacks of " + ", ".join(sizes) + " members dispatch "
                       + ", ".join(f"{big_ops[n]:.1f}" for n in sizes) + f" operations per member's step ({big}); "

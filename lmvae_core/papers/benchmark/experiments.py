@@ -78,18 +78,21 @@ OCM_LEARNERS = ("VAE-ELBO-OCM", "Dynamic-OCM", "Reservoir OCM")
 
 
 def ocm_precision(s: dict, device, method: str) -> Precision:
-    """The precision of an OCM method's memory passes: `s['ocm']['precision']` (fp32 when absent; the paper profile's
-    'measured' is chosen per device from benchmarks/ocm_precision.py, papers/ocm/precision.py). fp32 for the rest."""
-    if method not in OCM_LEARNERS:
-        return FP32
+    """The precision of a method's training: for the OCM learners their memory passes' (`ocm_train_precision`), fp32
+    for the rest."""
+    return ocm_train_precision(s, device) if method in OCM_LEARNERS else FP32
+
+
+def ocm_train_precision(s: dict, device) -> Precision:
+    """`s['ocm']['precision']` on this device: fp32 when absent; the paper profile's 'measured' is chosen per device
+    from benchmarks/ocm_precision.py (papers/ocm/precision.py)."""
     return resolve_precision(dict(s["ocm"]).get("precision", "fp32"), device)
 
 
 def _ocm(s: dict, seed: int, device, **over) -> OCMLearner:
     settings = {k: v for k, v in (dict(s["ocm"]) | over).items() if k != "precision"}
     cfg = OCMConfig(hidden=s["hidden"], latent_dim=s["latent"], objective="elbo", **settings)
-    return OCMLearner(config=cfg, seed=seed, device=device,
-                      **resolve_precision(dict(s["ocm"]).get("precision", "fp32"), device).learner_args)
+    return OCMLearner(config=cfg, seed=seed, device=device, **ocm_train_precision(s, device).learner_args)
 
 
 # name -> build(settings, seed, device); every learner is built right after torch.manual_seed(seed)

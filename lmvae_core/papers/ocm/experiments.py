@@ -30,8 +30,8 @@ def sweep(run: Run, half: bool = False) -> None:
     1's, Table 3's, the selection rules', the ablations', the memory study's and the calibration VAE), then the
     second stage of Tables 1 and 3. The tables below then load their runs from the cache. With `half`, the same
     grids also hold the runs at half the budget (`half_budget`) that the claims read: Tables 1 and 3 without the
-    i.i.d. baselines, the selection rules the claims compare, the ablations and the memory study. With `stack_seeds` on
-a GPU, the runs that share a stream and a step train as stacks first (`runs.run_grid`)."""
+    i.i.d. baselines, the selection rules the claims compare, the ablations and the memory study. With `stack_seeds`
+    on a GPU, the runs that share a stream and a step train as stacks first (`runs.run_grid`)."""
     s = run.settings
     runs = [(run, True)] + ([(run.with_settings(half_budget(s)), False)] if half else [])
     first, second = [], []

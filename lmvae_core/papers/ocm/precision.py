@@ -13,7 +13,6 @@ The choice goes into the run's cache key and into the claims' notes (claims.py),
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -46,7 +45,7 @@ class Precision:
 
     def matmuls(self):
         """TF32 matmuls inside for 'tf32' (training/loop.py's `tf32_matmuls`); the others leave them as they are."""
-        return tf32_matmuls(True) if self.name == "tf32" else contextlib.nullcontext()
+        return tf32_matmuls(self.name == "tf32")
 
 
 FP32 = Precision("fp32", "set by the profile")

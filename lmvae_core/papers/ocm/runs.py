@@ -5,8 +5,8 @@ as grids of those runs.
 With `stack_seeds` (the paper profile) every run draws its own noise (`OCMLearner(own_noise=True)`, its cache key
 says so), so a run is the same whether it trains alone or as a member of a `StackedOCM` (up to float rounding); on a
 CUDA device `run_grid` trains the uncached runs that share a stream and a step (seeds, methods, selection values) as
-stacks first (graphed, resumable mid-stream) and files each member's result under its own run's cache entry. The memory passes train in the
-profile's `precision` (precision.py)."""
+stacks first (graphed, resumable mid-stream) and files each member's result under its own run's cache entry. The
+memory passes train in the profile's `precision` (precision.py)."""
 from __future__ import annotations
 
 import math
@@ -183,18 +183,20 @@ def stream_call(run: Run, stream: str, method: str, seed: int, limit: int | None
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(data) | {"device": None}}
     if match is not None:
         key["match_ltm_rows"] = match
-    prec = train_precision(run)
-    if prec.name != "fp32":  # absent in fp32: the keys of the runs cached before precision was a setting stay
-        key["precision"] = prec.name
+    prec = keyed_precision(run, key)
     if s["stack_seeds"]:  # the run draws its own noise: the same result alone or in a stack (StackedOCM)
         key["own_noise"] = True
     return Call("ocm", key, fit_stream, (run, stream, cfg, seed, limit, match, prec),
                 {"stream": stream, "method": method, "seed": seed} | overrides)
 
 
-def train_precision(run: Run) -> Precision:
-    """The component's training precision in this run (precision.py: the paper profile's is measured per device)."""
-    return resolve_precision(run.settings["precision"], run.device)
+def keyed_precision(run: Run, key: dict) -> Precision:
+    """The component's training precision in this run (precision.py: the paper profile's is measured per device),
+    entered in the run's cache key unless fp32 (so the keys of runs cached before precision was a setting stay)."""
+    prec = resolve_precision(run.settings["precision"], run.device)
+    if prec.name != "fp32":
+        key["precision"] = prec.name
+    return prec
 
 
 def stream_checkpointing() -> Checkpointing | None:
@@ -344,9 +346,7 @@ def iid_call(run: Run, stream: str, seed: int, steps: int, limit: int | None = N
     cfg = model_config(s, stream, "VAE-ELBO-OCM")
     key = {"stream": stream, "method": IID, "model": asdict(cfg), "steps": int(steps), "seed": seed, "limit": limit,
            "eval": (s["eval_n"], s["eval_k"]), "data": asdict(run.data()) | {"device": None}}
-    prec = train_precision(run)
-    if prec.name != "fp32":
-        key["precision"] = prec.name
+    prec = keyed_precision(run, key)
     return Call("ocm_iid", key, fit_iid, (run, stream, cfg, seed, limit, int(steps), prec),
                 {"stream": stream, "method": IID, "seed": seed})
 

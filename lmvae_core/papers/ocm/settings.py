@@ -100,7 +100,7 @@ class OCMSettings(Settings):
     streams: tuple[str, ...]  # Table 1's streams (STREAMS)
     memory_study: dict  # the memory study (`memory_study_settings`): streams, seeds, lambda1s, share
     precision: str = "fp32"  # the component's training precision (precision.py): 'measured' picks it per device
-    stack_seeds: bool = False  # runs draw their own noise, and on CUDA a method's seeds train as one StackedOCM
+    stack_seeds: bool = False  # runs draw their own noise; on CUDA those sharing a stream and step train stacked
 
 
 SETTINGS = {
@@ -156,8 +156,9 @@ SETTINGS = {
                          # bf16 or TF32 where benchmarks/ocm_precision.py measured it within 0.3 nats of fp32 and
                          # faster on this type of device (precision.py); fp32 elsewhere
                          precision="measured",
-                         # the seeds of a (stream, method) as one stacked, graphed computation on a GPU (runs.py's
-                         # `stacked_calls`): about half the projected hours of OCM's training (docs/paper_cost.md)
+                         # the runs of a stream with one step (seeds, ELBO methods, ablation values) as stacked, graphed
+                         # computations on a GPU (runs.py's `stacked_calls`): about half the projected hours of OCM's
+                         # training (docs/paper_cost.md)
                          stack_seeds=True),
 }
 
