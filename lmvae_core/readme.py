@@ -18,6 +18,7 @@ from . import paths
 from .docs import grid_speed, paper_cost, speed
 from .experiments import registry
 from .results.atomic import write_text
+from .results.writers import markdown_table
 from .results.claims import NOT_COMPARABLE, NOT_REPRODUCED, PARTLY, REPRODUCED
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -65,7 +66,7 @@ def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Pat
     if table is None:
         return "No results yet: run `make reproduce`.\n"
     provenance = [run_row(name, info, table.loc[table["notebook"] == name[:2], "verdict"]) for name, info in infos.items()]
-    lines = [headline(table), "", table.to_markdown(index=False), "",
+    lines = [headline(table), "", markdown_table(table, index=False), "",
              "*verdict*: the committed (quick, CPU) run; *paper profile*: the verdict of the notebook's paper-profile "
              "run on a GPU where one was made (`figures/paper/<notebook>/`, else `benchmarks/logs/gpu/paper_<notebook>/`), "
              "'-' where none was.", ""]
@@ -75,7 +76,7 @@ def results_section(figures: Path, paper_logs: Path | None = None, page_dir: Pat
                   "an empty cache, with the commit, executor and CPU count it ran on, and, where measured, the machine probe "
                   "(784-200-20 VAE training steps per second on one thread, taken before the run: machines with the "
                   "same core count differ, so cold times of two machines compare through their probes).", "",
-                  pd.DataFrame(provenance).to_markdown(index=False), "", budget_sentence(infos), ""]
+                  markdown_table(pd.DataFrame(provenance), index=False), "", budget_sentence(infos), ""]
     benchmark = figures / "05_benchmark"
     if (benchmark / "benchmark.md").exists():
         lines += ["### Every method on the same streams (notebook 05, mean ± std over seeds)", "",

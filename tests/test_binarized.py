@@ -386,6 +386,19 @@ def test_fidelity_symmetry_is_judged_against_r0():
     assert _judged(level, level, calibrated=True)[key].rule.judge(0.005) == PARTLY
 
 
+def test_fidelity_two_modes_partly_is_a_gain_over_r0_only_below_five_ninths():
+    """'Partly' for two modes is r = 0's bimodality coefficient, a weaker bound than 5/9 only where r = 0 sits below
+    it; where r = 0 is past 5/9 already, there is no partly (an inverted bound would make 5/9 the only test)."""
+    from lmvae_core.results.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
+
+    low = {("main", "VAE", 0.0): [0.30, 0.31, 0.32], ("main", "VAE", 0.5): [0.40, 0.41, 0.42]}
+    c = _judged(low, low, calibrated=True)["Two symmetric modes"]
+    assert c.rule.partly == pytest.approx(0.31) and c.rule.judge(c.ours) == PARTLY
+    high = {("main", "VAE", 0.0): [0.70, 0.71, 0.72], ("main", "VAE", 0.5): [0.50, 0.51, 0.52]}
+    c = _judged(high, high, calibrated=True)["Two symmetric modes"]
+    assert c.rule.partly is None and c.rule.judge(c.ours) == NOT_REPRODUCED and c.rule.judge(0.6) == REPRODUCED
+
+
 def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
     """Where every unit is active at r = 0 (the old latent-20 sweep), the collapse claim has no measurement."""
     from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED

@@ -33,8 +33,21 @@ def test_changing_a_source_file_changes_the_key(tmp_path, monkeypatch):
     assert config_key(cfg) != key
 
 
-def test_the_real_package_hash_covers_its_sources():
-    assert len(source_hash()) == 16 and source_hash() == source_hash()
+def test_the_real_package_hash_covers_its_sources(tmp_path):
+    """The default hash is over the package itself, the papers' subpackages included: a copy of it hashes the same,
+    and an edit deep inside the copy (a paper's claims) changes the hash."""
+    import shutil
+
+    from lmvae_core.results.cache import PACKAGE
+
+    assert (PACKAGE / "results" / "cache.py").is_file()
+    copy = tmp_path / "lmvae_core"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert source_hash(copy) == source_hash()
+    claims = copy / "papers" / "ocm" / "claims.py"
+    claims.write_text(claims.read_text() + "# an edit\n")
+    source_hash.cache_clear()
+    assert source_hash(copy) != source_hash()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

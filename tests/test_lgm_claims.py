@@ -35,8 +35,8 @@ def test_half_budget_halves_the_real_data_per_task_and_nothing_else(profile, str
              for t in stream]
     half_steps = [half.epochs * steps_per_epoch(len(t.train), half.batch_size, half.epochs, half.max_steps)
                   for t in stream]
-    ratio = np.mean(half_steps) / np.mean(steps)
-    assert ratio == pytest.approx(0.5, abs=0.17)  # smoke: 1 of 3 steps
+    # half of each task's steps, up to the rounding of a step count (the fixture's tasks are a few steps long)
+    assert all(abs(h - f / 2) <= 1 for h, f in zip(half_steps, steps)), (half_steps, steps)
 
 
 def test_full_budget_unchanged_by_the_stream(stream):

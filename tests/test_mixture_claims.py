@@ -139,3 +139,18 @@ def test_half_results_train_at_half_the_epochs_and_keep_the_full_runs_baselines(
     claims = exp.claims(half, res, ablation, [], calibrated=True)
     assert [c.kind for c in claims] == ["paper", "paper", "paper"]
     assert claims[2].compute is None  # no side with balancing to compare at half the budget
+
+
+@pytest.mark.parametrize("latent, pixels", [(0.59, 0.55), (0.48, 0.55)])
+def test_the_manager_must_beat_the_stronger_k_means_baseline_whichever_it_is(latent, pixels):
+    """Reproduced above both baselines, partly above the weaker: on Fashion-MNIST pixels beat the latent means."""
+    from lmvae_core.results.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
+
+    results, ablation, beyond = _inputs()
+    for r in results.values():
+        r["metrics"] |= {"kmeans_accuracy": pixels, "latent_kmeans_accuracy": latent}
+    out = exp.claims(_run(), results, ablation, beyond, calibrated=True)
+    for c in (x for x in out if "k-means" in x.claim):
+        assert (c.rule.threshold, c.rule.partly) == (max(latent, pixels), min(latent, pixels)), c.claim
+        between = (latent + pixels) / 2
+        assert [c.rule.judge(v) for v in (0.6, between, 0.4)] == [REPRODUCED, PARTLY, NOT_REPRODUCED]

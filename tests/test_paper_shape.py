@@ -55,7 +55,14 @@ def _smaller(paper, shaped, path: str, skip: frozenset = frozenset()) -> list[st
 def test_paper_shape_scales_only_sizes(module):
     m = importlib.import_module(module)
     changed = getattr(m, "PAPER_SHAPE_CHANGED", {})
-    assert m.SETTINGS["paper-shape"] == paper_shape(m.SETTINGS["paper"], m.PAPER_SHAPE, changed)
+    paper, shaped = m.SETTINGS["paper"], m.SETTINGS["paper-shape"]
+    declared = set(m.PAPER_SHAPE) | {k.split(".")[0] for k in changed}
+    assert {k for k in paper if k in shaped and paper[k] != shaped[k]} <= declared, "an undeclared difference"
+    overridden = {k.split(".")[0] for k in changed if "." in k}  # a dotted change replaces one entry of a size
+    assert all(shaped[k] == v for k, v in m.PAPER_SHAPE.items() if k not in overridden), "a declared size not applied"
+    for key, (value, _why) in changed.items():
+        outer, _, inner = key.partition(".")
+        assert (shaped[outer][inner] if inner else shaped[outer]) == value, f"{key}: the change not applied"
     assert all(isinstance(why, str) and len(why) > 20 for _value, why in changed.values()), "each change says why"
     problems = [p for k in m.SETTINGS["paper"]
                 for p in _smaller(m.SETTINGS["paper"][k], m.SETTINGS["paper-shape"][k], k, frozenset(changed))]

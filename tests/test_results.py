@@ -179,9 +179,27 @@ def test_a_sample_profile_stamps_its_figures_and_the_quick_profile_does_not(tmp_
     plt.close("all")
 
 
-def test_setup_stamps_exactly_the_profiles_that_run_on_the_sample(tmp_path):
+def test_setup_stamps_exactly_the_profiles_that_run_on_the_sample(tmp_path, monkeypatch):
+    from lmvae_core.experiments import common
     from lmvae_core.experiments.common import setup
 
-    for profile, stamped in (("smoke", True), ("paper-shape", True)):
+    monkeypatch.setattr(common, "ensure", lambda *a, **k: None)  # quick and paper need the full data root otherwise
+    for profile, stamped in (("smoke", True), ("paper-shape", True), ("quick", False), ("paper", False)):
         run = setup("00_mixture_of_vaes", profile, 0, "cpu", out_dir=str(tmp_path), progress=False)
         assert bool(run.out.stamp) is stamped and (not stamped or profile in run.out.stamp)
+
+
+def test_a_pipe_inside_a_cell_does_not_shift_the_markdown_columns(tmp_path):
+    """A claim's text with |mu| once split its row, and the verdict column showed the value of another column."""
+    import pandas as pd
+
+    from lmvae_core.results.writers import Outputs, markdown_table
+
+    frame = pd.DataFrame({"claim": ["Var of max(|mu| - r, 0)", "plain"], "verdict": ["not comparable", "reproduced"]})
+    text = markdown_table(frame, index=False)
+    for line in text.splitlines():
+        assert len(line.replace("\\|", "").split("|")) == 4, line  # two cells: three bars, four pieces
+    assert "max(\\|mu\\| - r, 0) | not comparable |" in text
+    Outputs(tmp_path).table(frame, "claims")
+    assert (tmp_path / "claims.md").read_text() == text + "\n"
+    assert pd.read_csv(tmp_path / "claims.csv")["claim"][0] == "Var of max(|mu| - r, 0)"  # the CSV keeps the text

@@ -245,3 +245,14 @@ def test_a_claims_row_shows_its_value_and_fields():
     assert [_fmt(v, "") for v in (0.5, 12.34, 1000.0, 1000.6, 1234.5)] == ["0.5", "12.3", "1000", "1001", "1234"]
     assert list(claims_frame([paper_claim()], "03").columns)[0] == "notebook"
     assert "notebook" not in claims_frame([paper_claim()]).columns
+
+
+def test_a_partly_bound_on_the_wrong_side_of_the_threshold_is_refused():
+    """Inverted, `partly` could never be reached and a value missing the weaker bound would read reproduced (the
+    Fashion-MNIST k-means claim's measured bounds came in that order)."""
+    for bad in (lambda: AtLeast(0.48, partly=0.55), lambda: AtMost(1.0, partly=0.9),
+                lambda: Within(10.0, 3.0, partly_tol=1.0), lambda: Within(10.0, -1.0)):
+        with pytest.raises(ValueError):
+            bad()
+    assert AtLeast(0.5, partly=0.5).judge(0.5) == REPRODUCED and AtMost(1.0, partly=1.0).judge(1.0) == REPRODUCED
+    assert AtLeast(float("nan"), partly=0.5).judge(0.6) == PARTLY  # an unmeasured threshold is not refused here

@@ -39,11 +39,23 @@ class _Rule:
         return min(abs(float(ours) - b) for b in self.boundaries())
 
 
+def _check_partly(threshold: float, partly: float | None, below: bool) -> None:
+    """A `partly` bound on the wrong side of the threshold would make `partly` unreachable and let a value that
+    misses the weaker bound read `reproduced`; callers whose bounds come from measurements must order them."""
+    if partly is not None and (partly > threshold if below else partly < threshold):
+        side = "above" if below else "below"
+        raise ValueError(f"partly={partly:g} lies {side} the threshold {threshold:g}: `partly` must be the weaker "
+                         "bound (order measured bounds with min/max, or drop `partly`)")
+
+
 @dataclass(frozen=True)
 class AtLeast(_Rule):
     """ours >= threshold: reproduced; ours >= partly: partly."""
     threshold: float
     partly: float | None = None
+
+    def __post_init__(self):
+        _check_partly(self.threshold, self.partly, below=True)
 
     def boundaries(self) -> list[float]:
         return [self.threshold] + ([self.partly] if self.partly is not None else [])
@@ -63,6 +75,9 @@ class AtMost(_Rule):
     threshold: float
     partly: float | None = None
 
+    def __post_init__(self):
+        _check_partly(self.threshold, self.partly, below=False)
+
     def boundaries(self) -> list[float]:
         return [self.threshold] + ([self.partly] if self.partly is not None else [])
 
@@ -81,6 +96,10 @@ class Within(_Rule):
     target: float
     tol: float
     partly_tol: float | None = None
+
+    def __post_init__(self):
+        if self.tol < 0 or (self.partly_tol is not None and self.partly_tol < self.tol):
+            raise ValueError(f"Within: need 0 <= tol <= partly_tol, got tol={self.tol}, partly_tol={self.partly_tol}")
 
     def boundaries(self) -> list[float]:
         tols = [self.tol] + ([self.partly_tol] if self.partly_tol is not None else [])

@@ -68,8 +68,9 @@ def gpu_count() -> int:
 
 # Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to the OS).
 # Setting any malloc threshold switches off glibc's adaptive mmap threshold, so every tensor above 128 KiB is
-# a fresh mmap, zero-filled page by page and unmapped when freed: the runs of notebook 05's grid spent 45% of
-# their time in the kernel and took 2-4x their serial time on a worker (benchmarks/results/grid_speed_cpu.json).
+# a fresh mmap, zero-filled page by page and unmapped when freed: the runs of notebook 05's grid spent most of
+# their time in the kernel and took several times their serial time on a worker
+# (benchmarks/logs/grid/grid_speed_cpu_before_malloc_fix.json; docs/dask.md).
 # None keeps the nanny from setting it (distributed.nanny._get_env_variables), and it is also taken out of this
 # process's environment, which the workers inherit: an earlier Dask cluster of this process (a nanny sets its
 # pre-spawn variables in its own process) or the shell may have put it there. For `dask worker`, see docs/dask.md.

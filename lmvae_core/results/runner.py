@@ -14,8 +14,8 @@ function with its arguments, and the grid cell it fills (e.g. stream, method, se
 
 Every run computes on runtime.RESULT_THREADS torch threads, serially as on a local worker, so a cached result does
 not depend on the executor that made it: torch's CPU kernels sum in another order with another thread count
-(benchmarks/results/thread_invariance.json). Serially this gives up what a second thread gives one run (1.24x and
-1.33x on two machines, benchmarks/results/cpu_bounds.json); `executor="local"` runs one single-threaded run per core.
+(benchmarks/results/thread_invariance.json). Serially this gives up what a second thread gives one run (measured in
+benchmarks/results/cpu_bounds.json, reported in docs/dask.md); `executor="local"` runs one single-threaded run per core.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class Outputs:
 
     def table(self, frame, name: str, index: bool = False, floatfmt: str = ".3g"):
         atomic_write(self.dir / f"{name}.csv", lambda tmp: frame.to_csv(tmp, index=index))
-        write_text(self.dir / f"{name}.md", frame.to_markdown(index=index, floatfmt=floatfmt) + "\n")
+        write_text(self.dir / f"{name}.md", markdown_table(frame, index=index, floatfmt=floatfmt) + "\n")
         return frame
 
     def json(self, obj, name: str) -> Path:
@@ -62,3 +62,13 @@ def _jsonable(o):
     except ImportError:  # pragma: no cover
         pass
     return str(o)
+
+
+def markdown_table(frame, **kwargs) -> str:
+    """`frame.to_markdown` with every `|` inside a cell or a header escaped: an unescaped one (a claim's |mu|)
+    splits its row into more cells than the header has, and the verdict column then shows another column's value."""
+    def escape(v):
+        return v.replace("|", "\\|") if isinstance(v, str) else v
+
+    escaped = frame.rename(columns=escape, index=escape if kwargs.get("index") else None)
+    return escaped.map(escape).to_markdown(**kwargs)

@@ -69,9 +69,9 @@ SETTINGS = {
     # IWAE k=50 on 200 test images per task, FID on 500 generated images, fitting capacity on 10,000, 3 seeds;
     # OCM: one pass over STM u LTM per arriving batch (paper: 100), a 512-image LTM, at most 3 components.
     # MNIST -> Fashion (two whole datasets, the most expensive stream) is left to the paper profile. Deviations:
-    # - fitting capacity on 10,000 images, not full-size (60,000 on MNIST): full-size, labelling the generated set
-    #   took 57 s and the classifier 62 s per run on one thread; the real ceiling drops from 0.978 to 0.953 (split
-    #   MNIST); at 5,000 it would drop to 0.926 (Fashion: 0.864 to 0.803), so the cap stays at 10,000;
+    # - fitting capacity on 10,000 images, not full-size (60,000 on MNIST): full size cost about two minutes a run
+    #   on one thread in a one-off trial (no results file kept), more than most methods' training; the real data's
+    #   own fitting capacity at 10,000 is measured beside every method's (figures/05_benchmark/features.csv);
     # - Dynamic-OCM's expansion signal R on a 1-sample bound (paper: IWAE-1000): at 5 samples R took 132 of its
     #   232 s of training (split MNIST, seed 0); at 1 sample, the same expansions (after batches 4 and 8) and
     #   -149.13 against -148.92 nats.

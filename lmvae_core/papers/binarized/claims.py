@@ -157,7 +157,9 @@ def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, list
               note=collapse_note, schedule=schedule, calibrated=calibrated, ci=_ci(folded), where=ABSTRACT,
               compute=sweep_compute(rows, main_r, "collapse", collapsed) if collapsed else None),
         Claim(modes, "'disentangle the latent space symmetrically' (qualitative)", vae[main_r]["pooled_bc"],
-              AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"]), profile,
+              # partly: above r = 0's coefficient, a gain the regulariser made; where r = 0 is already past 5/9
+              # there is no weaker bound (two modes without the regulariser are not its doing, but still two modes)
+              AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"] if vae[0.0]["pooled_bc"] < 5 / 9 else None), profile,
               note=f"VAE {ds0}, r = {main_r:g} (partly: above r = 0, {vae[0.0]['pooled_bc']:.2f}); "
                    + at_r_max("pooled_bc"), schedule=schedule, calibrated=calibrated,
               ci=_ci(vae[main_r]["seeds"]["pooled_bc"]), where=ABSTRACT, compute=sweep_compute(rows, main_r)),

@@ -269,10 +269,10 @@ def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: lis
               "qualitative: some experts take one digit (1), some mix similar ones (3 and 5)", mnist["purity"],
               AtLeast(0.7, partly=0.5), profile, schedule=main, calibrated=calibrated, kind=PAPER,
               where=WHERE_TRAINING),
-        Claim("The manager classifies digits without labels: better than k-means on a plain VAE's latent means "
-              "(partly: better than k-means on pixels) (Hungarian accuracy, MNIST test)",
+        Claim("The manager classifies digits without labels: better than k-means both on a plain VAE's latent means "
+              "and on pixels (partly: better than the weaker of the two) (Hungarian accuracy, MNIST test)",
               "qualitative ('a cool byproduct': the manager classifies the digit; 'reasonable results')",
-              mnist["accuracy"], AtLeast(mnist["latent_kmeans_accuracy"], partly=mnist["kmeans_accuracy"]), profile,
+              mnist["accuracy"], beats_both_baselines(mnist), profile,
               note=baselines, schedule=main, calibrated=calibrated, kind=PAPER,
               where=WHERE_ARCHITECTURE + "; 'What else?'"),
     ]
@@ -296,15 +296,22 @@ def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: lis
         f = results["fashion"]["metrics"]
         fashion = Schedule(images_seen(run, "fashion", epochs_for(s, "fashion", train_size(run, "fashion"))),
                            POST_IMAGES_SEEN, "images seen", min_fraction=0.0)
-        out.append(Claim("Same on Fashion-MNIST: better than k-means on a plain VAE's latent means (partly: on "
-                         "pixels) (Hungarian accuracy)", "not in the post (MNIST only)", f["accuracy"],
-                         AtLeast(f["latent_kmeans_accuracy"], partly=f["kmeans_accuracy"]), profile,
+        out.append(Claim("Same on Fashion-MNIST: better than k-means both on a plain VAE's latent means and on "
+                         "pixels (partly: than the weaker of the two) (Hungarian accuracy)",
+                         "not in the post (MNIST only)", f["accuracy"], beats_both_baselines(f), profile,
                          note=f"k-means on latent means: {f['latent_kmeans_accuracy']:.3f}, on pixels: "
                               f"{f['kmeans_accuracy']:.3f}",
                          schedule=fashion, calibrated=calibrated, kind=BEYOND))
     if beyond:
         out.append(beyond_claim(run, beyond, calibrated))
     return out
+
+
+def beats_both_baselines(metrics: dict) -> AtLeast:
+    """Reproduced above the stronger of the two k-means baselines, partly above the weaker. Which one is stronger
+    is measured, not known: on MNIST the latent means beat pixels, on Fashion-MNIST pixels beat the latent means."""
+    bounds = sorted((metrics["latent_kmeans_accuracy"], metrics["kmeans_accuracy"]))
+    return AtLeast(bounds[1], partly=bounds[0])
 
 
 def beyond_claim(run: Run, beyond: list[dict], calibrated: bool | None) -> Claim:
