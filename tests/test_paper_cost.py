@@ -110,7 +110,7 @@ def test_projection_and_docs_section(tmp_path):
          "threads": 1,
          "device": "cpu", "load_average_start_end": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]}
     text = written(tmp_path, r)
-    assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | VAE step (100%) |" in text
+    assert "old" not in text and "| 00_mixture_of_vaes | 10 | 0 | 5.0 | 2.0 | - | VAE step (100%) |" in text
     assert text.startswith("a\n") and text.endswith("b\n") and "GPU measurement" not in text
     assert "busy with other runs (load average up to 2.0), so they are inflated" in text  # one thread, load 2
     idle = r | {"load_average_start_end": [[0.2, 0.2, 0.2], [1.0, 1.0, 1.0]]}  # the run's own thread only
@@ -306,3 +306,25 @@ def test_docs_set_the_measured_rows_against_the_targets():
     assert "no OCM step has run on a GPU yet" not in text
     del o["paths"]["graphed, bf16 (measured)"]
     assert "On the measured rows" not in docs_cost.ocm_paths_section(r)
+
+
+def test_measured_basis_brackets_each_notebook_between_graphed_and_eager():
+    """By hand: a training kind of 100 operations and 4 GFLOP a step (200 us at R) takes max(200, 100 x 1) us graphed
+    and max(200, 100 x 40) us eager; an evaluation kind takes FLOPs / R at both ends. The docs show both ends."""
+    train = {"kind": "T", "train": True, "units": 360_000, "ops_per_step": 100, "flops_per_unit": 4e9}
+    evaluation = {"kind": "E", "train": False, "units": 360, "ops_per_step": 34, "flops_per_unit": 2e13}
+    gpu = {"device": "GPU", "gpu_epoch_images": 1280, "settings": {"batch_size": 128}, "eager_step_ops": 80,
+           "gpu_epoch_ms": {"eager": 10 * 80 * 40e-3, "graph": 10 * 80 * 1e-3}}  # 40 us and 1 us per operation
+    b = cost.measured_basis({"04_ocm": {"kinds": [train, evaluation]}}, gpu)
+    h = b["hours"]["04_ocm"]
+    assert abs(h["graphed"] - (360_000 * 200e-6 + 360 * 1.0) / 3600) < 1e-12  # 0.12 h
+    assert abs(h["eager"] - (360_000 * 4000e-6 + 360 * 1.0) / 3600) < 1e-12  # 0.5 h
+    assert b["total"] == h and cost.measured_basis({}, None) is None
+    from lmvae_core import reproduce
+
+    ranges = reproduce.measured_ranges({"measured_basis": b})
+    assert ranges["device"] == "GPU" and ranges["04_ocm"] == (h["graphed"], h["eager"])
+    message = reproduce.cost_message(["04_ocm"], "paper", "cuda", cost={"notebooks": {"04_ocm": {"gpu_hours": 2.0}},
+                                                                       "measured_basis": b})
+    assert "2.0 h (7 min to 30 min at the times per operation measured on GPU, graphed to eager)" in message
+    assert reproduce.measured_ranges({}) == {}
