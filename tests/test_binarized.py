@@ -399,6 +399,18 @@ def test_fidelity_two_modes_partly_is_a_gain_over_r0_only_below_five_ninths():
     assert c.rule.partly is None and c.rule.judge(c.ours) == NOT_REPRODUCED and c.rule.judge(0.6) == REPRODUCED
 
 
+def test_fidelity_overhead_is_decided_only_where_its_timing_interval_is_on_one_side():
+    """The timing's own noise decides: a median of 1.01 whose interval over the blocks reaches past 1.05 cannot say
+    'no overhead' (committed runs on one machine read 0.96 to 1.12); a tight interval can."""
+    from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED
+
+    noisy = [OVER[0] | {"ratio CI low": 0.95, "ratio CI high": 1.09}]
+    c = _judged(CLEAR, CLEAR, over=noisy, calibrated=True)["No computation overhead"]
+    assert c.ci == (0.95, 1.09) and c.verdict == NOT_COMPARABLE and "spans the criterion" in c.row()["why"]
+    tight = [OVER[0] | {"ratio CI low": 0.99, "ratio CI high": 1.03}]
+    assert _judged(CLEAR, CLEAR, over=tight, calibrated=True)["No computation overhead"].verdict == REPRODUCED
+
+
 def test_fidelity_collapse_claim_needs_a_collapse_at_r0():
     """Where every unit is active at r = 0 (the old latent-20 sweep), the collapse claim has no measurement."""
     from lmvae_core.results.claims import NOT_COMPARABLE, REPRODUCED

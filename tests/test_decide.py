@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from lmvae_core.experiments.calibration import Calibration, JointVAE, fit_joint_vae, reference
-from lmvae_core.metrics.significance import mean_ci, paired_difference, rank_groups, verdict_of_difference
+from lmvae_core.metrics.significance import mean_ci, median_ci, paired_difference, rank_groups, verdict_of_difference
 from lmvae_core.results.claims import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED, AtLeast, Claim, Schedule, claims_frame
 
 
@@ -138,3 +138,15 @@ def test_tie_chain_starts_a_new_tier_where_the_head_can_be_told_apart():
     assert rank_groups({"c": c, "a": a, "b": b}) == [["a", "b"], ["c"]]
     # lower is better: the same chain read from the other end (c best, then b tied with it, a apart from c)
     assert rank_groups({"a": a, "b": b, "c": c}, higher_is_better=False) == [["c", "b"], ["a"]]
+
+
+def test_median_ci_is_the_order_statistic_interval_with_its_binomial_coverage():
+    """Ground truth from the binomial: with n = 10 the 95% interval of the median is (x_(2), x_(9)), covering
+    1 - 2 P(X <= 1) = 97.9%; n = 100 gives the textbook ranks (40, 61); n = 5 cannot reach 95% (2/32 > 5%)."""
+    x = np.random.default_rng(0).permutation(np.arange(1.0, 11.0))  # order of the values does not matter
+    i = median_ci(x)
+    assert (i.lo, i.hi, i.mean, i.n) == (2.0, 9.0, 5.5, 10)
+    assert 1 - 2 * stats.binom.cdf(1, 10, 0.5) >= 0.95 > 1 - 2 * stats.binom.cdf(2, 10, 0.5)  # (x_(3), x_(8)) too short
+    assert (median_ci(np.arange(1.0, 101.0)).lo, median_ci(np.arange(1.0, 101.0)).hi) == (40.0, 61.0)
+    assert median_ci([1.0, 2.0, 3.0, 4.0, 5.0]).lo == -math.inf and median_ci([1.0] * 6).lo == 1.0
+    assert median_ci([]).n == 0 and math.isnan(median_ci([]).mean)

@@ -178,7 +178,7 @@ def test_fidelity_claims_judge_against_both_kmeans_baselines_with_schedules():
     assert classifier.rule.threshold == 0.59 and classifier.rule.partly == 0.55
     assert classifier.rule.judge(0.60) == "reproduced" and classifier.rule.judge(0.57) == "partly"
     last = claims[-1]
-    assert last.claim.startswith("Beyond the post") and last.rule.threshold == 0.85
+    assert last.claim.startswith("Beyond the post") and last.rule.threshold == 0.9  # k-means's 0.9, above the bar
     assert last.ours == 0.9  # 50 components > 10 classes: many-to-one
     # the post's statements need a half-budget value before their verdict stands
     assert all(c.verdict == "not comparable" for c in claims if c.kind == "paper")

@@ -39,6 +39,25 @@ def mean_ci(values, level: float = 0.95) -> Interval:
     return Interval(m, m - half, m + half, int(v.size))
 
 
+def median_ci(values, level: float = 0.95) -> Interval:
+    """Distribution-free interval of the median from order statistics: (x_(k), x_(n+1-k)), k the largest rank with
+    P(Binomial(n, 1/2) < k) <= (1 - level) / 2, so it covers the median with at least `level` whatever the shape
+    (timings are skewed: a few slow blocks). Too few values for any such k (n <= 5 at 95%) give an infinitely wide
+    interval: they cannot decide. `mean` holds the median."""
+    v = np.sort(np.asarray([x for x in np.ravel(values) if x is not None and not math.isnan(float(x))], dtype=float))
+    if v.size == 0:
+        return Interval(math.nan, -math.inf, math.inf, 0)
+    median = float(np.median(v))
+    tail = (1 - level) / 2
+    j = int(stats.binom.ppf(tail, v.size, 0.5))  # the smallest j with P(X <= j) >= tail
+    if stats.binom.cdf(j, v.size, 0.5) > tail:
+        j -= 1  # now the largest j with P(X <= j) <= tail
+    k = j + 1  # ranks k..n+1-k (1-based) hold the median with probability >= level
+    if k < 1:
+        return Interval(median, -math.inf, math.inf, int(v.size))
+    return Interval(median, float(v[k - 1]), float(v[v.size - k]), int(v.size))
+
+
 def paired_difference(a, b, level: float = 0.95) -> Interval:
     """Interval of mean(a - b) over paired seeds (a[i] and b[i] share seed i)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

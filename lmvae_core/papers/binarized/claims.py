@@ -127,7 +127,12 @@ def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, list
             f"; beta-VAE r = {r_max:g}: {beta[r_max][key]:.2f}" if r_max in beta else "")
 
     def vs_r0(text: str, paper: str, per_seed: list[float], rule, note: str = "", kind: str = PAPER) -> Claim:
-        """A claim measured as r = main_r against r = 0 over the (dataset, objective) pairs, with its interval."""
+        """A claim measured as r = main_r against r = 0 over the (dataset, objective) pairs, with its interval.
+
+        The paper's 'improves X' statements are qualitative, so their rules share one convention: reproduced from a
+        gain of about 2% (a ratio of 0.98 or 0.95 for a cost, +0.01 on a 0-1 accuracy), partly from any gain (1.0 or
+        0). Whether the gain is real is the 95% interval over the seeds' pairs: one that spans a bound decides
+        nothing. The margins are of practical size, not measured; a reader may apply others to the table."""
         return Claim(text, paper, _mean(per_seed), rule, profile, note=f"{where}; {note}" if note else where,
                      schedule=schedule, calibrated=calibrated, ci=_ci(per_seed), kind=kind,
                      where=ABSTRACT if kind == PAPER else "", compute=main_compute)
@@ -170,10 +175,15 @@ def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, list
               "varying dims, 0.5 = symmetric; r>0 minus r=0)",
               "'encourage symmetric disentanglement' (qualitative)", sign, AtLeast(0.01, partly=0.0), sign_levels),
         # The timing does not depend on how long the models train: no schedule; its half-budget value is the
-        # same median over the first half of the timed blocks.
+        # same median over the first half of the timed blocks. Reproduced within 5% of the plain step, partly within
+        # 15%: margins of practical cost, not of noise; the noise is the interval of the median over the timed blocks
+        # (committed runs read 0.96 to 1.12 on one machine, so a single median could flip the verdict).
         *([Claim("No computation overhead (time per training step, binarized / plain, mean over objectives)",
                  "'without computation overhead' (qualitative)", float(np.mean([o["ratio"] for o in overhead_rows])),
                  AtMost(1.05, partly=1.15), profile,
+                 ci=(float(np.mean([o["ratio CI low"] for o in overhead_rows])),
+                     float(np.mean([o["ratio CI high"] for o in overhead_rows])))
+                 if all("ratio CI low" in o for o in overhead_rows) else None,
                  note=_overhead_note(overhead_rows), where=ABSTRACT,
                  half=HalfBudget(float(np.mean([o["ratio (first half)"] for o in overhead_rows])), None,
                                  "the median over the first half of the timed blocks, same run")

@@ -14,6 +14,7 @@ from ...continual import SequentialVAE, from_train_config, pack, run_stream
 from ...data.preprocess import binarize_dynamic, binarize_fixed
 from ...data.streams import class_split_stream, load_split
 from ...metrics import TaskMatrix, fid
+from ...metrics.significance import median_ci
 from ...models import fused_vae
 from ...models.binarized import BinarizedVAE
 from ...models.vae import VAE, VAEConfig
@@ -76,6 +77,8 @@ def overhead(run: Run, dataset: str = "mnist") -> list[dict]:
                      "ms/step binarized": 1000 * b, "ratio": float(np.median(paired)),
                      "ratio (first half)": float(np.median(paired[: max(1, len(paired) // 2)])),
                      "ratio IQR low": float(np.percentile(paired, 25)), "ratio IQR high": float(np.percentile(paired, 75)),
+                     # the median's 95% interval over the blocks: a verdict must not flip with the machine's timing noise
+                     "ratio CI low": median_ci(paired).lo, "ratio CI high": median_ci(paired).hi,
                      "ms/step plain (fused)": 1000 * f, "ratio vs fused": float(np.median(vs_fused)),
                      "blocks": len(times["plain"]), "steps/block": s["overhead_steps"]})
     return rows

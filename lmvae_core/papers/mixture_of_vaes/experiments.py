@@ -264,6 +264,9 @@ def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: lis
     ci = {b: mean_ci([r["usage_entropy"] / log_k for r in ablation if r["balance"] == b]) for b in balances}
     baselines = (f"k-means on a plain VAE's latent means: {mnist['latent_kmeans_accuracy']:.3f}, on pixels: "
                  f"{mnist['kmeans_accuracy']:.3f} (both measured); reference points only: GMVAE 82-88%, VaDE ~94%")
+    # Purity thresholds from the post's own picture: some experts take one digit (purity near 1), others mix two
+    # similar digits (3 and 5: about 0.5); half of each gives about 0.75, so 0.7 reads 'mostly one digit' and
+    # 0.5 (a majority digit per expert on average) partly.
     out = [
         Claim("Experts specialise: each expert's images are mostly one digit (purity of argmax routing, MNIST)",
               "qualitative: some experts take one digit (1), some mix similar ones (3 and 5)", mnist["purity"],
@@ -278,6 +281,8 @@ def claims(run: Run, results: dict[str, dict], ablation: list[dict], beyond: lis
     ]
     if "none" in ci:
         both = "kl" in ci
+        # Usage entropy / log K = h means exp(h log K) = K^h experts in effective use: 'a constant vector' is h = 0;
+        # h <= 0.5 is at most sqrt(K) (about 3 of 10) in use, h <= 0.8 about 6 of 10 (partly).
         out.append(Claim(
             "Without balancing the manager degenerates (usage entropy / log K, no balancing term)",
             "qualitative: the manager 'could easily degenerate into outputting a constant vector'", ci["none"].mean,
@@ -329,7 +334,13 @@ def beyond_claim(run: Run, beyond: list[dict], calibrated: bool | None) -> Claim
     # run either: the claim is beyond the post, and it would need its own plain VAE and mixture-prior runs.
     sched = Schedule(images_seen(run, "mnist", s["epochs"] + s["beyond_epochs"]), POST_IMAGES_SEEN,
                      "images seen (plain VAE + mixture prior)", min_fraction=0.0)
+    # The literature's bar alone does not test the prior: k-means on the plain VAE's latent means with as many
+    # clusters reaches it too (0.866 against the prior's 0.860 in fidelity/beyond_the_post.json). So the prior must
+    # clear both, the bar and that measured baseline.
+    baseline = top["latent k-means"][score]
     return Claim(f"Beyond the post: a mixture-of-Gaussians prior in one VAE's latent space (VaDE-style, GMM "
-                 f"initialisation), {c} components, clusters MNIST digits (test accuracy)",
+                 f"initialisation), {c} components, clusters MNIST digits: at least the bar 0.85 and better than "
+                 f"k-means on a plain VAE's latent means with as many clusters (test accuracy)",
                  "not in the post (bar 0.85; anchors: MIXAE, DAMIC, VaDE ~94%)", top["mixture-prior VAE"][score],
-                 AtLeast(0.85), run.profile, note=note, schedule=sched, calibrated=calibrated, kind=BEYOND)
+                 AtLeast(max(0.85, baseline)), run.profile, note=note, schedule=sched, calibrated=calibrated,
+                 kind=BEYOND)
