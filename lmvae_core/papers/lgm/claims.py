@@ -123,10 +123,17 @@ def split_claims(dataset: str, exp: dict, profile: str, calibrated: bool | None)
                      schedule=sched, ci=_ci(cov), kind=PAPER, where=WHERE_SAMPLES))
     # A statement of the paper (its sample grids), not true by construction: how much of the earlier classes a
     # naive VAE keeps depends on its schedule, so the half-budget rule applies to it as to the others.
+    # The measure was the number of classes with >= 2% of the argmax labels until 6b97386; blurred samples spread
+    # argmax labels over look-alike classes (why classes_covered has a calibrated count), so a generator of the last
+    # class alone could not pass it. The share of samples in the last task's classes reads the statement directly:
+    # its ceiling is the share the classifier gives the last task's own test images (in the note, measured); the
+    # bars are a reading of '(almost) only', 4 samples in 5 (partly: a majority), not measured.
     last = [last_task_share(r) for r in naive]
+    ceiling = [r["real_last_share"] for r in naive if "real_last_share" in r]
     out.append(Claim(f"{dataset}: the naive VAE draws (almost) only the last class (share of its samples in the "
                      "last task's classes)", "1 (the last class only)", float(np.mean(last)), AtLeast(0.8, partly=0.5),
-                     profile, note=f"LGM: {np.mean([last_task_share(r) for r in lgm]):.2f}",
+                     profile, note=f"LGM: {np.mean([last_task_share(r) for r in lgm]):.2f}"
+                                   + (f"; the last task's real test images: {np.mean(ceiling):.3f}" if ceiling else ""),
                      schedule=schedule(naive), ci=_ci(last), kind=PAPER, where=WHERE_SAMPLES))
     return out
 

@@ -25,7 +25,7 @@ from ...data.streams import DataConfig, TaskStream, class_split_stream, load_spl
 from ...metrics import TaskMatrix, fid, iwae_log_likelihood, negative_elbo
 from ...metrics.fid import classifier_check, real_fid
 from ...training.classifier import epochs_for, feature_classifier
-from ...metrics.coverage import confidence_threshold, mutual_information, sample_coverage
+from ...metrics.coverage import confidence_threshold, mutual_information, sample_coverage, share_of
 from ...models.lgm import LGM, LGMConfig
 from ...results.runner import Call, GridRun
 from ...runtime import cpu_threads
@@ -200,12 +200,16 @@ def fit_method(run: Run, kind: str, method: str, seed: int, gamma_c: float = 1.0
         # a sample counts for a class when the classifier is as sure as it is on s['pass_rate'] of real images
         threshold = confidence_threshold(classifier, stream.cumulative_test(len(stream) - 1).x, s["pass_rate"])
         coverage = sample_coverage(classifier, samples, threshold)
+        last = stream[len(stream) - 1]
+        last_classes = sorted(set(last.test.y.cpu().tolist()))
+        # the ceiling of the last task's share: what the classifier gives the last task's own test images
+        real_last = share_of(sample_coverage(classifier, last.test.x, threshold)["argmax_shares"], last_classes)
     return pack(model) | {
         "log": log, "histories": [r["info"]["history"] for r in result.tasks],
         "seconds": result.train_seconds, "real_rows": result.real_rows, "replay_rows": result.replay_rows,
         "steps": [r["steps"] for r in result.tasks],
         "task_sizes": [len(t.train) for t in stream], "sample_classes": coverage["argmax_shares"],
-        "coverage": coverage, "last_classes": sorted(set(stream[len(stream) - 1].test.y.cpu().tolist()))}
+        "coverage": coverage, "last_classes": last_classes, "real_last_share": real_last}
 
 
 def rebuild(result: dict, device) -> LGM:
