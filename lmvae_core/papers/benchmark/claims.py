@@ -157,6 +157,17 @@ def _diff(per_run, stream, a, b, col):
     return paired_difference(x[:n], y[:n]) if n else mean_ci([])
 
 
+def approach_rule(per_run: pd.DataFrame, stream: str) -> AtLeast:
+    """'Approaches the joint upper bound': reproduced within 5 nats of the jointly trained VAE (a practical
+    closeness, about the spread of the papers' own method-to-method gaps, not measured); partly: closer to it than
+    plain fine-tuning gets on the same stream (measured), so that a method with no mechanism against forgetting
+    cannot earn it. Where fine-tuning is already within 5 nats there is no partly."""
+    if not _has(per_run, stream, "Fine-tune VAE", "Joint VAE"):
+        return AtLeast(-5.0)
+    fine_tune = _diff(per_run, stream, "Fine-tune VAE", "Joint VAE", "final_ll").mean
+    return AtLeast(-5.0, partly=fine_tune if fine_tune < -5.0 else None)
+
+
 def _mean(per_run, stream, method, col) -> float:
     v = _seeds(per_run, stream, method, col)
     return float(np.mean(v)) if len(v) else float("nan")
@@ -214,9 +225,10 @@ def claims(per_run: pd.DataFrame, s: dict, profile: str, cal: Calibration | list
     for stream in streams:
         if _has(per_run, stream, "L-MVAE", "Joint VAE"):
             d = _diff(per_run, stream, "L-MVAE", "Joint VAE", "final_ll")
-            out.append(Claim(f"L-MVAE approaches the joint upper bound ({stream}; log-lik. minus joint VAE's, nats)",
+            out.append(Claim(f"L-MVAE approaches the joint upper bound ({stream}; log-lik. minus joint VAE's, nats; partly: "
+                             "closer than fine-tuning)",
                              "qualitative: the jointly trained model is the upper bound L-MVAE is compared with",
-                             d.mean, AtLeast(-5.0, partly=-20.0), profile, unit="nats",
+                             d.mean, approach_rule(per_run, stream), profile, unit="nats",
                              schedule=schedule(s, stream, n_train.get(stream)), calibrated=calibrated,
                              ci=(d.lo, d.hi), kind=PAPER,
                              where="Ye & Bors 2021 (TNNLS), experiments (qualitative; result tables not read)",
@@ -224,8 +236,9 @@ def claims(per_run: pd.DataFrame, s: dict, profile: str, cal: Calibration | list
         if _has(per_run, stream, "Dynamic-OCM", "Joint VAE"):
             d = _diff(per_run, stream, "Dynamic-OCM", "Joint VAE", "final_ll")
             out.append(Claim(f"Dynamic-OCM approaches the joint upper bound ({stream}; log-lik. minus joint VAE's, "
-                             "nats)", "not compared in the paper (Table 1 has no jointly trained row)", d.mean,
-                             AtLeast(-5.0, partly=-20.0), profile, unit="nats",
+                             "nats; partly: closer than fine-tuning)",
+                             "not compared in the paper (Table 1 has no jointly trained row)", d.mean,
+                             approach_rule(per_run, stream), profile, unit="nats",
                              schedule=ocm_schedule(_mean(per_run, stream, "Dynamic-OCM", "steps"), stream),
                              calibrated=calibrated, ci=(d.lo, d.hi), kind=BEYOND,
                              compute=compute(per_run, stream, "Dynamic-OCM", "Joint VAE")))
