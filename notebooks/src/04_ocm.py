@@ -340,10 +340,8 @@ run.out.figure(fig, "memory_study");
 # - **kind**: `paper` rows test a statement of the paper (`where`: poster Table 1 or 3, the supplement);
 #   `beyond` rows test a variant the paper does not run (Algorithm 2 against the diversity rule). Only `paper`
 #   rows count as reproductions.
-# - **rule**: each Table 1/3 number within the table's own resolution: half the gap from the paper's number to the
-#   nearest other row of its stream, so that a reproduced value is nearer its row than any other (partly: within
-#   the whole gap; the poster reports no spread over seeds); orderings the paper reports are judged on our own
-#   differences, paired by seed (reproduced at >= 0, partly at >= -2 nats).
+# - **rule**: each Table 1/3 number within 5 nats of the paper's (partly: within 15); orderings the paper reports
+#   are judged on our own differences, paired by seed (reproduced at >= 0, partly at >= -2 nats).
 # - **schedule**: the run's optimiser steps against the official code's 1.56M per 60k images; absolute numbers
 #   and dynamic against one component need half of it, orderings of memory rules a quarter, the memory-size and
 #   class-coverage claims a tenth (`lmvae_core/papers/ocm/claims.py` says why; no share is what a run
