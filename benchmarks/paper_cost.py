@@ -267,9 +267,10 @@ def peak_bytes(k: paper_steps.Kind) -> int | None:
     return sum(resident.values()) + sum(saved.values())
 
 
-def gpu_seconds(flops: float, ops: float, train: bool) -> float:
-    """Projected GPU seconds per unit: compute at GPU_RATE, floored by launches for training steps."""
-    return max(flops / GPU_RATE, ops * LAUNCH_S) if train else flops / GPU_RATE
+def gpu_seconds(flops: float, ops: float, train: bool, launch_s: float = LAUNCH_S) -> float:
+    """Projected GPU seconds per unit: compute at GPU_RATE, floored for training steps by launches of launch_s each
+    (the assumed L, or a time per operation measured on a GPU)."""
+    return max(flops / GPU_RATE, ops * launch_s) if train else flops / GPU_RATE
 
 
 def project(jobs, measured: dict) -> dict:
@@ -364,12 +365,8 @@ def measured_basis(notebooks: dict, gpu: dict | None) -> dict | None:
         return None
     per_op = gpu_per_op(gpu)
     ends = {"graphed": per_op["graph_s"], "eager": per_op["eager_s"]}
-
-    def seconds(r: dict, per_operation: float) -> float:
-        compute = r["flops_per_unit"] / GPU_RATE
-        return r["units"] * (max(compute, r["ops_per_step"] * per_operation) if r["train"] else compute)
-
-    hours = {nb: {end: sum(seconds(r, t) for r in v["kinds"]) / 3600 for end, t in ends.items()}
+    hours = {nb: {end: sum(r["units"] * gpu_seconds(r["flops_per_unit"], r["ops_per_step"], r["train"], t)
+                           for r in v["kinds"]) / 3600 for end, t in ends.items()}
              for nb, v in notebooks.items()}
     return {"per_op": per_op, "hours": hours, "total": {end: sum(h[end] for h in hours.values()) for end in ends}}
 
@@ -423,8 +420,7 @@ def ocm_paths(notebooks: dict, gpu: dict | None, stacked: dict | None = None) ->
         step_s = {}
         for kind, c in kinds.items():
             ops, flops = c[count]["ops"], c[count]["flops"]
-            launch = LAUNCH_S if time_key is None else per_op[time_key]
-            step_s[kind] = max(flops / GPU_RATE, ops * launch)
+            step_s[kind] = gpu_seconds(flops, ops, True, LAUNCH_S if time_key is None else per_op[time_key])
         steps_by_path[path] = (built, "projected", step_s)
     for path, step_s in measured_ocm_steps(kind_args, stacked).items():
         steps_by_path[path] = (True, f"measured on {stacked['device']}", step_s)

@@ -71,13 +71,13 @@ def paper_hours(cost: dict, name: str, device: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def measured_ranges(cost: dict) -> dict:
-    """{notebook: (graphed, eager) GPU hours} at the times per operation measured on a GPU (paper_cost.json's
-    `measured_basis`), and the GPU's name under 'device'; {} where the file has none."""
+def measured_ranges(cost: dict) -> tuple[str, dict]:
+    """The GPU measured and {notebook: (graphed, eager) GPU hours} at its times per operation (paper_cost.json's
+    `measured_basis`); ('', {}) where the file has none."""
     basis = cost.get("measured_basis") or {}
     if not basis.get("hours"):
-        return {}
-    return {"device": basis["per_op"]["device"]} | {n: (h["graphed"], h["eager"]) for n, h in basis["hours"].items()}
+        return "", {}
+    return basis["per_op"]["device"], {n: (h["graphed"], h["eager"]) for n, h in basis["hours"].items()}
 
 
 def quick_hours(figures: Path, name: str) -> float | None:
@@ -117,11 +117,11 @@ def cost_message(names: list[str], profile: str, device: str, cost: dict | None 
         source = ("the committed cold times, figures/<notebook>/run_info.json, measured on a "
                   f"{_cold_cpus(figures, names)}-core CPU")
     lines = [f"Projected time, profile {profile} on {where} ({source}):"]
-    ranges = measured_ranges(cost) if profile == "paper" and device == "cuda" else {}
+    gpu, ranges = measured_ranges(cost) if profile == "paper" and device == "cuda" else ("", {})
     for n in names:
         lines.append(f"  {n:34s} {_duration(hours[n]) if hours[n] is not None else 'no estimate'}"
                      + (f" ({_duration(ranges[n][0])} to {_duration(ranges[n][1])} at the times per operation "
-                        f"measured on {ranges['device']}, graphed to eager)" if n in ranges else ""))
+                        f"measured on {gpu}, graphed to eager)" if n in ranges else ""))
     known = [h for h in hours.values() if h is not None]
     total = sum(known)
     if len(names) > 1:

@@ -256,3 +256,8 @@ def test_a_partly_bound_on_the_wrong_side_of_the_threshold_is_refused():
             bad()
     assert AtLeast(0.5, partly=0.5).judge(0.5) == REPRODUCED and AtMost(1.0, partly=1.0).judge(1.0) == REPRODUCED
     assert AtLeast(float("nan"), partly=0.5).judge(0.6) == PARTLY  # an unmeasured threshold is not refused here
+
+
+def test_a_measured_partly_bound_is_kept_only_where_it_is_weaker():
+    assert AtLeast.with_measured_partly(5 / 9, 0.35).partly == 0.35
+    assert AtLeast.with_measured_partly(5 / 9, 0.7).partly is None and AtLeast.with_measured_partly(1.0, 1.0).partly is None

@@ -317,8 +317,8 @@ def speed_section(results_dir: Path) -> str:
     lines = ["`make bench` (`benchmarks/train_speed.py --json FILE`) times each pair side by side in one run: the "
              "contenders run one right after the other, in an order rotated every round (two contenders: swapped every "
              "other round; results written before this kept one order), and the table gives the ratio of the two "
-             "contenders' median rates over the rounds and the range of each round's own ratio. `lmvae readme` writes this section "
-             "from the committed results files."]
+             "contenders' median rates over the rounds and the range of each round's own ratio. `lmvae readme` "
+             "writes this section from the committed results files."]
     for name, gpu in (("train_speed_cpu.json", False), ("train_speed_gpu.json", True)):
         r = read_results(results_dir, name)
         if r is not None:

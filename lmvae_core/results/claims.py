@@ -57,6 +57,12 @@ class AtLeast(_Rule):
     def __post_init__(self):
         _check_partly(self.threshold, self.partly, below=True)
 
+    @classmethod
+    def with_measured_partly(cls, threshold: float, partly: float) -> "AtLeast":
+        """A `partly` bound that a run measured (r = 0's value, a baseline's gap), kept only where it is weaker
+        than the threshold: a measured bound at or past the threshold gives no weaker tier."""
+        return cls(threshold, partly=partly if partly < threshold else None)
+
     def boundaries(self) -> list[float]:
         return [self.threshold] + ([self.partly] if self.partly is not None else [])
 

@@ -164,8 +164,7 @@ def approach_rule(per_run: pd.DataFrame, stream: str) -> AtLeast:
     cannot earn it. Where fine-tuning is already within 5 nats there is no partly."""
     if not _has(per_run, stream, "Fine-tune VAE", "Joint VAE"):
         return AtLeast(-5.0)
-    fine_tune = _diff(per_run, stream, "Fine-tune VAE", "Joint VAE", "final_ll").mean
-    return AtLeast(-5.0, partly=fine_tune if fine_tune < -5.0 else None)
+    return AtLeast.with_measured_partly(-5.0, _diff(per_run, stream, "Fine-tune VAE", "Joint VAE", "final_ll").mean)
 
 
 def _mean(per_run, stream, method, col) -> float:

@@ -164,7 +164,7 @@ def claims(rows: list[dict], overhead_rows: list[dict], replay: dict[float, list
         Claim(modes, "'disentangle the latent space symmetrically' (qualitative)", vae[main_r]["pooled_bc"],
               # partly: above r = 0's coefficient, a gain the regulariser made; where r = 0 is already past 5/9
               # there is no weaker bound (two modes without the regulariser are not its doing, but still two modes)
-              AtLeast(5 / 9, partly=vae[0.0]["pooled_bc"] if vae[0.0]["pooled_bc"] < 5 / 9 else None), profile,
+              AtLeast.with_measured_partly(5 / 9, vae[0.0]["pooled_bc"]), profile,
               note=f"VAE {ds0}, r = {main_r:g} (partly: above r = 0, {vae[0.0]['pooled_bc']:.2f}); "
                    + at_r_max("pooled_bc"), schedule=schedule, calibrated=calibrated,
               ci=_ci(vae[main_r]["seeds"]["pooled_bc"]), where=ABSTRACT, compute=sweep_compute(rows, main_r)),

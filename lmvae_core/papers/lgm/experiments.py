@@ -303,7 +303,7 @@ def classes_covered(result: dict, min_share: float = 0.02, calibrated: bool = Tr
 
 def last_task_share(result: dict) -> float:
     """The share of prior samples the classifier puts in the last task's classes (argmax)."""
-    return float(np.asarray(result["sample_classes"])[result["last_classes"]].sum())
+    return share_of(result["sample_classes"], result["last_classes"])
 
 
 def calibration(run: Run):
